@@ -1,0 +1,19 @@
+//! Pure domain types and rules of leadbridge: no async, no AWS, no HTTP.
+//!
+//! Every value type here can only be built valid (`parse`, or `TryFrom` during
+//! deserialization), so code downstream can trust what it holds.
+
+pub mod error;
+pub mod event;
+pub mod identity;
+pub mod mask;
+pub mod note;
+pub mod queued;
+
+pub use error::{FieldError, FieldErrors};
+pub use event::{
+    BotId, Consent, CrmTarget, EventId, EventType, Intent, LeadContext, LeadEvent, Transcript,
+    TranscriptLine, Visitor,
+};
+pub use identity::{ContactKey, Email, Phone, WaId};
+pub use queued::QueuedLead;

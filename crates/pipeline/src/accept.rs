@@ -1,0 +1,122 @@
+//! Ingest's use case: record the event, put it durably on the queue, say whether it was new.
+
+use chrono::{DateTime, Utc};
+use lb_domain::QueuedLead;
+use tracing::warn;
+
+use crate::ports::{LeadQueue, Ledger, LedgerStatus, PortError, Received};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Durably queued now.
+    Queued,
+    /// The ledger already had this event queued, synced or dead: nothing sent again.
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// The queue did not take the message: nothing was accepted, the sender must retry.
+    #[error("the queue did not accept the event: {0}")]
+    QueueUnavailable(PortError),
+    /// The event id is known with a different payload.
+    #[error("event_id was already used for a different payload")]
+    Conflict,
+}
+
+/// Records `lead` in the ledger and enqueues it. Returns `Ok` only once the
+/// queue has accepted the message (or the ledger proves an earlier delivery was).
+///
+/// A ledger outage does not block intake: the event is still queued (the
+/// worker's ledger `begin` is the idempotency guard), only the duplicate
+/// answer is lost.
+pub async fn accept_lead(
+    ledger: &dyn Ledger,
+    queue: &dyn LeadQueue,
+    lead: &QueuedLead,
+    now: DateTime<Utc>,
+) -> Result<Accepted, AcceptError> {
+    let event_id = lead.event.event_id.as_str();
+    let body = lead.to_json();
+    let mut ledger_ok = true;
+    match ledger.record_received(lead, &body, now).await {
+        Ok(Received::New) => {}
+        Ok(Received::Existing(rec)) => {
+            if rec.payload_hash.as_deref().is_some_and(|h| h != lead.payload_hash) {
+                return Err(AcceptError::Conflict);
+            }
+            if rec.status != LedgerStatus::Received {
+                return Ok(Accepted::Duplicate);
+            }
+            // `received` only: an earlier delivery may not have reached the queue.
+            // Send again; the queue deduplicates by event id.
+        }
+        Err(e) => {
+            ledger_ok = false;
+            warn!(event_id, error = %e, "ledger unavailable at ingest; queueing without duplicate check");
+        }
+    }
+    queue.enqueue(lead).await.map_err(AcceptError::QueueUnavailable)?;
+    if ledger_ok {
+        if let Err(e) = ledger.mark_queued(&lead.event.event_id, now).await {
+            warn!(event_id, error = %e, "event queued but ledger not updated to queued");
+        }
+    }
+    Ok(Accepted::Queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{sample_lead, InMemoryLedger, InMemoryQueue};
+
+    #[tokio::test]
+    async fn new_event_is_queued_and_marked_queued() {
+        let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
+        let lead = sample_lead("evt_1", "a@b.co");
+        assert_eq!(accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap(), Accepted::Queued);
+        assert_eq!(queue.enqueued().len(), 1);
+        assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Queued);
+    }
+
+    #[tokio::test]
+    async fn second_delivery_is_a_duplicate_and_not_sent_again() {
+        let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
+        let lead = sample_lead("evt_1", "a@b.co");
+        accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap();
+        assert_eq!(accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap(), Accepted::Duplicate);
+        assert_eq!(queue.enqueued().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn same_event_id_with_other_payload_is_a_conflict() {
+        let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
+        accept_lead(&ledger, &queue, &sample_lead("evt_1", "a@b.co"), Utc::now()).await.unwrap();
+        let err = accept_lead(&ledger, &queue, &sample_lead("evt_1", "other@b.co"), Utc::now()).await.unwrap_err();
+        assert!(matches!(err, AcceptError::Conflict));
+    }
+
+    #[tokio::test]
+    async fn queue_outage_accepts_nothing_and_a_retry_sends_again() {
+        let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
+        let lead = sample_lead("evt_1", "a@b.co");
+        queue.set_failing(true);
+        assert!(matches!(
+            accept_lead(&ledger, &queue, &lead, Utc::now()).await,
+            Err(AcceptError::QueueUnavailable(_))
+        ));
+        assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Received);
+        queue.set_failing(false);
+        assert_eq!(accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap(), Accepted::Queued);
+        assert_eq!(queue.enqueued().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn ledger_outage_still_queues_the_lead() {
+        let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
+        ledger.set_failing(true);
+        let lead = sample_lead("evt_1", "a@b.co");
+        assert_eq!(accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap(), Accepted::Queued);
+        assert_eq!(queue.enqueued().len(), 1);
+    }
+}

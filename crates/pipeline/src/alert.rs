@@ -1,0 +1,253 @@
+//! The dlq-alerter's use case: record each dead letter in the ledger and tell a
+//! person, in one readable, PII-masked alert per batch.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use lb_domain::{mask, QueuedLead};
+use tracing::{info, warn};
+
+use crate::ports::{Alerts, DeadLetter, ErrorClass, FailureReason, Ledger, PortError};
+
+/// SQS message attribute names carried by explicit dead letters.
+pub mod attrs {
+    pub const EVENT_ID: &str = "leadbridge-event-id";
+    pub const ERROR_CLASS: &str = "leadbridge-error-class";
+    pub const ERROR_CODE: &str = "leadbridge-error-code";
+    pub const ERROR_MESSAGE: &str = "leadbridge-error-message";
+    pub const CRM: &str = "leadbridge-crm";
+    pub const HTTP_STATUS: &str = "leadbridge-http-status";
+    pub const ATTEMPTS: &str = "leadbridge-attempts";
+}
+
+/// SQS caps a message attribute value at 256 KiB; keep the CRM's text readable and bounded.
+const MAX_ATTR_MESSAGE: usize = 4_000;
+
+/// The message attributes of a dead letter (what the alerter reads back).
+pub fn dead_letter_attributes(letter: &DeadLetter) -> Vec<(&'static str, String)> {
+    let r = &letter.reason;
+    let mut v = vec![
+        (attrs::ERROR_CLASS, r.class.as_str().to_string()),
+        (attrs::ERROR_CODE, r.code.clone()),
+        (attrs::ERROR_MESSAGE, truncate(&r.message, MAX_ATTR_MESSAGE)),
+        (attrs::ATTEMPTS, letter.attempts.to_string()),
+    ];
+    if let Some(e) = &letter.event_id {
+        v.push((attrs::EVENT_ID, e.clone()));
+    }
+    if let Some(c) = &r.crm {
+        v.push((attrs::CRM, c.clone()));
+    }
+    if let Some(s) = r.http_status {
+        v.push((attrs::HTTP_STATUS, s.to_string()));
+    }
+    v
+}
+
+/// The reason an explicit dead letter carries; `None` for a message the queue
+/// redrove on its own after maxReceiveCount.
+pub fn reason_from_attributes(a: &HashMap<String, String>) -> Option<FailureReason> {
+    let class = ErrorClass::parse(a.get(attrs::ERROR_CLASS)?)?;
+    Some(FailureReason {
+        class,
+        code: a.get(attrs::ERROR_CODE).cloned().unwrap_or_else(|| "unknown".into()),
+        message: a.get(attrs::ERROR_MESSAGE).cloned().unwrap_or_default(),
+        crm: a.get(attrs::CRM).cloned(),
+        http_status: a.get(attrs::HTTP_STATUS).and_then(|s| s.parse().ok()),
+    })
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max).collect::<String>() + "…"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadLetterMessage {
+    pub message_id: String,
+    pub body: String,
+    pub attributes: HashMap<String, String>,
+}
+
+/// One line of an alert, already masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertEntry {
+    pub event_id: String,
+    pub bot_id: String,
+    pub who: String,
+    pub reason: FailureReason,
+}
+
+/// Records every dead letter as `dead` (with reason and payload) and publishes
+/// one alert for the batch. Any failure fails the whole batch, so that the
+/// queue delivers it again; both steps are idempotent.
+pub async fn alert_dead_letters(
+    ledger: &dyn Ledger,
+    alerts: &dyn Alerts,
+    messages: &[DeadLetterMessage],
+    now: DateTime<Utc>,
+) -> Result<Vec<AlertEntry>, PortError> {
+    let mut entries = Vec::with_capacity(messages.len());
+    for m in messages {
+        let lead = QueuedLead::from_json(&m.body).ok();
+        let event_id = lead
+            .as_ref()
+            .map(|l| l.event.event_id.as_str().to_string())
+            .or_else(|| m.attributes.get(attrs::EVENT_ID).cloned())
+            .unwrap_or_else(|| format!("sqs:{}", m.message_id));
+        let reason = match reason_from_attributes(&m.attributes) {
+            Some(r) => r,
+            None => {
+                // Redriven by the queue: the ledger knows the last error.
+                let last = ledger.get(&event_id).await?.and_then(|r| r.last_error);
+                FailureReason {
+                    class: last.as_ref().map(|l| l.class).unwrap_or(ErrorClass::Transient),
+                    code: "max_receive_count_exceeded".into(),
+                    message: match &last {
+                        Some(l) => format!("delivered too many times without success; last error: {}", l.message),
+                        None => "delivered too many times without success (the worker never completed it)".into(),
+                    },
+                    crm: last.as_ref().and_then(|l| l.crm.clone()),
+                    http_status: last.as_ref().and_then(|l| l.http_status),
+                }
+            }
+        };
+        let changed = ledger.mark_dead(&event_id, &reason, Some(&m.body), now).await?;
+        if !changed {
+            warn!(event_id, "dead letter for an event the ledger has as synced; ledger left as is");
+        }
+        let (bot_id, who, known) = match &lead {
+            Some(l) => {
+                let v = &l.event.visitor;
+                let mut known: Vec<String> = Vec::new();
+                known.extend(v.email.as_ref().map(|e| e.as_str().to_string()));
+                known.extend(v.phone.as_ref().map(|p| p.as_str().to_string()));
+                known.extend(v.wa_id.as_ref().map(|w| w.as_str().to_string()));
+                known.extend(v.name.clone());
+                (l.event.bot_id.as_str().to_string(), l.contact_key.masked(), known)
+            }
+            None => ("?".into(), "unreadable message".into(), vec![]),
+        };
+        let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
+        let reason = FailureReason { message: mask::scrub(&reason.message, &known_refs), ..reason };
+        entries.push(AlertEntry { event_id, bot_id, who, reason });
+    }
+    if entries.is_empty() {
+        return Ok(entries);
+    }
+    let (subject, body) = render_alert(&entries);
+    alerts.publish(&subject, &body).await?;
+    info!(count = entries.len(), "dead-letter alert published");
+    Ok(entries)
+}
+
+/// Subject (≤ 100 chars, as SNS requires) and a plain-text body a person reads in an email.
+pub fn render_alert(entries: &[AlertEntry]) -> (String, String) {
+    let n = entries.len();
+    let plural = if n == 1 { "lead" } else { "leads" };
+    let mut crms: Vec<&str> = entries.iter().filter_map(|e| e.reason.crm.as_deref()).collect();
+    crms.sort_unstable();
+    crms.dedup();
+    let target = if crms.is_empty() { "the CRM".to_string() } else { crms.join(", ") };
+    let subject = truncate(&format!("[leadbridge] {n} {plural} could not be delivered to {target}"), 100);
+    let mut b = format!(
+        "leadbridge could not deliver {n} {plural} to {target}.\n\
+         Each is stored in the ledger as `dead`, with its reason and full payload, and can be replayed.\n\n"
+    );
+    for (i, e) in entries.iter().enumerate() {
+        let r = &e.reason;
+        let status = r.http_status.map(|s| format!(", HTTP {s}")).unwrap_or_default();
+        let who_said = r.crm.as_deref().map(|c| format!("{c} said")).unwrap_or_else(|| "error".into());
+        b.push_str(&format!(
+            "{}. event {} | bot {} | {}\n   {} ({}{}): {}: {}\n\n",
+            i + 1,
+            e.event_id,
+            e.bot_id,
+            e.who,
+            r.class.as_str(),
+            r.code,
+            status,
+            who_said,
+            r.message
+        ));
+    }
+    b.push_str("What to do: fix the cause (see the README's runbook), then replay the dead events from the ledger.\n");
+    (subject, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::*;
+    use crate::ports::LedgerStatus;
+
+    fn letter(lead: &lb_domain::QueuedLead, reason: &FailureReason) -> DeadLetterMessage {
+        let dl = DeadLetter {
+            body: lead.to_json(),
+            group_id: "g".into(),
+            dedup_id: "d".into(),
+            event_id: Some(lead.event.event_id.as_str().into()),
+            attempts: 1,
+            reason: reason.clone(),
+        };
+        DeadLetterMessage {
+            message_id: "m1".into(),
+            body: dl.body.clone(),
+            attributes: dead_letter_attributes(&dl).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_alert_per_batch_lists_every_failure_masked() {
+        let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
+        let reason = permanent("Property \"favourite_colour\" does not exist").reason();
+        let a = sample_lead("evt_1", "priya.sharma@acmecorp.in");
+        let b = sample_lead("evt_2", "bob@x.org");
+        alert_dead_letters(&ledger, &alerts, &[letter(&a, &reason), letter(&b, &reason)], Utc::now())
+            .await
+            .unwrap();
+        let sent = alerts.sent();
+        assert_eq!(sent.len(), 1);
+        let (subject, body) = &sent[0];
+        assert!(subject.len() <= 100 && subject.contains("2 leads"), "{subject}");
+        assert!(body.contains("evt_1") && body.contains("evt_2"));
+        assert!(body.contains("p***@acmecorp.in"));
+        assert!(!body.contains("priya.sharma"));
+        assert!(body.contains("Property \"favourite_colour\" does not exist"));
+        assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Dead);
+        assert!(ledger.record("evt_1").unwrap().payload.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_redriven_message_gets_its_last_error_from_the_ledger() {
+        let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
+        let a = sample_lead("evt_1", "a@b.co");
+        ledger.seed_failure("evt_1", transient(503).reason());
+        let m = DeadLetterMessage { message_id: "m1".into(), body: a.to_json(), attributes: HashMap::new() };
+        let entries = alert_dead_letters(&ledger, &alerts, &[m], Utc::now()).await.unwrap();
+        assert_eq!(entries[0].reason.code, "max_receive_count_exceeded");
+        assert_eq!(entries[0].reason.http_status, Some(503));
+        assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Dead);
+    }
+
+    #[tokio::test]
+    async fn an_alert_that_cannot_be_published_fails_the_batch() {
+        let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
+        alerts.set_failing(true);
+        let a = sample_lead("evt_1", "a@b.co");
+        let r = alert_dead_letters(&ledger, &alerts, &[letter(&a, &permanent("x").reason())], Utc::now()).await;
+        assert!(r.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_dead_letter_is_still_recorded_and_alerted() {
+        let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
+        let m = DeadLetterMessage { message_id: "m9".into(), body: "garbage".into(), attributes: HashMap::new() };
+        alert_dead_letters(&ledger, &alerts, &[m], Utc::now()).await.unwrap();
+        assert_eq!(ledger.record("sqs:m9").unwrap().status, LedgerStatus::Dead);
+        assert!(alerts.sent()[0].1.contains("sqs:m9"));
+    }
+}

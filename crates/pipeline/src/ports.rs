@@ -1,0 +1,292 @@
+//! Ports: the narrow traits the use cases need from the outside world.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lb_domain::{EventId, QueuedLead};
+use serde::{Deserialize, Serialize};
+
+/// An infrastructure call failed (queue, table, topic, secret store). Use cases
+/// treat it as transient: nothing is acknowledged on the strength of it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct PortError(pub String);
+
+impl PortError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// How a failure should be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Try again later (5xx, timeouts, connection errors, locks).
+    Transient,
+    /// The CRM said slow down; retry after its reset.
+    RateLimited,
+    /// Retrying cannot help (validation, unknown property, auth): dead-letter now.
+    Permanent,
+}
+
+impl ErrorClass {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Permanent => "permanent",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "transient" => Some(Self::Transient),
+            "rate_limited" => Some(Self::RateLimited),
+            "permanent" => Some(Self::Permanent),
+            _ => None,
+        }
+    }
+}
+
+/// Why an event failed: carried on dead letters, stored in the ledger, shown in alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureReason {
+    pub class: ErrorClass,
+    /// Stable machine code: `crm_rejected`, `crm_unavailable`, `retries_exhausted`,
+    /// `poison_message`, `event_id_conflict`, `max_receive_count_exceeded`, …
+    pub code: String,
+    /// The CRM's own error text (or ours when the CRM said nothing).
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+}
+
+/// An error from a CRM adapter, already classified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{crm} {}: {message}", class.as_str())]
+pub struct CrmError {
+    pub crm: String,
+    pub class: ErrorClass,
+    pub http_status: Option<u16>,
+    /// The CRM's category/error code when it gave one (`VALIDATION_ERROR`, …).
+    pub category: Option<String>,
+    pub message: String,
+    /// When the CRM told us when to come back (Retry-After, rate-limit interval).
+    pub retry_after: Option<Duration>,
+}
+
+impl CrmError {
+    pub fn reason(&self) -> FailureReason {
+        let code = match self.class {
+            ErrorClass::Permanent => "crm_rejected",
+            ErrorClass::RateLimited => "crm_rate_limited",
+            ErrorClass::Transient => "crm_unavailable",
+        };
+        FailureReason {
+            class: self.class,
+            code: code.to_string(),
+            message: self.message.clone(),
+            crm: Some(self.crm.clone()),
+            http_status: self.http_status,
+        }
+    }
+}
+
+/// The CRM record ids a synced event produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncOutcome {
+    pub crm: String,
+    pub contact_id: String,
+    pub contact_created: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStatus {
+    /// Ingest recorded it; not yet confirmed on the queue.
+    Received,
+    /// On the queue, waiting for the worker.
+    Queued,
+    /// A worker holds the lease.
+    InProgress,
+    /// Failed transiently; another attempt is scheduled.
+    Retrying,
+    Synced,
+    Dead,
+}
+
+impl LedgerStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Queued => "queued",
+            Self::InProgress => "in_progress",
+            Self::Retrying => "retrying",
+            Self::Synced => "synced",
+            Self::Dead => "dead",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "received" => Self::Received,
+            "queued" => Self::Queued,
+            "in_progress" => Self::InProgress,
+            "retrying" => Self::Retrying,
+            "synced" => Self::Synced,
+            "dead" => Self::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// The ledger's view of one event: its sync status and audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRecord {
+    pub event_id: String,
+    pub status: LedgerStatus,
+    pub bot_id: Option<String>,
+    pub contact_key_hash: Option<String>,
+    pub payload_hash: Option<String>,
+    /// The queue message body (the normalized event): kept so a dead event can be replayed.
+    pub payload: Option<String>,
+    pub attempts: u32,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<FailureReason>,
+    pub outcome: Option<SyncOutcome>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// What ingest's first write found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// First time this event id is seen.
+    New,
+    /// Seen before; here is what the ledger holds.
+    Existing(LedgerRecord),
+}
+
+/// What the worker's `begin` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// The lease is ours; this is attempt number `attempt` (1-based).
+    Proceed { attempt: u32 },
+    /// Already synced: acknowledge without touching the CRM.
+    AlreadySynced(Option<SyncOutcome>),
+    /// Already dead-lettered; a stray redelivery is acknowledged and left alone.
+    AlreadyDead,
+    /// Another invocation holds an unexpired lease.
+    InProgress { lease_until: DateTime<Utc> },
+    /// Same event id, different payload.
+    Conflict,
+}
+
+/// The idempotency ledger and per-lead audit trail (DynamoDB in production).
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Ingest: conditionally records the event as `received` with its payload.
+    async fn record_received(&self, lead: &QueuedLead, body: &str, now: DateTime<Utc>) -> Result<Received, PortError>;
+    /// Ingest: the queue accepted the message (`received` → `queued`; a later state is left alone).
+    async fn mark_queued(&self, event_id: &EventId, now: DateTime<Utc>) -> Result<(), PortError>;
+    /// Worker: take the in-progress lease until `lease_until`, or say why not.
+    async fn begin(
+        &self,
+        lead: &QueuedLead,
+        body: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Begin, PortError>;
+    async fn complete(&self, event_id: &EventId, outcome: &SyncOutcome, now: DateTime<Utc>) -> Result<(), PortError>;
+    /// A transient failure: status `retrying`, lease released, error and next attempt recorded.
+    async fn fail(
+        &self,
+        event_id: &EventId,
+        reason: &FailureReason,
+        next_attempt_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+    /// Terminal failure. Never overwrites a `synced` record (returns `false` then).
+    /// `payload` fills in the stored payload if the ledger did not have it.
+    async fn mark_dead(
+        &self,
+        event_id: &str,
+        reason: &FailureReason,
+        payload: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
+    async fn get(&self, event_id: &str) -> Result<Option<LedgerRecord>, PortError>;
+    /// The CRM record id known for a contact key (hash), if any.
+    async fn contact_id(&self, crm: &str, key_hash: &str) -> Result<Option<String>, PortError>;
+    /// Remembers the CRM record id for each of a person's identities (hashes).
+    async fn remember_contact(
+        &self,
+        crm: &str,
+        key_hashes: &[String],
+        crm_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+}
+
+/// A message to park on the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub body: String,
+    pub group_id: String,
+    pub dedup_id: String,
+    pub event_id: Option<String>,
+    pub attempts: u32,
+    pub reason: FailureReason,
+}
+
+/// The leads queue and its dead-letter queue (SQS FIFO in production).
+#[async_trait]
+pub trait LeadQueue: Send + Sync {
+    /// Durably enqueues: group = hashed contact key, deduplication id = event id.
+    async fn enqueue(&self, lead: &QueuedLead) -> Result<(), PortError>;
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError>;
+    /// Makes a received message visible again after `delay`.
+    async fn retry_later(&self, receipt_handle: &str, delay: std::time::Duration) -> Result<(), PortError>;
+}
+
+/// A person-readable notification (SNS in production).
+#[async_trait]
+pub trait Alerts: Send + Sync {
+    async fn publish(&self, subject: &str, message: &str) -> Result<(), PortError>;
+}
+
+/// The outbound CRM adapter. Every write is idempotent or findable:
+/// contacts are upserted by identity, notes and deals carry the event's tag.
+#[async_trait]
+pub trait Crm: Send + Sync {
+    /// Short name used in ledger rows and alerts (`hubspot`).
+    fn name(&self) -> &str;
+    /// Creates or updates the person. `known_id` is the record id the ledger
+    /// remembered for this person, if any.
+    async fn upsert_contact(&self, lead: &QueuedLead, known_id: Option<&str>) -> Result<ContactRef, CrmError>;
+    /// The note this event already wrote to the contact, if any (found by its tag).
+    async fn find_note(&self, contact_id: &str, event_id: &EventId) -> Result<Option<String>, CrmError>;
+    async fn add_note(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
+    /// The deal this event already created for the contact, if any.
+    async fn find_deal(&self, contact_id: &str, event_id: &EventId) -> Result<Option<String>, CrmError>;
+    async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRef {
+    pub id: String,
+    pub created: bool,
+}
+
+/// Where secrets come from (Secrets Manager in production).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    async fn get_secret(&self, id: &str) -> Result<String, PortError>;
+}

@@ -1,0 +1,548 @@
+//! The worker's use case: sync a batch of queued leads to the CRM exactly once.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lb_domain::{ContactKey, QueuedLead};
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::ports::{
+    Begin, Crm, CrmError, DeadLetter, ErrorClass, FailureReason, LeadQueue, Ledger, PortError, SyncOutcome,
+};
+use crate::retry::RetryPolicy;
+
+/// One message as the queue delivered it.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// FIFO message group (the hashed contact key).
+    pub group_id: Option<String>,
+    /// How many times the queue has delivered it (ApproximateReceiveCount).
+    pub receive_count: u32,
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemOutcome {
+    Synced(SyncOutcome),
+    /// Already synced or dead: acknowledged without touching the CRM.
+    AlreadyDone,
+    /// Sent to the dead-letter queue with this reason; acknowledged.
+    DeadLettered(FailureReason),
+    /// Not done; will come back after `delay`.
+    RetryLater { delay: Duration, reason: FailureReason },
+    /// Not attempted: an earlier message of its group failed in this batch (FIFO order).
+    HeldForOrder,
+    /// Not attempted: the invocation is about to run out of time.
+    OutOfTime,
+}
+
+impl ItemOutcome {
+    /// Whether the message is finished with (deleted from the queue).
+    pub fn is_ack(&self) -> bool {
+        matches!(self, ItemOutcome::Synced(_) | ItemOutcome::AlreadyDone | ItemOutcome::DeadLettered(_))
+    }
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+pub struct Worker<'a> {
+    pub ledger: &'a dyn Ledger,
+    pub queue: &'a dyn LeadQueue,
+    pub crm: &'a dyn Crm,
+    pub clock: &'a dyn Clock,
+    pub policy: RetryPolicy,
+    /// Messages not started when less than this remains before the deadline are handed back.
+    pub safety_margin: Duration,
+}
+
+/// Processes a batch in order and returns one outcome per message, in the
+/// same order. FIFO semantics: once a message of a group is not acknowledged,
+/// every later message of that group in the batch is held back too.
+pub async fn sync_batch(w: &Worker<'_>, messages: &[InboundMessage], deadline: DateTime<Utc>) -> Vec<ItemOutcome> {
+    let mut blocked: HashSet<String> = HashSet::new();
+    let mut out = Vec::with_capacity(messages.len());
+    for m in messages {
+        if let Some(g) = &m.group_id {
+            if blocked.contains(g) {
+                out.push(ItemOutcome::HeldForOrder);
+                continue;
+            }
+        }
+        let remaining = (deadline - w.clock.now()).to_std().unwrap_or_default();
+        let outcome = if remaining < w.safety_margin {
+            // Hand it back at once rather than after a whole visibility timeout.
+            if let Err(e) = w.queue.retry_later(&m.receipt_handle, Duration::ZERO).await {
+                warn!(message_id = %m.message_id, error = %e, "could not hand back an unstarted message");
+            }
+            ItemOutcome::OutOfTime
+        } else {
+            let span = info_span!("lead", message_id = %m.message_id, event_id = tracing::field::Empty);
+            sync_message(w, m, deadline).instrument(span).await
+        };
+        if !outcome.is_ack() {
+            if let Some(g) = &m.group_id {
+                blocked.insert(g.clone());
+            }
+        }
+        out.push(outcome);
+    }
+    out
+}
+
+enum StepError {
+    Crm(CrmError),
+    Port(PortError),
+}
+
+impl From<CrmError> for StepError {
+    fn from(e: CrmError) -> Self {
+        StepError::Crm(e)
+    }
+}
+impl From<PortError> for StepError {
+    fn from(e: PortError) -> Self {
+        StepError::Port(e)
+    }
+}
+
+impl StepError {
+    fn reason(&self) -> FailureReason {
+        match self {
+            StepError::Crm(e) => e.reason(),
+            StepError::Port(e) => FailureReason {
+                class: ErrorClass::Transient,
+                code: "infrastructure_unavailable".into(),
+                message: e.0.clone(),
+                crm: None,
+                http_status: None,
+            },
+        }
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            StepError::Crm(e) => e.retry_after,
+            StepError::Port(_) => None,
+        }
+    }
+}
+
+async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc>) -> ItemOutcome {
+    let lead = match QueuedLead::from_json(&m.body) {
+        Ok(l) => l,
+        Err(e) => {
+            let reason = FailureReason {
+                class: ErrorClass::Permanent,
+                code: "poison_message".into(),
+                message: e,
+                crm: None,
+                http_status: None,
+            };
+            let letter = DeadLetter {
+                body: m.body.clone(),
+                group_id: m.group_id.clone().unwrap_or_else(|| "poison".into()),
+                dedup_id: m.message_id.clone(),
+                event_id: None,
+                attempts: m.receive_count,
+                reason: reason.clone(),
+            };
+            warn!(code = "poison_message", "message is not a leadbridge lead; dead-lettering");
+            return match w.queue.dead_letter(&letter).await {
+                Ok(()) => ItemOutcome::DeadLettered(reason),
+                Err(e) => retry_infra(w, m, m.receive_count, e).await,
+            };
+        }
+    };
+    let event_id = lead.event.event_id.as_str().to_string();
+    tracing::Span::current().record("event_id", event_id.as_str());
+    let now = w.clock.now();
+    let begin = match w.ledger.begin(&lead, &m.body, now, deadline).await {
+        Ok(b) => b,
+        Err(e) => return retry_infra(w, m, m.receive_count, e).await,
+    };
+    match begin {
+        Begin::AlreadySynced(_) | Begin::AlreadyDead => {
+            info!(event_id, "already handled; acknowledged without a CRM call");
+            ItemOutcome::AlreadyDone
+        }
+        Begin::InProgress { lease_until } => {
+            let delay = (lease_until - now).to_std().unwrap_or_default() + Duration::from_secs(1);
+            let reason = FailureReason {
+                class: ErrorClass::Transient,
+                code: "in_progress_elsewhere".into(),
+                message: "another invocation holds the lease".into(),
+                crm: None,
+                http_status: None,
+            };
+            hand_back(w, m, delay, reason).await
+        }
+        Begin::Conflict => {
+            let reason = FailureReason {
+                class: ErrorClass::Permanent,
+                code: "event_id_conflict".into(),
+                message: "event_id was already used for a different payload".into(),
+                crm: None,
+                http_status: None,
+            };
+            dead_letter(w, m, &lead, 0, reason, false).await
+        }
+        Begin::Proceed { attempt } => match sync_to_crm(w, &lead, attempt).await {
+            Ok(outcome) => match w.ledger.complete(&lead.event.event_id, &outcome, w.clock.now()).await {
+                Ok(()) => {
+                    info!(
+                        event_id,
+                        attempt,
+                        crm = %outcome.crm,
+                        contact_id = %outcome.contact_id,
+                        created = outcome.contact_created,
+                        "lead synced"
+                    );
+                    ItemOutcome::Synced(outcome)
+                }
+                // The CRM has it; the next attempt redoes the idempotent upsert and finds its note.
+                Err(e) => retry_infra(w, m, attempt, e).await,
+            },
+            Err(e) => {
+                let reason = e.reason();
+                let permanent = reason.class == ErrorClass::Permanent;
+                if permanent || w.policy.exhausted(attempt) {
+                    let reason = if permanent {
+                        reason
+                    } else {
+                        FailureReason {
+                            code: "retries_exhausted".into(),
+                            message: format!("gave up after {attempt} attempts; last error: {}", reason.message),
+                            ..reason
+                        }
+                    };
+                    dead_letter(w, m, &lead, attempt, reason, true).await
+                } else {
+                    let delay = {
+                        let mut rng = rand::rng();
+                        w.policy.delay(attempt, e.retry_after(), &mut rng)
+                    };
+                    let next = w.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    if let Err(le) = w.ledger.fail(&lead.event.event_id, &reason, next, w.clock.now()).await {
+                        warn!(event_id, error = %le, "could not record the failure in the ledger");
+                    }
+                    warn!(
+                        event_id,
+                        attempt,
+                        class = reason.class.as_str(),
+                        code = %reason.code,
+                        http_status = ?reason.http_status,
+                        delay_ms = delay.as_millis() as u64,
+                        "sync failed; retrying later"
+                    );
+                    hand_back(w, m, delay, reason).await
+                }
+            }
+        },
+    }
+}
+
+/// The CRM side of one event: contact upsert, then note, then (when asked) deal.
+async fn sync_to_crm(w: &Worker<'_>, lead: &QueuedLead, attempt: u32) -> Result<SyncOutcome, StepError> {
+    let crm = w.crm.name().to_string();
+    let key = &lead.contact_key;
+    // Email upserts are keyed by the CRM itself; other identities need our memory of the id.
+    let known = match key {
+        ContactKey::Email(_) => None,
+        _ => w.ledger.contact_id(&crm, &key.hashed()).await?,
+    };
+    let contact = w.crm.upsert_contact(lead, known.as_deref()).await?;
+    let aliases = secondary_key_hashes(lead);
+    if !aliases.is_empty() && known.as_deref() != Some(contact.id.as_str()) {
+        w.ledger.remember_contact(&crm, &aliases, &contact.id, w.clock.now()).await?;
+    }
+    let event_id = &lead.event.event_id;
+    // Only a retry can find something an earlier attempt wrote.
+    let note_id = match if attempt > 1 { w.crm.find_note(&contact.id, event_id).await? } else { None } {
+        Some(id) => id,
+        None => w.crm.add_note(&contact.id, lead).await?,
+    };
+    let deal_id = if lead.event.crm_target.create_deal {
+        Some(match if attempt > 1 { w.crm.find_deal(&contact.id, event_id).await? } else { None } {
+            Some(id) => id,
+            None => w.crm.create_deal(&contact.id, lead).await?,
+        })
+    } else {
+        None
+    };
+    Ok(SyncOutcome { crm, contact_id: contact.id, contact_created: contact.created, note_id: Some(note_id), deal_id })
+}
+
+/// Hashes of the identities to remember for later lookups: every non-email identity.
+fn secondary_key_hashes(lead: &QueuedLead) -> Vec<String> {
+    let v = &lead.event.visitor;
+    let mut out = Vec::new();
+    if let Some(p) = &v.phone {
+        out.push(ContactKey::Phone(p.clone()).hashed());
+    }
+    if let Some(w) = &v.wa_id {
+        out.push(ContactKey::WaId(w.clone()).hashed());
+    }
+    out
+}
+
+async fn hand_back(w: &Worker<'_>, m: &InboundMessage, delay: Duration, reason: FailureReason) -> ItemOutcome {
+    if let Err(e) = w.queue.retry_later(&m.receipt_handle, delay).await {
+        // It comes back after the queue's visibility timeout instead.
+        warn!(error = %e, "could not set the retry delay");
+    }
+    ItemOutcome::RetryLater { delay, reason }
+}
+
+async fn retry_infra(w: &Worker<'_>, m: &InboundMessage, attempt: u32, e: PortError) -> ItemOutcome {
+    let err = StepError::Port(e);
+    let delay = {
+        let mut rng = rand::rng();
+        w.policy.delay(attempt.max(1), None, &mut rng)
+    };
+    warn!(error = %err.reason().message, delay_ms = delay.as_millis() as u64, "infrastructure error; retrying later");
+    hand_back(w, m, delay, err.reason()).await
+}
+
+async fn dead_letter(
+    w: &Worker<'_>,
+    m: &InboundMessage,
+    lead: &QueuedLead,
+    attempt: u32,
+    reason: FailureReason,
+    record_in_ledger: bool,
+) -> ItemOutcome {
+    let event_id = lead.event.event_id.as_str();
+    let letter = DeadLetter {
+        body: m.body.clone(),
+        group_id: lead.contact_key.hashed(),
+        dedup_id: format!("{}-{}", event_id, attempt),
+        event_id: Some(event_id.to_string()),
+        attempts: attempt,
+        reason: reason.clone(),
+    };
+    if let Err(e) = w.queue.dead_letter(&letter).await {
+        return retry_infra(w, m, attempt, e).await;
+    }
+    if record_in_ledger {
+        // The dlq-alerter records it too; doing it here keeps the ledger right even if the alerter lags.
+        if let Err(e) = w.ledger.mark_dead(event_id, &reason, Some(&m.body), w.clock.now()).await {
+            warn!(event_id, error = %e, "dead-lettered, but the ledger was not updated (the alerter will)");
+        }
+    }
+    warn!(
+        event_id,
+        attempt,
+        class = reason.class.as_str(),
+        code = %reason.code,
+        http_status = ?reason.http_status,
+        "lead dead-lettered"
+    );
+    ItemOutcome::DeadLettered(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::*;
+    use crate::ports::LedgerStatus;
+
+    struct Env {
+        ledger: InMemoryLedger,
+        queue: InMemoryQueue,
+        crm: FakeCrm,
+    }
+
+    impl Env {
+        fn new() -> Self {
+            Self { ledger: InMemoryLedger::default(), queue: InMemoryQueue::default(), crm: FakeCrm::default() }
+        }
+        fn worker(&self) -> Worker<'_> {
+            Worker {
+                ledger: &self.ledger,
+                queue: &self.queue,
+                crm: &self.crm,
+                clock: &SystemClock,
+                policy: RetryPolicy { base: Duration::from_millis(10), cap: Duration::from_millis(100), max_attempts: 3 },
+                safety_margin: Duration::from_millis(100),
+            }
+        }
+        async fn run(&self, msgs: &[InboundMessage]) -> Vec<ItemOutcome> {
+            sync_batch(&self.worker(), msgs, Utc::now() + chrono::Duration::seconds(30)).await
+        }
+    }
+
+    fn msg(id: &str, lead: &QueuedLead) -> InboundMessage {
+        InboundMessage {
+            message_id: id.into(),
+            receipt_handle: format!("rh-{id}"),
+            body: lead.to_json(),
+            group_id: Some(lead.contact_key.hashed()),
+            receive_count: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lead_becomes_one_contact_and_one_note() {
+        let env = Env::new();
+        let lead = sample_lead("evt_1", "a@b.co");
+        let out = env.run(&[msg("m1", &lead)]).await;
+        assert!(matches!(&out[0], ItemOutcome::Synced(o) if o.contact_created && o.note_id.is_some()));
+        assert_eq!(env.crm.contact_count(), 1);
+        assert_eq!(env.crm.note_count(), 1);
+        assert_eq!(env.ledger.record("evt_1").unwrap().status, LedgerStatus::Synced);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_synced_event_does_not_touch_the_crm() {
+        let env = Env::new();
+        let lead = sample_lead("evt_1", "a@b.co");
+        env.run(&[msg("m1", &lead)]).await;
+        let calls = env.crm.calls();
+        let out = env.run(&[msg("m2", &lead)]).await;
+        assert_eq!(out[0], ItemOutcome::AlreadyDone);
+        assert_eq!(env.crm.calls(), calls);
+        assert_eq!(env.crm.note_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn transient_error_schedules_a_retry_and_records_it() {
+        let env = Env::new();
+        env.crm.fail_next(transient(503));
+        let lead = sample_lead("evt_1", "a@b.co");
+        let out = env.run(&[msg("m1", &lead)]).await;
+        assert!(matches!(&out[0], ItemOutcome::RetryLater { .. }));
+        assert_eq!(env.queue.retries().len(), 1);
+        let rec = env.ledger.record("evt_1").unwrap();
+        assert_eq!(rec.status, LedgerStatus::Retrying);
+        assert_eq!(rec.last_error.unwrap().http_status, Some(503));
+        // the retry succeeds
+        let out = env.run(&[InboundMessage { receive_count: 2, ..msg("m1", &lead) }]).await;
+        assert!(matches!(&out[0], ItemOutcome::Synced(_)));
+        assert_eq!(env.crm.contact_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_crash_after_the_note_does_not_write_a_second_note() {
+        let env = Env::new();
+        let lead = sample_lead("evt_1", "a@b.co");
+        env.ledger.fail_next_complete();
+        let out = env.run(&[msg("m1", &lead)]).await;
+        assert!(matches!(&out[0], ItemOutcome::RetryLater { .. }));
+        assert_eq!(env.crm.note_count(), 1);
+        // the lease of the failed attempt is over when the message returns
+        env.ledger.expire_leases();
+        let out = env.run(&[InboundMessage { receive_count: 2, ..msg("m1", &lead) }]).await;
+        assert!(matches!(&out[0], ItemOutcome::Synced(_)), "{out:?}");
+        assert_eq!(env.crm.note_count(), 1);
+        assert_eq!(env.crm.contact_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn permanent_error_dead_letters_with_the_crm_message() {
+        let env = Env::new();
+        env.crm.fail_next(permanent("Property \"foo\" does not exist"));
+        let lead = sample_lead("evt_1", "a@b.co");
+        let out = env.run(&[msg("m1", &lead)]).await;
+        assert!(matches!(&out[0], ItemOutcome::DeadLettered(r) if r.message.contains("foo")));
+        let dl = env.queue.dead_letters();
+        assert_eq!(dl.len(), 1);
+        assert_eq!(dl[0].reason.code, "crm_rejected");
+        assert_eq!(env.ledger.record("evt_1").unwrap().status, LedgerStatus::Dead);
+    }
+
+    #[tokio::test]
+    async fn transient_errors_past_the_attempt_cap_dead_letter() {
+        let env = Env::new();
+        let lead = sample_lead("evt_1", "a@b.co");
+        for attempt in 1..=3u32 {
+            env.crm.fail_next(transient(503));
+            let out = env.run(&[InboundMessage { receive_count: attempt, ..msg("m1", &lead) }]).await;
+            if attempt < 3 {
+                assert!(matches!(&out[0], ItemOutcome::RetryLater { .. }));
+                env.ledger.expire_leases();
+            } else {
+                assert!(matches!(&out[0], ItemOutcome::DeadLettered(r) if r.code == "retries_exhausted"));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limit_reset_is_honoured() {
+        let env = Env::new();
+        env.crm.fail_next(CrmError {
+            retry_after: Some(Duration::from_secs(7)),
+            class: ErrorClass::RateLimited,
+            ..transient(429)
+        });
+        let out = env.run(&[msg("m1", &sample_lead("evt_1", "a@b.co"))]).await;
+        assert!(matches!(&out[0], ItemOutcome::RetryLater { delay, .. } if *delay >= Duration::from_secs(7)));
+    }
+
+    #[tokio::test]
+    async fn after_a_failure_later_messages_of_the_same_group_are_held() {
+        let env = Env::new();
+        let a1 = sample_lead("evt_1", "a@b.co");
+        let a2 = sample_lead("evt_2", "a@b.co");
+        let b1 = sample_lead("evt_3", "b@b.co");
+        env.crm.fail_next(transient(503));
+        let out = env.run(&[msg("m1", &a1), msg("m2", &b1), msg("m3", &a2)]).await;
+        assert!(matches!(&out[0], ItemOutcome::RetryLater { .. }));
+        assert!(matches!(&out[1], ItemOutcome::Synced(_)));
+        assert_eq!(out[2], ItemOutcome::HeldForOrder);
+    }
+
+    #[tokio::test]
+    async fn poison_message_is_dead_lettered_not_retried_forever() {
+        let env = Env::new();
+        let m = InboundMessage {
+            message_id: "m1".into(),
+            receipt_handle: "rh".into(),
+            body: "{not json".into(),
+            group_id: Some("g".into()),
+            receive_count: 1,
+        };
+        let out = env.run(&[m]).await;
+        assert!(matches!(&out[0], ItemOutcome::DeadLettered(r) if r.code == "poison_message"));
+    }
+
+    #[tokio::test]
+    async fn ledger_outage_leaves_the_crm_untouched_and_retries() {
+        let env = Env::new();
+        env.ledger.set_failing(true);
+        let out = env.run(&[msg("m1", &sample_lead("evt_1", "a@b.co"))]).await;
+        assert!(matches!(&out[0], ItemOutcome::RetryLater { .. }));
+        assert_eq!(env.crm.calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn phone_only_lead_reuses_the_contact_remembered_for_that_phone() {
+        let env = Env::new();
+        let with_email_and_phone = sample_lead_with_phone("evt_1", Some("a@b.co"), "+14155552671");
+        let phone_only = sample_lead_with_phone("evt_2", None, "+1 415 555 2671");
+        env.run(&[msg("m1", &with_email_and_phone)]).await;
+        env.run(&[msg("m2", &phone_only)]).await;
+        assert_eq!(env.crm.contact_count(), 1);
+        assert_eq!(env.crm.note_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn near_the_deadline_messages_are_handed_back_unstarted() {
+        let env = Env::new();
+        let out = sync_batch(&env.worker(), &[msg("m1", &sample_lead("evt_1", "a@b.co"))], Utc::now()).await;
+        assert_eq!(out[0], ItemOutcome::OutOfTime);
+        assert_eq!(env.crm.calls(), 0);
+        assert_eq!(env.queue.retries(), vec![("rh-m1".to_string(), Duration::ZERO)]);
+    }
+}
