@@ -1,1 +1,7 @@
+//! Outbound adapters: one module per CRM, each implementing the pipeline's
+//! [`lb_pipeline::Crm`] port. Only this crate knows CRM JSON.
 
+pub mod classify;
+pub mod hubspot;
+
+pub use hubspot::{HubSpotConfig, HubSpotCrm};

@@ -13,12 +13,23 @@ use crate::identity::{ContactKey, Email, Phone, WaId};
 fn valid_id(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
     let v = raw.trim();
     if v.is_empty() {
-        return Err(FieldError::new(field, "required", format!("{field} is required")));
+        return Err(FieldError::new(
+            field,
+            "required",
+            format!("{field} is required"),
+        ));
     }
     if v.len() > max {
-        return Err(FieldError::new(field, "too_long", format!("{field} is longer than {max} characters")));
+        return Err(FieldError::new(
+            field,
+            "too_long",
+            format!("{field} is longer than {max} characters"),
+        ));
     }
-    if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+    if !v
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
         return Err(FieldError::new(
             field,
             "invalid_id",
@@ -112,7 +123,12 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [&'static str; 4] = ["lead.created", "lead.updated", "lead.qualified", "conversation.ended"];
+    pub const ALL: [&'static str; 4] = [
+        "lead.created",
+        "lead.updated",
+        "lead.qualified",
+        "conversation.ended",
+    ];
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         match raw {
@@ -123,7 +139,10 @@ impl EventType {
             other => Err(FieldError::new(
                 "event_type",
                 "unknown_event_type",
-                format!("unknown event_type {other:?}; expected one of {}", Self::ALL.join(", ")),
+                format!(
+                    "unknown event_type {other:?}; expected one of {}",
+                    Self::ALL.join(", ")
+                ),
             )),
         }
     }
@@ -270,7 +289,12 @@ pub struct CrmTarget {
 
 impl Default for CrmTarget {
     fn default() -> Self {
-        Self { object: "contact".into(), create_deal: false, deal_stage: None, deal_pipeline: None }
+        Self {
+            object: "contact".into(),
+            create_deal: false,
+            deal_stage: None,
+            deal_pipeline: None,
+        }
     }
 }
 
@@ -309,7 +333,11 @@ impl LeadEvent {
     /// The identity this event is matched on. `None` only for an event that
     /// was never validated (every adapter rejects those with 422).
     pub fn contact_key(&self) -> Option<ContactKey> {
-        ContactKey::from_identities(self.visitor.email.as_ref(), self.visitor.phone.as_ref(), self.visitor.wa_id.as_ref())
+        ContactKey::from_identities(
+            self.visitor.email.as_ref(),
+            self.visitor.phone.as_ref(),
+            self.visitor.wa_id.as_ref(),
+        )
     }
 
     /// First and last name: explicit ones win; otherwise the full name is split
@@ -321,7 +349,10 @@ impl LeadEvent {
         }
         match v.name.as_deref().map(str::trim) {
             Some(n) if !n.is_empty() => match n.rsplit_once(' ') {
-                Some((first, last)) => (Some(first.trim().to_string()), Some(last.trim().to_string())),
+                Some((first, last)) => (
+                    Some(first.trim().to_string()),
+                    Some(last.trim().to_string()),
+                ),
                 None => (Some(n.to_string()), None),
             },
             _ => (None, None),

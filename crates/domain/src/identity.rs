@@ -19,7 +19,11 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Email, FieldError> {
         let v = raw.trim().to_lowercase();
         if v.is_empty() {
-            return Err(FieldError::new("visitor.email", "required", "email is empty"));
+            return Err(FieldError::new(
+                "visitor.email",
+                "required",
+                "email is empty",
+            ));
         }
         if v.len() > Self::MAX_LEN {
             return Err(FieldError::new(
@@ -29,7 +33,11 @@ impl Email {
             ));
         }
         let parsed = v.parse::<email_address::EmailAddress>().map_err(|e| {
-            FieldError::new("visitor.email", "invalid_email", format!("not a valid email address: {e}"))
+            FieldError::new(
+                "visitor.email",
+                "invalid_email",
+                format!("not a valid email address: {e}"),
+            )
         })?;
         // The crate accepts `user@localhost`; a lead needs a routable domain.
         if !parsed.domain().contains('.') || parsed.domain().starts_with('[') {
@@ -74,16 +82,28 @@ impl Phone {
     pub fn parse(raw: &str, default_region: Option<&str>) -> Result<Phone, FieldError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
-            return Err(FieldError::new("visitor.phone", "required", "phone is empty"));
+            return Err(FieldError::new(
+                "visitor.phone",
+                "required",
+                "phone is empty",
+            ));
         }
         if trimmed.len() > 40 {
-            return Err(FieldError::new("visitor.phone", "too_long", "phone is longer than 40 characters"));
+            return Err(FieldError::new(
+                "visitor.phone",
+                "too_long",
+                "phone is longer than 40 characters",
+            ));
         }
         let region = default_region
             .map(|r| r.trim().to_ascii_uppercase())
             .and_then(|r| r.parse::<phonenumber::country::Id>().ok());
         let number = phonenumber::parse(region, trimmed).map_err(|e| {
-            FieldError::new("visitor.phone", "invalid_phone", format!("not a phone number: {e}"))
+            FieldError::new(
+                "visitor.phone",
+                "invalid_phone",
+                format!("not a phone number: {e}"),
+            )
         })?;
         if !phonenumber::is_valid(&number) {
             return Err(FieldError::new(
@@ -92,7 +112,9 @@ impl Phone {
                 "not a valid phone number for its country (add the +country code, or send visitor.country)",
             ));
         }
-        Ok(Phone(number.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Phone(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -103,7 +125,11 @@ impl TryFrom<String> for Phone {
     type Error = FieldError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         if !s.starts_with('+') {
-            return Err(FieldError::new("visitor.phone", "invalid_phone", "stored phone is not E.164"));
+            return Err(FieldError::new(
+                "visitor.phone",
+                "invalid_phone",
+                "stored phone is not E.164",
+            ));
         }
         Phone::parse(&s, None)
     }
@@ -168,7 +194,11 @@ pub enum ContactKey {
 }
 
 impl ContactKey {
-    pub fn from_identities(email: Option<&Email>, phone: Option<&Phone>, wa_id: Option<&WaId>) -> Option<Self> {
+    pub fn from_identities(
+        email: Option<&Email>,
+        phone: Option<&Phone>,
+        wa_id: Option<&WaId>,
+    ) -> Option<Self> {
         email
             .cloned()
             .map(ContactKey::Email)
@@ -219,12 +249,18 @@ mod tests {
 
     #[test]
     fn email_is_trimmed_and_lowercased() {
-        assert_eq!(Email::parse(" Priya.Sharma@AcmeCorp.in ").unwrap().as_str(), "priya.sharma@acmecorp.in");
+        assert_eq!(
+            Email::parse(" Priya.Sharma@AcmeCorp.in ").unwrap().as_str(),
+            "priya.sharma@acmecorp.in"
+        );
     }
 
     #[test]
     fn plus_addressing_is_an_email() {
-        assert_eq!(Email::parse("jane+bot@x.io").unwrap().as_str(), "jane+bot@x.io");
+        assert_eq!(
+            Email::parse("jane+bot@x.io").unwrap().as_str(),
+            "jane+bot@x.io"
+        );
     }
 
     #[test]
@@ -237,23 +273,38 @@ mod tests {
 
     #[test]
     fn phone_with_spaces_becomes_e164() {
-        assert_eq!(Phone::parse("+91 98765 43210", None).unwrap().as_str(), "+919876543210");
+        assert_eq!(
+            Phone::parse("+91 98765 43210", None).unwrap().as_str(),
+            "+919876543210"
+        );
     }
 
     #[test]
     fn national_phone_uses_the_default_region() {
-        assert_eq!(Phone::parse("09876543210", Some("in")).unwrap().as_str(), "+919876543210");
-        assert_eq!(Phone::parse("(415) 555-2671", Some("US")).unwrap().as_str(), "+14155552671");
+        assert_eq!(
+            Phone::parse("09876543210", Some("in")).unwrap().as_str(),
+            "+919876543210"
+        );
+        assert_eq!(
+            Phone::parse("(415) 555-2671", Some("US")).unwrap().as_str(),
+            "+14155552671"
+        );
     }
 
     #[test]
     fn national_phone_without_region_is_rejected() {
-        assert_eq!(Phone::parse("09876543210", None).unwrap_err().code, "invalid_phone");
+        assert_eq!(
+            Phone::parse("09876543210", None).unwrap_err().code,
+            "invalid_phone"
+        );
     }
 
     #[test]
     fn impossible_phone_is_rejected() {
-        assert_eq!(Phone::parse("+1 000", None).unwrap_err().code, "invalid_phone");
+        assert_eq!(
+            Phone::parse("+1 000", None).unwrap_err().code,
+            "invalid_phone"
+        );
     }
 
     #[test]
@@ -261,9 +312,24 @@ mod tests {
         let e = Email::parse("a@b.co").unwrap();
         let p = Phone::parse("+14155552671", None).unwrap();
         let w = WaId::parse("14155552671").unwrap();
-        assert_eq!(ContactKey::from_identities(Some(&e), Some(&p), Some(&w)).unwrap().kind(), "email");
-        assert_eq!(ContactKey::from_identities(None, Some(&p), Some(&w)).unwrap().kind(), "phone");
-        assert_eq!(ContactKey::from_identities(None, None, Some(&w)).unwrap().kind(), "wa_id");
+        assert_eq!(
+            ContactKey::from_identities(Some(&e), Some(&p), Some(&w))
+                .unwrap()
+                .kind(),
+            "email"
+        );
+        assert_eq!(
+            ContactKey::from_identities(None, Some(&p), Some(&w))
+                .unwrap()
+                .kind(),
+            "phone"
+        );
+        assert_eq!(
+            ContactKey::from_identities(None, None, Some(&w))
+                .unwrap()
+                .kind(),
+            "wa_id"
+        );
         assert!(ContactKey::from_identities(None, None, None).is_none());
     }
 

@@ -109,6 +109,9 @@ mod scrub_tests {
         assert!(!s.to_lowercase().contains("priya@acme.in"), "{s}");
         assert!(!s.contains("bob@x.org"), "{s}");
         assert!(!s.contains("9876543210"), "{s}");
-        assert!(s.contains("p***@acme.in") && s.contains("b***@x.org"), "{s}");
+        assert!(
+            s.contains("p***@acme.in") && s.contains("b***@x.org"),
+            "{s}"
+        );
     }
 }

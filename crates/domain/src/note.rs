@@ -47,7 +47,10 @@ pub fn render_html(event: &LeadEvent, max_chars: usize) -> String {
             facts.push(format!("sentiment {}", esc(s)));
         }
         if !facts.is_empty() {
-            p.push(format!("<p><strong>Conversation:</strong> {}</p>", facts.join(", ")));
+            p.push(format!(
+                "<p><strong>Conversation:</strong> {}</p>",
+                facts.join(", ")
+            ));
         }
         if let Some(u) = &t.transcript_url {
             p.push(format!("<p><strong>Transcript:</strong> {}</p>", esc(u)));
@@ -65,16 +68,28 @@ pub fn render_html(event: &LeadEvent, max_chars: usize) -> String {
             parts.push(format!("score {s}/100"));
         }
         if !i.competitor_mentions.is_empty() {
-            parts.push(format!("competitors: {}", esc(&i.competitor_mentions.join(", "))));
+            parts.push(format!(
+                "competitors: {}",
+                esc(&i.competitor_mentions.join(", "))
+            ));
         }
         if !parts.is_empty() {
-            p.push(format!("<p><strong>Intent:</strong> {}</p>", parts.join("; ")));
+            p.push(format!(
+                "<p><strong>Intent:</strong> {}</p>",
+                parts.join("; ")
+            ));
         }
     }
     if !event.answers.is_empty() {
-        let items: Vec<String> =
-            event.answers.iter().map(|(k, v)| format!("<li>{}: {}</li>", esc(k), esc(v))).collect();
-        p.push(format!("<p><strong>Answers:</strong></p><ul>{}</ul>", items.join("")));
+        let items: Vec<String> = event
+            .answers
+            .iter()
+            .map(|(k, v)| format!("<li>{}: {}</li>", esc(k), esc(v)))
+            .collect();
+        p.push(format!(
+            "<p><strong>Answers:</strong></p><ul>{}</ul>",
+            items.join("")
+        ));
     }
     if let Some(u) = &event.context.source_url {
         p.push(format!("<p><strong>Entry page:</strong> {}</p>", esc(u)));
@@ -90,9 +105,16 @@ pub fn render_html(event: &LeadEvent, max_chars: usize) -> String {
     match &event.consent {
         Some(c) => p.push(format!(
             "<p><strong>Consent:</strong> given {}{}{}</p>",
-            c.given_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            c.text_version.as_deref().map(|v| format!(", text {}", esc(v))).unwrap_or_default(),
-            c.purpose.as_deref().map(|v| format!(", purpose {}", esc(v))).unwrap_or_default(),
+            c.given_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            c.text_version
+                .as_deref()
+                .map(|v| format!(", text {}", esc(v)))
+                .unwrap_or_default(),
+            c.purpose
+                .as_deref()
+                .map(|v| format!(", purpose {}", esc(v)))
+                .unwrap_or_default(),
         )),
         None => p.push("<p><strong>Consent:</strong> none recorded</p>".to_string()),
     }
@@ -101,7 +123,11 @@ pub fn render_html(event: &LeadEvent, max_chars: usize) -> String {
     // Keep the tag whatever the length: cut the content, never the footer.
     let budget = max_chars.saturating_sub(footer.chars().count() + 1);
     if body.chars().count() > budget {
-        body = body.chars().take(budget.saturating_sub(1)).collect::<String>() + "…";
+        body = body
+            .chars()
+            .take(budget.saturating_sub(1))
+            .collect::<String>()
+            + "…";
     }
     body + &footer
 }

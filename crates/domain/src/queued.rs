@@ -27,7 +27,13 @@ impl QueuedLead {
     pub fn new(event: LeadEvent, received_at: DateTime<Utc>) -> Option<Self> {
         let contact_key = event.contact_key()?;
         let payload_hash = payload_hash(&event);
-        Some(Self { v: Self::VERSION, received_at, payload_hash, contact_key, event })
+        Some(Self {
+            v: Self::VERSION,
+            received_at,
+            payload_hash,
+            contact_key,
+            event,
+        })
     }
 
     pub fn to_json(&self) -> String {
@@ -35,7 +41,8 @@ impl QueuedLead {
     }
 
     pub fn from_json(s: &str) -> Result<Self, String> {
-        let q: QueuedLead = serde_json::from_str(s).map_err(|e| format!("not a leadbridge queue message: {e}"))?;
+        let q: QueuedLead =
+            serde_json::from_str(s).map_err(|e| format!("not a leadbridge queue message: {e}"))?;
         if q.v != Self::VERSION {
             return Err(format!("unsupported queue message version {}", q.v));
         }

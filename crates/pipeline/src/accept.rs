@@ -42,7 +42,11 @@ pub async fn accept_lead(
     match ledger.record_received(lead, &body, now).await {
         Ok(Received::New) => {}
         Ok(Received::Existing(rec)) => {
-            if rec.payload_hash.as_deref().is_some_and(|h| h != lead.payload_hash) {
+            if rec
+                .payload_hash
+                .as_deref()
+                .is_some_and(|h| h != lead.payload_hash)
+            {
                 return Err(AcceptError::Conflict);
             }
             if rec.status != LedgerStatus::Received {
@@ -56,7 +60,10 @@ pub async fn accept_lead(
             warn!(event_id, error = %e, "ledger unavailable at ingest; queueing without duplicate check");
         }
     }
-    queue.enqueue(lead).await.map_err(AcceptError::QueueUnavailable)?;
+    queue
+        .enqueue(lead)
+        .await
+        .map_err(AcceptError::QueueUnavailable)?;
     if ledger_ok {
         if let Err(e) = ledger.mark_queued(&lead.event.event_id, now).await {
             warn!(event_id, error = %e, "event queued but ledger not updated to queued");
@@ -74,7 +81,12 @@ mod tests {
     async fn new_event_is_queued_and_marked_queued() {
         let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
         let lead = sample_lead("evt_1", "a@b.co");
-        assert_eq!(accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap(), Accepted::Queued);
+        assert_eq!(
+            accept_lead(&ledger, &queue, &lead, Utc::now())
+                .await
+                .unwrap(),
+            Accepted::Queued
+        );
         assert_eq!(queue.enqueued().len(), 1);
         assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Queued);
     }
@@ -83,16 +95,32 @@ mod tests {
     async fn second_delivery_is_a_duplicate_and_not_sent_again() {
         let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
         let lead = sample_lead("evt_1", "a@b.co");
-        accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap();
-        assert_eq!(accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap(), Accepted::Duplicate);
+        accept_lead(&ledger, &queue, &lead, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            accept_lead(&ledger, &queue, &lead, Utc::now())
+                .await
+                .unwrap(),
+            Accepted::Duplicate
+        );
         assert_eq!(queue.enqueued().len(), 1);
     }
 
     #[tokio::test]
     async fn same_event_id_with_other_payload_is_a_conflict() {
         let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
-        accept_lead(&ledger, &queue, &sample_lead("evt_1", "a@b.co"), Utc::now()).await.unwrap();
-        let err = accept_lead(&ledger, &queue, &sample_lead("evt_1", "other@b.co"), Utc::now()).await.unwrap_err();
+        accept_lead(&ledger, &queue, &sample_lead("evt_1", "a@b.co"), Utc::now())
+            .await
+            .unwrap();
+        let err = accept_lead(
+            &ledger,
+            &queue,
+            &sample_lead("evt_1", "other@b.co"),
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, AcceptError::Conflict));
     }
 
@@ -105,9 +133,17 @@ mod tests {
             accept_lead(&ledger, &queue, &lead, Utc::now()).await,
             Err(AcceptError::QueueUnavailable(_))
         ));
-        assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Received);
+        assert_eq!(
+            ledger.record("evt_1").unwrap().status,
+            LedgerStatus::Received
+        );
         queue.set_failing(false);
-        assert_eq!(accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap(), Accepted::Queued);
+        assert_eq!(
+            accept_lead(&ledger, &queue, &lead, Utc::now())
+                .await
+                .unwrap(),
+            Accepted::Queued
+        );
         assert_eq!(queue.enqueued().len(), 1);
     }
 
@@ -116,7 +152,12 @@ mod tests {
         let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
         ledger.set_failing(true);
         let lead = sample_lead("evt_1", "a@b.co");
-        assert_eq!(accept_lead(&ledger, &queue, &lead, Utc::now()).await.unwrap(), Accepted::Queued);
+        assert_eq!(
+            accept_lead(&ledger, &queue, &lead, Utc::now())
+                .await
+                .unwrap(),
+            Accepted::Queued
+        );
         assert_eq!(queue.enqueued().len(), 1);
     }
 }

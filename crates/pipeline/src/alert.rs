@@ -50,7 +50,10 @@ pub fn reason_from_attributes(a: &HashMap<String, String>) -> Option<FailureReas
     let class = ErrorClass::parse(a.get(attrs::ERROR_CLASS)?)?;
     Some(FailureReason {
         class,
-        code: a.get(attrs::ERROR_CODE).cloned().unwrap_or_else(|| "unknown".into()),
+        code: a
+            .get(attrs::ERROR_CODE)
+            .cloned()
+            .unwrap_or_else(|| "unknown".into()),
         message: a.get(attrs::ERROR_MESSAGE).cloned().unwrap_or_default(),
         crm: a.get(attrs::CRM).cloned(),
         http_status: a.get(attrs::HTTP_STATUS).and_then(|s| s.parse().ok()),
@@ -115,9 +118,14 @@ pub async fn alert_dead_letters(
                 }
             }
         };
-        let changed = ledger.mark_dead(&event_id, &reason, Some(&m.body), now).await?;
+        let changed = ledger
+            .mark_dead(&event_id, &reason, Some(&m.body), now)
+            .await?;
         if !changed {
-            warn!(event_id, "dead letter for an event the ledger has as synced; ledger left as is");
+            warn!(
+                event_id,
+                "dead letter for an event the ledger has as synced; ledger left as is"
+            );
         }
         let (bot_id, who, known) = match &lead {
             Some(l) => {
@@ -127,13 +135,25 @@ pub async fn alert_dead_letters(
                 known.extend(v.phone.as_ref().map(|p| p.as_str().to_string()));
                 known.extend(v.wa_id.as_ref().map(|w| w.as_str().to_string()));
                 known.extend(v.name.clone());
-                (l.event.bot_id.as_str().to_string(), l.contact_key.masked(), known)
+                (
+                    l.event.bot_id.as_str().to_string(),
+                    l.contact_key.masked(),
+                    known,
+                )
             }
             None => ("?".into(), "unreadable message".into(), vec![]),
         };
         let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
-        let reason = FailureReason { message: mask::scrub(&reason.message, &known_refs), ..reason };
-        entries.push(AlertEntry { event_id, bot_id, who, reason });
+        let reason = FailureReason {
+            message: mask::scrub(&reason.message, &known_refs),
+            ..reason
+        };
+        entries.push(AlertEntry {
+            event_id,
+            bot_id,
+            who,
+            reason,
+        });
     }
     if entries.is_empty() {
         return Ok(entries);
@@ -148,19 +168,36 @@ pub async fn alert_dead_letters(
 pub fn render_alert(entries: &[AlertEntry]) -> (String, String) {
     let n = entries.len();
     let plural = if n == 1 { "lead" } else { "leads" };
-    let mut crms: Vec<&str> = entries.iter().filter_map(|e| e.reason.crm.as_deref()).collect();
+    let mut crms: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e.reason.crm.as_deref())
+        .collect();
     crms.sort_unstable();
     crms.dedup();
-    let target = if crms.is_empty() { "the CRM".to_string() } else { crms.join(", ") };
-    let subject = truncate(&format!("[leadbridge] {n} {plural} could not be delivered to {target}"), 100);
+    let target = if crms.is_empty() {
+        "the CRM".to_string()
+    } else {
+        crms.join(", ")
+    };
+    let subject = truncate(
+        &format!("[leadbridge] {n} {plural} could not be delivered to {target}"),
+        100,
+    );
     let mut b = format!(
         "leadbridge could not deliver {n} {plural} to {target}.\n\
          Each is stored in the ledger as `dead`, with its reason and full payload, and can be replayed.\n\n"
     );
     for (i, e) in entries.iter().enumerate() {
         let r = &e.reason;
-        let status = r.http_status.map(|s| format!(", HTTP {s}")).unwrap_or_default();
-        let who_said = r.crm.as_deref().map(|c| format!("{c} said")).unwrap_or_else(|| "error".into());
+        let status = r
+            .http_status
+            .map(|s| format!(", HTTP {s}"))
+            .unwrap_or_default();
+        let who_said = r
+            .crm
+            .as_deref()
+            .map(|c| format!("{c} said"))
+            .unwrap_or_else(|| "error".into());
         b.push_str(&format!(
             "{}. event {} | bot {} | {}\n   {} ({}{}): {}: {}\n\n",
             i + 1,
@@ -196,7 +233,10 @@ mod tests {
         DeadLetterMessage {
             message_id: "m1".into(),
             body: dl.body.clone(),
-            attributes: dead_letter_attributes(&dl).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            attributes: dead_letter_attributes(&dl)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         }
     }
 
@@ -206,13 +246,21 @@ mod tests {
         let reason = permanent("Property \"favourite_colour\" does not exist").reason();
         let a = sample_lead("evt_1", "priya.sharma@acmecorp.in");
         let b = sample_lead("evt_2", "bob@x.org");
-        alert_dead_letters(&ledger, &alerts, &[letter(&a, &reason), letter(&b, &reason)], Utc::now())
-            .await
-            .unwrap();
+        alert_dead_letters(
+            &ledger,
+            &alerts,
+            &[letter(&a, &reason), letter(&b, &reason)],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         let sent = alerts.sent();
         assert_eq!(sent.len(), 1);
         let (subject, body) = &sent[0];
-        assert!(subject.len() <= 100 && subject.contains("2 leads"), "{subject}");
+        assert!(
+            subject.len() <= 100 && subject.contains("2 leads"),
+            "{subject}"
+        );
         assert!(body.contains("evt_1") && body.contains("evt_2"));
         assert!(body.contains("p***@acmecorp.in"));
         assert!(!body.contains("priya.sharma"));
@@ -226,8 +274,14 @@ mod tests {
         let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
         let a = sample_lead("evt_1", "a@b.co");
         ledger.seed_failure("evt_1", transient(503).reason());
-        let m = DeadLetterMessage { message_id: "m1".into(), body: a.to_json(), attributes: HashMap::new() };
-        let entries = alert_dead_letters(&ledger, &alerts, &[m], Utc::now()).await.unwrap();
+        let m = DeadLetterMessage {
+            message_id: "m1".into(),
+            body: a.to_json(),
+            attributes: HashMap::new(),
+        };
+        let entries = alert_dead_letters(&ledger, &alerts, &[m], Utc::now())
+            .await
+            .unwrap();
         assert_eq!(entries[0].reason.code, "max_receive_count_exceeded");
         assert_eq!(entries[0].reason.http_status, Some(503));
         assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Dead);
@@ -238,15 +292,27 @@ mod tests {
         let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
         alerts.set_failing(true);
         let a = sample_lead("evt_1", "a@b.co");
-        let r = alert_dead_letters(&ledger, &alerts, &[letter(&a, &permanent("x").reason())], Utc::now()).await;
+        let r = alert_dead_letters(
+            &ledger,
+            &alerts,
+            &[letter(&a, &permanent("x").reason())],
+            Utc::now(),
+        )
+        .await;
         assert!(r.is_err());
     }
 
     #[tokio::test]
     async fn an_unreadable_dead_letter_is_still_recorded_and_alerted() {
         let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
-        let m = DeadLetterMessage { message_id: "m9".into(), body: "garbage".into(), attributes: HashMap::new() };
-        alert_dead_letters(&ledger, &alerts, &[m], Utc::now()).await.unwrap();
+        let m = DeadLetterMessage {
+            message_id: "m9".into(),
+            body: "garbage".into(),
+            attributes: HashMap::new(),
+        };
+        alert_dead_letters(&ledger, &alerts, &[m], Utc::now())
+            .await
+            .unwrap();
         assert_eq!(ledger.record("sqs:m9").unwrap().status, LedgerStatus::Dead);
         assert!(alerts.sent()[0].1.contains("sqs:m9"));
     }

@@ -47,7 +47,10 @@ impl InMemoryLedger {
         }
     }
     pub fn seed_failure(&self, event_id: &str, reason: FailureReason) {
-        self.records.lock().unwrap().insert(event_id.to_string(), blank(event_id, LedgerStatus::Retrying, Some(reason)));
+        self.records.lock().unwrap().insert(
+            event_id.to_string(),
+            blank(event_id, LedgerStatus::Retrying, Some(reason)),
+        );
     }
 }
 
@@ -83,7 +86,12 @@ fn fresh(lead: &QueuedLead, body: &str, status: LedgerStatus, now: DateTime<Utc>
 
 #[async_trait]
 impl Ledger for InMemoryLedger {
-    async fn record_received(&self, lead: &QueuedLead, body: &str, now: DateTime<Utc>) -> Result<Received, PortError> {
+    async fn record_received(
+        &self,
+        lead: &QueuedLead,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Received, PortError> {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
         let id = lead.event.event_id.as_str();
@@ -113,15 +121,22 @@ impl Ledger for InMemoryLedger {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
         let id = lead.event.event_id.as_str();
-        let r = m.entry(id.into()).or_insert_with(|| fresh(lead, body, LedgerStatus::Queued, now));
-        if r.payload_hash.as_deref().is_some_and(|h| h != lead.payload_hash) {
+        let r = m
+            .entry(id.into())
+            .or_insert_with(|| fresh(lead, body, LedgerStatus::Queued, now));
+        if r.payload_hash
+            .as_deref()
+            .is_some_and(|h| h != lead.payload_hash)
+        {
             return Ok(Begin::Conflict);
         }
         match r.status {
             LedgerStatus::Synced => return Ok(Begin::AlreadySynced(r.outcome.clone())),
             LedgerStatus::Dead => return Ok(Begin::AlreadyDead),
             LedgerStatus::InProgress if r.lease_until.is_some_and(|l| l > now) => {
-                return Ok(Begin::InProgress { lease_until: r.lease_until.unwrap_or(now) })
+                return Ok(Begin::InProgress {
+                    lease_until: r.lease_until.unwrap_or(now),
+                })
             }
             _ => {}
         }
@@ -129,15 +144,24 @@ impl Ledger for InMemoryLedger {
         r.attempts += 1;
         r.lease_until = Some(lease_until);
         r.updated_at = Some(now);
-        Ok(Begin::Proceed { attempt: r.attempts })
+        Ok(Begin::Proceed {
+            attempt: r.attempts,
+        })
     }
-    async fn complete(&self, event_id: &EventId, outcome: &SyncOutcome, now: DateTime<Utc>) -> Result<(), PortError> {
+    async fn complete(
+        &self,
+        event_id: &EventId,
+        outcome: &SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
         down(&self.failing, "ledger")?;
         if self.fail_complete.swap(false, Ordering::SeqCst) {
             return Err(PortError::new("crash before the ledger write (fake)"));
         }
         let mut m = self.records.lock().unwrap();
-        let r = m.get_mut(event_id.as_str()).ok_or_else(|| PortError::new("no such event"))?;
+        let r = m
+            .get_mut(event_id.as_str())
+            .ok_or_else(|| PortError::new("no such event"))?;
         r.status = LedgerStatus::Synced;
         r.outcome = Some(outcome.clone());
         r.lease_until = None;
@@ -153,7 +177,9 @@ impl Ledger for InMemoryLedger {
     ) -> Result<(), PortError> {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
-        let r = m.get_mut(event_id.as_str()).ok_or_else(|| PortError::new("no such event"))?;
+        let r = m
+            .get_mut(event_id.as_str())
+            .ok_or_else(|| PortError::new("no such event"))?;
         r.status = LedgerStatus::Retrying;
         r.last_error = Some(reason.clone());
         r.next_attempt_at = Some(next_attempt_at);
@@ -170,7 +196,9 @@ impl Ledger for InMemoryLedger {
     ) -> Result<bool, PortError> {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
-        let r = m.entry(event_id.into()).or_insert_with(|| blank(event_id, LedgerStatus::Dead, None));
+        let r = m
+            .entry(event_id.into())
+            .or_insert_with(|| blank(event_id, LedgerStatus::Dead, None));
         if r.status == LedgerStatus::Synced {
             return Ok(false);
         }
@@ -189,7 +217,12 @@ impl Ledger for InMemoryLedger {
     }
     async fn contact_id(&self, crm: &str, key_hash: &str) -> Result<Option<String>, PortError> {
         down(&self.failing, "ledger")?;
-        Ok(self.contacts.lock().unwrap().get(&format!("{crm}#{key_hash}")).cloned())
+        Ok(self
+            .contacts
+            .lock()
+            .unwrap()
+            .get(&format!("{crm}#{key_hash}"))
+            .cloned())
     }
     async fn remember_contact(
         &self,
@@ -248,7 +281,10 @@ impl LeadQueue for InMemoryQueue {
     }
     async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
         down(&self.failing, "queue")?;
-        self.retries.lock().unwrap().push((receipt_handle.to_string(), delay));
+        self.retries
+            .lock()
+            .unwrap()
+            .push((receipt_handle.to_string(), delay));
         Ok(())
     }
 }
@@ -272,7 +308,10 @@ impl RecordingAlerts {
 impl Alerts for RecordingAlerts {
     async fn publish(&self, subject: &str, message: &str) -> Result<(), PortError> {
         down(&self.failing, "alerts")?;
-        self.sent.lock().unwrap().push((subject.into(), message.into()));
+        self.sent
+            .lock()
+            .unwrap()
+            .push((subject.into(), message.into()));
         Ok(())
     }
 }
@@ -291,7 +330,12 @@ impl StaticSecrets {
 #[async_trait]
 impl SecretStore for StaticSecrets {
     async fn get_secret(&self, id: &str) -> Result<String, PortError> {
-        self.values.lock().unwrap().get(id).cloned().ok_or_else(|| PortError::new(format!("no secret {id}")))
+        self.values
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| PortError::new(format!("no secret {id}")))
     }
 }
 
@@ -342,7 +386,11 @@ impl Crm for FakeCrm {
     fn name(&self) -> &str {
         "fake"
     }
-    async fn upsert_contact(&self, lead: &QueuedLead, known_id: Option<&str>) -> Result<ContactRef, CrmError> {
+    async fn upsert_contact(
+        &self,
+        lead: &QueuedLead,
+        known_id: Option<&str>,
+    ) -> Result<ContactRef, CrmError> {
         self.call()?;
         let v = &lead.event.visitor;
         let email = v.email.as_ref().map(|e| e.as_str().to_string());
@@ -354,36 +402,63 @@ impl Crm for FakeCrm {
                 || (email.is_none() && phone.is_some() && c.phone == phone)
         });
         match found {
-            Some(i) => Ok(ContactRef { id: cs[i].id.clone(), created: false }),
+            Some(i) => Ok(ContactRef {
+                id: cs[i].id.clone(),
+                created: false,
+            }),
             None => {
                 let id = format!("c{}", cs.len() + 1);
-                cs.push(FakeContact { id: id.clone(), email, phone });
+                cs.push(FakeContact {
+                    id: id.clone(),
+                    email,
+                    phone,
+                });
                 Ok(ContactRef { id, created: true })
             }
         }
     }
-    async fn find_note(&self, contact_id: &str, event_id: &EventId) -> Result<Option<String>, CrmError> {
+    async fn find_note(
+        &self,
+        contact_id: &str,
+        event_id: &EventId,
+    ) -> Result<Option<String>, CrmError> {
         self.call()?;
         let n = self.notes.lock().unwrap();
-        Ok(n.iter().find(|(_, c, e)| c == contact_id && e == event_id.as_str()).map(|(id, _, _)| id.clone()))
+        Ok(n.iter()
+            .find(|(_, c, e)| c == contact_id && e == event_id.as_str())
+            .map(|(id, _, _)| id.clone()))
     }
     async fn add_note(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {
         self.call()?;
         let mut n = self.notes.lock().unwrap();
         let id = format!("n{}", n.len() + 1);
-        n.push((id.clone(), contact_id.into(), lead.event.event_id.as_str().into()));
+        n.push((
+            id.clone(),
+            contact_id.into(),
+            lead.event.event_id.as_str().into(),
+        ));
         Ok(id)
     }
-    async fn find_deal(&self, contact_id: &str, event_id: &EventId) -> Result<Option<String>, CrmError> {
+    async fn find_deal(
+        &self,
+        contact_id: &str,
+        event_id: &EventId,
+    ) -> Result<Option<String>, CrmError> {
         self.call()?;
         let d = self.deals.lock().unwrap();
-        Ok(d.iter().find(|(_, c, e)| c == contact_id && e == event_id.as_str()).map(|(id, _, _)| id.clone()))
+        Ok(d.iter()
+            .find(|(_, c, e)| c == contact_id && e == event_id.as_str())
+            .map(|(id, _, _)| id.clone()))
     }
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {
         self.call()?;
         let mut d = self.deals.lock().unwrap();
         let id = format!("d{}", d.len() + 1);
-        d.push((id.clone(), contact_id.into(), lead.event.event_id.as_str().into()));
+        d.push((
+            id.clone(),
+            contact_id.into(),
+            lead.event.event_id.as_str().into(),
+        ));
         Ok(id)
     }
 }
@@ -418,10 +493,16 @@ pub fn sample_lead(event_id: &str, email: &str) -> QueuedLead {
 pub fn sample_lead_with_phone(event_id: &str, email: Option<&str>, phone: &str) -> QueuedLead {
     let mut visitor = serde_json::json!({"name": "Priya Sharma"});
     if let Some(e) = email {
-        visitor["email"] = lb_domain::Email::parse(e).expect("valid test email").as_str().into();
+        visitor["email"] = lb_domain::Email::parse(e)
+            .expect("valid test email")
+            .as_str()
+            .into();
     }
     if !phone.is_empty() {
-        visitor["phone"] = lb_domain::Phone::parse(phone, None).expect("valid test phone").as_str().into();
+        visitor["phone"] = lb_domain::Phone::parse(phone, None)
+            .expect("valid test phone")
+            .as_str()
+            .into();
     }
     let event: lb_domain::LeadEvent = serde_json::from_value(serde_json::json!({
         "event_id": event_id,

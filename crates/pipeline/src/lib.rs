@@ -17,3 +17,22 @@ pub mod sync;
 pub mod fakes;
 
 pub use ports::*;
+
+/// Reads a required environment variable, naming it when it is missing.
+pub fn env_var(name: &str) -> Result<String, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+        _ => Err(format!("missing required environment variable {name}")),
+    }
+}
+
+/// Reads an optional environment variable parsed as `T`, naming it when it does not parse.
+pub fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("environment variable {name}={v:?} is not valid")),
+        _ => Ok(default),
+    }
+}

@@ -193,7 +193,12 @@ pub enum Begin {
 #[async_trait]
 pub trait Ledger: Send + Sync {
     /// Ingest: conditionally records the event as `received` with its payload.
-    async fn record_received(&self, lead: &QueuedLead, body: &str, now: DateTime<Utc>) -> Result<Received, PortError>;
+    async fn record_received(
+        &self,
+        lead: &QueuedLead,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Received, PortError>;
     /// Ingest: the queue accepted the message (`received` → `queued`; a later state is left alone).
     async fn mark_queued(&self, event_id: &EventId, now: DateTime<Utc>) -> Result<(), PortError>;
     /// Worker: take the in-progress lease until `lease_until`, or say why not.
@@ -204,7 +209,12 @@ pub trait Ledger: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Begin, PortError>;
-    async fn complete(&self, event_id: &EventId, outcome: &SyncOutcome, now: DateTime<Utc>) -> Result<(), PortError>;
+    async fn complete(
+        &self,
+        event_id: &EventId,
+        outcome: &SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
     /// A transient failure: status `retrying`, lease released, error and next attempt recorded.
     async fn fail(
         &self,
@@ -253,7 +263,11 @@ pub trait LeadQueue: Send + Sync {
     async fn enqueue(&self, lead: &QueuedLead) -> Result<(), PortError>;
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError>;
     /// Makes a received message visible again after `delay`.
-    async fn retry_later(&self, receipt_handle: &str, delay: std::time::Duration) -> Result<(), PortError>;
+    async fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), PortError>;
 }
 
 /// A person-readable notification (SNS in production).
@@ -270,12 +284,24 @@ pub trait Crm: Send + Sync {
     fn name(&self) -> &str;
     /// Creates or updates the person. `known_id` is the record id the ledger
     /// remembered for this person, if any.
-    async fn upsert_contact(&self, lead: &QueuedLead, known_id: Option<&str>) -> Result<ContactRef, CrmError>;
+    async fn upsert_contact(
+        &self,
+        lead: &QueuedLead,
+        known_id: Option<&str>,
+    ) -> Result<ContactRef, CrmError>;
     /// The note this event already wrote to the contact, if any (found by its tag).
-    async fn find_note(&self, contact_id: &str, event_id: &EventId) -> Result<Option<String>, CrmError>;
+    async fn find_note(
+        &self,
+        contact_id: &str,
+        event_id: &EventId,
+    ) -> Result<Option<String>, CrmError>;
     async fn add_note(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
     /// The deal this event already created for the contact, if any.
-    async fn find_deal(&self, contact_id: &str, event_id: &EventId) -> Result<Option<String>, CrmError>;
+    async fn find_deal(
+        &self,
+        contact_id: &str,
+        event_id: &EventId,
+    ) -> Result<Option<String>, CrmError>;
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
 }
 

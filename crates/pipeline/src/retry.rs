@@ -17,7 +17,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { base: Duration::from_secs(2), cap: Duration::from_secs(900), max_attempts: 8 }
+        Self {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(900),
+            max_attempts: 8,
+        }
     }
 }
 
@@ -31,10 +35,17 @@ impl RetryPolicy {
     }
 
     /// Full jitter: uniform in `[0, ceiling]`, but never earlier than the CRM asked.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>, rng: &mut impl Rng) -> Duration {
+    pub fn delay(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        rng: &mut impl Rng,
+    ) -> Duration {
         let ceiling = self.ceiling(attempt);
         let jittered = Duration::from_millis(rng.random_range(0..=ceiling.as_millis() as u64));
-        jittered.max(retry_after.unwrap_or_default()).min(SQS_MAX_VISIBILITY)
+        jittered
+            .max(retry_after.unwrap_or_default())
+            .min(SQS_MAX_VISIBILITY)
     }
 
     pub fn exhausted(&self, attempt: u32) -> bool {
@@ -49,27 +60,44 @@ mod tests {
 
     #[test]
     fn ceiling_doubles_up_to_the_cap() {
-        let p = RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(10), max_attempts: 5 };
+        let p = RetryPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(10),
+            max_attempts: 5,
+        };
         let c: Vec<u64> = (1..=6).map(|a| p.ceiling(a).as_secs()).collect();
         assert_eq!(c, vec![1, 2, 4, 8, 10, 10]);
     }
 
     #[test]
     fn delay_stays_within_the_ceiling_and_honours_retry_after() {
-        let p = RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(10), max_attempts: 5 };
+        let p = RetryPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(10),
+            max_attempts: 5,
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for attempt in 1..8 {
             for _ in 0..50 {
                 assert!(p.delay(attempt, None, &mut rng) <= p.ceiling(attempt));
-                assert!(p.delay(attempt, Some(Duration::from_secs(30)), &mut rng) >= Duration::from_secs(30));
+                assert!(
+                    p.delay(attempt, Some(Duration::from_secs(30)), &mut rng)
+                        >= Duration::from_secs(30)
+                );
             }
         }
-        assert_eq!(p.delay(1, Some(Duration::from_secs(100_000)), &mut rng), SQS_MAX_VISIBILITY);
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(100_000)), &mut rng),
+            SQS_MAX_VISIBILITY
+        );
     }
 
     #[test]
     fn attempts_are_bounded() {
-        let p = RetryPolicy { max_attempts: 3, ..Default::default() };
+        let p = RetryPolicy {
+            max_attempts: 3,
+            ..Default::default()
+        };
         assert!(!p.exhausted(2));
         assert!(p.exhausted(3));
     }

@@ -36,7 +36,12 @@ pub struct CachedSecret {
 
 impl CachedSecret {
     pub fn new(store: Arc<dyn SecretStore>, id: impl Into<String>, ttl: Duration) -> Self {
-        Self { store, id: id.into(), ttl, cache: Mutex::new(None) }
+        Self {
+            store,
+            id: id.into(),
+            ttl,
+            cache: Mutex::new(None),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -67,9 +72,12 @@ pub fn secret_values(raw: &str, field: &str) -> Vec<String> {
     match serde_json::from_str::<serde_json::Value>(raw) {
         Ok(serde_json::Value::Object(m)) => match m.get(field) {
             Some(serde_json::Value::String(s)) => vec![s.clone()],
-            Some(serde_json::Value::Array(a)) => {
-                a.iter().filter_map(|v| v.as_str()).filter(|s| !s.is_empty()).map(str::to_string).collect()
-            }
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
             _ => vec![],
         },
         _ => {
@@ -107,7 +115,10 @@ mod tests {
 
     #[test]
     fn secret_values_reads_json_fields_lists_and_plain_strings() {
-        assert_eq!(secret_values(r#"{"secrets":["a","b",""]}"#, "secrets"), vec!["a", "b"]);
+        assert_eq!(
+            secret_values(r#"{"secrets":["a","b",""]}"#, "secrets"),
+            vec!["a", "b"]
+        );
         assert_eq!(secret_values(r#"{"token":"t"}"#, "token"), vec!["t"]);
         assert_eq!(secret_values(" plain \n", "token"), vec!["plain"]);
         assert!(secret_values(r#"{"other":1}"#, "token").is_empty());

@@ -8,7 +8,8 @@ use lb_domain::{ContactKey, QueuedLead};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::ports::{
-    Begin, Crm, CrmError, DeadLetter, ErrorClass, FailureReason, LeadQueue, Ledger, PortError, SyncOutcome,
+    Begin, Crm, CrmError, DeadLetter, ErrorClass, FailureReason, LeadQueue, Ledger, PortError,
+    SyncOutcome,
 };
 use crate::retry::RetryPolicy;
 
@@ -33,7 +34,10 @@ pub enum ItemOutcome {
     /// Sent to the dead-letter queue with this reason; acknowledged.
     DeadLettered(FailureReason),
     /// Not done; will come back after `delay`.
-    RetryLater { delay: Duration, reason: FailureReason },
+    RetryLater {
+        delay: Duration,
+        reason: FailureReason,
+    },
     /// Not attempted: an earlier message of its group failed in this batch (FIFO order).
     HeldForOrder,
     /// Not attempted: the invocation is about to run out of time.
@@ -43,7 +47,10 @@ pub enum ItemOutcome {
 impl ItemOutcome {
     /// Whether the message is finished with (deleted from the queue).
     pub fn is_ack(&self) -> bool {
-        matches!(self, ItemOutcome::Synced(_) | ItemOutcome::AlreadyDone | ItemOutcome::DeadLettered(_))
+        matches!(
+            self,
+            ItemOutcome::Synced(_) | ItemOutcome::AlreadyDone | ItemOutcome::DeadLettered(_)
+        )
     }
 }
 
@@ -71,7 +78,11 @@ pub struct Worker<'a> {
 /// Processes a batch in order and returns one outcome per message, in the
 /// same order. FIFO semantics: once a message of a group is not acknowledged,
 /// every later message of that group in the batch is held back too.
-pub async fn sync_batch(w: &Worker<'_>, messages: &[InboundMessage], deadline: DateTime<Utc>) -> Vec<ItemOutcome> {
+pub async fn sync_batch(
+    w: &Worker<'_>,
+    messages: &[InboundMessage],
+    deadline: DateTime<Utc>,
+) -> Vec<ItemOutcome> {
     let mut blocked: HashSet<String> = HashSet::new();
     let mut out = Vec::with_capacity(messages.len());
     for m in messages {
@@ -89,7 +100,8 @@ pub async fn sync_batch(w: &Worker<'_>, messages: &[InboundMessage], deadline: D
             }
             ItemOutcome::OutOfTime
         } else {
-            let span = info_span!("lead", message_id = %m.message_id, event_id = tracing::field::Empty);
+            let span =
+                info_span!("lead", message_id = %m.message_id, event_id = tracing::field::Empty);
             sync_message(w, m, deadline).instrument(span).await
         };
         if !outcome.is_ack() {
@@ -158,7 +170,10 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
                 attempts: m.receive_count,
                 reason: reason.clone(),
             };
-            warn!(code = "poison_message", "message is not a leadbridge lead; dead-lettering");
+            warn!(
+                code = "poison_message",
+                "message is not a leadbridge lead; dead-lettering"
+            );
             return match w.queue.dead_letter(&letter).await {
                 Ok(()) => ItemOutcome::DeadLettered(reason),
                 Err(e) => retry_infra(w, m, m.receive_count, e).await,
@@ -199,7 +214,11 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
             dead_letter(w, m, &lead, 0, reason, false).await
         }
         Begin::Proceed { attempt } => match sync_to_crm(w, &lead, attempt).await {
-            Ok(outcome) => match w.ledger.complete(&lead.event.event_id, &outcome, w.clock.now()).await {
+            Ok(outcome) => match w
+                .ledger
+                .complete(&lead.event.event_id, &outcome, w.clock.now())
+                .await
+            {
                 Ok(()) => {
                     info!(
                         event_id,
@@ -223,7 +242,10 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
                     } else {
                         FailureReason {
                             code: "retries_exhausted".into(),
-                            message: format!("gave up after {attempt} attempts; last error: {}", reason.message),
+                            message: format!(
+                                "gave up after {attempt} attempts; last error: {}",
+                                reason.message
+                            ),
                             ..reason
                         }
                     };
@@ -233,8 +255,13 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
                         let mut rng = rand::rng();
                         w.policy.delay(attempt, e.retry_after(), &mut rng)
                     };
-                    let next = w.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    if let Err(le) = w.ledger.fail(&lead.event.event_id, &reason, next, w.clock.now()).await {
+                    let next =
+                        w.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    if let Err(le) = w
+                        .ledger
+                        .fail(&lead.event.event_id, &reason, next, w.clock.now())
+                        .await
+                    {
                         warn!(event_id, error = %le, "could not record the failure in the ledger");
                     }
                     warn!(
@@ -254,7 +281,11 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
 }
 
 /// The CRM side of one event: contact upsert, then note, then (when asked) deal.
-async fn sync_to_crm(w: &Worker<'_>, lead: &QueuedLead, attempt: u32) -> Result<SyncOutcome, StepError> {
+async fn sync_to_crm(
+    w: &Worker<'_>,
+    lead: &QueuedLead,
+    attempt: u32,
+) -> Result<SyncOutcome, StepError> {
     let crm = w.crm.name().to_string();
     let key = &lead.contact_key;
     // Email upserts are keyed by the CRM itself; other identities need our memory of the id.
@@ -265,23 +296,41 @@ async fn sync_to_crm(w: &Worker<'_>, lead: &QueuedLead, attempt: u32) -> Result<
     let contact = w.crm.upsert_contact(lead, known.as_deref()).await?;
     let aliases = secondary_key_hashes(lead);
     if !aliases.is_empty() && known.as_deref() != Some(contact.id.as_str()) {
-        w.ledger.remember_contact(&crm, &aliases, &contact.id, w.clock.now()).await?;
+        w.ledger
+            .remember_contact(&crm, &aliases, &contact.id, w.clock.now())
+            .await?;
     }
     let event_id = &lead.event.event_id;
     // Only a retry can find something an earlier attempt wrote.
-    let note_id = match if attempt > 1 { w.crm.find_note(&contact.id, event_id).await? } else { None } {
+    let note_id = match if attempt > 1 {
+        w.crm.find_note(&contact.id, event_id).await?
+    } else {
+        None
+    } {
         Some(id) => id,
         None => w.crm.add_note(&contact.id, lead).await?,
     };
     let deal_id = if lead.event.crm_target.create_deal {
-        Some(match if attempt > 1 { w.crm.find_deal(&contact.id, event_id).await? } else { None } {
-            Some(id) => id,
-            None => w.crm.create_deal(&contact.id, lead).await?,
-        })
+        Some(
+            match if attempt > 1 {
+                w.crm.find_deal(&contact.id, event_id).await?
+            } else {
+                None
+            } {
+                Some(id) => id,
+                None => w.crm.create_deal(&contact.id, lead).await?,
+            },
+        )
     } else {
         None
     };
-    Ok(SyncOutcome { crm, contact_id: contact.id, contact_created: contact.created, note_id: Some(note_id), deal_id })
+    Ok(SyncOutcome {
+        crm,
+        contact_id: contact.id,
+        contact_created: contact.created,
+        note_id: Some(note_id),
+        deal_id,
+    })
 }
 
 /// Hashes of the identities to remember for later lookups: every non-email identity.
@@ -297,7 +346,12 @@ fn secondary_key_hashes(lead: &QueuedLead) -> Vec<String> {
     out
 }
 
-async fn hand_back(w: &Worker<'_>, m: &InboundMessage, delay: Duration, reason: FailureReason) -> ItemOutcome {
+async fn hand_back(
+    w: &Worker<'_>,
+    m: &InboundMessage,
+    delay: Duration,
+    reason: FailureReason,
+) -> ItemOutcome {
     if let Err(e) = w.queue.retry_later(&m.receipt_handle, delay).await {
         // It comes back after the queue's visibility timeout instead.
         warn!(error = %e, "could not set the retry delay");
@@ -305,7 +359,12 @@ async fn hand_back(w: &Worker<'_>, m: &InboundMessage, delay: Duration, reason: 
     ItemOutcome::RetryLater { delay, reason }
 }
 
-async fn retry_infra(w: &Worker<'_>, m: &InboundMessage, attempt: u32, e: PortError) -> ItemOutcome {
+async fn retry_infra(
+    w: &Worker<'_>,
+    m: &InboundMessage,
+    attempt: u32,
+    e: PortError,
+) -> ItemOutcome {
     let err = StepError::Port(e);
     let delay = {
         let mut rng = rand::rng();
@@ -337,7 +396,11 @@ async fn dead_letter(
     }
     if record_in_ledger {
         // The dlq-alerter records it too; doing it here keeps the ledger right even if the alerter lags.
-        if let Err(e) = w.ledger.mark_dead(event_id, &reason, Some(&m.body), w.clock.now()).await {
+        if let Err(e) = w
+            .ledger
+            .mark_dead(event_id, &reason, Some(&m.body), w.clock.now())
+            .await
+        {
             warn!(event_id, error = %e, "dead-lettered, but the ledger was not updated (the alerter will)");
         }
     }
@@ -366,7 +429,11 @@ mod tests {
 
     impl Env {
         fn new() -> Self {
-            Self { ledger: InMemoryLedger::default(), queue: InMemoryQueue::default(), crm: FakeCrm::default() }
+            Self {
+                ledger: InMemoryLedger::default(),
+                queue: InMemoryQueue::default(),
+                crm: FakeCrm::default(),
+            }
         }
         fn worker(&self) -> Worker<'_> {
             Worker {
@@ -374,12 +441,21 @@ mod tests {
                 queue: &self.queue,
                 crm: &self.crm,
                 clock: &SystemClock,
-                policy: RetryPolicy { base: Duration::from_millis(10), cap: Duration::from_millis(100), max_attempts: 3 },
+                policy: RetryPolicy {
+                    base: Duration::from_millis(10),
+                    cap: Duration::from_millis(100),
+                    max_attempts: 3,
+                },
                 safety_margin: Duration::from_millis(100),
             }
         }
         async fn run(&self, msgs: &[InboundMessage]) -> Vec<ItemOutcome> {
-            sync_batch(&self.worker(), msgs, Utc::now() + chrono::Duration::seconds(30)).await
+            sync_batch(
+                &self.worker(),
+                msgs,
+                Utc::now() + chrono::Duration::seconds(30),
+            )
+            .await
         }
     }
 
@@ -398,10 +474,15 @@ mod tests {
         let env = Env::new();
         let lead = sample_lead("evt_1", "a@b.co");
         let out = env.run(&[msg("m1", &lead)]).await;
-        assert!(matches!(&out[0], ItemOutcome::Synced(o) if o.contact_created && o.note_id.is_some()));
+        assert!(
+            matches!(&out[0], ItemOutcome::Synced(o) if o.contact_created && o.note_id.is_some())
+        );
         assert_eq!(env.crm.contact_count(), 1);
         assert_eq!(env.crm.note_count(), 1);
-        assert_eq!(env.ledger.record("evt_1").unwrap().status, LedgerStatus::Synced);
+        assert_eq!(
+            env.ledger.record("evt_1").unwrap().status,
+            LedgerStatus::Synced
+        );
     }
 
     #[tokio::test]
@@ -428,7 +509,12 @@ mod tests {
         assert_eq!(rec.status, LedgerStatus::Retrying);
         assert_eq!(rec.last_error.unwrap().http_status, Some(503));
         // the retry succeeds
-        let out = env.run(&[InboundMessage { receive_count: 2, ..msg("m1", &lead) }]).await;
+        let out = env
+            .run(&[InboundMessage {
+                receive_count: 2,
+                ..msg("m1", &lead)
+            }])
+            .await;
         assert!(matches!(&out[0], ItemOutcome::Synced(_)));
         assert_eq!(env.crm.contact_count(), 1);
     }
@@ -443,7 +529,12 @@ mod tests {
         assert_eq!(env.crm.note_count(), 1);
         // the lease of the failed attempt is over when the message returns
         env.ledger.expire_leases();
-        let out = env.run(&[InboundMessage { receive_count: 2, ..msg("m1", &lead) }]).await;
+        let out = env
+            .run(&[InboundMessage {
+                receive_count: 2,
+                ..msg("m1", &lead)
+            }])
+            .await;
         assert!(matches!(&out[0], ItemOutcome::Synced(_)), "{out:?}");
         assert_eq!(env.crm.note_count(), 1);
         assert_eq!(env.crm.contact_count(), 1);
@@ -452,14 +543,18 @@ mod tests {
     #[tokio::test]
     async fn permanent_error_dead_letters_with_the_crm_message() {
         let env = Env::new();
-        env.crm.fail_next(permanent("Property \"foo\" does not exist"));
+        env.crm
+            .fail_next(permanent("Property \"foo\" does not exist"));
         let lead = sample_lead("evt_1", "a@b.co");
         let out = env.run(&[msg("m1", &lead)]).await;
         assert!(matches!(&out[0], ItemOutcome::DeadLettered(r) if r.message.contains("foo")));
         let dl = env.queue.dead_letters();
         assert_eq!(dl.len(), 1);
         assert_eq!(dl[0].reason.code, "crm_rejected");
-        assert_eq!(env.ledger.record("evt_1").unwrap().status, LedgerStatus::Dead);
+        assert_eq!(
+            env.ledger.record("evt_1").unwrap().status,
+            LedgerStatus::Dead
+        );
     }
 
     #[tokio::test]
@@ -468,12 +563,19 @@ mod tests {
         let lead = sample_lead("evt_1", "a@b.co");
         for attempt in 1..=3u32 {
             env.crm.fail_next(transient(503));
-            let out = env.run(&[InboundMessage { receive_count: attempt, ..msg("m1", &lead) }]).await;
+            let out = env
+                .run(&[InboundMessage {
+                    receive_count: attempt,
+                    ..msg("m1", &lead)
+                }])
+                .await;
             if attempt < 3 {
                 assert!(matches!(&out[0], ItemOutcome::RetryLater { .. }));
                 env.ledger.expire_leases();
             } else {
-                assert!(matches!(&out[0], ItemOutcome::DeadLettered(r) if r.code == "retries_exhausted"));
+                assert!(
+                    matches!(&out[0], ItemOutcome::DeadLettered(r) if r.code == "retries_exhausted")
+                );
             }
         }
     }
@@ -487,7 +589,9 @@ mod tests {
             ..transient(429)
         });
         let out = env.run(&[msg("m1", &sample_lead("evt_1", "a@b.co"))]).await;
-        assert!(matches!(&out[0], ItemOutcome::RetryLater { delay, .. } if *delay >= Duration::from_secs(7)));
+        assert!(
+            matches!(&out[0], ItemOutcome::RetryLater { delay, .. } if *delay >= Duration::from_secs(7))
+        );
     }
 
     #[tokio::test]
@@ -497,7 +601,9 @@ mod tests {
         let a2 = sample_lead("evt_2", "a@b.co");
         let b1 = sample_lead("evt_3", "b@b.co");
         env.crm.fail_next(transient(503));
-        let out = env.run(&[msg("m1", &a1), msg("m2", &b1), msg("m3", &a2)]).await;
+        let out = env
+            .run(&[msg("m1", &a1), msg("m2", &b1), msg("m3", &a2)])
+            .await;
         assert!(matches!(&out[0], ItemOutcome::RetryLater { .. }));
         assert!(matches!(&out[1], ItemOutcome::Synced(_)));
         assert_eq!(out[2], ItemOutcome::HeldForOrder);
@@ -540,9 +646,17 @@ mod tests {
     #[tokio::test]
     async fn near_the_deadline_messages_are_handed_back_unstarted() {
         let env = Env::new();
-        let out = sync_batch(&env.worker(), &[msg("m1", &sample_lead("evt_1", "a@b.co"))], Utc::now()).await;
+        let out = sync_batch(
+            &env.worker(),
+            &[msg("m1", &sample_lead("evt_1", "a@b.co"))],
+            Utc::now(),
+        )
+        .await;
         assert_eq!(out[0], ItemOutcome::OutOfTime);
         assert_eq!(env.crm.calls(), 0);
-        assert_eq!(env.queue.retries(), vec![("rh-m1".to_string(), Duration::ZERO)]);
+        assert_eq!(
+            env.queue.retries(),
+            vec![("rh-m1".to_string(), Duration::ZERO)]
+        );
     }
 }

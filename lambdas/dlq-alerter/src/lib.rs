@@ -1,1 +1,102 @@
+//! The dlq-alerter function: dead letters → ledger `dead` → one SNS alert per batch.
 
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use lambda_runtime::LambdaEvent;
+use lb_pipeline::alert::{alert_dead_letters, DeadLetterMessage};
+use lb_pipeline::{env_var, Alerts, Ledger};
+
+pub struct AlerterApp {
+    pub ledger: Arc<dyn Ledger>,
+    pub alerts: Arc<dyn Alerts>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlerterEnv {
+    pub table_name: String,
+    pub topic_arn: String,
+}
+
+impl AlerterEnv {
+    pub fn from_env() -> Result<Self, String> {
+        Ok(Self {
+            table_name: env_var("LEDGER_TABLE")?,
+            topic_arn: env_var("ALERTS_TOPIC_ARN")?,
+        })
+    }
+}
+
+pub fn dead_letter(m: &SqsMessage) -> DeadLetterMessage {
+    DeadLetterMessage {
+        message_id: m.message_id.clone().unwrap_or_default(),
+        body: m.body.clone().unwrap_or_default(),
+        attributes: m
+            .message_attributes
+            .iter()
+            .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
+            .collect(),
+    }
+}
+
+/// Fails the whole batch when the ledger or SNS is unavailable: SQS delivers it
+/// again, and both steps are idempotent.
+pub async fn handle(
+    app: Arc<AlerterApp>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<(), lambda_runtime::Error> {
+    let messages: Vec<DeadLetterMessage> = event.payload.records.iter().map(dead_letter).collect();
+    alert_dead_letters(
+        app.ledger.as_ref(),
+        app.alerts.as_ref(),
+        &messages,
+        chrono::Utc::now(),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessageAttribute;
+    use lb_pipeline::fakes::*;
+
+    #[tokio::test]
+    async fn a_batch_of_dead_letters_becomes_one_alert() {
+        let ledger = Arc::new(InMemoryLedger::default());
+        let alerts = Arc::new(RecordingAlerts::default());
+        let app = Arc::new(AlerterApp {
+            ledger: ledger.clone(),
+            alerts: alerts.clone(),
+        });
+        let mut ev = SqsEvent::default();
+        for (i, email) in ["a@b.co", "c@d.co"].iter().enumerate() {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m{i}"));
+            m.body = Some(sample_lead(&format!("evt_{i}"), email).to_json());
+            for (k, v) in [
+                ("leadbridge-error-class", "permanent"),
+                ("leadbridge-error-code", "crm_rejected"),
+            ] {
+                let mut a = SqsMessageAttribute::default();
+                a.string_value = Some(v.into());
+                a.data_type = Some("String".into());
+                m.message_attributes.insert(k.into(), a);
+            }
+            ev.records.push(m);
+        }
+        handle(
+            app,
+            LambdaEvent::new(ev, lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(alerts.sent().len(), 1);
+        assert!(alerts.sent()[0].1.contains("crm_rejected"));
+        assert_eq!(
+            ledger.record("evt_1").unwrap().status,
+            lb_pipeline::LedgerStatus::Dead
+        );
+    }
+}

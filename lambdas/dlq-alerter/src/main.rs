@@ -1,1 +1,28 @@
-fn main() {}
+//! Lambda entry point: SQS (dead-letter queue) → [`dlq_alerter::handle`].
+
+use std::sync::Arc;
+
+use dlq_alerter::{handle, AlerterApp, AlerterEnv};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lb_aws::{aws_sdk_dynamodb, aws_sdk_sns, DynamoLedger, SnsAlerts};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = AlerterEnv::from_env()?;
+    let cfg = lb_aws::sdk_config().await;
+    let app = Arc::new(AlerterApp {
+        ledger: Arc::new(DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(&cfg),
+            &env.table_name,
+        )),
+        alerts: Arc::new(SnsAlerts::new(
+            aws_sdk_sns::Client::new(&cfg),
+            &env.topic_arn,
+        )),
+    });
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
+        handle(app.clone(), ev)
+    }))
+    .await
+}

@@ -1,1 +1,66 @@
-fn main() {}
+//! Lambda entry point: API Gateway (HTTP API) → [`ingest::handle`].
+
+use std::sync::Arc;
+
+use ingest::{handle, Ingest, IngestEnv, WebhookRequest};
+use lambda_http::{service_fn, Body, Error, Request, Response};
+use lb_aws::{
+    aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs, DynamoLedger, SecretsManagerStore,
+    SqsLeadQueue,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let env = IngestEnv::from_env()?;
+    let cfg = lb_aws::sdk_config().await;
+    let app = Arc::new(Ingest::new(
+        Arc::new(DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(&cfg),
+            &env.table_name,
+        )),
+        Arc::new(SqsLeadQueue::new(
+            aws_sdk_sqs::Client::new(&cfg),
+            &env.queue_url,
+            &env.dlq_url,
+        )),
+        Arc::new(SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&cfg),
+        )),
+        &env,
+    ));
+    lambda_http::run(service_fn(move |req: Request| {
+        let app = app.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let request = WebhookRequest {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        v.to_str()
+                            .ok()
+                            .map(|v| (k.as_str().to_string(), v.to_string()))
+                    })
+                    .collect(),
+                body: match body {
+                    Body::Empty => vec![],
+                    Body::Text(t) => t.into_bytes(),
+                    Body::Binary(b) => b,
+                    _ => vec![],
+                },
+            };
+            let r = handle(&app, &request, chrono::Utc::now()).await;
+            let mut resp = Response::builder()
+                .status(r.status)
+                .header("content-type", r.content_type);
+            if let Some(s) = r.retry_after {
+                resp = resp.header("retry-after", s.to_string());
+            }
+            Ok::<_, Error>(resp.body(Body::Text(r.body))?)
+        }
+    }))
+    .await
+}

@@ -1,1 +1,182 @@
+//! The worker function: an SQS FIFO batch → [`lb_pipeline::sync::sync_batch`] →
+//! partial batch response (`ReportBatchItemFailures`).
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use lambda_runtime::LambdaEvent;
+use lb_pipeline::retry::RetryPolicy;
+use lb_pipeline::sync::{sync_batch, InboundMessage, ItemOutcome, SystemClock, Worker};
+use lb_pipeline::{env_parse, env_var, Crm, LeadQueue, Ledger};
+use tracing::{error, info};
+
+pub struct WorkerApp {
+    pub ledger: Arc<dyn Ledger>,
+    pub queue: Arc<dyn LeadQueue>,
+    pub crm: Arc<dyn Crm>,
+    pub policy: RetryPolicy,
+    pub safety_margin: Duration,
+}
+
+/// The settings the worker reads from its environment at cold start.
+#[derive(Debug, Clone)]
+pub struct WorkerEnv {
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub table_name: String,
+    pub hubspot_secret_id: String,
+    pub hubspot_base_url: String,
+    pub hubspot_timeout: Duration,
+    pub secret_ttl: Duration,
+    pub policy: RetryPolicy,
+}
+
+impl WorkerEnv {
+    pub fn from_env() -> Result<Self, String> {
+        Ok(Self {
+            queue_url: env_var("LEADS_QUEUE_URL")?,
+            dlq_url: env_var("LEADS_DLQ_URL")?,
+            table_name: env_var("LEDGER_TABLE")?,
+            hubspot_secret_id: env_var("HUBSPOT_SECRET_ID")?,
+            hubspot_base_url: env_parse("HUBSPOT_BASE_URL", "https://api.hubapi.com".to_string())?,
+            hubspot_timeout: Duration::from_millis(env_parse("HUBSPOT_TIMEOUT_MS", 10_000u64)?),
+            secret_ttl: Duration::from_secs(env_parse("SECRET_TTL_SECONDS", 300u64)?),
+            policy: RetryPolicy {
+                base: Duration::from_millis(env_parse("RETRY_BASE_MS", 2_000u64)?),
+                cap: Duration::from_millis(env_parse("RETRY_CAP_MS", 900_000u64)?),
+                max_attempts: env_parse("RETRY_MAX_ATTEMPTS", 8u32)?,
+            },
+        })
+    }
+}
+
+/// Maps an SQS record to what the use case needs.
+pub fn inbound(m: &SqsMessage) -> InboundMessage {
+    InboundMessage {
+        message_id: m.message_id.clone().unwrap_or_default(),
+        receipt_handle: m.receipt_handle.clone().unwrap_or_default(),
+        body: m.body.clone().unwrap_or_default(),
+        group_id: m.attributes.get("MessageGroupId").cloned(),
+        receive_count: m
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1),
+    }
+}
+
+/// Handles one SQS batch. Never fails as a whole for one bad message: each
+/// message not finished is reported in `batchItemFailures`. A panic fails
+/// every message of the batch (the work already done is idempotent).
+pub async fn handle(
+    app: Arc<WorkerApp>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let deadline: DateTime<Utc> = DateTime::from_timestamp_millis(event.context.deadline as i64)
+        .filter(|d| *d > Utc::now())
+        .unwrap_or_else(|| Utc::now() + chrono::Duration::seconds(30));
+    let messages: Vec<InboundMessage> = event.payload.records.iter().map(inbound).collect();
+    let ids: Vec<String> = messages.iter().map(|m| m.message_id.clone()).collect();
+    let task = {
+        let app = app.clone();
+        let messages = messages.clone();
+        tokio::spawn(async move {
+            let w = Worker {
+                ledger: app.ledger.as_ref(),
+                queue: app.queue.as_ref(),
+                crm: app.crm.as_ref(),
+                clock: &SystemClock,
+                policy: app.policy,
+                safety_margin: app.safety_margin,
+            };
+            sync_batch(&w, &messages, deadline).await
+        })
+    };
+    let outcomes = match task.await {
+        Ok(o) => o,
+        Err(e) => {
+            error!(error = %e, "worker panicked; failing the whole batch");
+            return Ok(failures(ids.iter().map(String::as_str)));
+        }
+    };
+    let synced = outcomes
+        .iter()
+        .filter(|o| matches!(o, ItemOutcome::Synced(_)))
+        .count();
+    let failed: Vec<&str> = ids
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| !o.is_ack())
+        .map(|(id, _)| id.as_str())
+        .collect();
+    info!(
+        batch = ids.len(),
+        synced,
+        failed = failed.len(),
+        "batch done"
+    );
+    Ok(failures(failed.into_iter()))
+}
+
+fn failures<'a>(ids: impl Iterator<Item = &'a str>) -> SqsBatchResponse {
+    let mut r = SqsBatchResponse::default();
+    r.batch_item_failures = ids
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id.to_string();
+            f
+        })
+        .collect();
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lb_pipeline::fakes::*;
+
+    fn record(id: &str, body: String, group: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.receipt_handle = Some(format!("rh-{id}"));
+        m.body = Some(body);
+        m.attributes.insert("MessageGroupId".into(), group.into());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "1".into());
+        m
+    }
+
+    #[tokio::test]
+    async fn failed_messages_and_their_group_followers_are_reported() {
+        let crm = Arc::new(FakeCrm::default());
+        let app = Arc::new(WorkerApp {
+            ledger: Arc::new(InMemoryLedger::default()),
+            queue: Arc::new(InMemoryQueue::default()),
+            crm: crm.clone(),
+            policy: RetryPolicy::default(),
+            safety_margin: Duration::from_millis(10),
+        });
+        crm.fail_next(transient(503));
+        let a1 = sample_lead("evt_1", "a@b.co");
+        let a2 = sample_lead("evt_2", "a@b.co");
+        let b = sample_lead("evt_3", "b@b.co");
+        let mut ev = SqsEvent::default();
+        ev.records = vec![
+            record("m1", a1.to_json(), "ga"),
+            record("m2", b.to_json(), "gb"),
+            record("m3", a2.to_json(), "ga"),
+        ];
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.deadline = (Utc::now() + chrono::Duration::seconds(30)).timestamp_millis() as u64;
+        let resp = handle(app, LambdaEvent::new(ev, ctx)).await.unwrap();
+        let ids: Vec<&str> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, vec!["m1", "m3"]);
+        assert_eq!(crm.contact_count(), 1);
+    }
+}

@@ -1,1 +1,51 @@
-fn main() {}
+//! Lambda entry point: SQS (leads FIFO queue) → [`worker::handle`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lb_aws::{
+    aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs, DynamoLedger, SecretsManagerStore,
+    SqsLeadQueue,
+};
+use lb_crm::{HubSpotConfig, HubSpotCrm};
+use lb_pipeline::secrets::CachedSecret;
+use worker::{handle, WorkerApp, WorkerEnv};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = WorkerEnv::from_env()?;
+    let cfg = lb_aws::sdk_config().await;
+    let secrets = Arc::new(SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::new(&cfg),
+    ));
+    let token = Arc::new(CachedSecret::new(
+        secrets,
+        &env.hubspot_secret_id,
+        env.secret_ttl,
+    ));
+    let hubspot = HubSpotConfig {
+        base_url: env.hubspot_base_url.clone(),
+        timeout: env.hubspot_timeout,
+        ..Default::default()
+    };
+    let app = Arc::new(WorkerApp {
+        ledger: Arc::new(DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(&cfg),
+            &env.table_name,
+        )),
+        queue: Arc::new(SqsLeadQueue::new(
+            aws_sdk_sqs::Client::new(&cfg),
+            &env.queue_url,
+            &env.dlq_url,
+        )),
+        crm: Arc::new(HubSpotCrm::new(hubspot, token)?),
+        policy: env.policy,
+        safety_margin: env.hubspot_timeout + Duration::from_secs(2),
+    });
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
+        handle(app.clone(), ev)
+    }))
+    .await
+}

@@ -1,0 +1,429 @@
+//! The ledger as one DynamoDB table (`pk`, `sk`):
+//! - `EVENT#<event_id>` / `EVENT` — one event's status and audit trail;
+//! - `CONTACT#<crm>#<key hash>` / `CONTACT` — the CRM record id of an identity.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use lb_domain::{EventId, QueuedLead};
+use lb_pipeline::{
+    Begin, FailureReason, Ledger, LedgerRecord, LedgerStatus, PortError, Received, SyncOutcome,
+};
+
+use crate::port_err;
+
+/// How long a synced event's record is kept (TTL attribute `expires_at`).
+pub const SYNCED_RETENTION_DAYS: i64 = 90;
+/// Dead events are kept longer: they are the replay source.
+pub const DEAD_RETENTION_DAYS: i64 = 365;
+
+#[derive(Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn ts(t: DateTime<Utc>) -> AttributeValue {
+    s(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+fn event_pk(id: &str) -> AttributeValue {
+    s(format!("EVENT#{id}"))
+}
+fn contact_pk(crm: &str, hash: &str) -> AttributeValue {
+    s(format!("CONTACT#{crm}#{hash}"))
+}
+fn json<T: serde::Serialize>(v: &T) -> AttributeValue {
+    s(serde_json::to_string(v).expect("ledger values serialize"))
+}
+fn expires(now: DateTime<Utc>, days: i64) -> AttributeValue {
+    n((now + Duration::days(days)).timestamp())
+}
+
+fn is_condition_failure<R>(e: &SdkError<UpdateItemError, R>) -> bool {
+    matches!(
+        e.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+fn get_n(item: &Item, k: &str) -> Option<i64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|s| s.parse().ok())
+}
+fn get_ts(item: &Item, k: &str) -> Option<DateTime<Utc>> {
+    get_s(item, k)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn to_record(item: &Item) -> Result<LedgerRecord, PortError> {
+    let status = get_s(item, "status")
+        .and_then(LedgerStatus::parse)
+        .ok_or_else(|| PortError::new("ledger item has no valid status"))?;
+    Ok(LedgerRecord {
+        event_id: get_s(item, "event_id").unwrap_or_default().to_string(),
+        status,
+        bot_id: get_s(item, "bot_id").map(str::to_string),
+        contact_key_hash: get_s(item, "contact_key_hash").map(str::to_string),
+        payload_hash: get_s(item, "payload_hash").map(str::to_string),
+        payload: get_s(item, "payload").map(str::to_string),
+        attempts: get_n(item, "attempts").unwrap_or(0).max(0) as u32,
+        lease_until: get_n(item, "lease_until").and_then(DateTime::from_timestamp_millis),
+        next_attempt_at: get_ts(item, "next_attempt_at"),
+        last_error: get_s(item, "last_error")
+            .and_then(|j| serde_json::from_str::<FailureReason>(j).ok()),
+        outcome: get_s(item, "outcome").and_then(|j| serde_json::from_str::<SyncOutcome>(j).ok()),
+        received_at: get_ts(item, "received_at"),
+        updated_at: get_ts(item, "updated_at"),
+    })
+}
+
+impl DynamoLedger {
+    async fn get_item(&self, pk: AttributeValue, sk: &str) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_err("dynamodb:GetItem", e))?;
+        Ok(out.item)
+    }
+}
+
+#[async_trait]
+impl Ledger for DynamoLedger {
+    async fn record_received(
+        &self,
+        lead: &QueuedLead,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Received, PortError> {
+        let id = lead.event.event_id.as_str();
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", event_pk(id))
+            .item("sk", s("EVENT"))
+            .item("event_id", s(id))
+            .item("status", s(LedgerStatus::Received.as_str()))
+            .item("bot_id", s(lead.event.bot_id.as_str()))
+            .item("contact_key_hash", s(lead.contact_key.hashed()))
+            .item("payload_hash", s(&lead.payload_hash))
+            .item("payload", s(body))
+            .item("attempts", n(0))
+            .item("received_at", ts(now))
+            .item("updated_at", ts(now))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Received::New),
+            Err(e) => {
+                let conditional = matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                );
+                if !conditional {
+                    return Err(port_err("dynamodb:PutItem", e));
+                }
+                let item = self
+                    .get_item(event_pk(id), "EVENT")
+                    .await?
+                    .ok_or_else(|| PortError::new("ledger item vanished between put and get"))?;
+                Ok(Received::Existing(to_record(&item)?))
+            }
+        }
+    }
+
+    async fn mark_queued(&self, event_id: &EventId, now: DateTime<Utc>) -> Result<(), PortError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", event_pk(event_id.as_str()))
+            .key("sk", s("EVENT"))
+            .update_expression("SET #s = :queued, updated_at = :now")
+            .condition_expression("#s = :received")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":queued", s(LedgerStatus::Queued.as_str()))
+            .expression_attribute_values(":received", s(LedgerStatus::Received.as_str()))
+            .expression_attribute_values(":now", ts(now))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(port_err("dynamodb:UpdateItem(queued)", e)),
+        }
+    }
+
+    async fn begin(
+        &self,
+        lead: &QueuedLead,
+        body: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Begin, PortError> {
+        let id = lead.event.event_id.as_str();
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", event_pk(id))
+            .key("sk", s("EVENT"))
+            .update_expression(
+                "SET #s = :in_progress, lease_until = :lease, updated_at = :now, \
+                 attempts = if_not_exists(attempts, :zero) + :one, \
+                 event_id = if_not_exists(event_id, :id), bot_id = if_not_exists(bot_id, :bot), \
+                 contact_key_hash = if_not_exists(contact_key_hash, :key), \
+                 payload_hash = if_not_exists(payload_hash, :hash), payload = if_not_exists(payload, :body), \
+                 received_at = if_not_exists(received_at, :now)",
+            )
+            .condition_expression(
+                "(attribute_not_exists(payload_hash) OR payload_hash = :hash) AND \
+                 (attribute_not_exists(#s) OR #s IN (:received, :queued, :retrying) OR \
+                  (#s = :in_progress AND lease_until < :now_ms))",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":in_progress", s(LedgerStatus::InProgress.as_str()))
+            .expression_attribute_values(":received", s(LedgerStatus::Received.as_str()))
+            .expression_attribute_values(":queued", s(LedgerStatus::Queued.as_str()))
+            .expression_attribute_values(":retrying", s(LedgerStatus::Retrying.as_str()))
+            .expression_attribute_values(":lease", n(lease_until.timestamp_millis()))
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
+            .expression_attribute_values(":now", ts(now))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":bot", s(lead.event.bot_id.as_str()))
+            .expression_attribute_values(":key", s(lead.contact_key.hashed()))
+            .expression_attribute_values(":hash", s(&lead.payload_hash))
+            .expression_attribute_values(":body", s(body))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                let attempt = out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| get_n(a, "attempts"))
+                    .unwrap_or(1)
+                    .max(1) as u32;
+                Ok(Begin::Proceed { attempt })
+            }
+            Err(e) if is_condition_failure(&e) => {
+                let Some(item) = self.get_item(event_pk(id), "EVENT").await? else {
+                    return Ok(Begin::InProgress {
+                        lease_until: now + Duration::seconds(1),
+                    });
+                };
+                let rec = to_record(&item)?;
+                if rec
+                    .payload_hash
+                    .as_deref()
+                    .is_some_and(|h| h != lead.payload_hash)
+                {
+                    return Ok(Begin::Conflict);
+                }
+                Ok(match rec.status {
+                    LedgerStatus::Synced => Begin::AlreadySynced(rec.outcome),
+                    LedgerStatus::Dead => Begin::AlreadyDead,
+                    _ => Begin::InProgress {
+                        lease_until: rec.lease_until.unwrap_or(now + Duration::seconds(1)),
+                    },
+                })
+            }
+            Err(e) => Err(port_err("dynamodb:UpdateItem(begin)", e)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        event_id: &EventId,
+        outcome: &SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", event_pk(event_id.as_str()))
+            .key("sk", s("EVENT"))
+            .update_expression(
+                "SET #s = :synced, outcome = :outcome, updated_at = :now, expires_at = :exp \
+                 REMOVE lease_until, next_attempt_at",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":synced", s(LedgerStatus::Synced.as_str()))
+            .expression_attribute_values(":outcome", json(outcome))
+            .expression_attribute_values(":now", ts(now))
+            .expression_attribute_values(":exp", expires(now, SYNCED_RETENTION_DAYS))
+            .send()
+            .await
+            .map_err(|e| port_err("dynamodb:UpdateItem(complete)", e))?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        event_id: &EventId,
+        reason: &FailureReason,
+        next_attempt_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", event_pk(event_id.as_str()))
+            .key("sk", s("EVENT"))
+            .update_expression(
+                "SET #s = :retrying, last_error = :err, next_attempt_at = :next, updated_at = :now REMOVE lease_until",
+            )
+            .condition_expression("attribute_exists(pk) AND NOT #s IN (:synced, :dead)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":retrying", s(LedgerStatus::Retrying.as_str()))
+            .expression_attribute_values(":synced", s(LedgerStatus::Synced.as_str()))
+            .expression_attribute_values(":dead", s(LedgerStatus::Dead.as_str()))
+            .expression_attribute_values(":err", json(reason))
+            .expression_attribute_values(":next", ts(next_attempt_at))
+            .expression_attribute_values(":now", ts(now))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(port_err("dynamodb:UpdateItem(fail)", e)),
+        }
+    }
+
+    async fn mark_dead(
+        &self,
+        event_id: &str,
+        reason: &FailureReason,
+        payload: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let mut set = String::from(
+            "SET #s = :dead, last_error = :err, updated_at = :now, expires_at = :exp, \
+             event_id = if_not_exists(event_id, :id), received_at = if_not_exists(received_at, :now)",
+        );
+        if payload.is_some() {
+            set.push_str(", payload = if_not_exists(payload, :payload)");
+        }
+        set.push_str(" REMOVE lease_until, next_attempt_at");
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", event_pk(event_id))
+            .key("sk", s("EVENT"))
+            .update_expression(set)
+            .condition_expression("attribute_not_exists(pk) OR #s <> :synced")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":dead", s(LedgerStatus::Dead.as_str()))
+            .expression_attribute_values(":synced", s(LedgerStatus::Synced.as_str()))
+            .expression_attribute_values(":err", json(reason))
+            .expression_attribute_values(":now", ts(now))
+            .expression_attribute_values(":exp", expires(now, DEAD_RETENTION_DAYS))
+            .expression_attribute_values(":id", s(event_id));
+        if let Some(p) = payload {
+            req = req.expression_attribute_values(":payload", s(p));
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(port_err("dynamodb:UpdateItem(dead)", e)),
+        }
+    }
+
+    async fn get(&self, event_id: &str) -> Result<Option<LedgerRecord>, PortError> {
+        self.get_item(event_pk(event_id), "EVENT")
+            .await?
+            .map(|i| to_record(&i))
+            .transpose()
+    }
+
+    async fn contact_id(&self, crm: &str, key_hash: &str) -> Result<Option<String>, PortError> {
+        Ok(self
+            .get_item(contact_pk(crm, key_hash), "CONTACT")
+            .await?
+            .and_then(|i| get_s(&i, "crm_id").map(str::to_string)))
+    }
+
+    async fn remember_contact(
+        &self,
+        crm: &str,
+        key_hashes: &[String],
+        crm_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        for chunk in key_hashes.chunks(25) {
+            let mut writes = Vec::with_capacity(chunk.len());
+            for h in chunk {
+                let put = PutRequest::builder()
+                    .item("pk", contact_pk(crm, h))
+                    .item("sk", s("CONTACT"))
+                    .item("crm", s(crm))
+                    .item("crm_id", s(crm_id))
+                    .item("updated_at", ts(now))
+                    .build()
+                    .map_err(|e| PortError::new(format!("dynamodb:PutRequest: {e}")))?;
+                writes.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = Some(HashMap::from([(self.table.clone(), writes)]));
+            for _ in 0..3 {
+                let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty()))
+                else {
+                    break;
+                };
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(|e| port_err("dynamodb:BatchWriteItem", e))?;
+                pending = out.unprocessed_items;
+            }
+            if pending.is_some_and(|m| m.values().any(|v| !v.is_empty())) {
+                return Err(PortError::new(
+                    "dynamodb:BatchWriteItem left items unprocessed",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::Client;
+use lb_domain::QueuedLead;
+use lb_pipeline::alert::{attrs, dead_letter_attributes};
+use lb_pipeline::{DeadLetter, LeadQueue, PortError};
+use sha2::Digest;
+
+use crate::port_err;
+
+pub const SQS_MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
+
+/// [`LeadQueue`] over the SQS FIFO leads queue and its FIFO dead-letter queue.
+#[derive(Clone)]
+pub struct SqsLeadQueue {
+    client: Client,
+    queue_url: String,
+    dlq_url: String,
+}
+
+impl SqsLeadQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>, dlq_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            dlq_url: dlq_url.into(),
+        }
+    }
+}
+
+fn string_attr(v: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .expect("data type and value are set")
+}
+
+#[async_trait]
+impl LeadQueue for SqsLeadQueue {
+    async fn enqueue(&self, lead: &QueuedLead) -> Result<(), PortError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(lead.to_json())
+            .message_group_id(lead.contact_key.hashed())
+            .message_deduplication_id(lead.event.event_id.as_str())
+            .message_attributes(attrs::EVENT_ID, string_attr(lead.event.event_id.as_str()))
+            .send()
+            .await
+            .map_err(|e| port_err("sqs:SendMessage", e))?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
+        let mut req = self
+            .client
+            .send_message()
+            .queue_url(&self.dlq_url)
+            .message_body(&letter.body)
+            .message_group_id(short_id(&letter.group_id))
+            .message_deduplication_id(short_id(&letter.dedup_id));
+        for (k, v) in dead_letter_attributes(letter) {
+            if !v.is_empty() {
+                req = req.message_attributes(k, string_attr(&v));
+            }
+        }
+        req.send()
+            .await
+            .map_err(|e| port_err("sqs:SendMessage(dlq)", e))?;
+        Ok(())
+    }
+
+    async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
+        let secs = delay.as_secs_f64().ceil() as u64;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(secs.min(SQS_MAX_VISIBILITY_SECS) as i32)
+            .send()
+            .await
+            .map_err(|e| port_err("sqs:ChangeMessageVisibility", e))?;
+        Ok(())
+    }
+}
+
+/// SQS group and deduplication ids are at most 128 printable ASCII characters;
+/// a longer id is replaced by its SHA-256.
+fn short_id(s: &str) -> String {
+    if s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()) {
+        s.to_string()
+    } else {
+        hex::encode(sha2::Sha256::digest(s.as_bytes()))
+    }
+}

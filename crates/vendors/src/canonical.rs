@@ -1,0 +1,454 @@
+//! The canonical leadbridge event, v1 (`POST /v1/events`): see the README's webhook contract.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use lb_domain::{
+    BotId, Consent, CrmTarget, Email, EventId, EventType, FieldError, FieldErrors, Intent,
+    LeadContext, LeadEvent, Phone, Transcript, TranscriptLine, Visitor, WaId,
+};
+use serde_json::Value;
+
+use crate::fields::{wrong_type, Reader, MAX_LONG, MAX_SHORT};
+use crate::ParseError;
+
+/// The largest body accepted (256 KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+const MAX_TRANSCRIPT_LINES: usize = 2_000;
+const MAX_ANSWERS: usize = 200;
+
+const KNOWN_TOP_LEVEL: [&str; 14] = [
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "bot_id",
+    "conversation_id",
+    "visitor",
+    "context",
+    "intent",
+    "answers",
+    "transcript",
+    "consent",
+    "crm_target",
+    "schema",
+    "v",
+];
+
+/// Parses and validates a canonical event body into a normalized [`LeadEvent`].
+pub fn parse(body: &[u8]) -> Result<LeadEvent, ParseError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let Value::Object(map) = &value else {
+        return Err(ParseError::Invalid(vec![FieldError::new(
+            "",
+            "invalid_type",
+            "the body must be a JSON object",
+        )]));
+    };
+    let r = Reader::root(map);
+    let mut errs = FieldErrors::default();
+
+    let event_id = r
+        .required_string("event_id", 256, &mut errs)
+        .and_then(|s| errs.take(EventId::parse(&s)));
+    let event_type = r
+        .required_string("event_type", 64, &mut errs)
+        .and_then(|s| errs.take(EventType::parse(&s)));
+    let occurred_at = r.timestamp("occurred_at", true, &mut errs);
+    let bot_id = r
+        .required_string("bot_id", 256, &mut errs)
+        .and_then(|s| errs.take(BotId::parse(&s)));
+    let conversation_id = r.string("conversation_id", 256, &mut errs);
+
+    let visitor = match r.object("visitor", &mut errs) {
+        Some(v) => visitor(&v, &mut errs),
+        None => {
+            if !map.contains_key("visitor") || map["visitor"].is_null() {
+                errs.push(FieldError::new(
+                    "visitor",
+                    "required",
+                    "visitor is required",
+                ));
+            }
+            Visitor::default()
+        }
+    };
+    if visitor.email.is_none()
+        && visitor.phone.is_none()
+        && visitor.wa_id.is_none()
+        && !errs
+            .as_slice()
+            .iter()
+            .any(|e| e.field.starts_with("visitor."))
+    {
+        errs.push(FieldError::new(
+            "visitor",
+            "identity_required",
+            "at least one of visitor.email, visitor.phone or visitor.wa_id is required",
+        ));
+    }
+
+    let context = r
+        .object("context", &mut errs)
+        .map(|c| context(&c, &mut errs))
+        .unwrap_or_default();
+    let intent = r.object("intent", &mut errs).map(|i| intent(&i, &mut errs));
+    let answers = answers(&r, &mut errs);
+    let transcript = r
+        .object("transcript", &mut errs)
+        .map(|t| transcript(&t, &mut errs));
+    let consent = r
+        .object("consent", &mut errs)
+        .and_then(|c| consent(&c, &mut errs));
+    let crm_target = r
+        .object("crm_target", &mut errs)
+        .map(|c| crm_target(&c, &mut errs))
+        .unwrap_or_default();
+
+    let extra = map
+        .iter()
+        .filter(|(k, _)| !KNOWN_TOP_LEVEL.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+
+    match (event_id, event_type, occurred_at, bot_id) {
+        (Some(event_id), Some(event_type), Some(occurred_at), Some(bot_id)) if errs.is_empty() => {
+            Ok(LeadEvent {
+                event_id,
+                event_type,
+                occurred_at,
+                bot_id,
+                conversation_id,
+                visitor,
+                context,
+                intent,
+                answers,
+                transcript,
+                consent,
+                crm_target,
+                extra,
+            })
+        }
+        _ => Err(ParseError::Invalid(errs.into_vec())),
+    }
+}
+
+fn visitor(v: &Reader<'_>, errs: &mut FieldErrors) -> Visitor {
+    let country = v.string("country", 64, errs).map(|c| {
+        if c.len() == 2 {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        }
+    });
+    let region = country.as_deref().filter(|c| c.len() == 2);
+    let email = v
+        .string("email", 320, errs)
+        .and_then(|s| errs.take(Email::parse(&s)));
+    let phone = v
+        .string("phone", 64, errs)
+        .and_then(|s| errs.take(Phone::parse(&s, region)));
+    let wa_id = match v.map.get("wa_id") {
+        Some(Value::Number(n)) => errs.take(WaId::parse(&n.to_string())),
+        _ => v
+            .string("wa_id", 64, errs)
+            .and_then(|s| errs.take(WaId::parse(&s))),
+    };
+    Visitor {
+        email,
+        phone,
+        wa_id,
+        name: v.name("name", errs),
+        first_name: v.name("first_name", errs),
+        last_name: v.name("last_name", errs),
+        company: v.name("company", errs),
+        country,
+    }
+}
+
+fn context(c: &Reader<'_>, errs: &mut FieldErrors) -> LeadContext {
+    LeadContext {
+        source_url: c.string("source_url", MAX_SHORT, errs),
+        referrer: c.string("referrer", MAX_SHORT, errs),
+        utm_source: c.string("utm_source", 256, errs),
+        utm_medium: c.string("utm_medium", 256, errs),
+        utm_campaign: c.string("utm_campaign", 256, errs),
+        utm_term: c.string("utm_term", 256, errs),
+        utm_content: c.string("utm_content", 256, errs),
+        session_id: c.string("session_id", 256, errs),
+    }
+}
+
+fn intent(i: &Reader<'_>, errs: &mut FieldErrors) -> Intent {
+    Intent {
+        primary: i.string("primary", 256, errs),
+        labels: i.string_list("labels", errs),
+        qualification_score: i.uint("qualification_score", 100, errs).map(|v| v as u8),
+        competitor_mentions: i.string_list("competitor_mentions", errs),
+    }
+}
+
+fn answers(r: &Reader<'_>, errs: &mut FieldErrors) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(a) = r.object("answers", errs) else {
+        return out;
+    };
+    if a.map.len() > MAX_ANSWERS {
+        errs.push(FieldError::new(
+            "answers",
+            "too_many",
+            format!("at most {MAX_ANSWERS} answers"),
+        ));
+        return out;
+    }
+    for (k, v) in a.map {
+        let field = a.field(k);
+        if k.trim().is_empty() || k.len() > 100 {
+            errs.push(FieldError::new(
+                field,
+                "invalid_key",
+                "answer keys must be 1 to 100 characters",
+            ));
+            continue;
+        }
+        let text = match v {
+            Value::Null => continue,
+            Value::String(s) => s.trim().to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Array(items) => {
+                let mut parts = Vec::new();
+                for (i, it) in items.iter().enumerate() {
+                    match it {
+                        Value::String(s) => parts.push(s.trim().to_string()),
+                        Value::Number(n) => parts.push(n.to_string()),
+                        Value::Bool(b) => parts.push(b.to_string()),
+                        other => errs.push(wrong_type(
+                            &format!("{field}[{i}]"),
+                            "a string or number",
+                            other,
+                        )),
+                    }
+                }
+                parts.join(";")
+            }
+            other => {
+                errs.push(wrong_type(
+                    &field,
+                    "a string, number, boolean or list of them",
+                    other,
+                ));
+                continue;
+            }
+        };
+        if text.chars().count() > MAX_LONG {
+            errs.push(FieldError::new(
+                field,
+                "too_long",
+                format!("longer than {MAX_LONG} characters"),
+            ));
+            continue;
+        }
+        if !text.is_empty() {
+            out.insert(k.trim().to_string(), text);
+        }
+    }
+    out
+}
+
+fn transcript(t: &Reader<'_>, errs: &mut FieldErrors) -> Transcript {
+    let raw_lines = t.array("lines", errs);
+    if raw_lines.len() > MAX_TRANSCRIPT_LINES {
+        errs.push(FieldError::new(
+            t.field("lines"),
+            "too_many",
+            format!("at most {MAX_TRANSCRIPT_LINES} transcript lines"),
+        ));
+    }
+    let mut lines = Vec::new();
+    for (i, l) in raw_lines.iter().take(MAX_TRANSCRIPT_LINES).enumerate() {
+        let path = format!("{}[{i}]", t.field("lines"));
+        match l {
+            Value::Object(m) => {
+                let lr = Reader { path, map: m };
+                let from = lr
+                    .string("from", 64, errs)
+                    .unwrap_or_else(|| "unknown".into());
+                let text = lr.string("text", MAX_LONG, errs).unwrap_or_default();
+                let at: Option<DateTime<Utc>> = lr.timestamp("at", false, errs);
+                lines.push(TranscriptLine { at, from, text });
+            }
+            other => errs.push(wrong_type(&path, "an object", other)),
+        }
+    }
+    Transcript {
+        summary: t.string("summary", MAX_LONG, errs),
+        messages: t.uint("messages", u32::MAX as u64, errs).map(|v| v as u32),
+        duration_seconds: t
+            .uint("duration_seconds", u32::MAX as u64, errs)
+            .map(|v| v as u32),
+        transcript_url: t.string("transcript_url", MAX_SHORT, errs),
+        sentiment: t.string("sentiment", 64, errs),
+        lines,
+    }
+}
+
+fn consent(c: &Reader<'_>, errs: &mut FieldErrors) -> Option<Consent> {
+    let given_at = c.timestamp("given_at", true, errs);
+    let text_version = c.string("text_version", 64, errs);
+    let purpose = c.string("purpose", 256, errs);
+    given_at.map(|given_at| Consent {
+        given_at,
+        text_version,
+        purpose,
+    })
+}
+
+fn crm_target(c: &Reader<'_>, errs: &mut FieldErrors) -> CrmTarget {
+    let object = c
+        .string("object", 32, errs)
+        .unwrap_or_else(|| "contact".into());
+    if object != "contact" && object != "lead" {
+        errs.push(FieldError::new(
+            c.field("object"),
+            "invalid_value",
+            "crm_target.object must be contact or lead",
+        ));
+    }
+    CrmTarget {
+        object,
+        create_deal: c.boolean("create_deal", errs).unwrap_or(false),
+        deal_stage: c.string("deal_stage", 128, errs),
+        deal_pipeline: c.string("deal_pipeline", 128, errs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({
+            "event_id": "evt_01HQ8X9F2K3M5N7P9R1S3T5V7W",
+            "event_type": "lead.created",
+            "occurred_at": "2026-05-04T11:23:45.123Z",
+            "bot_id": "bot_acme_pricing",
+            "conversation_id": "conv_1",
+            "visitor": {"email": "Priya.Sharma@AcmeCorp.in ", "phone": "+91 98765 43210", "name": "  Priya   Sharma ",
+                        "company": "AcmeCorp Industries", "country": "in", "wa_id": null},
+            "context": {"source_url": "https://example.com/pricing", "utm_source": "google"},
+            "intent": {"primary": "pricing_inquiry", "labels": ["pricing"], "qualification_score": 78},
+            "answers": {"budget": "50k", "seats": 25, "modules": ["crm", "chat"]},
+            "transcript": {"summary": "Asked about Pro", "messages": 14,
+                           "lines": [{"at": "2026-05-04T11:20:01Z", "from": "visitor", "text": "hi"}]},
+            "consent": {"given_at": "2026-05-04T11:21:00Z", "text_version": "v3", "purpose": "sales_followup"},
+            "crm_target": {"object": "contact", "create_deal": true, "deal_stage": "appointmentscheduled"},
+            "custom_field": {"kept": true}
+        })
+    }
+
+    fn parse_value(v: &Value) -> Result<LeadEvent, ParseError> {
+        parse(serde_json::to_vec(v).unwrap().as_slice())
+    }
+
+    fn errors(v: &Value) -> Vec<FieldError> {
+        match parse_value(v) {
+            Err(ParseError::Invalid(e)) => e,
+            other => panic!("expected field errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_contract_example_parses_and_normalizes() {
+        let e = parse_value(&base()).unwrap();
+        assert_eq!(
+            e.visitor.email.as_ref().unwrap().as_str(),
+            "priya.sharma@acmecorp.in"
+        );
+        assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+919876543210");
+        assert_eq!(e.visitor.name.as_deref(), Some("Priya Sharma"));
+        assert_eq!(e.visitor.country.as_deref(), Some("IN"));
+        assert_eq!(e.answers["seats"], "25");
+        assert_eq!(e.answers["modules"], "crm;chat");
+        assert!(e.crm_target.create_deal);
+        assert_eq!(e.extra["custom_field"], json!({"kept": true}));
+        assert_eq!(e.contact_key().unwrap().kind(), "email");
+    }
+
+    #[test]
+    fn not_json_is_not_a_field_error() {
+        assert!(matches!(parse(b"{nope"), Err(ParseError::NotJson(_))));
+        assert!(matches!(parse(&[0xff, 0xfe]), Err(ParseError::NotJson(_))));
+    }
+
+    #[test]
+    fn a_lead_without_identity_is_rejected() {
+        let mut v = base();
+        v["visitor"] = json!({"name": "Anon"});
+        let e = errors(&v);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].code, "identity_required");
+    }
+
+    #[test]
+    fn every_field_error_is_reported_at_once() {
+        let mut v = base();
+        v["event_type"] = json!("lead.deleted");
+        v["occurred_at"] = json!("yesterday");
+        v["bot_id"] = json!(42);
+        v["visitor"]["email"] = json!("not-an-email");
+        v["intent"]["qualification_score"] = json!(150);
+        let e = errors(&v);
+        let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "event_type",
+                "occurred_at",
+                "bot_id",
+                "visitor.email",
+                "intent.qualification_score"
+            ],
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn required_fields_are_named() {
+        let e = errors(&json!({"visitor": {"email": "a@b.co"}}));
+        let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec!["event_id", "event_type", "occurred_at", "bot_id"]
+        );
+        assert!(e.iter().all(|e| e.code == "required"));
+    }
+
+    #[test]
+    fn a_json_array_body_is_a_field_error() {
+        assert!(matches!(parse(b"[]"), Err(ParseError::Invalid(_))));
+    }
+
+    #[test]
+    fn nested_objects_in_answers_are_rejected() {
+        let mut v = base();
+        v["answers"]["deep"] = json!({"x": 1});
+        assert_eq!(errors(&v)[0].field, "answers.deep");
+    }
+
+    #[test]
+    fn phone_without_country_code_uses_the_visitor_country() {
+        let mut v = base();
+        v["visitor"] = json!({"phone": "09876543210", "country": "IN"});
+        let e = parse_value(&v).unwrap();
+        assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+919876543210");
+        assert_eq!(e.contact_key().unwrap().kind(), "phone");
+    }
+
+    #[test]
+    fn deeply_nested_json_is_refused_without_a_crash() {
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert!(parse(deep.as_bytes()).is_err());
+    }
+}
