@@ -1,1 +1,6 @@
+//! End-to-end tests: the real handlers against moto server (SQS, DynamoDB, SNS,
+//! Secrets Manager) and the HubSpot simulator, each test on its own stack.
 
+mod failures;
+mod ingest;
+mod sync;

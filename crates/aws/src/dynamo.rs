@@ -161,7 +161,7 @@ impl Ledger for DynamoLedger {
                     .get_item(event_pk(id), "EVENT")
                     .await?
                     .ok_or_else(|| PortError::new("ledger item vanished between put and get"))?;
-                Ok(Received::Existing(to_record(&item)?))
+                Ok(Received::Existing(Box::new(to_record(&item)?)))
             }
         }
     }

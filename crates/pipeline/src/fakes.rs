@@ -96,7 +96,7 @@ impl Ledger for InMemoryLedger {
         let mut m = self.records.lock().unwrap();
         let id = lead.event.event_id.as_str();
         if let Some(r) = m.get(id) {
-            return Ok(Received::Existing(r.clone()));
+            return Ok(Received::Existing(Box::new(r.clone())));
         }
         m.insert(id.into(), fresh(lead, body, LedgerStatus::Received, now));
         Ok(Received::New)

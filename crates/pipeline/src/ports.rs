@@ -171,7 +171,7 @@ pub enum Received {
     /// First time this event id is seen.
     New,
     /// Seen before; here is what the ledger holds.
-    Existing(LedgerRecord),
+    Existing(Box<LedgerRecord>),
 }
 
 /// What the worker's `begin` decided.

@@ -88,6 +88,11 @@ pub async fn sync_batch(
     for m in messages {
         if let Some(g) = &m.group_id {
             if blocked.contains(g) {
+                // Release it at once: an in-flight follower would otherwise block its
+                // whole group in the queue until its visibility timeout ran out.
+                if let Err(e) = w.queue.retry_later(&m.receipt_handle, Duration::ZERO).await {
+                    warn!(message_id = %m.message_id, error = %e, "could not release a held message");
+                }
                 out.push(ItemOutcome::HeldForOrder);
                 continue;
             }
@@ -607,6 +612,10 @@ mod tests {
         assert!(matches!(&out[0], ItemOutcome::RetryLater { .. }));
         assert!(matches!(&out[1], ItemOutcome::Synced(_)));
         assert_eq!(out[2], ItemOutcome::HeldForOrder);
+        // the held message is released at once; the failed one after its backoff
+        let retries = env.queue.retries();
+        assert_eq!(retries.len(), 2);
+        assert_eq!(retries[1], ("rh-m3".to_string(), Duration::ZERO));
     }
 
     #[tokio::test]

@@ -1,0 +1,213 @@
+//! `/__admin`: faults, stats, reset, runtime config and schema edits
+//! (contracts.md §3). No authentication, not counted, never rate limited.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, HsJson, HsPath};
+use super::faults::FaultSpec;
+use super::objects::ObjectType;
+use super::schema::{NewProperty, PropertyDef, PropertyOption, PropertyType};
+use super::state::App;
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route(
+            "/__admin/faults",
+            post(add_fault).get(list_faults).delete(clear_faults),
+        )
+        .route("/__admin/stats", get(stats))
+        .route("/__admin/reset", post(reset))
+        .route("/__admin/config", get(read_config).post(update_config))
+        .route("/__admin/properties/{object}", post(put_property))
+        .route(
+            "/__admin/properties/{object}/{name}",
+            delete(delete_property),
+        )
+}
+
+/// `POST /__admin/faults` → 201 `{"id": n}`.
+async fn add_fault(
+    State(app): State<App>,
+    HsJson(spec): HsJson<FaultSpec>,
+) -> Result<Response, ApiError> {
+    let id = app.lock().faults.add(spec).map_err(ApiError::validation)?;
+    tracing::info!(fault_id = id, "fault added");
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+/// `GET /__admin/faults` → `{"faults":[{"id","kind",…,"count"?: remaining}]}`.
+async fn list_faults(State(app): State<App>) -> Json<Value> {
+    Json(json!({ "faults": app.lock().faults.list() }))
+}
+
+/// `DELETE /__admin/faults` → `{"cleared": n}`.
+async fn clear_faults(State(app): State<App>) -> Json<Value> {
+    let cleared = app.lock().faults.clear();
+    Json(json!({ "cleared": cleared }))
+}
+
+async fn stats(State(app): State<App>) -> Json<Value> {
+    Json(app.lock().stats.to_json())
+}
+
+/// Empties records, associations, counters, faults and rate windows, and
+/// restores the default schema. The config is kept.
+async fn reset(State(app): State<App>) -> Json<Value> {
+    app.lock().reset();
+    tracing::info!("state reset");
+    Json(json!({ "reset": true }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigUpdate {
+    rate_limit_max: Option<u32>,
+    rate_limit_window_ms: Option<u64>,
+    search_lag_ms: Option<u64>,
+    search_rate_per_s: Option<u32>,
+}
+
+fn config_json(app: &App) -> Value {
+    let state = app.lock();
+    let c = &state.config;
+    json!({
+        "rate_limit_max": c.rate_limit_max,
+        "rate_limit_window_ms": c.rate_limit_window_ms,
+        "search_lag_ms": c.search_lag_ms,
+        "search_rate_per_s": c.search_rate_per_s,
+    })
+}
+
+async fn read_config(State(app): State<App>) -> Json<Value> {
+    Json(config_json(&app))
+}
+
+/// `POST /__admin/config` with any subset of the fields → the whole config.
+async fn update_config(
+    State(app): State<App>,
+    HsJson(update): HsJson<ConfigUpdate>,
+) -> Result<Json<Value>, ApiError> {
+    if update.rate_limit_window_ms == Some(0) {
+        return Err(ApiError::validation(
+            "rate_limit_window_ms must be at least 1",
+        ));
+    }
+    {
+        let mut state = app.lock();
+        let c = &mut state.config;
+        if let Some(v) = update.rate_limit_max {
+            c.rate_limit_max = v;
+        }
+        if let Some(v) = update.rate_limit_window_ms {
+            c.rate_limit_window_ms = v;
+        }
+        if let Some(v) = update.search_lag_ms {
+            c.search_lag_ms = v;
+        }
+        if let Some(v) = update.search_rate_per_s {
+            c.search_rate_per_s = v;
+        }
+        tracing::info!(config = ?c, "config changed");
+    }
+    Ok(Json(config_json(&app)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PropertyInput {
+    name: String,
+    label: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    field_type: Option<String>,
+    group_name: Option<String>,
+    #[serde(default)]
+    options: Vec<OptionInput>,
+    #[serde(default)]
+    read_only: bool,
+    #[serde(default)]
+    has_unique_value: bool,
+    #[serde(default)]
+    calculated: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct OptionInput {
+    value: String,
+    label: Option<String>,
+}
+
+fn object_from_path(name: &str) -> Result<ObjectType, ApiError> {
+    ObjectType::parse(name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            format!("Unknown object type \"{name}\" (expected contacts, notes or deals)"),
+        )
+    })
+}
+
+/// `POST /__admin/properties/{object}`: adds or replaces one definition → 201.
+async fn put_property(
+    State(app): State<App>,
+    HsPath(object): HsPath<String>,
+    HsJson(input): HsJson<PropertyInput>,
+) -> Result<Response, ApiError> {
+    let object = object_from_path(&object)?;
+    let name = input.name.trim().to_owned();
+    if name.is_empty() {
+        return Err(ApiError::validation("property \"name\" must not be empty"));
+    }
+    let kind = PropertyType::parse(&input.kind).ok_or_else(|| {
+        ApiError::validation(format!(
+            "unknown property type \"{}\" (string, number, enumeration, datetime, date, bool)",
+            input.kind
+        ))
+    })?;
+    let def = PropertyDef::from(NewProperty {
+        name,
+        label: input.label,
+        kind,
+        field_type: input.field_type,
+        group_name: input.group_name,
+        options: input
+            .options
+            .into_iter()
+            .map(|o| PropertyOption {
+                label: o.label.unwrap_or_else(|| o.value.clone()),
+                value: o.value,
+            })
+            .collect(),
+        read_only: input.read_only,
+        has_unique_value: input.has_unique_value,
+        calculated: input.calculated,
+    });
+    let body = def.to_json();
+    tracing::info!(object = object.plural(), property = %def.name, "schema property put");
+    app.lock().schema.put(object, def);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `DELETE /__admin/properties/{object}/{name}` → 204, or 404 if absent.
+async fn delete_property(
+    State(app): State<App>,
+    HsPath((object, name)): HsPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let object = object_from_path(&object)?;
+    if app.lock().schema.remove(object, &name) {
+        tracing::info!(object = object.plural(), property = %name, "schema property removed");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            format!("Unable to find property with name: {name}"),
+        ))
+    }
+}

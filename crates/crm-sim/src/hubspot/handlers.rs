@@ -1,0 +1,363 @@
+//! Business route handlers (CRM v3 objects and properties). Each locks the
+//! state once, does its work without awaiting, and renders the answer.
+
+use std::time::Instant;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::objects::ObjectType;
+use super::render::{add_associations, record_json, QueryParams, RecordView, Selection};
+use super::search::{search, SearchRequest};
+use super::state::{App, State};
+use super::validation::format_timestamp;
+use super::writes::{self, CreateInput, UpsertInput, UpsertOutcome};
+
+/// HubSpot's batch size limit.
+const MAX_BATCH: usize = 100;
+const LIST_DEFAULT_LIMIT: usize = 10;
+const LIST_MAX_LIMIT: usize = 100;
+
+type HandlerResult = Result<Response, ApiError>;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct BatchInputs<T> {
+    inputs: Vec<T>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PatchInput {
+    #[serde(default)]
+    properties: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BatchReadInput {
+    inputs: Vec<BatchReadId>,
+    #[serde(default)]
+    properties: Vec<String>,
+    id_property: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct BatchReadId {
+    id: Value,
+}
+
+fn check_batch_size(n: usize) -> Result<(), ApiError> {
+    if n > MAX_BATCH {
+        Err(ApiError::validation(format!(
+            "Batch input size {n} exceeds the limit of {MAX_BATCH}"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// A stored record rendered with every stored property (write responses).
+fn written_record(
+    state: &State,
+    object: ObjectType,
+    id: u64,
+) -> Result<Map<String, Value>, ApiError> {
+    let record = state
+        .store
+        .get(object, id)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(record_json(
+        &state.schema,
+        object,
+        &RecordView::from(record),
+        &Selection::Stored,
+    ))
+}
+
+/// `POST /crm/v3/objects/{object}`
+pub(crate) async fn create(app: App, object: ObjectType, input: CreateInput) -> HandlerResult {
+    let mut state = app.lock();
+    let id = writes::create(&mut state, object, &input)?;
+    let body = written_record(&state, object, id)?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /crm/v3/objects/{object}/{id}` (or `{email}?idProperty=email`)
+pub(crate) async fn read(
+    app: App,
+    object: ObjectType,
+    id: String,
+    query: QueryParams,
+) -> HandlerResult {
+    let state = app.lock();
+    let id = state
+        .store
+        .resolve(object, &id, query.by_email()?)
+        .ok_or_else(ApiError::not_found)?;
+    let record = state
+        .store
+        .get(object, id)
+        .ok_or_else(ApiError::not_found)?;
+    let selection = Selection::for_read(object, query.list("properties"));
+    let mut body = record_json(&state.schema, object, &RecordView::from(record), &selection);
+    add_associations(
+        &mut body,
+        &state.store,
+        object,
+        id,
+        &query.association_kinds(),
+    );
+    Ok(Json(body).into_response())
+}
+
+/// `PATCH /crm/v3/objects/{object}/{id}` (or `{email}?idProperty=email`)
+pub(crate) async fn update(
+    app: App,
+    object: ObjectType,
+    id: String,
+    query: QueryParams,
+    input: PatchInput,
+) -> HandlerResult {
+    let mut state = app.lock();
+    let id = state
+        .store
+        .resolve(object, &id, query.by_email()?)
+        .ok_or_else(ApiError::not_found)?;
+    writes::update(&mut state, object, id, &input.properties)?;
+    Ok(Json(written_record(&state, object, id)?).into_response())
+}
+
+/// `GET /crm/v3/objects/{object}?limit=&after=&properties=&associations=`:
+/// records in id order; `after` is the id the next page starts at.
+pub(crate) async fn list(
+    app: App,
+    object: ObjectType,
+    query: QueryParams,
+    headers: HeaderMap,
+) -> HandlerResult {
+    let limit = query.limit(LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT)?;
+    let after = match query.get("after") {
+        None => 0,
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ApiError::validation(format!("Invalid paging token after=\"{raw}\"")))?,
+    };
+    let archived = query.get("archived") == Some("true");
+    let state = app.lock();
+    let selection = Selection::for_read(object, query.list("properties"));
+    let kinds = query.association_kinds();
+    let mut page = state
+        .store
+        .range(object, after)
+        .take(limit + 1)
+        .collect::<Vec<_>>();
+    if archived {
+        // The simulator never archives records.
+        page.clear();
+    }
+    let next = (page.len() > limit).then(|| page[limit].id);
+    let results: Vec<Value> = page
+        .iter()
+        .take(limit)
+        .map(|r| {
+            let mut body = record_json(&state.schema, object, &RecordView::from(*r), &selection);
+            add_associations(&mut body, &state.store, object, r.id, &kinds);
+            Value::Object(body)
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert("results".into(), Value::Array(results));
+    if let Some(next) = next {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let link = format!(
+            "http://{host}/crm/v3/objects/{}?{}",
+            object.plural(),
+            query.with_after(&next.to_string())
+        );
+        body.insert(
+            "paging".into(),
+            json!({"next": {"after": next.to_string(), "link": link}}),
+        );
+    }
+    Ok(Json(body).into_response())
+}
+
+/// `POST /crm/v3/objects/{object}/search`
+pub(crate) async fn search_objects(
+    app: App,
+    object: ObjectType,
+    request: SearchRequest,
+) -> HandlerResult {
+    let state = app.lock();
+    let body = search(&state, object, &request, Instant::now())?;
+    Ok(Json(body).into_response())
+}
+
+/// `POST /crm/v3/objects/{object}/batch/read`: 200, or 207 listing missing ids.
+pub(crate) async fn batch_read(
+    app: App,
+    object: ObjectType,
+    input: BatchReadInput,
+) -> HandlerResult {
+    check_batch_size(input.inputs.len())?;
+    let started = format_timestamp(Utc::now());
+    let state = app.lock();
+    let by_email = match input.id_property.as_deref() {
+        None | Some("hs_object_id") => false,
+        Some("email") => true,
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "idProperty \"{other}\" is not a unique-value property"
+            )))
+        }
+    };
+    let selection = Selection::for_read(object, input.properties);
+    let mut results = Vec::new();
+    let mut missing = Vec::new();
+    for item in &input.inputs {
+        let raw = match &item.id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match state
+            .store
+            .resolve(object, &raw, by_email)
+            .and_then(|id| state.store.get(object, id))
+        {
+            Some(r) => results.push(Value::Object(record_json(
+                &state.schema,
+                object,
+                &RecordView::from(r),
+                &selection,
+            ))),
+            None => missing.push(raw),
+        }
+    }
+    let mut body = Map::new();
+    body.insert("status".into(), json!("COMPLETE"));
+    body.insert("results".into(), Value::Array(results));
+    let status = if missing.is_empty() {
+        StatusCode::OK
+    } else {
+        body.insert("numErrors".into(), json!(1));
+        body.insert(
+            "errors".into(),
+            json!([{
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": format!(
+                    "Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.",
+                    object.upper()
+                ),
+                "context": {"ids": missing},
+            }]),
+        );
+        StatusCode::MULTI_STATUS
+    };
+    body.insert("startedAt".into(), json!(started));
+    body.insert("completedAt".into(), json!(format_timestamp(Utc::now())));
+    Ok((status, Json(body)).into_response())
+}
+
+/// `POST /crm/v3/objects/{object}/batch/create`: all or nothing, 201.
+pub(crate) async fn batch_create(
+    app: App,
+    object: ObjectType,
+    input: BatchInputs<CreateInput>,
+) -> HandlerResult {
+    check_batch_size(input.inputs.len())?;
+    let started = format_timestamp(Utc::now());
+    let mut state = app.lock();
+    let ids = writes::create_batch(&mut state, object, &input.inputs)?;
+    let results = ids
+        .into_iter()
+        .map(|id| written_record(&state, object, id).map(Value::Object))
+        .collect::<Result<Vec<_>, _>>()?;
+    let body = json!({
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": started,
+        "completedAt": format_timestamp(Utc::now()),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `POST /crm/v3/objects/contacts/batch/upsert`: each input stands alone;
+/// 200 if all were written, 207 if some failed, 400 if all failed.
+pub(crate) async fn batch_upsert(app: App, input: BatchInputs<UpsertInput>) -> HandlerResult {
+    writes::check_upsert_batch(&input.inputs)?;
+    let started = format_timestamp(Utc::now());
+    let mut state = app.lock();
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for item in &input.inputs {
+        match writes::upsert_contact(&mut state, item) {
+            UpsertOutcome::Written { id, new } => {
+                let mut body = written_record(&state, ObjectType::Contact, id)?;
+                body.insert("new".into(), json!(new));
+                if let Some(trace) = &item.object_write_trace_id {
+                    body.insert("objectWriteTraceId".into(), json!(trace));
+                }
+                results.push(Value::Object(body));
+            }
+            UpsertOutcome::Failed(error) => errors.push(error),
+        }
+    }
+    if results.is_empty() {
+        if let Some(first) = errors.first() {
+            let message = first["message"]
+                .as_str()
+                .unwrap_or("Invalid input")
+                .to_owned();
+            let mut error = ApiError::validation(message);
+            if let Some(details) = first.get("errors").and_then(Value::as_array) {
+                error = error.with_errors(details.clone());
+            }
+            if let Some(context) = first.get("context") {
+                error = error.with_context(context.clone());
+            }
+            return Err(error);
+        }
+    }
+    let mut body = Map::new();
+    body.insert("status".into(), json!("COMPLETE"));
+    body.insert("results".into(), Value::Array(results));
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        body.insert("numErrors".into(), json!(errors.len()));
+        body.insert("errors".into(), Value::Array(errors));
+        StatusCode::MULTI_STATUS
+    };
+    body.insert("startedAt".into(), json!(started));
+    body.insert("completedAt".into(), json!(format_timestamp(Utc::now())));
+    Ok((status, Json(body)).into_response())
+}
+
+/// `GET /crm/v3/properties/{object}`
+pub(crate) async fn list_properties(app: App, object: ObjectType) -> HandlerResult {
+    let state = app.lock();
+    let results: Vec<Value> = state.schema.all(object).map(|d| d.to_json()).collect();
+    Ok(Json(json!({ "results": results })).into_response())
+}
+
+/// `GET /crm/v3/properties/{object}/{name}`
+pub(crate) async fn read_property(app: App, object: ObjectType, name: String) -> HandlerResult {
+    let state = app.lock();
+    let def = state.schema.get(object, &name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            format!("Unable to find property with name: {name}"),
+        )
+    })?;
+    Ok(Json(def.to_json()).into_response())
+}

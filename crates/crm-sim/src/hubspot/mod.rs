@@ -1,0 +1,175 @@
+//! A HubSpot CRM v3 simulator: contacts, notes and deals with HubSpot's
+//! paths, bodies, status codes, rate limits and lagging search, plus the
+//! `/__admin` API of contracts.md §3 for fault injection and inspection.
+//!
+//! Code map:
+//! - `routes`: the route table; `gate`: auth, faults and rate limits in front
+//!   of every business route; `handlers`: the CRM endpoints; `admin`: `/__admin`.
+//! - `writes`: create / update / upsert rules; `validation`: property values
+//!   against the `schema`; `search`: the lagging search index.
+//! - `store`: records, their history (for search lag) and associations;
+//!   `state`: everything behind one `std` mutex that is never held across an await.
+//! - `rate_limit`, `faults`, `error` (HubSpot error bodies), `render` (record JSON).
+//!
+//! Deliberately absent: archiving/deleting records, companies, owners,
+//! pipelines API, daily limits, OAuth.
+
+mod admin;
+mod error;
+mod faults;
+mod gate;
+mod handlers;
+mod objects;
+mod rate_limit;
+mod render;
+mod routes;
+mod schema;
+mod search;
+mod state;
+mod store;
+mod validation;
+mod writes;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use state::{App, Shared};
+
+/// How long a shut-down server waits for in-flight requests before it is stopped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Settings of one simulated HubSpot portal.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The bearer token the simulator accepts.
+    pub token: String,
+    /// Requests per rolling window, per token (HubSpot Free/Starter: 100).
+    /// An admitted request holds one slot for the window; a rejected (429)
+    /// request holds none, so a client that waits out the window recovers.
+    pub rate_limit_max: u32,
+    /// The rolling window (HubSpot: 10 s).
+    pub rate_limit_window_ms: u64,
+    /// Search sees each record as it was this long ago.
+    pub search_lag_ms: u64,
+    /// The search endpoints' own limit, per second per token; its 429 carries
+    /// no rate-limit headers.
+    pub search_rate_per_s: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            token: "sim-token".to_owned(),
+            rate_limit_max: 100,
+            rate_limit_window_ms: 10_000,
+            search_lag_ms: 2_000,
+            search_rate_per_s: 5,
+        }
+    }
+}
+
+/// The simulator's router, for embedding in another server. Its timeout
+/// faults hold requests until the client gives up.
+pub fn router(config: SimConfig) -> axum::Router {
+    routes::build(Shared::new(config))
+}
+
+/// The HubSpot simulator: `HubSpotSim::start(addr, config)` is [`RunningSim::start`].
+pub type HubSpotSim = RunningSim;
+
+/// A simulator serving on a local port. Dropping it stops the server too.
+pub struct RunningSim {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base_url: String,
+    /// The bearer token it accepts.
+    pub token: String,
+    app: App,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSim")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningSim {
+    /// Binds `addr` (port 0 picks a free port) and serves on a spawned task.
+    pub async fn start(addr: SocketAddr, config: SimConfig) -> std::io::Result<RunningSim> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let host = if local.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else if local.is_ipv6() {
+            format!("[{}]", local.ip())
+        } else {
+            local.ip().to_string()
+        };
+        let base_url = format!("http://{host}:{}", local.port());
+        let token = config.token.clone();
+        let app = Shared::new(config);
+        let router = routes::build(app.clone());
+
+        let graceful = {
+            let app = app.clone();
+            async move { app.shutdown_signalled().await }
+        };
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(graceful)
+            .into_future();
+        let deadline = {
+            let app = app.clone();
+            async move {
+                app.shutdown_signalled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            }
+        };
+        let url = base_url.clone();
+        let server = tokio::spawn(async move {
+            tokio::select! {
+                result = server => {
+                    if let Err(error) = result {
+                        tracing::error!(%error, base_url = %url, "simulator server failed");
+                    }
+                }
+                () = deadline => {
+                    tracing::warn!(base_url = %url, "simulator stopped with requests still in flight");
+                }
+            }
+            tracing::info!(base_url = %url, "simulator stopped");
+        });
+        tracing::info!(%base_url, "HubSpot simulator listening");
+        Ok(RunningSim {
+            base_url,
+            token,
+            app,
+            server: Some(server),
+        })
+    }
+
+    /// Stops accepting connections, finishes in-flight requests (requests held
+    /// by timeout faults are released) and ends the server task.
+    pub fn shutdown(self) {
+        // Drop does the work.
+    }
+
+    /// Like [`RunningSim::shutdown`], and waits until the server task has ended
+    /// (in-flight requests answered, or after a 5 s grace period).
+    pub async fn shutdown_and_wait(mut self) {
+        self.app.signal_shutdown();
+        if let Some(server) = self.server.take() {
+            if let Err(error) = server.await {
+                tracing::error!(%error, "simulator server task failed");
+            }
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.app.signal_shutdown();
+    }
+}

@@ -1,0 +1,122 @@
+//! The simulator's whole mutable state behind one mutex, plus the shutdown
+//! signal that releases requests held by timeout faults.
+//!
+//! The mutex is a `std` one: handlers lock, work, and unlock without awaiting.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::faults::Faults;
+use super::rate_limit::RollingWindow;
+use super::schema::Schema;
+use super::store::Store;
+use super::SimConfig;
+
+/// Request counters for `GET /__admin/stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    total: u64,
+    by_route: BTreeMap<String, u64>,
+    pub rate_limited: u64,
+    pub faulted: u64,
+}
+
+impl Stats {
+    pub(crate) fn record(&mut self, route: &str) {
+        self.total += 1;
+        *self.by_route.entry(route.to_owned()).or_default() += 1;
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "total": self.total,
+            "by_route": self.by_route,
+            "rate_limited": self.rate_limited,
+            "faulted": self.faulted,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub config: SimConfig,
+    pub schema: Schema,
+    pub store: Store,
+    pub faults: Faults,
+    /// The general per-token rolling window.
+    pub limits: RollingWindow,
+    /// The search endpoints' separate per-second window.
+    pub search_limits: RollingWindow,
+    pub stats: Stats,
+}
+
+impl State {
+    pub(crate) fn new(config: SimConfig) -> State {
+        State {
+            config,
+            schema: Schema::default(),
+            store: Store::default(),
+            faults: Faults::default(),
+            limits: RollingWindow::default(),
+            search_limits: RollingWindow::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// `POST /__admin/reset`: everything but the config goes back to a fresh start.
+    pub(crate) fn reset(&mut self) {
+        let config = self.config.clone();
+        let mut store = std::mem::take(&mut self.store);
+        store.clear();
+        *self = State {
+            store,
+            ..State::new(config)
+        };
+    }
+
+    pub(crate) fn search_lag(&self) -> Duration {
+        Duration::from_millis(self.config.search_lag_ms)
+    }
+}
+
+/// Shared by every handler.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    shutdown: watch::Sender<bool>,
+}
+
+pub(crate) type App = Arc<Shared>;
+
+impl Shared {
+    pub(crate) fn new(config: SimConfig) -> App {
+        Arc::new(Shared {
+            state: Mutex::new(State::new(config)),
+            shutdown: watch::Sender::new(false),
+        })
+    }
+
+    /// Locks the state. A panic while locked cannot leave it half-updated in a
+    /// way that matters to a simulator, so poisoning is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn signal_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once shutdown has been signalled.
+    pub(crate) async fn shutdown_signalled(&self) {
+        let mut rx = self.shutdown.subscribe();
+        // The sender lives in `self`, so `wait_for` only fails if it was dropped,
+        // which cannot happen while `self` is borrowed.
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+}

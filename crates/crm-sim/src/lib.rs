@@ -1,0 +1,19 @@
+//! Local CRM simulators for tests and the local stack (`make dev`).
+//!
+//! [`hubspot`] simulates the HubSpot CRM v3 API closely enough that the
+//! production HubSpot adapter is tested against it: same paths, bodies, status
+//! codes, rate-limit headers and eventually consistent search, plus the
+//! `/__admin` API (faults, stats, reset, config, schema edits).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use crm_sim::{RunningSim, SimConfig};
+//! let sim = RunningSim::start("127.0.0.1:0".parse().expect("addr"), SimConfig::default()).await?;
+//! println!("{} {}", sim.base_url, sim.token);
+//! sim.shutdown();
+//! # Ok(()) }
+//! ```
+
+pub mod hubspot;
+
+pub use hubspot::{router, HubSpotSim, RunningSim, SimConfig};

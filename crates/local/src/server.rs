@@ -1,0 +1,62 @@
+//! Ingest behind plain HTTP (what API Gateway does in AWS).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use ingest::{handle, Ingest, WebhookRequest};
+use lb_vendors::canonical::MAX_BODY_BYTES;
+use tokio::sync::watch;
+
+async fn serve(State(app): State<Arc<Ingest>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    // Read one byte past the cap so that ingest itself answers 413 in its own words.
+    let body = match to_bytes(body, MAX_BODY_BYTES + 1).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => vec![b' '; MAX_BODY_BYTES + 1],
+    };
+    let request = WebhookRequest {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        headers,
+        body,
+    };
+    let r = handle(&app, &request, chrono::Utc::now()).await;
+    let mut resp = Response::builder()
+        .status(r.status)
+        .header("content-type", r.content_type);
+    if let Some(s) = r.retry_after {
+        resp = resp.header("retry-after", s.to_string());
+    }
+    resp.body(Body::from(r.body)).unwrap_or_default()
+}
+
+/// Serves ingest on `addr` until `stop` turns true. Returns the bound address.
+pub async fn start(
+    app: Arc<Ingest>,
+    addr: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let router = axum::Router::new().fallback(serve).with_state(app);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    Ok(bound)
+}

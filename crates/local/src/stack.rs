@@ -1,0 +1,348 @@
+//! Wiring the whole pipeline together locally, with real components on free ports.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use crm_sim::{RunningSim, SimConfig};
+use dlq_alerter::AlerterApp;
+use ingest::{Ingest, IngestEnv};
+use lb_aws::{DynamoLedger, RequestCounter, SecretsManagerStore, SnsAlerts, SqsLeadQueue};
+use lb_crm::{HubSpotConfig, HubSpotCrm};
+use lb_pipeline::retry::RetryPolicy;
+use lb_pipeline::secrets::CachedSecret;
+use lb_pipeline::{Ledger, SecretStore};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use worker::WorkerApp;
+
+use crate::esm::{self, BatchResult, EsmStats, Mapping};
+use crate::moto::Moto;
+use crate::resources::{self, settings, Names};
+
+/// `target/leadbridge-local.json`: every URL and secret a tool or test needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackInfo {
+    pub ingest_url: String,
+    pub webhook_secret: String,
+    pub aws_endpoint: String,
+    pub region: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub table_name: String,
+    pub topic_arn: String,
+    pub alerts_queue_url: String,
+    pub webhook_secret_id: String,
+    pub hubspot_secret_id: String,
+    pub crm: CrmInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrmInfo {
+    pub hubspot: CrmEndpoint,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrmEndpoint {
+    pub base_url: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Resource name prefix (tests use a unique one each).
+    pub prefix: String,
+    /// Use this moto instead of starting one.
+    pub moto: Option<Arc<Moto>>,
+    pub moto_port: u16,
+    pub ingest_port: u16,
+    pub hubspot_port: u16,
+    pub sim: SimConfig,
+    pub webhook_secret: String,
+    pub policy: RetryPolicy,
+    /// Concurrent worker pollers (Lambda's MaximumConcurrency).
+    pub worker_concurrency: usize,
+    /// The worker's function timeout (deadline of each batch).
+    pub worker_timeout: Duration,
+    pub hubspot_timeout: Duration,
+    /// Point ingest's SQS client elsewhere (an unreachable port, to test outages).
+    pub ingest_sqs_endpoint: Option<String>,
+    pub region: String,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "leadbridge".into(),
+            moto: None,
+            moto_port: 0,
+            ingest_port: 0,
+            hubspot_port: 0,
+            sim: SimConfig {
+                token: "pat-local-hubspot-token".into(),
+                ..SimConfig::default()
+            },
+            webhook_secret: "whsec_local_demo_secret".into(),
+            policy: RetryPolicy {
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(5),
+                max_attempts: 5,
+            },
+            worker_concurrency: 2,
+            worker_timeout: Duration::from_secs(settings::WORKER_TIMEOUT_SECS),
+            hubspot_timeout: Duration::from_secs(5),
+            ingest_sqs_endpoint: None,
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+impl StackOptions {
+    /// Ports from `LEADBRIDGE_MOTO_PORT`, `LEADBRIDGE_INGEST_PORT`, `LEADBRIDGE_HUBSPOT_PORT` (0 or unset: free ports).
+    pub fn with_env_ports(mut self) -> anyhow::Result<Self> {
+        let port = |name: &str| -> anyhow::Result<u16> {
+            match std::env::var(name) {
+                Ok(v) if !v.is_empty() => v
+                    .parse()
+                    .with_context(|| format!("{name}={v:?} is not a port")),
+                _ => Ok(0),
+            }
+        };
+        self.moto_port = port("LEADBRIDGE_MOTO_PORT")?;
+        self.ingest_port = port("LEADBRIDGE_INGEST_PORT")?;
+        self.hubspot_port = port("LEADBRIDGE_HUBSPOT_PORT")?;
+        Ok(self)
+    }
+}
+
+/// A running local stack. Dropping it stops the pollers, the ingest server and
+/// the simulator (and moto, if it started its own).
+pub struct LocalStack {
+    pub info: StackInfo,
+    pub moto: Arc<Moto>,
+    pub sim: RunningSim,
+    pub sdk: aws_config::SdkConfig,
+    pub ledger: Arc<DynamoLedger>,
+    /// DynamoDB requests made by the three handlers.
+    pub dynamodb_requests: RequestCounter,
+    pub worker_stats: Arc<EsmStats>,
+    pub alerter_stats: Arc<EsmStats>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl LocalStack {
+    pub async fn start(opts: StackOptions) -> anyhow::Result<LocalStack> {
+        let moto = match &opts.moto {
+            Some(m) => m.clone(),
+            None => Arc::new(Moto::start(opts.moto_port)?),
+        };
+        let sdk = lb_aws::sdk_config_for(&moto.endpoint, &opts.region).await;
+        let names = Names::new(&opts.prefix);
+        let created =
+            resources::create(&sdk, &names, &opts.webhook_secret, &opts.sim.token).await?;
+        let sim = RunningSim::start(
+            SocketAddr::from(([127, 0, 0, 1], opts.hubspot_port)),
+            opts.sim.clone(),
+        )
+        .await
+        .context("starting the HubSpot simulator")?;
+
+        let counter = RequestCounter::default();
+        let ddb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let ledger = Arc::new(DynamoLedger::new(ddb, &created.table_name));
+        let secrets: Arc<dyn SecretStore> = Arc::new(SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+        ));
+        let queue = Arc::new(SqsLeadQueue::new(
+            sqs.clone(),
+            &created.queue_url,
+            &created.dlq_url,
+        ));
+
+        let ingest_queue = match &opts.ingest_sqs_endpoint {
+            None => queue.clone(),
+            Some(endpoint) => {
+                let cfg = lb_aws::sdk_config_for(endpoint, &opts.region).await;
+                Arc::new(SqsLeadQueue::new(
+                    aws_sdk_sqs::Client::new(&cfg),
+                    &created.queue_url,
+                    &created.dlq_url,
+                ))
+            }
+        };
+        let ingest_env = IngestEnv {
+            queue_url: created.queue_url.clone(),
+            dlq_url: created.dlq_url.clone(),
+            table_name: created.table_name.clone(),
+            webhook_secret_id: names.webhook_secret(),
+            secret_ttl: Duration::from_secs(30),
+        };
+        let ingest_app = Arc::new(Ingest::new(
+            ledger.clone(),
+            ingest_queue,
+            secrets.clone(),
+            &ingest_env,
+        ));
+
+        let token = Arc::new(CachedSecret::new(
+            secrets.clone(),
+            names.hubspot_secret(),
+            Duration::from_secs(30),
+        ));
+        let hubspot = HubSpotCrm::new(
+            HubSpotConfig {
+                base_url: sim.base_url.clone(),
+                timeout: opts.hubspot_timeout,
+                ..Default::default()
+            },
+            token,
+        )?;
+        let worker_app = Arc::new(WorkerApp {
+            ledger: ledger.clone(),
+            queue: queue.clone(),
+            crm: Arc::new(hubspot),
+            policy: opts.policy,
+            safety_margin: opts.hubspot_timeout + Duration::from_secs(2),
+        });
+        let alerter_app = Arc::new(AlerterApp {
+            ledger: ledger.clone(),
+            alerts: Arc::new(SnsAlerts::new(
+                aws_sdk_sns::Client::new(&sdk),
+                &created.topic_arn,
+            )),
+        });
+
+        let (stop, stop_rx) = watch::channel(false);
+        let ingest_addr = crate::server::start(
+            ingest_app,
+            SocketAddr::from(([127, 0, 0, 1], opts.ingest_port)),
+            stop_rx.clone(),
+        )
+        .await
+        .context("starting the ingest server")?;
+
+        let arn = |url: &str| {
+            let name = url.rsplit('/').next().unwrap_or_default();
+            format!("arn:aws:sqs:{}:123456789012:{name}", opts.region)
+        };
+        let worker_stats = Arc::new(EsmStats::default());
+        let alerter_stats = Arc::new(EsmStats::default());
+        let mut tasks = Vec::new();
+        for _ in 0..opts.worker_concurrency.max(1) {
+            let mapping = Mapping {
+                sqs: sqs.clone(),
+                queue_url: created.queue_url.clone(),
+                queue_arn: arn(&created.queue_url),
+                region: opts.region.clone(),
+                batch_size: settings::BATCH_SIZE,
+                timeout: opts.worker_timeout,
+                stats: worker_stats.clone(),
+            };
+            let app = worker_app.clone();
+            tasks.push(tokio::spawn(esm::run(
+                mapping,
+                stop_rx.clone(),
+                move |ev| {
+                    let app = app.clone();
+                    async move {
+                        match worker::handle(app, ev).await {
+                            Ok(r) => BatchResult::Partial(r),
+                            Err(_) => BatchResult::Failed,
+                        }
+                    }
+                },
+            )));
+        }
+        let mapping = Mapping {
+            sqs: sqs.clone(),
+            queue_url: created.dlq_url.clone(),
+            queue_arn: arn(&created.dlq_url),
+            region: opts.region.clone(),
+            batch_size: settings::BATCH_SIZE,
+            timeout: Duration::from_secs(settings::ALERTER_TIMEOUT_SECS),
+            stats: alerter_stats.clone(),
+        };
+        let app = alerter_app.clone();
+        tasks.push(tokio::spawn(esm::run(mapping, stop_rx.clone(), move |ev| {
+            let app = app.clone();
+            async move {
+                match dlq_alerter::handle(app, ev).await {
+                    Ok(()) => BatchResult::Partial(Default::default()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dlq-alerter failed; the batch will be retried");
+                        BatchResult::Failed
+                    }
+                }
+            }
+        })));
+
+        let info = StackInfo {
+            ingest_url: format!("http://{ingest_addr}"),
+            webhook_secret: opts.webhook_secret.clone(),
+            aws_endpoint: moto.endpoint.clone(),
+            region: opts.region.clone(),
+            queue_url: created.queue_url,
+            dlq_url: created.dlq_url,
+            table_name: created.table_name,
+            topic_arn: created.topic_arn,
+            alerts_queue_url: created.alerts_queue_url,
+            webhook_secret_id: names.webhook_secret(),
+            hubspot_secret_id: names.hubspot_secret(),
+            crm: CrmInfo {
+                hubspot: CrmEndpoint {
+                    base_url: sim.base_url.clone(),
+                    token: sim.token.clone(),
+                },
+            },
+        };
+        Ok(LocalStack {
+            info,
+            moto,
+            sim,
+            sdk,
+            ledger,
+            dynamodb_requests: counter,
+            worker_stats,
+            alerter_stats,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn write_stack_file(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&self.info)?)?;
+        Ok(())
+    }
+
+    pub fn ledger(&self) -> Arc<dyn Ledger> {
+        self.ledger.clone()
+    }
+
+    /// Stops pollers and servers and waits for the pollers to finish their batch.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""Least-privilege and consistency check of infra/template.yaml.
+
+Usage: python infra/check_template.py [path/to/template.yaml]
+
+Needs only the standard library and PyYAML (a dependency of cfn-lint, so the
+venv that runs cfn-lint has it). Exits 1 and lists every failed check, or
+prints "template check: N checks passed".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover
+    sys.exit("template check: PyYAML is missing (run with the cfn-lint venv's python)")
+
+
+# ------------------------------------------------------------------ loading
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns CloudFormation short-form tags into long form."""
+
+
+def _intrinsic(loader: yaml.Loader, suffix: str, node: yaml.Node):
+    key = "Ref" if suffix == "Ref" else "Condition" if suffix == "Condition" else "Fn::" + suffix
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {key: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+# ------------------------------------------------------------------ expectations
+
+FUNCTIONS = {
+    # logical id: (function name suffix, cargo binary, log group)
+    "IngestFunction": ("ingest", "ingest", "IngestLogGroup"),
+    "WorkerFunction": ("worker", "worker", "WorkerLogGroup"),
+    "DlqAlerterFunction": ("dlq-alerter", "dlq-alerter", "DlqAlerterLogGroup"),
+}
+
+# Exact permissions per function: resource logical id -> allowed actions.
+POLICIES = {
+    "IngestFunction": {
+        "LeadsQueue": {"sqs:SendMessage"},
+        "LedgerTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "WebhookSecret": {"secretsmanager:GetSecretValue"},
+    },
+    "WorkerFunction": {
+        "LeadsQueue": {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ChangeMessageVisibility",
+        },
+        "LeadsDlq": {"sqs:SendMessage"},
+        "LedgerTable": {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:BatchWriteItem",
+        },
+        "HubSpotSecret": {"secretsmanager:GetSecretValue"},
+    },
+    "DlqAlerterFunction": {
+        "LeadsDlq": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+        "LedgerTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "AlertsTopic": {"sns:Publish"},
+    },
+}
+
+# How a resource's ARN may be written: ("Ref",) or ("GetAtt", attribute).
+ARN_FORMS = {
+    "LeadsQueue": {("GetAtt", "Arn")},
+    "LeadsDlq": {("GetAtt", "Arn")},
+    "LedgerTable": {("GetAtt", "Arn")},
+    "WebhookSecret": {("Ref",), ("GetAtt", "Id")},
+    "HubSpotSecret": {("Ref",), ("GetAtt", "Id")},
+    "AlertsTopic": {("Ref",), ("GetAtt", "TopicArn")},
+}
+
+ENV = {
+    "IngestFunction": {
+        "LEADS_QUEUE_URL": {"Ref": "LeadsQueue"},
+        "LEADS_DLQ_URL": {"Ref": "LeadsDlq"},
+        "LEDGER_TABLE": {"Ref": "LedgerTable"},
+        "WEBHOOK_SECRET_ID": {"Ref": "WebhookSecret"},
+        "SECRET_TTL_SECONDS": "300",
+    },
+    "WorkerFunction": {
+        "LEADS_QUEUE_URL": {"Ref": "LeadsQueue"},
+        "LEADS_DLQ_URL": {"Ref": "LeadsDlq"},
+        "LEDGER_TABLE": {"Ref": "LedgerTable"},
+        "HUBSPOT_SECRET_ID": {"Ref": "HubSpotSecret"},
+        "HUBSPOT_BASE_URL": {"Ref": "HubSpotBaseUrl"},
+        "HUBSPOT_TIMEOUT_MS": "10000",
+        "RETRY_BASE_MS": {"Ref": "RetryBaseMs"},
+        "RETRY_CAP_MS": {"Ref": "RetryCapMs"},
+        "RETRY_MAX_ATTEMPTS": {"Ref": "RetryMaxAttempts"},
+        "SECRET_TTL_SECONDS": "300",
+    },
+    "DlqAlerterFunction": {
+        "LEDGER_TABLE": {"Ref": "LedgerTable"},
+        "ALERTS_TOPIC_ARN": {"Ref": "AlertsTopic"},
+    },
+}
+
+PARAMETER_DEFAULTS = {
+    "Prefix": "leadbridge",
+    "AlertEmail": "",
+    "HubSpotBaseUrl": "https://api.hubapi.com",
+    "RetryBaseMs": 2000,
+    "RetryCapMs": 900000,
+    "RetryMaxAttempts": 8,
+    "LogLevel": "info",
+}
+
+
+# ------------------------------------------------------------------ checker
+
+
+class Checker:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failures: list[str] = []
+
+    def check(self, ok: bool, what: str) -> bool:
+        if ok:
+            self.passed += 1
+        else:
+            self.failures.append(what)
+        return ok
+
+    def eq(self, actual, expected, what: str) -> bool:
+        return self.check(
+            _norm(actual) == _norm(expected),
+            f"{what}: expected {json.dumps(expected)}, got {json.dumps(actual, default=str)}",
+        )
+
+
+def _norm(v):
+    """Compare numbers/booleans written as strings or not the same way."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower()
+    if isinstance(v, dict):
+        return {k: _norm(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_norm(x) for x in v]
+    return v
+
+
+def _as_list(v):
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def _contains_star(v) -> bool:
+    return "*" in json.dumps(v)
+
+
+def _arn_target(resource):
+    """Logical id and form of an ARN reference, or None."""
+    if isinstance(resource, dict) and len(resource) == 1:
+        if "Ref" in resource and isinstance(resource["Ref"], str):
+            return resource["Ref"], ("Ref",)
+        att = resource.get("Fn::GetAtt")
+        if isinstance(att, str):
+            att = att.split(".", 1)
+        if isinstance(att, list) and len(att) == 2:
+            return att[0], ("GetAtt", att[1])
+    return None
+
+
+def _sub(s: str) -> dict:
+    return {"Fn::Sub": s}
+
+
+def check_template(t: dict, c: Checker) -> None:
+    res = t.get("Resources", {})
+    params = t.get("Parameters", {})
+    glob = t.get("Globals", {}).get("Function", {})
+
+    c.eq(t.get("Transform"), "AWS::Serverless-2016-10-31", "Transform")
+    for name, default in PARAMETER_DEFAULTS.items():
+        c.eq(params.get(name, {}).get("Default"), default, f"Parameters.{name}.Default")
+
+    def props(logical_id: str, rtype: str) -> dict:
+        r = res.get(logical_id)
+        if not c.check(r is not None, f"resource {logical_id} is missing"):
+            return {}
+        c.eq(r.get("Type"), rtype, f"{logical_id}.Type")
+        return r.get("Properties", {}) or {}
+
+    # ---------------------------------------------------------- (b) queues
+    q = props("LeadsQueue", "AWS::SQS::Queue")
+    c.eq(q.get("QueueName"), _sub("${Prefix}-leads.fifo"), "LeadsQueue.QueueName")
+    c.eq(q.get("FifoQueue"), True, "LeadsQueue.FifoQueue")
+    c.eq(q.get("ContentBasedDeduplication"), False, "LeadsQueue.ContentBasedDeduplication")
+    c.eq(q.get("VisibilityTimeout"), 360, "LeadsQueue.VisibilityTimeout")
+    c.eq(q.get("MessageRetentionPeriod"), 345600, "LeadsQueue.MessageRetentionPeriod")
+    c.eq(q.get("SqsManagedSseEnabled"), True, "LeadsQueue.SqsManagedSseEnabled")
+    rp = q.get("RedrivePolicy", {}) or {}
+    c.eq(rp.get("deadLetterTargetArn"), {"Fn::GetAtt": ["LeadsDlq", "Arn"]},
+         "LeadsQueue.RedrivePolicy.deadLetterTargetArn")
+    c.eq(rp.get("maxReceiveCount"), 20, "LeadsQueue.RedrivePolicy.maxReceiveCount")
+
+    d = props("LeadsDlq", "AWS::SQS::Queue")
+    c.eq(d.get("QueueName"), _sub("${Prefix}-leads-dlq.fifo"), "LeadsDlq.QueueName")
+    c.eq(d.get("FifoQueue"), True, "LeadsDlq.FifoQueue")
+    c.eq(d.get("MessageRetentionPeriod"), 1209600, "LeadsDlq.MessageRetentionPeriod")
+    c.eq(d.get("VisibilityTimeout"), 180, "LeadsDlq.VisibilityTimeout")
+    c.eq(d.get("SqsManagedSseEnabled"), True, "LeadsDlq.SqsManagedSseEnabled")
+
+    # ---------------------------------------------------------- (b) table
+    tb = props("LedgerTable", "AWS::DynamoDB::Table")
+    c.eq(tb.get("TableName"), _sub("${Prefix}-ledger"), "LedgerTable.TableName")
+    c.eq(tb.get("BillingMode"), "PAY_PER_REQUEST", "LedgerTable.BillingMode")
+    c.eq(
+        sorted((a.get("AttributeName"), a.get("AttributeType")) for a in tb.get("AttributeDefinitions", [])),
+        [("pk", "S"), ("sk", "S")],
+        "LedgerTable.AttributeDefinitions",
+    )
+    c.eq(
+        [(k.get("AttributeName"), k.get("KeyType")) for k in tb.get("KeySchema", [])],
+        [("pk", "HASH"), ("sk", "RANGE")],
+        "LedgerTable.KeySchema",
+    )
+    c.eq(tb.get("TimeToLiveSpecification"), {"AttributeName": "expires_at", "Enabled": True},
+         "LedgerTable.TimeToLiveSpecification")
+    c.eq(tb.get("PointInTimeRecoverySpecification"), {"PointInTimeRecoveryEnabled": True},
+         "LedgerTable.PointInTimeRecoverySpecification")
+    c.eq((tb.get("SSESpecification") or {}).get("SSEEnabled"), True, "LedgerTable.SSESpecification.SSEEnabled")
+    c.eq(tb.get("DeletionProtectionEnabled"), True, "LedgerTable.DeletionProtectionEnabled")
+    c.eq(res.get("LedgerTable", {}).get("DeletionPolicy"), "Retain", "LedgerTable.DeletionPolicy")
+    c.eq(res.get("LedgerTable", {}).get("UpdateReplacePolicy"), "Retain", "LedgerTable.UpdateReplacePolicy")
+
+    # ---------------------------------------------------------- (b) topic, secrets
+    tp = props("AlertsTopic", "AWS::SNS::Topic")
+    c.eq(tp.get("TopicName"), _sub("${Prefix}-alerts"), "AlertsTopic.TopicName")
+    sub = res.get("AlertEmailSubscription", {})
+    c.eq(sub.get("Type"), "AWS::SNS::Subscription", "AlertEmailSubscription.Type")
+    c.eq(sub.get("Condition"), "HasAlertEmail", "AlertEmailSubscription.Condition")
+    c.eq((sub.get("Properties") or {}).get("Protocol"), "email", "AlertEmailSubscription.Protocol")
+
+    for sid, name, key in (("WebhookSecret", "${Prefix}/webhook", "secrets"),
+                           ("HubSpotSecret", "${Prefix}/hubspot", "token")):
+        s = props(sid, "AWS::SecretsManager::Secret")
+        c.eq(s.get("Name"), _sub(name), f"{sid}.Name")
+        c.check("SecretString" not in s, f"{sid} must not hold a SecretString in clear")
+        g = s.get("GenerateSecretString") or {}
+        c.eq(g.get("GenerateStringKey"), key, f"{sid}.GenerateSecretString.GenerateStringKey")
+        c.eq(g.get("SecretStringTemplate"), "{}", f"{sid}.GenerateSecretString.SecretStringTemplate")
+
+    # ---------------------------------------------------------- functions
+    c.eq(glob.get("Runtime"), "provided.al2023", "Globals.Function.Runtime")
+    c.eq(glob.get("Architectures"), ["arm64"], "Globals.Function.Architectures")
+    c.eq(glob.get("Handler"), "bootstrap", "Globals.Function.Handler")
+    c.eq((glob.get("LoggingConfig") or {}).get("LogFormat"), "JSON", "Globals.Function.LoggingConfig.LogFormat")
+    c.eq(glob.get("Tracing"), "Active", "Globals.Function.Tracing")
+    for forbidden in ("Policies", "Role"):
+        c.check(forbidden not in glob, f"Globals.Function must not set {forbidden}")
+
+    serverless_fns = sorted(k for k, v in res.items() if v.get("Type") == "AWS::Serverless::Function")
+    c.eq(serverless_fns, sorted(FUNCTIONS), "set of AWS::Serverless::Function resources")
+    plain_fns = [k for k, v in res.items() if v.get("Type") == "AWS::Lambda::Function"]
+    c.check(not plain_fns, f"unexpected AWS::Lambda::Function resources: {plain_fns}")
+
+    timeouts: dict[str, int] = {}
+    for fid, (suffix, binary, log_group) in FUNCTIONS.items():
+        r = res.get(fid, {})
+        p = props(fid, "AWS::Serverless::Function")
+        c.eq(p.get("FunctionName"), _sub("${Prefix}-" + suffix), f"{fid}.FunctionName")
+        timeouts[fid] = int(p.get("Timeout", glob.get("Timeout", 3)))
+
+        # (d) architecture, runtime, build method
+        c.eq(p.get("Architectures", glob.get("Architectures")), ["arm64"], f"{fid} architecture")
+        c.eq(p.get("Runtime", glob.get("Runtime")), "provided.al2023", f"{fid} runtime")
+        c.eq(p.get("Handler", glob.get("Handler")), "bootstrap", f"{fid} handler")
+        md = r.get("Metadata") or {}
+        c.eq(md.get("BuildMethod"), "rust-cargolambda", f"{fid}.Metadata.BuildMethod")
+        c.eq((md.get("BuildProperties") or {}).get("Binary"), binary, f"{fid}.Metadata.BuildProperties.Binary")
+
+        lg = props(log_group, "AWS::Logs::LogGroup")
+        c.eq(lg.get("LogGroupName"), _sub("/aws/lambda/${Prefix}-" + suffix), f"{log_group}.LogGroupName")
+        c.eq(lg.get("RetentionInDays"), 30, f"{log_group}.RetentionInDays")
+
+        env = dict(((glob.get("Environment") or {}).get("Variables") or {}))
+        env.update(((p.get("Environment") or {}).get("Variables") or {}))
+        env.pop("RUST_LOG", None)
+        env.pop("AWS_LAMBDA_LOG_LEVEL", None)
+        c.eq(env, ENV[fid], f"{fid} environment")
+
+        # (a) least privilege
+        c.check("Role" not in p, f"{fid} must not use an external Role (its policy would not be checked)")
+        granted: dict[str, set[str]] = {}
+        for i, pol in enumerate(_as_list(p.get("Policies"))):
+            where = f"{fid}.Policies[{i}]"
+            if not c.check(isinstance(pol, dict) and "Statement" in pol,
+                           f"{where}: only inline Statement documents are allowed "
+                           f"(no managed policies or SAM policy templates), got {json.dumps(pol, default=str)}"):
+                continue
+            for j, st in enumerate(_as_list(pol["Statement"])):
+                w = f"{where}.Statement[{j}]"
+                c.eq(st.get("Effect"), "Allow", f"{w}.Effect")
+                c.check("NotAction" not in st and "NotResource" not in st,
+                        f"{w}: NotAction/NotResource are not allowed")
+                actions = _as_list(st.get("Action"))
+                resources = _as_list(st.get("Resource"))
+                c.check(not _contains_star(actions), f"{w}: '*' in Action {actions}")
+                c.check(not _contains_star(resources), f"{w}: '*' in Resource {json.dumps(resources, default=str)}")
+                c.check(bool(actions) and bool(resources), f"{w}: Action and Resource must be non-empty")
+                for rr in resources:
+                    target = _arn_target(rr)
+                    ok = (target is not None and target[0] in ARN_FORMS
+                          and target[1] in ARN_FORMS[target[0]])
+                    if not c.check(ok, f"{w}: Resource {json.dumps(rr, default=str)} is not the ARN "
+                                       f"of a known resource (queue/table: !GetAtt X.Arn; secret/topic: !Ref)"):
+                        continue
+                    granted.setdefault(target[0], set()).update(actions)
+        expected = POLICIES[fid]
+        for rid in sorted(set(granted) | set(expected)):
+            got, want = granted.get(rid, set()), expected.get(rid, set())
+            c.check(got == want,
+                    f"{fid} on {rid}: expected actions {sorted(want)}, got {sorted(got)}"
+                    + (f" (extra: {sorted(got - want)})" if got - want else "")
+                    + (f" (missing: {sorted(want - got)})" if want - got else ""))
+
+    # (c) visibility timeouts vs function timeouts (AWS recommends >= 6x)
+    c.check(int(q.get("VisibilityTimeout", 30)) >= 6 * timeouts.get("WorkerFunction", 3),
+            f"LeadsQueue.VisibilityTimeout ({q.get('VisibilityTimeout')}) must be >= 6 x "
+            f"WorkerFunction Timeout ({timeouts.get('WorkerFunction')})")
+    c.check(int(d.get("VisibilityTimeout", 30)) >= 6 * timeouts.get("DlqAlerterFunction", 3),
+            f"LeadsDlq.VisibilityTimeout ({d.get('VisibilityTimeout')}) must be >= 6 x "
+            f"DlqAlerterFunction Timeout ({timeouts.get('DlqAlerterFunction')})")
+    c.eq(timeouts.get("IngestFunction"), 10, "IngestFunction.Timeout")
+    c.eq(timeouts.get("WorkerFunction"), 60, "WorkerFunction.Timeout")
+    c.eq(timeouts.get("DlqAlerterFunction"), 30, "DlqAlerterFunction.Timeout")
+    c.check("ReservedConcurrentExecutions" not in (res.get("WorkerFunction", {}).get("Properties") or {}),
+            "WorkerFunction must not set ReservedConcurrentExecutions")
+
+    # ---------------------------------------------------------- (e) event sources
+    def events(fid: str) -> dict:
+        return ((res.get(fid, {}).get("Properties") or {}).get("Events")) or {}
+
+    for fid, queue, extra in (("WorkerFunction", "LeadsQueue", {"ScalingConfig": {"MaximumConcurrency": 5}}),
+                              ("DlqAlerterFunction", "LeadsDlq", {})):
+        sqs = [e.get("Properties") or {} for e in events(fid).values() if e.get("Type") == "SQS"]
+        if not c.check(len(sqs) == 1, f"{fid} must have exactly one SQS event, has {len(sqs)}"):
+            continue
+        e = sqs[0]
+        c.eq(e.get("Queue"), {"Fn::GetAtt": [queue, "Arn"]}, f"{fid} SQS event Queue")
+        c.eq(e.get("BatchSize"), 10, f"{fid} SQS event BatchSize")
+        c.check("ReportBatchItemFailures" in _as_list(e.get("FunctionResponseTypes")),
+                f"{fid} SQS event must have FunctionResponseTypes [ReportBatchItemFailures]")
+        for k, v in extra.items():
+            c.eq(e.get(k), v, f"{fid} SQS event {k}")
+
+    http = [e.get("Properties") or {} for e in events("IngestFunction").values() if e.get("Type") == "HttpApi"]
+    if c.check(len(http) == 1, "IngestFunction must have exactly one HttpApi event"):
+        c.eq(http[0].get("ApiId"), {"Ref": "HttpApi"}, "IngestFunction HttpApi event ApiId")
+        c.eq(http[0].get("Method"), "POST", "IngestFunction HttpApi event Method")
+        c.eq(http[0].get("Path"), "/v1/events", "IngestFunction HttpApi event Path")
+    props("HttpApi", "AWS::Serverless::HttpApi")
+
+    # ---------------------------------------------------------- alarms, outputs
+    for alarm in ("DlqDepthAlarm", "OldestMessageAlarm", "WorkerErrorsAlarm", "IngestErrorsAlarm"):
+        a = props(alarm, "AWS::CloudWatch::Alarm")
+        c.eq(a.get("AlarmActions"), [{"Ref": "AlertsTopic"}], f"{alarm}.AlarmActions")
+        c.eq(a.get("TreatMissingData"), "notBreaching", f"{alarm}.TreatMissingData")
+    dlq_alarm = (res.get("DlqDepthAlarm", {}).get("Properties") or {})
+    c.eq(dlq_alarm.get("Dimensions"), [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["LeadsDlq", "QueueName"]}}],
+         "DlqDepthAlarm.Dimensions")
+
+    outputs = t.get("Outputs", {}) or {}
+    for o in ("IngestUrl", "LeadsQueueUrl", "LeadsDlqUrl", "LedgerTableName",
+              "AlertsTopicArn", "WebhookSecretArn", "HubSpotSecretArn"):
+        c.check(o in outputs, f"Outputs.{o} is missing")
+    c.eq((outputs.get("IngestUrl") or {}).get("Value"),
+         _sub("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1/events"),
+         "Outputs.IngestUrl")
+
+
+def main(argv: list[str]) -> int:
+    path = argv[1] if len(argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "template.yaml")
+    try:
+        template = load(path)
+    except (OSError, yaml.YAMLError) as e:
+        print(f"template check: cannot load {path}: {e}", file=sys.stderr)
+        return 1
+    c = Checker()
+    check_template(template if isinstance(template, dict) else {}, c)
+    if c.failures:
+        for f in c.failures:
+            print(f"FAIL: {f}", file=sys.stderr)
+        print(f"template check: {len(c.failures)} failed, {c.passed} passed ({path})", file=sys.stderr)
+        return 1
+    print(f"template check: {c.passed} checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,147 @@
+use lb_pipeline::LedgerStatus;
+use lb_tests::{eventually, lead, start};
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_503s_then_recovery_syncs_the_lead_after_retries() {
+    let t = start("flaky", |_| {}).await;
+    t.admin(
+        Method::POST,
+        "faults",
+        Some(json!({"kind": "error", "status": 503, "probability": 1.0, "count": 3})),
+    )
+    .await;
+    let (status, _) = t
+        .post(&lead("evt_flaky", json!({"email": "flaky@x.io"})))
+        .await;
+    assert_eq!(status, 202);
+    let rec = t.wait_status("evt_flaky", LedgerStatus::Synced).await;
+    assert!(
+        rec.attempts >= 2,
+        "synced after retries, attempts = {}",
+        rec.attempts
+    );
+    assert_eq!(t.hubspot_all("contacts", "").await.len(), 1);
+    assert_eq!(
+        t.hubspot_all("notes", "").await.len(),
+        1,
+        "retries wrote no second note"
+    );
+    let stats = t.admin(Method::GET, "stats", None).await;
+    assert_eq!(stats["faulted"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_property_is_dead_lettered_with_hubspots_message_and_one_alert() {
+    let t = start("dead", |_| {}).await;
+    let mut ev = lead(
+        "evt_dead",
+        json!({"email": "priya.sharma@acmecorp.in", "name": "Priya Sharma"}),
+    );
+    ev["answers"] = json!({"favourite_colour": "teal"});
+    let (status, _) = t.post(&ev).await;
+    assert_eq!(status, 202);
+    let rec = t.wait_status("evt_dead", LedgerStatus::Dead).await;
+    let err = rec.last_error.expect("last error");
+    assert_eq!(err.code, "crm_rejected");
+    assert_eq!(err.http_status, Some(400));
+    assert!(
+        err.message
+            .contains("Property \"favourite_colour\" does not exist"),
+        "{}",
+        err.message
+    );
+    assert!(
+        rec.payload
+            .as_deref()
+            .is_some_and(|p| p.contains("evt_dead")),
+        "the payload is kept for replay"
+    );
+    assert_eq!(rec.attempts, 1, "a permanent error is not retried");
+
+    let alerts = eventually("one SNS alert", Duration::from_secs(20), || async {
+        let a = t.alerts().await;
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let (subject, message) = &alerts[0];
+    assert!(
+        subject.contains("1 lead could not be delivered to hubspot"),
+        "{subject}"
+    );
+    assert!(message.contains("evt_dead") && message.contains("bot_acme_pricing"));
+    assert!(
+        message.contains("Property \"favourite_colour\" does not exist"),
+        "{message}"
+    );
+    assert!(message.contains("p***@acmecorp.in"));
+    assert!(
+        !message.contains("priya.sharma@acmecorp.in"),
+        "alerts are PII-masked: {message}"
+    );
+    assert!(!message.contains("Priya Sharma"));
+    assert_eq!(t.hubspot_all("contacts", "").await.len(), 0);
+    // nothing more arrives
+    assert!(t.alerts().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_over_the_rate_limit_are_all_synced_once_without_loss() {
+    let t = start("rate", |o| {
+        o.sim.rate_limit_max = 6;
+        o.sim.rate_limit_window_ms = 1_000;
+    })
+    .await;
+    for i in 0..8 {
+        let (s, _) = t
+            .post(&lead(
+                &format!("evt_rl_{i}"),
+                json!({"email": format!("p{i}@rate.io")}),
+            ))
+            .await;
+        assert_eq!(s, 202);
+    }
+    for i in 0..8 {
+        t.wait_status(&format!("evt_rl_{i}"), LedgerStatus::Synced)
+            .await;
+    }
+    let stats = t.admin(Method::GET, "stats", None).await;
+    assert!(
+        stats["rate_limited"].as_u64().unwrap() > 0,
+        "the test did hit the limit: {stats}"
+    );
+    assert_eq!(t.hubspot_all("contacts", "").await.len(), 8);
+    assert_eq!(t.hubspot_all("notes", "").await.len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_that_keeps_failing_is_dead_lettered_after_the_attempt_cap() {
+    let t = start("cap", |o| {
+        o.policy.max_attempts = 3;
+        o.policy.base = Duration::from_millis(100);
+        o.policy.cap = Duration::from_millis(300);
+    })
+    .await;
+    t.admin(
+        Method::POST,
+        "faults",
+        Some(json!({"kind": "error", "status": 502, "probability": 1.0})),
+    )
+    .await;
+    let (s, _) = t.post(&lead("evt_cap", json!({"email": "cap@x.io"}))).await;
+    assert_eq!(s, 202);
+    let rec = t.wait_status("evt_cap", LedgerStatus::Dead).await;
+    assert_eq!(rec.attempts, 3);
+    let err = rec.last_error.unwrap();
+    assert_eq!(err.code, "retries_exhausted");
+    assert_eq!(err.http_status, Some(502));
+    assert!(
+        err.message
+            .starts_with("gave up after 3 attempts; last error: "),
+        "{}",
+        err.message
+    );
+}

@@ -1,0 +1,113 @@
+use lb_tests::{lead, start};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_or_stale_signatures_are_401_and_nothing_is_written() {
+    let t = start("sig", |_| {}).await;
+    let body = serde_json::to_vec(&lead("evt_sig_1", json!({"email": "a@b.co"}))).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let wrong = lb_vendors::signature::sign("not-the-secret", now, &body);
+    let stale = lb_vendors::signature::sign(t.secret(), now - 600, &body);
+    for headers in [
+        vec![("content-type", "application/json")],
+        vec![
+            ("content-type", "application/json"),
+            ("leadbridge-signature", wrong.as_str()),
+        ],
+        vec![
+            ("content-type", "application/json"),
+            ("leadbridge-signature", stale.as_str()),
+        ],
+        vec![
+            ("content-type", "application/json"),
+            ("leadbridge-signature", "t=abc,v1=zz"),
+        ],
+    ] {
+        let (status, problem) = t.post_raw(body.clone(), &headers).await;
+        assert_eq!(status, 401, "{headers:?}: {problem}");
+        assert_eq!(problem["type"], "urn:leadbridge:problem:invalid_signature");
+    }
+    assert!(
+        t.ledger("evt_sig_1").await.is_none(),
+        "a rejected webhook leaves no ledger record"
+    );
+    let stats = t.admin(reqwest::Method::GET, "stats", None).await;
+    assert_eq!(stats["total"], 0, "nothing reached HubSpot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_is_400_and_a_lead_without_identity_is_422_with_field_errors() {
+    let t = start("bad", |_| {}).await;
+    let raw = b"{\"event_id\": ".to_vec();
+    let sig = lb_vendors::signature::sign(t.secret(), chrono::Utc::now().timestamp(), &raw);
+    let (status, problem) = t
+        .post_raw(
+            raw,
+            &[
+                ("content-type", "application/json"),
+                ("leadbridge-signature", &sig),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["type"], "urn:leadbridge:problem:invalid_json");
+
+    let (status, problem) = t
+        .post(&lead("evt_anon", json!({"name": "Anonymous"})))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "visitor");
+    assert_eq!(problem["errors"][0]["code"], "identity_required");
+
+    let mut bad = lead("evt_bad", json!({"email": "not-an-email", "phone": "12"}));
+    bad["occurred_at"] = json!("last tuesday");
+    let (status, problem) = t.post(&bad).await;
+    assert_eq!(status, 422);
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        vec!["occurred_at", "visitor.email", "visitor.phone"],
+        "{problem}"
+    );
+    assert!(t.ledger("evt_anon").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_unreachable_is_503_and_the_sender_can_retry() {
+    let t = start("nosqs", |o| {
+        o.ingest_sqs_endpoint = Some("http://127.0.0.1:9".into())
+    })
+    .await;
+    let (status, problem) = t.post(&lead("evt_nosqs", json!({"email": "a@b.co"}))).await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["type"], "urn:leadbridge:problem:queue_unavailable");
+    // Recorded as received, never as queued: the sender's retry will send it again.
+    let rec = t.ledger("evt_nosqs").await.expect("ledger record");
+    assert_eq!(rec.status, lb_pipeline::LedgerStatus::Received);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_body_is_413_and_wrong_content_type_is_400() {
+    let t = start("size", |_| {}).await;
+    let mut big = lead("evt_big", json!({"email": "a@b.co"}));
+    big["transcript"]["summary"] = json!("x".repeat(300 * 1024));
+    let (status, _) = t.post(&big).await;
+    assert_eq!(status, 413);
+    let body = serde_json::to_vec(&lead("evt_ct", json!({"email": "a@b.co"}))).unwrap();
+    let sig = lb_vendors::signature::sign(t.secret(), chrono::Utc::now().timestamp(), &body);
+    let (status, problem) = t
+        .post_raw(
+            body,
+            &[
+                ("content-type", "text/plain"),
+                ("leadbridge-signature", &sig),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+}
