@@ -1,10 +1,10 @@
 //! Helpers for the end-to-end tests: a local stack per test (one moto per test
-//! binary, resources isolated by prefix), signed posts, and reads of the
-//! simulator, the ledger and the alerts inbox — all with deadlines, never sleeps.
+//! binary, resources isolated by prefix) and a [`StackClient`] to drive it.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use lb_local::client::StackClient;
 use lb_local::moto::Moto;
 use lb_local::{LocalStack, StackOptions};
 use lb_pipeline::{LedgerRecord, LedgerStatus};
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 pub struct TestStack {
     pub stack: LocalStack,
-    pub http: reqwest::Client,
+    pub client: StackClient,
 }
 
 /// Starts a stack for one test, with a unique resource prefix.
@@ -27,31 +27,22 @@ pub async fn start(name: &str, tweak: impl FnOnce(&mut StackOptions)) -> TestSta
     opts.sim.search_lag_ms = 1_500;
     tweak(&mut opts);
     let stack = LocalStack::start(opts).await.expect("local stack starts");
-    TestStack {
-        stack,
-        http: reqwest::Client::new(),
-    }
+    let client = StackClient::new(stack.info.clone());
+    TestStack { stack, client }
 }
 
-/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+/// Polls `f` until it returns `Some`; panics naming `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    lb_local::client::eventually(what, timeout, f)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A canonical event body for `email` (or `visitor` overrides).
+/// A canonical event body for `visitor`.
 pub fn lead(event_id: &str, visitor: Value) -> Value {
     json!({
         "event_id": event_id,
@@ -72,35 +63,15 @@ impl TestStack {
         &self.stack.info.webhook_secret
     }
 
-    /// Posts `body` signed with the stack's webhook secret.
     pub async fn post(&self, body: &Value) -> (u16, Value) {
-        let raw = serde_json::to_vec(body).unwrap();
-        let sig = lb_vendors::signature::sign(self.secret(), chrono::Utc::now().timestamp(), &raw);
-        self.post_raw(
-            raw,
-            &[
-                ("content-type", "application/json"),
-                ("leadbridge-signature", &sig),
-            ],
-        )
-        .await
+        self.client.post(body).await.expect("ingest answers")
     }
 
     pub async fn post_raw(&self, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}/v1/events", self.stack.info.ingest_url))
-            .body(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.expect("ingest answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.client
+            .post_raw(body, headers)
+            .await
+            .expect("ingest answers")
     }
 
     pub async fn ledger(&self, event_id: &str) -> Option<LedgerRecord> {
@@ -121,41 +92,22 @@ impl TestStack {
         .await
     }
 
-    async fn hubspot(&self, path: &str) -> Value {
-        let hs = &self.stack.info.crm.hubspot;
-        self.http
-            .get(format!("{}{path}", hs.base_url))
-            .bearer_auth(&hs.token)
-            .send()
+    pub async fn hubspot_all(&self, object: &str, extra: &str) -> Vec<Value> {
+        self.client
+            .hubspot_all(object, extra)
             .await
             .expect("simulator answers")
-            .json()
-            .await
-            .expect("simulator JSON")
-    }
-
-    /// Every record of `object` in the simulator (paging through the list endpoint).
-    pub async fn hubspot_all(&self, object: &str, extra: &str) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut after = String::new();
-        loop {
-            let v = self
-                .hubspot(&format!("/crm/v3/objects/{object}?limit=100{after}{extra}"))
-                .await;
-            out.extend(v["results"].as_array().cloned().unwrap_or_default());
-            match v["paging"]["next"]["after"].as_str() {
-                Some(a) => after = format!("&after={a}"),
-                None => return out,
-            }
-        }
     }
 
     /// The contact with `email`, with its note and deal associations.
     pub async fn contact_by_email(&self, email: &str) -> Value {
-        self.hubspot(&format!(
-            "/crm/v3/objects/contacts/{email}?idProperty=email&associations=notes,deals&properties=email,firstname,lastname,phone,country,leadbridge_source"
-        ))
-        .await
+        self.client
+            .hubspot(&format!(
+                "/crm/v3/objects/contacts/{email}?idProperty=email&associations=notes,deals\
+                 &properties=email,firstname,lastname,phone,country,leadbridge_source"
+            ))
+            .await
+            .expect("simulator answers")
     }
 
     pub fn note_ids(contact: &Value) -> Vec<String> {
@@ -170,46 +122,15 @@ impl TestStack {
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(
-            method,
-            format!("{}/__admin/{path}", self.stack.info.crm.hubspot.base_url),
-        );
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("admin answers");
-        resp.json().await.unwrap_or(Value::Null)
+        self.client
+            .admin(method, path, body)
+            .await
+            .expect("admin answers")
     }
 
-    /// Alerts published to SNS so far, read from the inbox queue subscribed to the topic.
+    /// Alerts published to SNS so far (taken off the inbox queue).
     pub async fn alerts(&self) -> Vec<(String, String)> {
         let sqs = aws_sdk_sqs::Client::new(&self.stack.sdk);
-        let mut out = Vec::new();
-        loop {
-            let r = sqs
-                .receive_message()
-                .queue_url(&self.stack.info.alerts_queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("alerts inbox");
-            let msgs = r.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                return out;
-            }
-            for m in msgs {
-                let env: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
-                out.push((
-                    env["Subject"].as_str().unwrap_or_default().to_string(),
-                    env["Message"].as_str().unwrap_or_default().to_string(),
-                ));
-                sqs.delete_message()
-                    .queue_url(&self.stack.info.alerts_queue_url)
-                    .set_receipt_handle(m.receipt_handle)
-                    .send()
-                    .await
-                    .expect("delete alert");
-            }
-        }
+        self.client.take_alerts(&sqs).await.expect("alerts inbox")
     }
 }

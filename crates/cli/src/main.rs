@@ -1,1 +1,151 @@
-fn main() {}
+//! `leadbridge`: the local stack runner and operator tools.
+
+mod bench;
+mod demo;
+mod events;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lb_local::{LocalStack, StackInfo, StackOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "leadbridge",
+    version,
+    about = "Chatbot-to-CRM lead pipeline: local stack and tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run moto, the HubSpot simulator and the three handlers until Ctrl-C;
+    /// writes the stack file (URLs, secrets) when ready.
+    Dev {
+        #[arg(long, default_value = "target/leadbridge-local.json")]
+        stack_file: PathBuf,
+    },
+    /// Run the pipeline end to end on the sample events and print what happened.
+    Demo {
+        #[arg(long, default_value = "events/leads")]
+        events_dir: PathBuf,
+    },
+    /// Drive signed events through the local stack and report throughput, latency and correctness.
+    Bench(bench::BenchArgs),
+    /// Regenerate the sample Lambda events (API Gateway, SQS, DLQ) under events/, signed now.
+    Events {
+        /// Sign with the secret of a running `make dev` stack (else the local default).
+        #[arg(long, default_value = "target/leadbridge-local.json")]
+        stack_file: PathBuf,
+        #[arg(long, default_value = "events")]
+        out: PathBuf,
+    },
+    /// Print `export` lines that point the Lambda binaries at a running `make dev` stack
+    /// (for `cargo lambda watch`).
+    Env {
+        #[arg(long, default_value = "target/leadbridge-local.json")]
+        stack_file: PathBuf,
+    },
+    /// Print the Leadbridge-Signature header for a body, signed now.
+    Sign {
+        #[arg(long, env = "LEADBRIDGE_WEBHOOK_SECRET")]
+        secret: String,
+        file: PathBuf,
+    },
+}
+
+fn log_to_file(path: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all("target")?;
+    let file = std::fs::File::create(path).with_context(|| format!("creating {path}"))?;
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aws=warn,hyper=warn".into()),
+        )
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    Ok(())
+}
+
+pub fn read_stack_file(path: &PathBuf) -> anyhow::Result<StackInfo> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {} (is `make dev` running?)", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Dev { stack_file } => {
+            tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,aws=warn,hyper=warn".into()),
+                )
+                .init();
+            let stack = LocalStack::start(StackOptions::default().with_env_ports()?).await?;
+            stack.write_stack_file(&stack_file)?;
+            eprintln!(
+                "leadbridge local stack is up\n  ingest:  {}/v1/events\n  moto:    {}\n  hubspot: {} (admin: {}/__admin/stats)\n  stack file: {}\nCtrl-C to stop.",
+                stack.info.ingest_url,
+                stack.info.aws_endpoint,
+                stack.info.crm.hubspot.base_url,
+                stack.info.crm.hubspot.base_url,
+                stack_file.display()
+            );
+            tokio::signal::ctrl_c().await?;
+            stack.shutdown().await;
+            let _ = std::fs::remove_file(&stack_file);
+            Ok(())
+        }
+        Cmd::Demo { events_dir } => {
+            log_to_file("target/demo.log")?;
+            demo::run(&events_dir).await
+        }
+        Cmd::Bench(args) => {
+            log_to_file("target/bench.log")?;
+            bench::run(args).await
+        }
+        Cmd::Events { stack_file, out } => {
+            let secret = read_stack_file(&stack_file)
+                .map(|i| i.webhook_secret)
+                .unwrap_or_else(|_| StackOptions::default().webhook_secret);
+            events::write_all(&out, &secret)
+        }
+        Cmd::Env { stack_file } => {
+            let i = read_stack_file(&stack_file)?;
+            for (k, v) in [
+                ("AWS_ENDPOINT_URL", i.aws_endpoint.as_str()),
+                ("AWS_REGION", i.region.as_str()),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("LEADS_QUEUE_URL", i.queue_url.as_str()),
+                ("LEADS_DLQ_URL", i.dlq_url.as_str()),
+                ("LEDGER_TABLE", i.table_name.as_str()),
+                ("ALERTS_TOPIC_ARN", i.topic_arn.as_str()),
+                ("WEBHOOK_SECRET_ID", i.webhook_secret_id.as_str()),
+                ("HUBSPOT_SECRET_ID", i.hubspot_secret_id.as_str()),
+                ("HUBSPOT_BASE_URL", i.crm.hubspot.base_url.as_str()),
+            ] {
+                println!("export {k}='{v}'");
+            }
+            Ok(())
+        }
+        Cmd::Sign { secret, file } => {
+            let body =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            println!(
+                "{}",
+                lb_vendors::signature::sign(&secret, chrono::Utc::now().timestamp(), &body)
+            );
+            Ok(())
+        }
+    }
+}

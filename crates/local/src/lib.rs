@@ -3,6 +3,7 @@
 //! worker and dlq-alerter handlers exactly as a Lambda event source mapping does.
 //! Used by `leadbridge dev|demo|bench` and by the end-to-end tests.
 
+pub mod client;
 pub mod esm;
 pub mod moto;
 pub mod resources;

@@ -1,0 +1,162 @@
+//! A client of a running stack, driven only through its public interfaces (the
+//! stack file's URLs): signed webhooks, the simulator's read and admin APIs, and
+//! the alerts inbox. Used by the CLI (demo, bench) and the end-to-end tests.
+
+use aws_sdk_sqs::Client as SqsClient;
+use serde_json::Value;
+
+use crate::stack::StackInfo;
+
+#[derive(Clone)]
+pub struct StackClient {
+    pub info: StackInfo,
+    pub http: reqwest::Client,
+}
+
+impl StackClient {
+    pub fn new(info: StackInfo) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("HTTP client");
+        Self { info, http }
+    }
+
+    /// Posts `body` signed with the stack's webhook secret; returns status and JSON (or text) body.
+    pub async fn post(&self, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let raw = serde_json::to_vec(body)?;
+        let sig = lb_vendors::signature::sign(
+            &self.info.webhook_secret,
+            chrono::Utc::now().timestamp(),
+            &raw,
+        );
+        self.post_raw(
+            raw,
+            &[
+                ("content-type", "application/json"),
+                ("leadbridge-signature", &sig),
+            ],
+        )
+        .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/events", self.info.ingest_url))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// GET on the HubSpot simulator's business API (with the token).
+    pub async fn hubspot(&self, path: &str) -> anyhow::Result<Value> {
+        let hs = &self.info.crm.hubspot;
+        Ok(self
+            .http
+            .get(format!("{}{path}", hs.base_url))
+            .bearer_auth(&hs.token)
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// Every record of `object` (contacts, notes, deals), paging through the list endpoint.
+    pub async fn hubspot_all(&self, object: &str, extra_query: &str) -> anyhow::Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let v = self
+                .hubspot(&format!(
+                    "/crm/v3/objects/{object}?limit=100{after}{extra_query}"
+                ))
+                .await?;
+            out.extend(v["results"].as_array().cloned().unwrap_or_default());
+            match v["paging"]["next"]["after"].as_str() {
+                Some(a) => after = format!("&after={a}"),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The simulator's admin API (`/__admin/...`).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self.http.request(
+            method,
+            format!("{}/__admin/{path}", self.info.crm.hubspot.base_url),
+        );
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Ok(req.send().await?.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Takes the alerts published so far (subject, message) off the inbox queue subscribed to the topic.
+    pub async fn take_alerts(&self, sqs: &SqsClient) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        loop {
+            let r = sqs
+                .receive_message()
+                .queue_url(&self.info.alerts_queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await?;
+            let msgs = r.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return Ok(out);
+            }
+            for m in msgs {
+                let env: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
+                out.push((
+                    env["Subject"].as_str().unwrap_or_default().to_string(),
+                    env["Message"].as_str().unwrap_or_default().to_string(),
+                ));
+                sqs.delete_message()
+                    .queue_url(&self.info.alerts_queue_url)
+                    .set_receipt_handle(m.receipt_handle)
+                    .send()
+                    .await?;
+            }
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, or fails naming `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut f: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
