@@ -39,7 +39,7 @@ pub struct BenchArgs {
 fn event(i: usize, person: usize) -> Value {
     json!({
         "event_id": format!("evt_bench_{i:06}"),
-        "event_type": if i % 3 == 0 { "lead.qualified" } else { "lead.created" },
+        "event_type": if i.is_multiple_of(3) { "lead.qualified" } else { "lead.created" },
         "occurred_at": (Utc::now() - chrono::Duration::seconds(60) + chrono::Duration::milliseconds(i as i64)).to_rfc3339(),
         "bot_id": "bot_bench",
         "conversation_id": format!("conv_{i}"),
@@ -84,7 +84,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut repeats = 0;
     for i in 0..distinct {
         deliveries.push(i);
-        if repeats < duplicates && i % every == 0 {
+        if repeats < duplicates && i.is_multiple_of(every) {
             deliveries.push(i);
             repeats += 1;
         }
