@@ -10,7 +10,7 @@ export LEADBRIDGE_PYTHON := $(CURDIR)/$(PY)
 
 N ?= 2000
 
-.PHONY: help venv demo dev test lint unit e2e template bench build watch events clean
+.PHONY: help venv demo dev test lint unit template lambda-smoke bench build watch events clean
 
 help:
 	@echo "make demo    run the whole pipeline locally on sample events and print a report"
@@ -34,7 +34,7 @@ demo: venv
 dev: venv
 	cargo run --quiet -p leadbridge -- dev
 
-test: venv lint unit template
+test: venv lint unit template lambda-smoke
 
 lint:
 	cargo fmt --all -- --check
@@ -46,6 +46,9 @@ unit: venv
 template: venv
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(PY) infra/check_template.py
+
+lambda-smoke: venv
+	./scripts/lambda_smoke.sh
 
 bench: venv
 	cargo run --release --quiet -p leadbridge -- bench --events $(N)

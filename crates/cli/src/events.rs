@@ -84,8 +84,7 @@ fn write(path: &Path, v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn write_all(out: &Path, secret: &str) -> anyhow::Result<()> {
-    let leads = out.join("leads");
+pub fn write_all(leads: &Path, out: &Path, secret: &str) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp();
     for (sample, name) in [
         ("01-new-lead.json", "post-new-lead.json"),

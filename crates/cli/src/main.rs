@@ -41,6 +41,9 @@ enum Cmd {
         /// Sign with the secret of a running `make dev` stack (else the local default).
         #[arg(long, default_value = "target/leadbridge-local.json")]
         stack_file: PathBuf,
+        /// Where the canonical sample bodies are.
+        #[arg(long, default_value = "events/leads")]
+        leads: PathBuf,
         #[arg(long, default_value = "events")]
         out: PathBuf,
     },
@@ -113,11 +116,15 @@ async fn main() -> anyhow::Result<()> {
             log_to_file("target/bench.log")?;
             bench::run(args).await
         }
-        Cmd::Events { stack_file, out } => {
+        Cmd::Events {
+            stack_file,
+            leads,
+            out,
+        } => {
             let secret = read_stack_file(&stack_file)
                 .map(|i| i.webhook_secret)
                 .unwrap_or_else(|_| StackOptions::default().webhook_secret);
-            events::write_all(&out, &secret)
+            events::write_all(&leads, &out, &secret)
         }
         Cmd::Env { stack_file } => {
             let i = read_stack_file(&stack_file)?;
