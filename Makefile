@@ -51,7 +51,7 @@ lambda-smoke: venv
 	./scripts/lambda_smoke.sh
 
 bench: venv
-	cargo run --release --quiet -p leadbridge -- bench --events $(N)
+	cargo run --profile local-release --quiet -p leadbridge -- bench --events $(N)
 
 build: venv
 	cargo lambda build --release --arm64 --bin ingest --bin worker --bin dlq-alerter

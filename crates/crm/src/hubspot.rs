@@ -568,7 +568,7 @@ fn route_name(path: &str) -> String {
     let path = path.split('?').next().unwrap_or(path);
     path.split('/')
         .map(|seg| {
-            if seg.chars().any(|c| c.is_ascii_digit() || c == '@') {
+            if seg.contains('@') || (!seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit())) {
                 "{id}"
             } else {
                 seg

@@ -29,6 +29,10 @@ pub struct WorkerEnv {
     pub hubspot_secret_id: String,
     pub hubspot_base_url: String,
     pub hubspot_timeout: Duration,
+    /// Contact property for `chatbot:<bot_id>` (`HUBSPOT_LEAD_SOURCE_PROPERTY`; empty: none).
+    pub hubspot_lead_source_property: Option<String>,
+    pub hubspot_context_properties: bool,
+    pub hubspot_answer_properties: bool,
     pub secret_ttl: Duration,
     pub policy: RetryPolicy,
 }
@@ -42,6 +46,13 @@ impl WorkerEnv {
             hubspot_secret_id: env_var("HUBSPOT_SECRET_ID")?,
             hubspot_base_url: env_parse("HUBSPOT_BASE_URL", "https://api.hubapi.com".to_string())?,
             hubspot_timeout: Duration::from_millis(env_parse("HUBSPOT_TIMEOUT_MS", 10_000u64)?),
+            hubspot_lead_source_property: match std::env::var("HUBSPOT_LEAD_SOURCE_PROPERTY") {
+                Ok(v) if v.trim().is_empty() => None,
+                Ok(v) => Some(v.trim().to_string()),
+                Err(_) => Some("leadbridge_source".to_string()),
+            },
+            hubspot_context_properties: env_parse("HUBSPOT_CONTEXT_PROPERTIES", true)?,
+            hubspot_answer_properties: env_parse("HUBSPOT_ANSWER_PROPERTIES", true)?,
             secret_ttl: Duration::from_secs(env_parse("SECRET_TTL_SECONDS", 300u64)?),
             policy: RetryPolicy {
                 base: Duration::from_millis(env_parse("RETRY_BASE_MS", 2_000u64)?),

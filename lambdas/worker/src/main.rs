@@ -28,6 +28,9 @@ async fn main() -> Result<(), Error> {
     let hubspot = HubSpotConfig {
         base_url: env.hubspot_base_url.clone(),
         timeout: env.hubspot_timeout,
+        lead_source_property: env.hubspot_lead_source_property.clone(),
+        context_properties: env.hubspot_context_properties,
+        answer_properties: env.hubspot_answer_properties,
         ..Default::default()
     };
     let app = Arc::new(WorkerApp {
