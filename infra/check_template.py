@@ -240,8 +240,16 @@ def check_template(t: dict, c: Checker) -> None:
     c.eq(tb.get("BillingMode"), "PAY_PER_REQUEST", "LedgerTable.BillingMode")
     c.eq(
         sorted((a.get("AttributeName"), a.get("AttributeType")) for a in tb.get("AttributeDefinitions", [])),
-        [("pk", "S"), ("sk", "S")],
+        [("pk", "S"), ("sk", "S"), ("status", "S"), ("updated_at", "S")],
         "LedgerTable.AttributeDefinitions",
+    )
+    gsis = {g.get("IndexName"): g for g in tb.get("GlobalSecondaryIndexes", [])}
+    c.eq(sorted(gsis), ["status-updated_at-index"], "LedgerTable.GlobalSecondaryIndexes")
+    gsi = gsis.get("status-updated_at-index", {})
+    c.eq(
+        [(k.get("AttributeName"), k.get("KeyType")) for k in gsi.get("KeySchema", [])],
+        [("status", "HASH"), ("updated_at", "RANGE")],
+        "LedgerTable status index KeySchema",
     )
     c.eq(
         [(k.get("AttributeName"), k.get("KeyType")) for k in tb.get("KeySchema", [])],

@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lb_domain::{EventId, QueuedLead};
 use lb_pipeline::{
-    Begin, FailureReason, Ledger, LedgerRecord, LedgerStatus, PortError, Received, SyncOutcome,
+    Begin, ContactMemory, FailureReason, Ledger, LedgerRecord, LedgerStatus, ListFilter, PortError,
+    Received, SyncOutcome,
 };
 
 use crate::port_err;
@@ -21,6 +22,8 @@ use crate::port_err;
 pub const SYNCED_RETENTION_DAYS: i64 = 90;
 /// Dead events are kept longer: they are the replay source.
 pub const DEAD_RETENTION_DAYS: i64 = 365;
+/// The index that lists events by status (`status` + `updated_at`); contact items have no status.
+pub const STATUS_INDEX: &str = "status-updated_at-index";
 
 #[derive(Clone)]
 pub struct DynamoLedger {
@@ -94,6 +97,7 @@ fn to_record(item: &Item) -> Result<LedgerRecord, PortError> {
         payload_hash: get_s(item, "payload_hash").map(str::to_string),
         payload: get_s(item, "payload").map(str::to_string),
         attempts: get_n(item, "attempts").unwrap_or(0).max(0) as u32,
+        replays: get_n(item, "replays").unwrap_or(0).max(0) as u32,
         lease_until: get_n(item, "lease_until").and_then(DateTime::from_timestamp_millis),
         next_attempt_at: get_ts(item, "next_attempt_at"),
         last_error: get_s(item, "last_error")
@@ -310,7 +314,8 @@ impl Ledger for DynamoLedger {
             .key("pk", event_pk(event_id.as_str()))
             .key("sk", s("EVENT"))
             .update_expression(
-                "SET #s = :retrying, last_error = :err, next_attempt_at = :next, updated_at = :now REMOVE lease_until",
+                "SET #s = :retrying, last_error = :err, error_code = :code, next_attempt_at = :next, updated_at = :now \
+                 REMOVE lease_until",
             )
             .condition_expression("attribute_exists(pk) AND NOT #s IN (:synced, :dead)")
             .expression_attribute_names("#s", "status")
@@ -318,6 +323,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":synced", s(LedgerStatus::Synced.as_str()))
             .expression_attribute_values(":dead", s(LedgerStatus::Dead.as_str()))
             .expression_attribute_values(":err", json(reason))
+            .expression_attribute_values(":code", s(&reason.code))
             .expression_attribute_values(":next", ts(next_attempt_at))
             .expression_attribute_values(":now", ts(now))
             .send()
@@ -337,7 +343,7 @@ impl Ledger for DynamoLedger {
         now: DateTime<Utc>,
     ) -> Result<bool, PortError> {
         let mut set = String::from(
-            "SET #s = :dead, last_error = :err, updated_at = :now, expires_at = :exp, \
+            "SET #s = :dead, last_error = :err, error_code = :code, updated_at = :now, expires_at = :exp, \
              event_id = if_not_exists(event_id, :id), received_at = if_not_exists(received_at, :now)",
         );
         if payload.is_some() {
@@ -358,6 +364,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":err", json(reason))
             .expression_attribute_values(":now", ts(now))
             .expression_attribute_values(":exp", expires(now, DEAD_RETENTION_DAYS))
+            .expression_attribute_values(":code", s(&reason.code))
             .expression_attribute_values(":id", s(event_id));
         if let Some(p) = payload {
             req = req.expression_attribute_values(":payload", s(p));
@@ -376,11 +383,134 @@ impl Ledger for DynamoLedger {
             .transpose()
     }
 
-    async fn contact_id(&self, crm: &str, key_hash: &str) -> Result<Option<String>, PortError> {
+    async fn contact(&self, crm: &str, key_hash: &str) -> Result<Option<ContactMemory>, PortError> {
         Ok(self
             .get_item(contact_pk(crm, key_hash), "CONTACT")
             .await?
-            .and_then(|i| get_s(&i, "crm_id").map(str::to_string)))
+            .and_then(|i| {
+                Some(ContactMemory {
+                    crm_id: get_s(&i, "crm_id")?.to_string(),
+                    last_occurred_at: get_ts(&i, "last_occurred_at"),
+                })
+            }))
+    }
+
+    async fn record_applied(
+        &self,
+        crm: &str,
+        key_hash: &str,
+        crm_id: &str,
+        occurred_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", contact_pk(crm, key_hash))
+            .key("sk", s("CONTACT"))
+            .update_expression("SET crm = :crm, crm_id = :id, last_occurred_at = :t, last_occurred_ms = :tms, updated_at = :now")
+            .condition_expression("attribute_not_exists(last_occurred_ms) OR last_occurred_ms <= :tms")
+            .expression_attribute_values(":crm", s(crm))
+            .expression_attribute_values(":id", s(crm_id))
+            .expression_attribute_values(":t", ts(occurred_at))
+            .expression_attribute_values(":tms", n(occurred_at.timestamp_millis()))
+            .expression_attribute_values(":now", ts(now))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(port_err("dynamodb:UpdateItem(contact)", e)),
+        }
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut key_cond = "#s = :s".to_string();
+        if filter.since.is_some() {
+            key_cond.push_str(" AND updated_at >= :since");
+        }
+        let mut filters = Vec::new();
+        if filter.bot_id.is_some() {
+            filters.push("bot_id = :bot");
+        }
+        if filter.reason.is_some() {
+            filters.push("error_code = :code");
+        }
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(STATUS_INDEX)
+                .key_condition_expression(&key_cond)
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":s", s(filter.status.as_str()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take());
+            if let Some(t) = filter.since {
+                q = q.expression_attribute_values(":since", ts(t));
+            }
+            if let Some(b) = &filter.bot_id {
+                q = q.expression_attribute_values(":bot", s(b));
+            }
+            if let Some(c) = &filter.reason {
+                q = q.expression_attribute_values(":code", s(c));
+            }
+            if !filters.is_empty() {
+                q = q.filter_expression(filters.join(" AND "));
+            }
+            let page = q
+                .send()
+                .await
+                .map_err(|e| port_err("dynamodb:Query(status)", e))?;
+            for item in page.items() {
+                out.push(to_record(item)?);
+                if filter.limit.is_some_and(|l| out.len() >= l) {
+                    return Ok(out);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn requeue(&self, event_id: &str, now: DateTime<Utc>) -> Result<Option<u32>, PortError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", event_pk(event_id))
+            .key("sk", s("EVENT"))
+            .update_expression(
+                "SET #s = :queued, attempts = :zero, replays = if_not_exists(replays, :zero) + :one, \
+                 updated_at = :now REMOVE expires_at, lease_until, next_attempt_at",
+            )
+            .condition_expression("#s = :dead AND attribute_exists(payload)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":queued", s(LedgerStatus::Queued.as_str()))
+            .expression_attribute_values(":dead", s(LedgerStatus::Dead.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", ts(now))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Some(
+                out.attributes
+                    .as_ref()
+                    .and_then(|a| get_n(a, "replays"))
+                    .unwrap_or(1)
+                    .max(1) as u32,
+            )),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(port_err("dynamodb:UpdateItem(requeue)", e)),
+        }
     }
 
     async fn remember_contact(

@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use lb_pipeline::PortError;
 
-pub use dynamo::DynamoLedger;
+pub use dynamo::{DynamoLedger, STATUS_INDEX};
 pub use secrets::SecretsManagerStore;
 pub use sns::SnsAlerts;
 pub use sqs::{SqsLeadQueue, SQS_MAX_VISIBILITY_SECS};

@@ -54,6 +54,20 @@ impl LeadQueue for SqsLeadQueue {
         Ok(())
     }
 
+    async fn requeue(&self, lead: &QueuedLead, replay: u32) -> Result<(), PortError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(lead.to_json())
+            .message_group_id(lead.contact_key.hashed())
+            .message_deduplication_id(short_id(&format!("{}#replay{replay}", lead.event.event_id)))
+            .message_attributes(attrs::EVENT_ID, string_attr(lead.event.event_id.as_str()))
+            .send()
+            .await
+            .map_err(|e| port_err("sqs:SendMessage(replay)", e))?;
+        Ok(())
+    }
+
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
         let mut req = self
             .client

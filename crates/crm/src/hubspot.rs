@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lb_domain::{note, ContactKey, EventId, QueuedLead};
 use lb_pipeline::secrets::{secret_values, CachedSecret};
-use lb_pipeline::{ContactRef, Crm, CrmError, ErrorClass};
+use lb_pipeline::{ContactRef, ContactWrite, Crm, CrmError, ErrorClass};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tracing::debug;
@@ -21,6 +21,8 @@ const NAME: &str = "hubspot";
 const NOTE_TO_CONTACT: u32 = 202;
 const DEAL_TO_CONTACT: u32 = 3;
 const NOTE_MAX_CHARS: usize = 65_536;
+/// What an identity-only write sends: what finds or creates the record, nothing else.
+const IDENTITY_PROPERTIES: [&str; 3] = ["email", "phone", "hs_whatsapp_phone_number"];
 /// HubSpot asks for at least 2 s before retrying a 423 (locked).
 const LOCKED_RETRY: Duration = Duration::from_secs(2);
 
@@ -158,7 +160,19 @@ impl HubSpotCrm {
         unreachable!("the loop returns on its second pass")
     }
 
-    fn contact_properties(&self, lead: &QueuedLead) -> BTreeMap<String, String> {
+    fn contact_properties(
+        &self,
+        lead: &QueuedLead,
+        write: ContactWrite,
+    ) -> BTreeMap<String, String> {
+        let mut p = self.all_contact_properties(lead);
+        if write == ContactWrite::IdentityOnly {
+            p.retain(|k, _| IDENTITY_PROPERTIES.contains(&k.as_str()));
+        }
+        p
+    }
+
+    fn all_contact_properties(&self, lead: &QueuedLead) -> BTreeMap<String, String> {
         let e = &lead.event;
         let v = &e.visitor;
         let mut p = BTreeMap::new();
@@ -213,13 +227,14 @@ impl HubSpotCrm {
         &self,
         email: &str,
         lead: &QueuedLead,
+        write: ContactWrite,
     ) -> Result<ContactRef, CrmError> {
         let trace = lead.event.event_id.as_str();
         let body = json!({"inputs": [{
             "id": email,
             "idProperty": "email",
             "objectWriteTraceId": trace,
-            "properties": self.contact_properties(lead),
+            "properties": self.contact_properties(lead, write),
         }]});
         let (_, v) = self
             .call(
@@ -270,8 +285,9 @@ impl HubSpotCrm {
         &self,
         id: &str,
         lead: &QueuedLead,
+        write: ContactWrite,
     ) -> Result<Option<ContactRef>, CrmError> {
-        let body = json!({"properties": self.contact_properties(lead)});
+        let body = json!({"properties": self.contact_properties(lead, write)});
         match self
             .call(
                 Method::PATCH,
@@ -304,8 +320,12 @@ impl HubSpotCrm {
             .and_then(id_of))
     }
 
-    async fn create_contact(&self, lead: &QueuedLead) -> Result<ContactRef, CrmError> {
-        let body = json!({"properties": self.contact_properties(lead)});
+    async fn create_contact(
+        &self,
+        lead: &QueuedLead,
+        write: ContactWrite,
+    ) -> Result<ContactRef, CrmError> {
+        let body = json!({"properties": self.contact_properties(lead, write)});
         match self
             .call(Method::POST, "/crm/v3/objects/contacts", Some(&body))
             .await
@@ -322,7 +342,7 @@ impl HubSpotCrm {
             }
             // HubSpot names the existing record in its 409 text.
             Err(e) if e.http_status == Some(409) => match existing_id(&e.message) {
-                Some(id) => self.patch_contact(&id, lead).await?.ok_or(e),
+                Some(id) => self.patch_contact(&id, lead, write).await?.ok_or(e),
                 None => Err(e),
             },
             Err(e) => Err(e),
@@ -390,12 +410,19 @@ impl Crm for HubSpotCrm {
         &self,
         lead: &QueuedLead,
         known_id: Option<&str>,
+        write: ContactWrite,
     ) -> Result<ContactRef, CrmError> {
         match &lead.contact_key {
-            ContactKey::Email(email) => self.upsert_by_email(email.as_str(), lead).await,
+            ContactKey::Email(email) => self.upsert_by_email(email.as_str(), lead, write).await,
             ContactKey::Phone(_) | ContactKey::WaId(_) => {
                 if let Some(id) = known_id {
-                    if let Some(c) = self.patch_contact(id, lead).await? {
+                    if write == ContactWrite::IdentityOnly {
+                        return Ok(ContactRef {
+                            id: id.to_string(),
+                            created: false,
+                        });
+                    }
+                    if let Some(c) = self.patch_contact(id, lead, write).await? {
                         return Ok(c);
                     }
                 }
@@ -405,11 +432,11 @@ impl Crm for HubSpotCrm {
                 };
                 // Search lags writes by seconds; the ledger's memory covers what it cannot see yet.
                 if let Some(id) = self.search_by_phone(&e164).await? {
-                    if let Some(c) = self.patch_contact(&id, lead).await? {
+                    if let Some(c) = self.patch_contact(&id, lead, write).await? {
                         return Ok(c);
                     }
                 }
-                self.create_contact(lead).await
+                self.create_contact(lead, write).await
             }
         }
     }

@@ -24,7 +24,7 @@ fn down(flag: &AtomicBool, what: &str) -> Result<(), PortError> {
 #[derive(Default)]
 pub struct InMemoryLedger {
     records: Mutex<HashMap<String, LedgerRecord>>,
-    contacts: Mutex<HashMap<String, String>>,
+    contacts: Mutex<HashMap<String, ContactMemory>>,
     failing: AtomicBool,
     fail_complete: AtomicBool,
 }
@@ -63,6 +63,7 @@ fn blank(event_id: &str, status: LedgerStatus, last_error: Option<FailureReason>
         payload_hash: None,
         payload: None,
         attempts: 0,
+        replays: 0,
         lease_until: None,
         next_attempt_at: None,
         last_error,
@@ -215,7 +216,7 @@ impl Ledger for InMemoryLedger {
         down(&self.failing, "ledger")?;
         Ok(self.record(event_id))
     }
-    async fn contact_id(&self, crm: &str, key_hash: &str) -> Result<Option<String>, PortError> {
+    async fn contact(&self, crm: &str, key_hash: &str) -> Result<Option<ContactMemory>, PortError> {
         down(&self.failing, "ledger")?;
         Ok(self
             .contacts
@@ -234,9 +235,83 @@ impl Ledger for InMemoryLedger {
         down(&self.failing, "ledger")?;
         let mut c = self.contacts.lock().unwrap();
         for k in key_hashes {
-            c.insert(format!("{crm}#{k}"), crm_id.to_string());
+            c.entry(format!("{crm}#{k}"))
+                .and_modify(|m| m.crm_id = crm_id.to_string())
+                .or_insert(ContactMemory {
+                    crm_id: crm_id.to_string(),
+                    last_occurred_at: None,
+                });
         }
         Ok(())
+    }
+    async fn record_applied(
+        &self,
+        crm: &str,
+        key_hash: &str,
+        crm_id: &str,
+        occurred_at: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        down(&self.failing, "ledger")?;
+        let mut c = self.contacts.lock().unwrap();
+        let m = c
+            .entry(format!("{crm}#{key_hash}"))
+            .or_insert(ContactMemory {
+                crm_id: crm_id.to_string(),
+                last_occurred_at: None,
+            });
+        m.crm_id = crm_id.to_string();
+        if m.last_occurred_at.is_none_or(|t| t < occurred_at) {
+            m.last_occurred_at = Some(occurred_at);
+        }
+        Ok(())
+    }
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
+        down(&self.failing, "ledger")?;
+        let mut v: Vec<LedgerRecord> = self
+            .records
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|r| r.status == filter.status)
+            .filter(|r| {
+                filter
+                    .since
+                    .is_none_or(|s| r.updated_at.is_some_and(|u| u >= s))
+            })
+            .filter(|r| {
+                filter
+                    .bot_id
+                    .as_ref()
+                    .is_none_or(|b| r.bot_id.as_ref() == Some(b))
+            })
+            .filter(|r| {
+                filter
+                    .reason
+                    .as_ref()
+                    .is_none_or(|c| r.last_error.as_ref().is_some_and(|e| &e.code == c))
+            })
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
+        if let Some(l) = filter.limit {
+            v.truncate(l);
+        }
+        Ok(v)
+    }
+    async fn requeue(&self, event_id: &str, now: DateTime<Utc>) -> Result<Option<u32>, PortError> {
+        down(&self.failing, "ledger")?;
+        let mut m = self.records.lock().unwrap();
+        match m.get_mut(event_id) {
+            Some(r) if r.status == LedgerStatus::Dead => {
+                r.status = LedgerStatus::Queued;
+                r.attempts = 0;
+                r.replays += 1;
+                r.updated_at = Some(now);
+                Ok(Some(r.replays))
+            }
+            _ => Ok(None),
+        }
     }
 }
 
@@ -277,6 +352,11 @@ impl LeadQueue for InMemoryQueue {
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
         down(&self.failing, "queue")?;
         self.dead.lock().unwrap().push(letter.clone());
+        Ok(())
+    }
+    async fn requeue(&self, lead: &QueuedLead, _replay: u32) -> Result<(), PortError> {
+        down(&self.failing, "queue")?;
+        self.enqueued.lock().unwrap().push(lead.clone());
         Ok(())
     }
     async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
@@ -344,6 +424,8 @@ struct FakeContact {
     id: String,
     email: Option<String>,
     phone: Option<String>,
+    /// The event whose fields the contact holds (the last full write).
+    fields_from: Option<String>,
 }
 
 /// A CRM that keeps contacts, notes and deals in memory and can be told to fail.
@@ -372,6 +454,13 @@ impl FakeCrm {
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
+    /// The event whose fields the contact with `email` holds.
+    pub fn fields_from(&self, email: &str) -> Option<String> {
+        let cs = self.contacts.lock().unwrap();
+        cs.iter()
+            .find(|c| c.email.as_deref() == Some(email))
+            .and_then(|c| c.fields_from.clone())
+    }
     fn call(&self) -> Result<(), CrmError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         match self.failures.lock().unwrap().pop_front() {
@@ -390,8 +479,11 @@ impl Crm for FakeCrm {
         &self,
         lead: &QueuedLead,
         known_id: Option<&str>,
+        write: ContactWrite,
     ) -> Result<ContactRef, CrmError> {
         self.call()?;
+        let writer =
+            (write == ContactWrite::Full).then(|| lead.event.event_id.as_str().to_string());
         let v = &lead.event.visitor;
         let email = v.email.as_ref().map(|e| e.as_str().to_string());
         let phone = v.phone.as_ref().map(|p| p.as_str().to_string());
@@ -402,16 +494,22 @@ impl Crm for FakeCrm {
                 || (email.is_none() && phone.is_some() && c.phone == phone)
         });
         match found {
-            Some(i) => Ok(ContactRef {
-                id: cs[i].id.clone(),
-                created: false,
-            }),
+            Some(i) => {
+                if writer.is_some() {
+                    cs[i].fields_from = writer;
+                }
+                Ok(ContactRef {
+                    id: cs[i].id.clone(),
+                    created: false,
+                })
+            }
             None => {
                 let id = format!("c{}", cs.len() + 1);
                 cs.push(FakeContact {
                     id: id.clone(),
                     email,
                     phone,
+                    fields_from: writer,
                 });
                 Ok(ContactRef { id, created: true })
             }
@@ -514,4 +612,45 @@ pub fn sample_lead_with_phone(event_id: &str, email: Option<&str>, phone: &str) 
     }))
     .expect("valid test event");
     QueuedLead::new(event, Utc::now()).expect("test lead has an identity")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_dead_events_can_be_requeued_and_each_replay_is_numbered() {
+        let l = InMemoryLedger::default();
+        let lead = sample_lead("evt_1", "a@b.co");
+        let now = Utc::now();
+        l.record_received(&lead, "{}", now).await.unwrap();
+        assert_eq!(
+            l.requeue("evt_1", now).await.unwrap(),
+            None,
+            "a queued event is not replayed"
+        );
+        let reason = permanent("x").reason();
+        l.mark_dead("evt_1", &reason, None, now).await.unwrap();
+        assert_eq!(
+            l.list(&ListFilter::status(LedgerStatus::Dead))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(l.requeue("evt_1", now).await.unwrap(), Some(1));
+        assert_eq!(l.record("evt_1").unwrap().status, LedgerStatus::Queued);
+        assert_eq!(l.record("evt_1").unwrap().attempts, 0);
+        l.mark_dead("evt_1", &reason, None, now).await.unwrap();
+        assert_eq!(l.requeue("evt_1", now).await.unwrap(), Some(2));
+        let outcome = SyncOutcome::default();
+        l.complete(&lead.event.event_id, &outcome, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            l.requeue("evt_1", now).await.unwrap(),
+            None,
+            "a synced event never runs twice"
+        );
+    }
 }

@@ -8,6 +8,8 @@
 
 pub mod accept;
 pub mod alert;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod ports;
 pub mod retry;
 pub mod secrets;

@@ -157,6 +157,8 @@ pub struct LedgerRecord {
     /// The queue message body (the normalized event): kept so a dead event can be replayed.
     pub payload: Option<String>,
     pub attempts: u32,
+    /// How many times an operator replayed it after it was dead.
+    pub replays: u32,
     pub lease_until: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<FailureReason>,
@@ -233,8 +235,9 @@ pub trait Ledger: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, PortError>;
     async fn get(&self, event_id: &str) -> Result<Option<LedgerRecord>, PortError>;
-    /// The CRM record id known for a contact key (hash), if any.
-    async fn contact_id(&self, crm: &str, key_hash: &str) -> Result<Option<String>, PortError>;
+    /// What the ledger remembers of a contact key (hash): its CRM record id and the
+    /// `occurred_at` of the newest event applied to it.
+    async fn contact(&self, crm: &str, key_hash: &str) -> Result<Option<ContactMemory>, PortError>;
     /// Remembers the CRM record id for each of a person's identities (hashes).
     async fn remember_contact(
         &self,
@@ -243,6 +246,53 @@ pub trait Ledger: Send + Sync {
         crm_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), PortError>;
+    /// Records that an event of `occurred_at` was applied to the contact's fields;
+    /// never moves `last_occurred_at` backwards.
+    async fn record_applied(
+        &self,
+        crm: &str,
+        key_hash: &str,
+        crm_id: &str,
+        occurred_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+    /// Events in one status, newest first, narrowed by `filter`.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError>;
+    /// Replay: a `dead` event goes back to `queued` with its attempts reset.
+    /// Returns the replay number, or `None` when the event is not dead (a synced
+    /// event never runs twice).
+    async fn requeue(&self, event_id: &str, now: DateTime<Utc>) -> Result<Option<u32>, PortError>;
+}
+
+/// What the ledger remembers of one identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactMemory {
+    pub crm_id: String,
+    pub last_occurred_at: Option<DateTime<Utc>>,
+}
+
+/// Which ledger records to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFilter {
+    pub status: LedgerStatus,
+    /// Only records updated at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub bot_id: Option<String>,
+    /// Only records whose last error has this code (`crm_rejected`, …).
+    pub reason: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl ListFilter {
+    pub fn status(status: LedgerStatus) -> Self {
+        Self {
+            status,
+            since: None,
+            bot_id: None,
+            reason: None,
+            limit: None,
+        }
+    }
 }
 
 /// A message to park on the dead-letter queue.
@@ -261,6 +311,9 @@ pub struct DeadLetter {
 pub trait LeadQueue: Send + Sync {
     /// Durably enqueues: group = hashed contact key, deduplication id = event id.
     async fn enqueue(&self, lead: &QueuedLead) -> Result<(), PortError>;
+    /// Enqueues a replay of a dead event (its own deduplication id, so the
+    /// queue does not drop it as a copy of the original).
+    async fn requeue(&self, lead: &QueuedLead, replay: u32) -> Result<(), PortError>;
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError>;
     /// Makes a received message visible again after `delay`.
     async fn retry_later(
@@ -283,11 +336,13 @@ pub trait Crm: Send + Sync {
     /// Short name used in ledger rows and alerts (`hubspot`).
     fn name(&self) -> &str;
     /// Creates or updates the person. `known_id` is the record id the ledger
-    /// remembered for this person, if any.
+    /// remembered for this person, if any. With [`ContactWrite::IdentityOnly`]
+    /// (an event older than one already applied) no other field is written.
     async fn upsert_contact(
         &self,
         lead: &QueuedLead,
         known_id: Option<&str>,
+        write: ContactWrite,
     ) -> Result<ContactRef, CrmError>;
     /// The note this event already wrote to the contact, if any (found by its tag).
     async fn find_note(
@@ -303,6 +358,15 @@ pub trait Crm: Send + Sync {
         event_id: &EventId,
     ) -> Result<Option<String>, CrmError>;
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
+}
+
+/// How much of the contact an event may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactWrite {
+    /// Every mapped field.
+    Full,
+    /// Only what finds or creates the record: a newer event already set the fields.
+    IdentityOnly,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

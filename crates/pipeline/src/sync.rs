@@ -8,8 +8,8 @@ use lb_domain::{ContactKey, QueuedLead};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::ports::{
-    Begin, Crm, CrmError, DeadLetter, ErrorClass, FailureReason, LeadQueue, Ledger, PortError,
-    SyncOutcome,
+    Begin, ContactWrite, Crm, CrmError, DeadLetter, ErrorClass, FailureReason, LeadQueue, Ledger,
+    PortError, SyncOutcome,
 };
 use crate::retry::RetryPolicy;
 
@@ -219,11 +219,7 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
             dead_letter(w, m, &lead, 0, reason, false).await
         }
         Begin::Proceed { attempt } => match sync_to_crm(w, &lead, attempt).await {
-            Ok(outcome) => match w
-                .ledger
-                .complete(&lead.event.event_id, &outcome, w.clock.now())
-                .await
-            {
+            Ok(outcome) => match complete(w, &lead, &outcome).await {
                 Ok(()) => {
                     info!(
                         event_id,
@@ -285,6 +281,19 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
     }
 }
 
+/// Records the sync. The chaos suite can crash here, after the CRM took the write.
+async fn complete(
+    w: &Worker<'_>,
+    lead: &QueuedLead,
+    outcome: &SyncOutcome,
+) -> Result<(), PortError> {
+    #[cfg(feature = "fault-injection")]
+    crate::faults::maybe_crash_after_crm_write();
+    w.ledger
+        .complete(&lead.event.event_id, outcome, w.clock.now())
+        .await
+}
+
 /// The CRM side of one event: contact upsert, then note, then (when asked) deal.
 async fn sync_to_crm(
     w: &Worker<'_>,
@@ -293,16 +302,45 @@ async fn sync_to_crm(
 ) -> Result<SyncOutcome, StepError> {
     let crm = w.crm.name().to_string();
     let key = &lead.contact_key;
+    let key_hash = key.hashed();
+    let memory = w.ledger.contact(&crm, &key_hash).await?;
     // Email upserts are keyed by the CRM itself; other identities need our memory of the id.
     let known = match key {
         ContactKey::Email(_) => None,
-        _ => w.ledger.contact_id(&crm, &key.hashed()).await?,
+        _ => memory.as_ref().map(|m| m.crm_id.clone()),
     };
-    let contact = w.crm.upsert_contact(lead, known.as_deref()).await?;
+    // An event older than one already applied must not overwrite its fields.
+    let stale = memory
+        .as_ref()
+        .and_then(|m| m.last_occurred_at)
+        .is_some_and(|t| lead.event.occurred_at < t);
+    let write = if stale {
+        ContactWrite::IdentityOnly
+    } else {
+        ContactWrite::Full
+    };
+    if stale {
+        info!(
+            event_id = lead.event.event_id.as_str(),
+            "older than the last applied event; fields left as they are"
+        );
+    }
+    let contact = w.crm.upsert_contact(lead, known.as_deref(), write).await?;
     let aliases = secondary_key_hashes(lead);
     if !aliases.is_empty() && known.as_deref() != Some(contact.id.as_str()) {
         w.ledger
             .remember_contact(&crm, &aliases, &contact.id, w.clock.now())
+            .await?;
+    }
+    if !stale {
+        w.ledger
+            .record_applied(
+                &crm,
+                &key_hash,
+                &contact.id,
+                lead.event.occurred_at,
+                w.clock.now(),
+            )
             .await?;
     }
     let event_id = &lead.event.event_id;
@@ -650,6 +688,31 @@ mod tests {
         env.run(&[msg("m2", &phone_only)]).await;
         assert_eq!(env.crm.contact_count(), 1);
         assert_eq!(env.crm.note_count(), 2);
+    }
+
+    fn lead_at(event_id: &str, email: &str, occurred_at: &str) -> QueuedLead {
+        let mut l = sample_lead(event_id, email);
+        l.event.occurred_at = occurred_at.parse().unwrap();
+        QueuedLead::new(l.event, Utc::now()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_older_event_arriving_late_adds_its_note_but_leaves_the_fields_of_the_newer_one() {
+        let env = Env::new();
+        let newer = lead_at("evt_new", "a@b.co", "2026-05-04T12:00:00Z");
+        let older = lead_at("evt_old", "a@b.co", "2026-05-04T11:00:00Z");
+        env.run(&[msg("m1", &newer)]).await;
+        let out = env.run(&[msg("m2", &older)]).await;
+        assert!(matches!(&out[0], ItemOutcome::Synced(_)));
+        assert_eq!(env.crm.fields_from("a@b.co").as_deref(), Some("evt_new"));
+        assert_eq!(env.crm.note_count(), 2);
+        // and a still newer one writes its fields
+        env.run(&[msg(
+            "m3",
+            &lead_at("evt_newest", "a@b.co", "2026-05-04T13:00:00Z"),
+        )])
+        .await;
+        assert_eq!(env.crm.fields_from("a@b.co").as_deref(), Some("evt_newest"));
     }
 
     #[tokio::test]
