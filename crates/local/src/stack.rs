@@ -67,6 +67,12 @@ pub struct StackOptions {
     /// The worker's function timeout (deadline of each batch).
     pub worker_timeout: Duration,
     pub hubspot_timeout: Duration,
+    /// Messages are not started with less than this left before the deadline
+    /// (default: the HubSpot timeout + 2 s).
+    pub safety_margin: Option<Duration>,
+    /// Override the leads queue's visibility timeout (the chaos run shortens it so
+    /// that crashed invocations come back in seconds, not minutes).
+    pub leads_visibility_secs: Option<u64>,
     /// Point ingest's SQS client elsewhere (an unreachable port, to test outages).
     pub ingest_sqs_endpoint: Option<String>,
     pub region: String,
@@ -93,6 +99,8 @@ impl Default for StackOptions {
             worker_concurrency: 2,
             worker_timeout: Duration::from_secs(settings::WORKER_TIMEOUT_SECS),
             hubspot_timeout: Duration::from_secs(5),
+            safety_margin: None,
+            leads_visibility_secs: None,
             ingest_sqs_endpoint: None,
             region: "us-east-1".into(),
         }
@@ -210,7 +218,9 @@ impl LocalStack {
             queue: queue.clone(),
             crm: Arc::new(hubspot),
             policy: opts.policy,
-            safety_margin: opts.hubspot_timeout + Duration::from_secs(2),
+            safety_margin: opts
+                .safety_margin
+                .unwrap_or(opts.hubspot_timeout + Duration::from_secs(2)),
         });
         let alerter_app = Arc::new(AlerterApp {
             ledger: ledger.clone(),
