@@ -10,13 +10,14 @@ export LEADBRIDGE_PYTHON := $(CURDIR)/$(PY)
 
 N ?= 2000
 
-.PHONY: help venv demo dev test lint unit template lambda-smoke bench build watch events clean
+.PHONY: help venv demo dev test lint unit template lambda-smoke chaos bench build watch events clean
 
 help:
 	@echo "make demo    run the whole pipeline locally on sample events and print a report"
 	@echo "make dev     run the local stack until Ctrl-C (writes target/leadbridge-local.json)"
 	@echo "make test    fmt, clippy, unit + end-to-end tests (moto + simulator), cfn-lint, template checks"
 	@echo "make bench   N=$(N) signed events through the local stack; prints a table, writes target/bench/summary.json"
+	@echo "make chaos   the full fault-injection run (5,000 events, 60 s outage); writes target/chaos/summary.json"
 	@echo "make build   cargo lambda build --release --arm64 of the three functions"
 	@echo "make watch   cargo lambda watch against a running 'make dev' stack"
 	@echo "make events  regenerate the signed API Gateway / SQS sample events under events/"
@@ -34,7 +35,7 @@ demo: venv
 dev: venv
 	cargo run --quiet -p leadbridge -- dev
 
-test: venv lint unit template lambda-smoke
+test: venv lint deny unit template lambda-smoke
 
 lint:
 	cargo fmt --all -- --check
@@ -46,6 +47,9 @@ unit: venv
 template: venv
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(PY) infra/check_template.py
+
+chaos: venv
+	cargo run --profile local-release --quiet -p leadbridge -- chaos
 
 lambda-smoke: venv
 	./scripts/lambda_smoke.sh
@@ -65,3 +69,30 @@ events:
 clean:
 	cargo clean
 	rm -rf $(VENV)
+
+# --- fuzzing and dependency policy (tools pinned in scripts/install_tools.sh) ---
+TOOLS_BIN    := .tools/bin
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := signature_header canonical_event
+
+.PHONY: tools fuzz deny
+
+tools:
+	./scripts/install_tools.sh
+
+# cargo-fuzz passes nightly-only flags (-Zsanitizer=address, sancov); RUSTC_BOOTSTRAP=1
+# lets the stable toolchain accept them. Builds into fuzz/target. New inputs go to
+# fuzz/corpus/<target> (git-ignored), crashes to fuzz/artifacts/<target>. See fuzz/README.md.
+fuzz: tools
+	@failed=; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  dict=; if [ -f fuzz/dicts/$$t.dict ]; then dict=-dict=fuzz/dicts/$$t.dict; fi; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  RUSTC_BOOTSTRAP=1 $(TOOLS_BIN)/cargo-fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed (reproducers in fuzz/artifacts/)"; exit 1; fi; \
+	echo "fuzz: no crash in $(FUZZ_TARGETS)"
+
+deny: tools
+	$(TOOLS_BIN)/cargo-deny check bans licenses sources

@@ -63,6 +63,7 @@ POLICIES = {
         "LeadsQueue": {"sqs:SendMessage"},
         "LedgerTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
         "WebhookSecret": {"secretsmanager:GetSecretValue"},
+        "StatusApiKeySecret": {"secretsmanager:GetSecretValue"},
     },
     "WorkerFunction": {
         "LeadsQueue": {
@@ -94,6 +95,7 @@ ARN_FORMS = {
     "LedgerTable": {("GetAtt", "Arn")},
     "WebhookSecret": {("Ref",), ("GetAtt", "Id")},
     "HubSpotSecret": {("Ref",), ("GetAtt", "Id")},
+    "StatusApiKeySecret": {("Ref",), ("GetAtt", "Id")},
     "AlertsTopic": {("Ref",), ("GetAtt", "TopicArn")},
 }
 
@@ -103,6 +105,7 @@ ENV = {
         "LEADS_DLQ_URL": {"Ref": "LeadsDlq"},
         "LEDGER_TABLE": {"Ref": "LedgerTable"},
         "WEBHOOK_SECRET_ID": {"Ref": "WebhookSecret"},
+        "STATUS_API_KEY_SECRET_ID": {"Ref": "StatusApiKeySecret"},
         "SECRET_TTL_SECONDS": "300",
     },
     "WorkerFunction": {
@@ -274,7 +277,8 @@ def check_template(t: dict, c: Checker) -> None:
     c.eq((sub.get("Properties") or {}).get("Protocol"), "email", "AlertEmailSubscription.Protocol")
 
     for sid, name, key in (("WebhookSecret", "${Prefix}/webhook", "secrets"),
-                           ("HubSpotSecret", "${Prefix}/hubspot", "token")):
+                           ("HubSpotSecret", "${Prefix}/hubspot", "token"),
+                           ("StatusApiKeySecret", "${Prefix}/status-api-key", "keys")):
         s = props(sid, "AWS::SecretsManager::Secret")
         c.eq(s.get("Name"), _sub(name), f"{sid}.Name")
         c.check("SecretString" not in s, f"{sid} must not hold a SecretString in clear")
@@ -386,11 +390,13 @@ def check_template(t: dict, c: Checker) -> None:
         for k, v in extra.items():
             c.eq(e.get(k), v, f"{fid} SQS event {k}")
 
+    # The webhook and the status API; nothing else is routed to ingest.
     http = [e.get("Properties") or {} for e in events("IngestFunction").values() if e.get("Type") == "HttpApi"]
-    if c.check(len(http) == 1, "IngestFunction must have exactly one HttpApi event"):
-        c.eq(http[0].get("ApiId"), {"Ref": "HttpApi"}, "IngestFunction HttpApi event ApiId")
-        c.eq(http[0].get("Method"), "POST", "IngestFunction HttpApi event Method")
-        c.eq(http[0].get("Path"), "/v1/events", "IngestFunction HttpApi event Path")
+    for e in http:
+        c.eq(e.get("ApiId"), {"Ref": "HttpApi"}, "IngestFunction HttpApi event ApiId")
+    c.eq(sorted((e.get("Method"), e.get("Path")) for e in http),
+         [("GET", "/v1/events/{event_id}"), ("POST", "/v1/events")],
+         "IngestFunction HttpApi events (Method, Path)")
     props("HttpApi", "AWS::Serverless::HttpApi")
 
     # ---------------------------------------------------------- alarms, outputs
@@ -404,7 +410,7 @@ def check_template(t: dict, c: Checker) -> None:
 
     outputs = t.get("Outputs", {}) or {}
     for o in ("IngestUrl", "LeadsQueueUrl", "LeadsDlqUrl", "LedgerTableName",
-              "AlertsTopicArn", "WebhookSecretArn", "HubSpotSecretArn"):
+              "AlertsTopicArn", "WebhookSecretArn", "HubSpotSecretArn", "StatusApiKeySecretArn"):
         c.check(o in outputs, f"Outputs.{o} is missing")
     c.eq((outputs.get("IngestUrl") or {}).get("Value"),
          _sub("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1/events"),

@@ -1,6 +1,9 @@
 //! End-to-end tests: the real handlers against moto server (SQS, DynamoDB, SNS,
 //! Secrets Manager) and the HubSpot simulator, each test on its own stack.
 
+mod chaos;
 mod failures;
 mod ingest;
+mod logs;
+mod replay;
 mod sync;

@@ -134,3 +134,42 @@ impl TestStack {
         self.client.take_alerts(&sqs).await.expect("alerts inbox")
     }
 }
+
+/// Captures, for the rest of this test binary, every log line the pipeline's
+/// crates write (JSON, debug level), as production would write them. The
+/// simulator's own logs are left out: it stands in for HubSpot.
+pub fn capture_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let writer_buf = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,lb_pipeline=debug,lb_crm=debug,lb_aws=debug,lb_vendors=debug,ingest=debug,worker=debug,\
+                 dlq_alerter=debug,lb_local=debug,crm_sim=off",
+            ))
+            .with_writer(move || SharedWriter(writer_buf.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        buf
+    })
+    .clone()
+}
+
+struct SharedWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

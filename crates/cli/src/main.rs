@@ -1,8 +1,10 @@
 //! `leadbridge`: the local stack runner and operator tools.
 
 mod bench;
+mod chaos;
 mod demo;
 mod events;
+mod ops;
 
 use std::path::PathBuf;
 
@@ -36,6 +38,9 @@ enum Cmd {
     },
     /// Drive signed events through the local stack and report throughput, latency and correctness.
     Bench(bench::BenchArgs),
+    /// The fault-injection run: faults, throttling, stalls, an outage and crashes; checks
+    /// that nothing is lost, duplicated or overwritten out of order.
+    Chaos(chaos::ChaosArgs),
     /// Regenerate the sample Lambda events (API Gateway, SQS, DLQ) under events/, signed now.
     Events {
         /// Sign with the secret of a running `make dev` stack (else the local default).
@@ -59,6 +64,12 @@ enum Cmd {
         secret: String,
         file: PathBuf,
     },
+    /// Print one event's status from the ledger (the status API's view).
+    Status(ops::StatusArgs),
+    /// List ledger events in one status, newest first.
+    List(ops::ListArgs),
+    /// Put dead events back on the queue (after their cause is fixed).
+    Replay(ops::ReplayArgs),
 }
 
 fn log_to_file(path: &str) -> anyhow::Result<()> {
@@ -116,6 +127,10 @@ async fn main() -> anyhow::Result<()> {
             log_to_file("target/bench.log")?;
             bench::run(args).await
         }
+        Cmd::Chaos(args) => {
+            log_to_file("target/chaos.log")?;
+            chaos::run(args).await
+        }
         Cmd::Events {
             stack_file,
             leads,
@@ -139,6 +154,10 @@ async fn main() -> anyhow::Result<()> {
                 ("ALERTS_TOPIC_ARN", i.topic_arn.as_str()),
                 ("WEBHOOK_SECRET_ID", i.webhook_secret_id.as_str()),
                 ("HUBSPOT_SECRET_ID", i.hubspot_secret_id.as_str()),
+                (
+                    "STATUS_API_KEY_SECRET_ID",
+                    i.status_api_key_secret_id.as_str(),
+                ),
                 ("HUBSPOT_BASE_URL", i.crm.hubspot.base_url.as_str()),
             ] {
                 println!("export {k}='{v}'");
@@ -154,5 +173,8 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Status(args) => ops::status(args).await,
+        Cmd::List(args) => ops::list(args).await,
+        Cmd::Replay(args) => ops::replay(args).await,
     }
 }

@@ -5,6 +5,10 @@ use std::time::Duration;
 use lb_pipeline::{CrmError, ErrorClass};
 use reqwest::header::HeaderMap;
 
+/// How long a retry waits after a request timed out: the CRM may still apply it,
+/// and the retry must find that write (by its tag) rather than make a second one.
+pub const TIMED_OUT_WRITE_SETTLE: Duration = Duration::from_secs(30);
+
 /// Seconds from a `Retry-After` header (delta-seconds form; an HTTP date is ignored).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
@@ -45,7 +49,8 @@ pub fn transport(crm: &str, e: &reqwest::Error) -> CrmError {
         http_status: None,
         category: None,
         message: format!("{crm} {what}: {}", without_url(e)),
-        retry_after: None,
+        // A timed-out write may still land: give it time before a retry looks for it.
+        retry_after: e.is_timeout().then_some(TIMED_OUT_WRITE_SETTLE),
     }
 }
 

@@ -61,17 +61,35 @@ impl StackClient {
         ))
     }
 
-    /// GET on the HubSpot simulator's business API (with the token).
+    /// GET on the HubSpot simulator's business API (with the token). Like any
+    /// HubSpot client it waits out a 429 (the reads share the pipeline's limit).
     pub async fn hubspot(&self, path: &str) -> anyhow::Result<Value> {
         let hs = &self.info.crm.hubspot;
-        Ok(self
-            .http
-            .get(format!("{}{path}", hs.base_url))
-            .bearer_auth(&hs.token)
-            .send()
-            .await?
-            .json()
-            .await?)
+        for _ in 0..30 {
+            let resp = self
+                .http
+                .get(format!("{}{path}", hs.base_url))
+                .bearer_auth(&hs.token)
+                .send()
+                .await?;
+            if resp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                let wait = resp
+                    .headers()
+                    .get("x-hubspot-ratelimit-interval-milliseconds")
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .unwrap_or(1_000)
+                    .min(10_000);
+                tokio::time::sleep(std::time::Duration::from_millis(wait / 4 + 50)).await;
+                continue;
+            }
+            anyhow::ensure!(
+                resp.status().is_success(),
+                "HubSpot simulator answered {} to GET {path}",
+                resp.status()
+            );
+            return Ok(resp.json().await?);
+        }
+        anyhow::bail!("HubSpot simulator kept answering 429 to GET {path}")
     }
 
     /// Every record of `object` (contacts, notes, deals), paging through the list endpoint.

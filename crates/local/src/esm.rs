@@ -21,6 +21,7 @@ pub struct EsmStats {
     pub messages: AtomicU64,
     pub deleted: AtomicU64,
     pub failed_items: AtomicU64,
+    /// Invocations that failed as a whole (an error, or cut off by the timeout).
     pub handler_errors: AtomicU64,
 }
 

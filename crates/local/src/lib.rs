@@ -3,9 +3,11 @@
 //! worker and dlq-alerter handlers exactly as a Lambda event source mapping does.
 //! Used by `leadbridge dev|demo|bench` and by the end-to-end tests.
 
+pub mod chaos;
 pub mod client;
 pub mod esm;
 pub mod moto;
+pub mod ops;
 pub mod resources;
 pub mod server;
 pub mod stack;

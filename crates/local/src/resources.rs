@@ -57,6 +57,9 @@ impl Names {
     pub fn hubspot_secret(&self) -> String {
         format!("{}/hubspot", self.prefix)
     }
+    pub fn status_api_key_secret(&self) -> String {
+        format!("{}/status-api-key", self.prefix)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +259,34 @@ pub async fn create(
     })
 }
 
+/// Stores the status API key as `{"keys": [key]}` in `<prefix>/status-api-key`
+/// (created, or overwritten when it exists). Idempotent.
+pub async fn create_status_api_key(
+    cfg: &aws_config::SdkConfig,
+    names: &Names,
+    key: &str,
+) -> anyhow::Result<()> {
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let name = names.status_api_key_secret();
+    let value = serde_json::json!({"keys": [key]}).to_string();
+    if sm
+        .create_secret()
+        .name(&name)
+        .secret_string(&value)
+        .send()
+        .await
+        .is_err()
+    {
+        sm.put_secret_value()
+            .secret_id(&name)
+            .secret_string(&value)
+            .send()
+            .await
+            .context("storing the status API key")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::settings::*;
@@ -310,6 +341,16 @@ mod tests {
         assert!(sub("AlertsTopic", "TopicName").contains("${Prefix}-alerts"));
         assert!(sub("WebhookSecret", "Name").contains("${Prefix}/webhook"));
         assert!(sub("HubSpotSecret", "Name").contains("${Prefix}/hubspot"));
+        assert!(sub("StatusApiKeySecret", "Name").contains("${Prefix}/status-api-key"));
+        let ingest_env = &props("IngestFunction")["Environment"]["Variables"];
+        assert!(
+            format!("{:?}", ingest_env["STATUS_API_KEY_SECRET_ID"]).contains("StatusApiKeySecret"),
+            "ingest reads the status API key secret: {ingest_env:?}"
+        );
+        assert_eq!(
+            crate::resources::Names::new("p").status_api_key_secret(),
+            "p/status-api-key"
+        );
         let batch = |r: &str| {
             let events = t["Resources"][r]["Properties"]["Events"]
                 .as_mapping()

@@ -37,6 +37,11 @@ pub struct StackInfo {
     pub webhook_secret_id: String,
     pub hubspot_secret_id: String,
     pub crm: CrmInfo,
+    /// The key of the status API (`GET /v1/events/{event_id}`).
+    #[serde(default)]
+    pub status_api_key: String,
+    #[serde(default)]
+    pub status_api_key_secret_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,9 +78,13 @@ pub struct StackOptions {
     /// Override the leads queue's visibility timeout (the chaos run shortens it so
     /// that crashed invocations come back in seconds, not minutes).
     pub leads_visibility_secs: Option<u64>,
+    /// Fault hooks handed to the worker (the chaos suite's crash).
+    pub worker_hooks: lb_pipeline::hooks::Hooks,
     /// Point ingest's SQS client elsewhere (an unreachable port, to test outages).
     pub ingest_sqs_endpoint: Option<String>,
     pub region: String,
+    /// The status API key stored in `<prefix>/status-api-key`.
+    pub status_api_key: String,
 }
 
 impl Default for StackOptions {
@@ -101,8 +110,10 @@ impl Default for StackOptions {
             hubspot_timeout: Duration::from_secs(5),
             safety_margin: None,
             leads_visibility_secs: None,
+            worker_hooks: lb_pipeline::hooks::Hooks::NONE,
             ingest_sqs_endpoint: None,
             region: "us-east-1".into(),
+            status_api_key: "lbk_local_status_api_key".into(),
         }
     }
 }
@@ -151,6 +162,19 @@ impl LocalStack {
         let names = Names::new(&opts.prefix);
         let created =
             resources::create(&sdk, &names, &opts.webhook_secret, &opts.sim.token).await?;
+        if let Some(v) = opts.leads_visibility_secs {
+            aws_sdk_sqs::Client::new(&sdk)
+                .set_queue_attributes()
+                .queue_url(&created.queue_url)
+                .attributes(
+                    aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                    v.to_string(),
+                )
+                .send()
+                .await
+                .context("shortening the visibility timeout")?;
+        }
+        resources::create_status_api_key(&sdk, &names, &opts.status_api_key).await?;
         let sim = RunningSim::start(
             SocketAddr::from(([127, 0, 0, 1], opts.hubspot_port)),
             opts.sim.clone(),
@@ -191,6 +215,7 @@ impl LocalStack {
             dlq_url: created.dlq_url.clone(),
             table_name: created.table_name.clone(),
             webhook_secret_id: names.webhook_secret(),
+            status_api_key_secret_id: names.status_api_key_secret(),
             secret_ttl: Duration::from_secs(30),
         };
         let ingest_app = Arc::new(Ingest::new(
@@ -221,6 +246,7 @@ impl LocalStack {
             safety_margin: opts
                 .safety_margin
                 .unwrap_or(opts.hubspot_timeout + Duration::from_secs(2)),
+            hooks: opts.worker_hooks.clone(),
         });
         let alerter_app = Arc::new(AlerterApp {
             ledger: ledger.clone(),
@@ -312,6 +338,8 @@ impl LocalStack {
                     token: sim.token.clone(),
                 },
             },
+            status_api_key: opts.status_api_key.clone(),
+            status_api_key_secret_id: names.status_api_key_secret(),
         };
         Ok(LocalStack {
             info,

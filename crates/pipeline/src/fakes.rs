@@ -436,9 +436,14 @@ pub struct FakeCrm {
     deals: Mutex<Vec<(String, String, String)>>,
     failures: Mutex<VecDeque<CrmError>>,
     calls: AtomicUsize,
+    stall: AtomicBool,
 }
 
 impl FakeCrm {
+    /// The next call never answers (a CRM that holds the request).
+    pub fn stall_next(&self) {
+        self.stall.store(true, Ordering::SeqCst);
+    }
     pub fn fail_next(&self, e: CrmError) {
         self.failures.lock().unwrap().push_back(e);
     }
@@ -461,8 +466,11 @@ impl FakeCrm {
             .find(|c| c.email.as_deref() == Some(email))
             .and_then(|c| c.fields_from.clone())
     }
-    fn call(&self) -> Result<(), CrmError> {
+    async fn call(&self) -> Result<(), CrmError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.stall.swap(false, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         match self.failures.lock().unwrap().pop_front() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -481,7 +489,7 @@ impl Crm for FakeCrm {
         known_id: Option<&str>,
         write: ContactWrite,
     ) -> Result<ContactRef, CrmError> {
-        self.call()?;
+        self.call().await?;
         let writer =
             (write == ContactWrite::Full).then(|| lead.event.event_id.as_str().to_string());
         let v = &lead.event.visitor;
@@ -520,14 +528,14 @@ impl Crm for FakeCrm {
         contact_id: &str,
         event_id: &EventId,
     ) -> Result<Option<String>, CrmError> {
-        self.call()?;
+        self.call().await?;
         let n = self.notes.lock().unwrap();
         Ok(n.iter()
             .find(|(_, c, e)| c == contact_id && e == event_id.as_str())
             .map(|(id, _, _)| id.clone()))
     }
     async fn add_note(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {
-        self.call()?;
+        self.call().await?;
         let mut n = self.notes.lock().unwrap();
         let id = format!("n{}", n.len() + 1);
         n.push((
@@ -542,14 +550,14 @@ impl Crm for FakeCrm {
         contact_id: &str,
         event_id: &EventId,
     ) -> Result<Option<String>, CrmError> {
-        self.call()?;
+        self.call().await?;
         let d = self.deals.lock().unwrap();
         Ok(d.iter()
             .find(|(_, c, e)| c == contact_id && e == event_id.as_str())
             .map(|(id, _, _)| id.clone()))
     }
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {
-        self.call()?;
+        self.call().await?;
         let mut d = self.deals.lock().unwrap();
         let id = format!("d{}", d.len() + 1);
         d.push((

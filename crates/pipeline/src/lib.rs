@@ -8,11 +8,12 @@
 
 pub mod accept;
 pub mod alert;
-#[cfg(feature = "fault-injection")]
-pub mod faults;
+pub mod hooks;
 pub mod ports;
+pub mod replay;
 pub mod retry;
 pub mod secrets;
+pub mod status;
 pub mod sync;
 
 #[cfg(any(test, feature = "test-util"))]

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use lb_domain::{ContactKey, QueuedLead};
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::hooks::Hooks;
 use crate::ports::{
     Begin, ContactWrite, Crm, CrmError, DeadLetter, ErrorClass, FailureReason, LeadQueue, Ledger,
     PortError, SyncOutcome,
@@ -73,6 +74,7 @@ pub struct Worker<'a> {
     pub policy: RetryPolicy,
     /// Messages not started when less than this remains before the deadline are handed back.
     pub safety_margin: Duration,
+    pub hooks: &'a Hooks,
 }
 
 /// Processes a batch in order and returns one outcome per message, in the
@@ -237,7 +239,10 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
             Err(e) => {
                 let reason = e.reason();
                 let permanent = reason.class == ErrorClass::Permanent;
-                if permanent || w.policy.exhausted(attempt) {
+                // Throttling delays a lead, it does not kill it: 429s do not use up the
+                // attempts (the queue's maxReceiveCount still bounds them).
+                let throttled = reason.class == ErrorClass::RateLimited;
+                if permanent || (!throttled && w.policy.exhausted(attempt)) {
                     let reason = if permanent {
                         reason
                     } else {
@@ -287,8 +292,7 @@ async fn complete(
     lead: &QueuedLead,
     outcome: &SyncOutcome,
 ) -> Result<(), PortError> {
-    #[cfg(feature = "fault-injection")]
-    crate::faults::maybe_crash_after_crm_write();
+    w.hooks.after_crm_write();
     w.ledger
         .complete(&lead.event.event_id, outcome, w.clock.now())
         .await
@@ -464,6 +468,8 @@ mod tests {
     use crate::fakes::*;
     use crate::ports::LedgerStatus;
 
+    static NO_HOOKS: Hooks = Hooks::NONE;
+
     struct Env {
         ledger: InMemoryLedger,
         queue: InMemoryQueue,
@@ -490,6 +496,7 @@ mod tests {
                     max_attempts: 3,
                 },
                 safety_margin: Duration::from_millis(100),
+                hooks: &NO_HOOKS,
             }
         }
         async fn run(&self, msgs: &[InboundMessage]) -> Vec<ItemOutcome> {
@@ -635,6 +642,36 @@ mod tests {
         assert!(
             matches!(&out[0], ItemOutcome::RetryLater { delay, .. } if *delay >= Duration::from_secs(7))
         );
+    }
+
+    #[tokio::test]
+    async fn rate_limiting_past_the_attempt_cap_delays_the_lead_instead_of_killing_it() {
+        let env = Env::new();
+        let lead = sample_lead("evt_1", "a@b.co");
+        for attempt in 1..=4u32 {
+            env.crm.fail_next(CrmError {
+                class: ErrorClass::RateLimited,
+                ..transient(429)
+            });
+            let out = env
+                .run(&[InboundMessage {
+                    receive_count: attempt,
+                    ..msg("m1", &lead)
+                }])
+                .await;
+            assert!(
+                matches!(&out[0], ItemOutcome::RetryLater { .. }),
+                "attempt {attempt}: {out:?}"
+            );
+            env.ledger.expire_leases();
+        }
+        let out = env
+            .run(&[InboundMessage {
+                receive_count: 5,
+                ..msg("m1", &lead)
+            }])
+            .await;
+        assert!(matches!(&out[0], ItemOutcome::Synced(_)));
     }
 
     #[tokio::test]

@@ -101,7 +101,8 @@ pub fn verify(
 ) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let parsed = parse_header(header)?;
-    if (now - parsed.timestamp).abs() > TOLERANCE_SECS {
+    // i128: an extreme `t` must not overflow (found by the fuzzer).
+    if (i128::from(now) - i128::from(parsed.timestamp)).abs() > i128::from(TOLERANCE_SECS) {
         return Err(SignatureError::Stale);
     }
     if secrets.is_empty() {
@@ -168,6 +169,18 @@ mod tests {
         );
         let h = sign("s", NOW - 300, b"x");
         assert_eq!(verify(Some(&h), b"x", &["s"], NOW), Ok(()));
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        for t in [i64::MIN, i64::MIN + 1, -9_223_372_036_854_775_807, i64::MAX] {
+            let h = format!("t={t},v1={}", "ab".repeat(32));
+            assert_eq!(
+                verify(Some(&h), b"x", &["s"], NOW),
+                Err(SignatureError::Stale),
+                "{t}"
+            );
+        }
     }
 
     #[test]

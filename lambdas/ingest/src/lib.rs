@@ -1,4 +1,5 @@
-//! The ingest function: `POST /v1/events` → verify → parse → validate → enqueue → 202.
+//! The ingest function: `POST /v1/events` → verify → parse → validate → enqueue → 202,
+//! and the status API: `GET /v1/events/{event_id}` (API key) → the event's ledger view.
 //! [`handle`] is transport-neutral, so the Lambda (API Gateway) and the local
 //! runner (plain HTTP) serve exactly the same code.
 
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lb_domain::{FieldError, QueuedLead};
+use lb_domain::{EventId, FieldError, QueuedLead};
 use lb_pipeline::accept::{accept_lead, AcceptError, Accepted};
 use lb_pipeline::secrets::{secret_values, CachedSecret};
 use lb_pipeline::{env_parse, env_var, LeadQueue, Ledger, SecretStore};
@@ -14,13 +15,18 @@ use lb_vendors::canonical::{self, MAX_BODY_BYTES};
 use lb_vendors::signature::{self, SignatureError};
 use lb_vendors::ParseError;
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 pub struct Ingest {
     pub ledger: Arc<dyn Ledger>,
     pub queue: Arc<dyn LeadQueue>,
-    /// Secret holding the webhook signing secret(s): a string, or `{"secrets": ["current", "previous"]}`.
+    /// Secret holding the webhook signing secret(s): a string, or `{"secrets": ["current", "previous"]}`,
+    /// optionally with per-bot secrets: `{"secrets": [...], "bots": {"bot_acme": ["new", "old"]}}`.
     pub webhook_secret: CachedSecret,
+    /// Secret holding the status API key(s): a string, or `{"keys": ["k1", "k2"]}`.
+    pub status_api_key: CachedSecret,
 }
 
 /// The settings ingest reads from its environment at cold start.
@@ -30,6 +36,7 @@ pub struct IngestEnv {
     pub dlq_url: String,
     pub table_name: String,
     pub webhook_secret_id: String,
+    pub status_api_key_secret_id: String,
     pub secret_ttl: Duration,
 }
 
@@ -40,6 +47,7 @@ impl IngestEnv {
             dlq_url: env_var("LEADS_DLQ_URL")?,
             table_name: env_var("LEDGER_TABLE")?,
             webhook_secret_id: env_var("WEBHOOK_SECRET_ID")?,
+            status_api_key_secret_id: env_var("STATUS_API_KEY_SECRET_ID")?,
             secret_ttl: Duration::from_secs(env_parse("SECRET_TTL_SECONDS", 300u64)?),
         })
     }
@@ -55,7 +63,16 @@ impl Ingest {
         Self {
             ledger,
             queue,
-            webhook_secret: CachedSecret::new(secrets, &env.webhook_secret_id, env.secret_ttl),
+            webhook_secret: CachedSecret::new(
+                secrets.clone(),
+                &env.webhook_secret_id,
+                env.secret_ttl,
+            ),
+            status_api_key: CachedSecret::new(
+                secrets,
+                &env.status_api_key_secret_id,
+                env.secret_ttl,
+            ),
         }
     }
 }
@@ -136,21 +153,38 @@ fn is_json_content_type(ct: Option<&str>) -> bool {
     })
 }
 
-/// Serves one webhook request. 2xx only once the lead is durably queued.
+/// Serves one request: the webhook (`POST /v1/events`; 2xx only once the lead is
+/// durably queued) or the status API (`GET /v1/events/{event_id}`).
 pub async fn handle(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) -> WebhookResponse {
     let path = req.path.trim_end_matches('/');
-    if path != "/v1/events" {
-        return problem(
-            404,
-            "not_found",
-            "Not Found",
-            format!(
-                "no route {}",
-                req.path.chars().take(200).collect::<String>()
-            ),
-            &[],
-        );
+    if path == "/v1/events" {
+        return accept_webhook(app, req, now).await;
     }
+    if let Some(event_id) = path
+        .strip_prefix("/v1/events/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        return serve_status(app, req, event_id).await;
+    }
+    problem(
+        404,
+        "not_found",
+        "Not Found",
+        format!(
+            "no route {}",
+            req.path.chars().take(200).collect::<String>()
+        ),
+        &[],
+    )
+}
+
+fn unavailable(detail: &str) -> WebhookResponse {
+    let mut r = problem(503, "unavailable", "Service Unavailable", detail, &[]);
+    r.retry_after = Some(5);
+    r
+}
+
+async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) -> WebhookResponse {
     if req.method != "POST" {
         let mut r = problem(
             405,
@@ -174,31 +208,32 @@ pub async fn handle(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) -> W
             &[],
         );
     }
-    let secrets = match app.webhook_secret.get().await {
-        Ok(s) => secret_values(s.expose(), "secrets"),
+    let signing = match app.webhook_secret.get().await {
+        Ok(s) => SigningSecrets::for_body(s.expose(), &req.body),
         Err(e) => {
             warn!(error = %e, "webhook secret unavailable");
-            let mut r = problem(
-                503,
-                "unavailable",
-                "Service Unavailable",
-                "try again shortly; nothing was accepted",
-                &[],
-            );
-            r.retry_after = Some(5);
-            return r;
+            return unavailable("try again shortly; nothing was accepted");
         }
     };
-    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let refs: Vec<&str> = signing.secrets.iter().map(String::as_str).collect();
     if let Err(e) = signature::verify(
         req.header(signature::HEADER),
         &req.body,
         &refs,
         now.timestamp(),
     ) {
-        if e == SignatureError::NoSecret {
-            warn!("the webhook secret holds no signing secret; rejecting every request");
-        }
+        let e = match (e, signing.per_bot) {
+            // Answer as for any wrong signature: a response never tells which bots exist.
+            (SignatureError::NoSecret, true) => {
+                warn!("a bot's entry in the webhook secret holds no signing secret; rejecting its requests");
+                SignatureError::Mismatch
+            }
+            (SignatureError::NoSecret, false) => {
+                warn!("the webhook secret holds no signing secret; rejecting every request");
+                SignatureError::NoSecret
+            }
+            (e, _) => e,
+        };
         info!(status = 401, reason = %e, "webhook rejected");
         return problem(401, "invalid_signature", "Unauthorized", e.to_string(), &[]);
     }
@@ -283,6 +318,187 @@ pub async fn handle(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) -> W
     }
 }
 
+/// The secrets that may verify one webhook body.
+struct SigningSecrets {
+    secrets: Vec<String>,
+    /// The body's bot has its own entry: only its secrets count.
+    per_bot: bool,
+}
+
+impl SigningSecrets {
+    /// From the webhook secret (`{"secrets": [...], "bots": {"bot_acme": ["new", "old"]}}`,
+    /// or a plain string) and the raw, not yet verified body: the `bot_id` the body
+    /// claims selects that bot's secrets when the secret lists the bot, otherwise
+    /// the global ones apply (a body that is not JSON included).
+    fn for_body(raw_secret: &str, body: &[u8]) -> Self {
+        let global = || Self {
+            secrets: secret_values(raw_secret, "secrets"),
+            per_bot: false,
+        };
+        let Ok(serde_json::Value::Object(secret)) = serde_json::from_str(raw_secret) else {
+            return global();
+        };
+        let Some(serde_json::Value::Object(bots)) = secret.get("bots") else {
+            return global();
+        };
+        #[derive(serde::Deserialize)]
+        struct ClaimedBot {
+            bot_id: Option<String>,
+        }
+        let claimed = serde_json::from_slice::<ClaimedBot>(body)
+            .ok()
+            .and_then(|c| c.bot_id);
+        match claimed.and_then(|b| bots.get(&b)) {
+            Some(entry) => Self {
+                secrets: string_values(entry),
+                per_bot: true,
+            },
+            None => global(),
+        }
+    }
+}
+
+/// A string, or the non-empty strings of an array.
+fn string_values(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) if !s.is_empty() => vec![s.clone()],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// `GET /v1/events/{event_id}` with an API key: the event's status as the ledger has it.
+async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> WebhookResponse {
+    if req.method != "GET" {
+        return problem(
+            405,
+            "method_not_allowed",
+            "Method Not Allowed",
+            "use GET /v1/events/{event_id}",
+            &[],
+        );
+    }
+    let keys = match app.status_api_key.get().await {
+        Ok(s) => secret_values(s.expose(), "keys"),
+        Err(e) => {
+            warn!(error = %e, "status API key secret unavailable");
+            return unavailable("try again shortly");
+        }
+    };
+    if keys.is_empty() {
+        warn!("the status API key secret holds no key; rejecting every status request");
+    }
+    if !presented_api_key(req).is_some_and(|k| api_key_matches(k, &keys)) {
+        info!(
+            status = 401,
+            "status request rejected: missing or wrong API key"
+        );
+        return problem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            "send a valid API key as `Authorization: Bearer <key>` or `x-api-key: <key>`",
+            &[],
+        );
+    }
+    let not_found = |id: &str| {
+        problem(
+            404,
+            "event_not_found",
+            "Not Found",
+            format!(
+                "no event {} in the ledger",
+                id.chars().take(128).collect::<String>()
+            ),
+            &[],
+        )
+    };
+    let id = percent_decode(raw_id);
+    let Ok(event_id) = EventId::parse(&id) else {
+        return not_found(&id);
+    };
+    let event_id = event_id.as_str();
+    match lb_pipeline::status::event_status(app.ledger.as_ref(), event_id).await {
+        Ok(Some(view)) => {
+            info!(
+                event_id,
+                status = 200,
+                delivery = view.status.as_str(),
+                "event status served"
+            );
+            // Serialized from the struct, so the fields keep the documented order.
+            match serde_json::to_string(&view) {
+                Ok(body) => WebhookResponse {
+                    status: 200,
+                    content_type: "application/json",
+                    body,
+                    retry_after: None,
+                },
+                Err(_) => unavailable("try again shortly"),
+            }
+        }
+        Ok(None) => {
+            info!(event_id, status = 404, "status of an unknown event");
+            not_found(event_id)
+        }
+        Err(e) => {
+            warn!(event_id, status = 503, error = %e, "ledger unavailable for a status request");
+            unavailable("the ledger is unavailable; try again shortly")
+        }
+    }
+}
+
+/// The key from `Authorization: Bearer <key>`, else from `x-api-key`.
+fn presented_api_key(req: &WebhookRequest) -> Option<&str> {
+    let bearer = req.header("authorization").and_then(|a| {
+        let (scheme, key) = a.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+    });
+    bearer
+        .or_else(|| req.header("x-api-key").map(str::trim))
+        .filter(|k| !k.is_empty())
+}
+
+/// Compares digests in constant time (neither the key nor its length leaks through timing).
+fn api_key_matches(presented: &str, keys: &[String]) -> bool {
+    let p = Sha256::digest(presented.as_bytes());
+    let mut ok = subtle::Choice::from(0u8);
+    for k in keys {
+        ok |= Sha256::digest(k.as_bytes()).ct_eq(&p);
+    }
+    bool::from(ok)
+}
+
+/// `%3A` → `:`; a malformed escape is left as it is (and then fails `EventId::parse`).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,18 +507,32 @@ mod tests {
     struct T {
         app: Ingest,
         queue: Arc<InMemoryQueue>,
+        ledger: Arc<InMemoryLedger>,
+        secrets: Arc<StaticSecrets>,
     }
 
     fn app() -> T {
+        app_with_ttl(Duration::from_secs(60))
+    }
+
+    fn app_with_ttl(ttl: Duration) -> T {
         let secrets = Arc::new(StaticSecrets::default());
         secrets.set("wh", r#"{"secrets":["s1","s0"]}"#);
+        secrets.set("status", r#"{"keys":["key-new","key-old"]}"#);
         let queue = Arc::new(InMemoryQueue::default());
+        let ledger = Arc::new(InMemoryLedger::default());
         let app = Ingest {
-            ledger: Arc::new(InMemoryLedger::default()),
+            ledger: ledger.clone(),
             queue: queue.clone(),
-            webhook_secret: CachedSecret::new(secrets, "wh", Duration::from_secs(60)),
+            webhook_secret: CachedSecret::new(secrets.clone(), "wh", ttl),
+            status_api_key: CachedSecret::new(secrets.clone(), "status", ttl),
         };
-        T { app, queue }
+        T {
+            app,
+            queue,
+            ledger,
+            secrets,
+        }
     }
 
     fn body() -> Vec<u8> {
@@ -391,5 +621,336 @@ mod tests {
         let mut r = req(body(), "s1", now);
         r.method = "GET".into();
         assert_eq!(handle(&t.app, &r, now).await.status, 405);
+    }
+
+    fn body_for_bot(event_id: &str, bot_id: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "event_id": event_id, "event_type": "lead.created", "occurred_at": "2026-05-04T11:23:45Z",
+            "bot_id": bot_id, "visitor": {"email": "Jane@X.io"}
+        }))
+        .unwrap()
+    }
+
+    fn per_bot_secrets(t: &T) {
+        t.secrets.set(
+            "wh",
+            r#"{"secrets":["global"],"bots":{"bot_acme":["acme-new","acme-old"],"bot_beta":"beta"}}"#,
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bot_with_its_own_secret_is_verified_by_that_secret() {
+        let t = app();
+        per_bot_secrets(&t);
+        let now = Utc::now();
+        let r = handle(
+            &t.app,
+            &req(body_for_bot("evt_1", "bot_acme"), "acme-new", now),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let r = handle(
+            &t.app,
+            &req(body_for_bot("evt_2", "bot_beta"), "beta", now),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 202, "a single string works too: {}", r.body);
+    }
+
+    #[tokio::test]
+    async fn another_bots_secret_or_the_global_one_does_not_verify_a_bot_with_its_own() {
+        let t = app();
+        per_bot_secrets(&t);
+        let now = Utc::now();
+        for secret in ["beta", "global"] {
+            let r = handle(
+                &t.app,
+                &req(body_for_bot("evt_1", "bot_acme"), secret, now),
+                now,
+            )
+            .await;
+            assert_eq!(r.status, 401, "signed with {secret}");
+        }
+        assert!(t.queue.enqueued().is_empty());
+    }
+
+    #[tokio::test]
+    async fn both_the_old_and_the_new_secret_pass_while_a_bot_rotates() {
+        let t = app();
+        per_bot_secrets(&t);
+        let now = Utc::now();
+        for (i, secret) in ["acme-new", "acme-old"].iter().enumerate() {
+            let r = handle(
+                &t.app,
+                &req(body_for_bot(&format!("evt_{i}"), "bot_acme"), secret, now),
+                now,
+            )
+            .await;
+            assert_eq!(r.status, 202, "signed with {secret}: {}", r.body);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bot_without_an_entry_is_verified_by_the_global_secrets() {
+        let t = app();
+        per_bot_secrets(&t);
+        let now = Utc::now();
+        let ok = handle(
+            &t.app,
+            &req(body_for_bot("evt_1", "bot_other"), "global", now),
+            now,
+        )
+        .await;
+        assert_eq!(ok.status, 202, "{}", ok.body);
+        let bad = handle(
+            &t.app,
+            &req(body_for_bot("evt_2", "bot_other"), "acme-new", now),
+            now,
+        )
+        .await;
+        assert_eq!(bad.status, 401);
+    }
+
+    #[tokio::test]
+    async fn a_rejection_reads_the_same_whether_or_not_the_bot_has_its_own_secret() {
+        let t = app();
+        t.secrets.set(
+            "wh",
+            r#"{"secrets":["global"],"bots":{"bot_acme":["acme"],"bot_locked":[]}}"#,
+        );
+        let now = Utc::now();
+        let mut bodies = Vec::new();
+        for bot in ["bot_acme", "bot_locked", "bot_unknown"] {
+            let r = handle(&t.app, &req(body_for_bot("evt_1", bot), "wrong", now), now).await;
+            assert_eq!(r.status, 401, "{bot}");
+            bodies.push(r.body);
+        }
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+        let r = handle(&t.app, &req(b"not json".to_vec(), "wrong", now), now).await;
+        assert_eq!(
+            r.status, 401,
+            "a body that is not JSON is checked with the global secrets"
+        );
+        assert_eq!(r.body, bodies[0]);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_secret_is_picked_up_after_the_cache_ttl_without_a_redeploy() {
+        let t = app_with_ttl(Duration::ZERO);
+        let now = Utc::now();
+        let r = handle(
+            &t.app,
+            &req(body_for_bot("evt_1", "bot_acme"), "acme-new", now),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 401, "not yet configured");
+        per_bot_secrets(&t);
+        let r = handle(
+            &t.app,
+            &req(body_for_bot("evt_1", "bot_acme"), "acme-new", now),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+
+    fn status_req(path: &str, headers: &[(&str, &str)]) -> WebhookRequest {
+        WebhookRequest {
+            method: "GET".into(),
+            path: path.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: vec![],
+        }
+    }
+
+    async fn synced(t: &T, event_id: &str) {
+        let lead = lb_pipeline::fakes::sample_lead(event_id, "priya.sharma@acmecorp.in");
+        let now = Utc::now();
+        let l = t.ledger.as_ref();
+        l.record_received(&lead, &lead.to_json(), now)
+            .await
+            .unwrap();
+        l.begin(
+            &lead,
+            &lead.to_json(),
+            now,
+            now + chrono::Duration::seconds(30),
+        )
+        .await
+        .unwrap();
+        let outcome = lb_pipeline::SyncOutcome {
+            crm: "hubspot".into(),
+            contact_id: "1001".into(),
+            contact_created: true,
+            note_id: Some("2002".into()),
+            deal_id: None,
+        };
+        l.complete(&lead.event.event_id, &outcome, now)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_status_of_a_synced_event_is_200_with_its_crm_ids() {
+        let t = app();
+        synced(&t, "evt_1").await;
+        let now = Utc::now();
+        for headers in [
+            [("authorization", "Bearer key-new")],
+            [("x-api-key", "key-old")],
+        ] {
+            let r = handle(&t.app, &status_req("/v1/events/evt_1", &headers), now).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.content_type, "application/json");
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(v["event_id"], "evt_1");
+            assert_eq!(v["status"], "synced");
+            assert_eq!(v["attempts"], 1);
+            assert_eq!(v["replays"], 0);
+            assert_eq!(v["crm"]["name"], "hubspot");
+            assert_eq!(v["crm"]["contact_id"], "1001");
+            assert_eq!(v["crm"]["note_id"], "2002");
+            assert_eq!(v["crm"]["contact_created"], true);
+            assert_eq!(v["last_error"], serde_json::Value::Null);
+            assert_eq!(v["bot_id"], "bot_test");
+            assert!(v["received_at"].is_string() && v["updated_at"].is_string());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_wrong_api_key_is_401() {
+        let t = app();
+        synced(&t, "evt_1").await;
+        let now = Utc::now();
+        for headers in [
+            vec![],
+            vec![("authorization", "Bearer nope")],
+            vec![("x-api-key", "nope")],
+            vec![("authorization", "Basic key-new")],
+            vec![("authorization", "Bearer ")],
+            vec![("x-api-key", "key-new-but-longer")],
+        ] {
+            let r = handle(&t.app, &status_req("/v1/events/evt_1", &headers), now).await;
+            assert_eq!(r.status, 401, "{headers:?}");
+            assert_eq!(r.content_type, "application/problem+json");
+            assert!(!r.body.contains("1001"), "nothing of the event leaks");
+        }
+        let r = handle(&t.app, &status_req("/v1/events/evt_unknown", &[]), now).await;
+        assert_eq!(
+            r.status, 401,
+            "without a key, unknown and known ids look the same"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_event_is_404() {
+        let t = app();
+        let now = Utc::now();
+        let key = [("x-api-key", "key-new")];
+        for path in [
+            "/v1/events/evt_unknown",
+            "/v1/events/not%20an%20id",
+            "/v1/events/%ZZ",
+        ] {
+            let r = handle(&t.app, &status_req(path, &key), now).await;
+            assert_eq!(r.status, 404, "{path}: {}", r.body);
+            assert_eq!(r.content_type, "application/problem+json");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_escaped_event_id_in_the_path_is_decoded() {
+        let t = app();
+        synced(&t, "evt:1").await;
+        let r = handle(
+            &t.app,
+            &status_req("/v1/events/evt%3A1", &[("x-api-key", "key-new")]),
+            Utc::now(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    #[tokio::test]
+    async fn the_status_endpoint_answers_only_get() {
+        let t = app();
+        let mut r = status_req("/v1/events/evt_1", &[("x-api-key", "key-new")]);
+        r.method = "POST".into();
+        assert_eq!(handle(&t.app, &r, Utc::now()).await.status, 405);
+        let r = status_req("/v1/events/evt_1/more", &[("x-api-key", "key-new")]);
+        assert_eq!(handle(&t.app, &r, Utc::now()).await.status, 404);
+    }
+
+    #[tokio::test]
+    async fn a_plain_string_secret_is_one_status_api_key() {
+        let t = app();
+        t.secrets.set("status", "just-one-key\n");
+        synced(&t, "evt_1").await;
+        let r = handle(
+            &t.app,
+            &status_req(
+                "/v1/events/evt_1",
+                &[("authorization", "bearer just-one-key")],
+            ),
+            Utc::now(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    #[tokio::test]
+    async fn the_crms_message_in_a_status_is_scrubbed_of_the_leads_identities() {
+        let t = app();
+        let lead = lb_pipeline::fakes::sample_lead("evt_1", "priya.sharma@acmecorp.in");
+        let now = Utc::now();
+        t.ledger
+            .record_received(&lead, &lead.to_json(), now)
+            .await
+            .unwrap();
+        let reason = lb_pipeline::FailureReason {
+            message: "Property values were not valid: priya.sharma@acmecorp.in (Priya Sharma)"
+                .into(),
+            ..lb_pipeline::fakes::permanent("x").reason()
+        };
+        t.ledger
+            .mark_dead("evt_1", &reason, None, now)
+            .await
+            .unwrap();
+        let r = handle(
+            &t.app,
+            &status_req("/v1/events/evt_1", &[("x-api-key", "key-new")]),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["status"], "dead");
+        let message = v["last_error"]["message"].as_str().unwrap();
+        assert!(!r.body.contains("priya.sharma"), "{}", r.body);
+        assert!(!r.body.contains("Priya Sharma"), "{}", r.body);
+        assert!(message.contains("p***@acmecorp.in"), "{message}");
+        assert_eq!(v["last_error"]["code"], "crm_rejected");
+        assert_eq!(v["last_error"]["http_status"], 400);
+        assert_eq!(v["crm"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn a_ledger_outage_makes_the_status_503() {
+        let t = app();
+        t.ledger.set_failing(true);
+        let r = handle(
+            &t.app,
+            &status_req("/v1/events/evt_1", &[("x-api-key", "key-new")]),
+            Utc::now(),
+        )
+        .await;
+        assert_eq!(r.status, 503);
+        assert_eq!(r.retry_after, Some(5));
     }
 }

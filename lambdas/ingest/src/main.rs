@@ -1,4 +1,5 @@
-//! Lambda entry point: API Gateway (HTTP API) → [`ingest::handle`].
+//! Lambda entry point: API Gateway (HTTP API: `POST /v1/events`, `GET /v1/events/{event_id}`)
+//! → [`ingest::handle`], which routes by method and path.
 
 use std::sync::Arc;
 

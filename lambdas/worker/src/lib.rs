@@ -7,10 +7,11 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
+use lb_pipeline::hooks::Hooks;
 use lb_pipeline::retry::RetryPolicy;
 use lb_pipeline::sync::{sync_batch, InboundMessage, ItemOutcome, SystemClock, Worker};
 use lb_pipeline::{env_parse, env_var, Crm, LeadQueue, Ledger};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub struct WorkerApp {
     pub ledger: Arc<dyn Ledger>,
@@ -18,7 +19,12 @@ pub struct WorkerApp {
     pub crm: Arc<dyn Crm>,
     pub policy: RetryPolicy,
     pub safety_margin: Duration,
+    /// Fault hooks (the chaos suite's; none in production).
+    pub hooks: Hooks,
 }
+
+/// How long before the function's deadline a batch still in flight is aborted.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// The settings the worker reads from its environment at cold start.
 #[derive(Debug, Clone)]
@@ -101,14 +107,30 @@ pub async fn handle(
                 clock: &SystemClock,
                 policy: app.policy,
                 safety_margin: app.safety_margin,
+                hooks: &app.hooks,
             };
             sync_batch(&w, &messages, deadline).await
         })
     };
-    let outcomes = match task.await {
-        Ok(o) => o,
-        Err(e) => {
+    // Stop just before the deadline, as Lambda would, but cleanly: abort the batch so
+    // that no CRM call outlives the ledger lease (which ends at the deadline).
+    let budget = (deadline - Utc::now())
+        .to_std()
+        .unwrap_or_default()
+        .saturating_sub(DEADLINE_MARGIN);
+    let mut task = task;
+    let outcomes = match tokio::time::timeout(budget, &mut task).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
             error!(error = %e, "worker panicked; failing the whole batch");
+            return Ok(failures(ids.iter().map(String::as_str)));
+        }
+        Err(_) => {
+            task.abort();
+            warn!(
+                batch = ids.len(),
+                "deadline reached with work in flight; batch aborted and handed back"
+            );
             return Ok(failures(ids.iter().map(String::as_str)));
         }
     };
@@ -160,6 +182,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_stuck_past_the_deadline_is_aborted_and_handed_back_whole() {
+        let crm = Arc::new(FakeCrm::default());
+        crm.stall_next();
+        let app = Arc::new(WorkerApp {
+            ledger: Arc::new(InMemoryLedger::default()),
+            queue: Arc::new(InMemoryQueue::default()),
+            crm: crm.clone(),
+            policy: RetryPolicy::default(),
+            safety_margin: Duration::from_millis(10),
+            hooks: Hooks::NONE,
+        });
+        let mut ev = SqsEvent::default();
+        ev.records = vec![record("m1", sample_lead("evt_1", "a@b.co").to_json(), "ga")];
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.deadline = (Utc::now() + chrono::Duration::milliseconds(800)).timestamp_millis() as u64;
+        let resp = handle(app, LambdaEvent::new(ev, ctx)).await.unwrap();
+        let ids: Vec<&str> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, vec!["m1"]);
+        assert_eq!(
+            crm.contact_count(),
+            0,
+            "the stalled call was dropped, not finished later"
+        );
+    }
+
+    #[tokio::test]
     async fn failed_messages_and_their_group_followers_are_reported() {
         let crm = Arc::new(FakeCrm::default());
         let app = Arc::new(WorkerApp {
@@ -168,6 +220,7 @@ mod tests {
             crm: crm.clone(),
             policy: RetryPolicy::default(),
             safety_margin: Duration::from_millis(10),
+            hooks: Hooks::NONE,
         });
         crm.fail_next(transient(503));
         let a1 = sample_lead("evt_1", "a@b.co");

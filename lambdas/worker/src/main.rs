@@ -46,6 +46,7 @@ async fn main() -> Result<(), Error> {
         crm: Arc::new(HubSpotCrm::new(hubspot, token)?),
         policy: env.policy,
         safety_margin: env.hubspot_timeout + Duration::from_secs(2),
+        hooks: lb_pipeline::hooks::Hooks::NONE,
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
         handle(app.clone(), ev)

@@ -1,0 +1,256 @@
+//! The status view of one event: what the status API (`GET /v1/events/{event_id}`)
+//! answers and what `leadbridge status` prints. Built from the ledger record;
+//! the CRM's error text is scrubbed of the lead's own identities.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use lb_domain::{mask, QueuedLead};
+use serde::{Deserialize, Serialize};
+
+use crate::ports::{ErrorClass, Ledger, LedgerRecord, LedgerStatus, PortError};
+
+/// An event's status as an operator or the chatbot vendor sees it. The ledger's
+/// `received` and `queued` are both `queued` (accepted, waiting), `in_progress` is `processing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Queued,
+    Processing,
+    Retrying,
+    Synced,
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn of(status: LedgerStatus) -> Self {
+        match status {
+            LedgerStatus::Received | LedgerStatus::Queued => Self::Queued,
+            LedgerStatus::InProgress => Self::Processing,
+            LedgerStatus::Retrying => Self::Retrying,
+            LedgerStatus::Synced => Self::Synced,
+            LedgerStatus::Dead => Self::Dead,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Retrying => "retrying",
+            Self::Synced => "synced",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// The last failure, every field present (`null` when unknown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorView {
+    pub class: ErrorClass,
+    pub code: String,
+    /// The CRM's text, with the lead's email, phone and name masked.
+    pub message: String,
+    pub crm: Option<String>,
+    pub http_status: Option<u16>,
+}
+
+/// Where the event landed in the CRM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmView {
+    pub name: String,
+    pub contact_id: String,
+    pub note_id: Option<String>,
+    pub deal_id: Option<String>,
+    pub contact_created: bool,
+}
+
+/// The answer of `GET /v1/events/{event_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventStatus {
+    pub event_id: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub replays: u32,
+    #[serde(with = "millis")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<ErrorView>,
+    pub crm: Option<CrmView>,
+    pub bot_id: Option<String>,
+    #[serde(with = "millis")]
+    pub received_at: Option<DateTime<Utc>>,
+    #[serde(with = "millis")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl EventStatus {
+    pub fn from_record(r: &LedgerRecord) -> Self {
+        let identities = r
+            .payload
+            .as_deref()
+            .and_then(|p| QueuedLead::from_json(p).ok())
+            .map(|l| lead_identities(&l))
+            .unwrap_or_default();
+        let known: Vec<&str> = identities.iter().map(String::as_str).collect();
+        Self {
+            event_id: r.event_id.clone(),
+            status: DeliveryStatus::of(r.status),
+            attempts: r.attempts,
+            replays: r.replays,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error.as_ref().map(|e| ErrorView {
+                class: e.class,
+                code: e.code.clone(),
+                message: mask::scrub(&e.message, &known),
+                crm: e.crm.clone(),
+                http_status: e.http_status,
+            }),
+            crm: r.outcome.as_ref().map(|o| CrmView {
+                name: o.crm.clone(),
+                contact_id: o.contact_id.clone(),
+                note_id: o.note_id.clone(),
+                deal_id: o.deal_id.clone(),
+                contact_created: o.contact_created,
+            }),
+            bot_id: r.bot_id.clone(),
+            received_at: r.received_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// The lead's own identities (email, phone, WhatsApp id, names): what to scrub
+/// from free text before a person or a log sees it.
+pub fn lead_identities(lead: &QueuedLead) -> Vec<String> {
+    let v = &lead.event.visitor;
+    let mut known: Vec<String> = Vec::new();
+    known.extend(v.email.as_ref().map(|e| e.as_str().to_string()));
+    known.extend(v.phone.as_ref().map(|p| p.as_str().to_string()));
+    known.extend(v.wa_id.as_ref().map(|w| w.as_str().to_string()));
+    known.extend(v.name.clone());
+    known.extend(v.first_name.clone());
+    known.extend(v.last_name.clone());
+    known
+}
+
+/// The status of one event, or `None` when the ledger has never seen it.
+pub async fn event_status(
+    ledger: &dyn Ledger,
+    event_id: &str,
+) -> Result<Option<EventStatus>, PortError> {
+    Ok(ledger
+        .get(event_id)
+        .await?
+        .as_ref()
+        .map(EventStatus::from_record))
+}
+
+/// RFC 3339 timestamps with milliseconds (`2026-05-04T11:23:45.123Z`), `null` when absent.
+mod millis {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<DateTime<Utc>>::deserialize(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::*;
+    use crate::ports::{FailureReason, SyncOutcome};
+
+    #[tokio::test]
+    async fn the_view_names_statuses_in_the_apis_words_and_keeps_every_field() {
+        let ledger = InMemoryLedger::default();
+        let lead = sample_lead("evt_1", "priya@acme.in");
+        let now = Utc::now();
+        ledger
+            .record_received(&lead, &lead.to_json(), now)
+            .await
+            .unwrap();
+        let v = event_status(&ledger, "evt_1").await.unwrap().unwrap();
+        assert_eq!(v.status, DeliveryStatus::Queued, "received reads as queued");
+        let json = serde_json::to_value(&v).unwrap();
+        for key in [
+            "event_id",
+            "status",
+            "attempts",
+            "replays",
+            "next_attempt_at",
+            "last_error",
+            "crm",
+            "bot_id",
+            "received_at",
+            "updated_at",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing in {json}");
+        }
+        assert_eq!(json["status"], "queued");
+        assert_eq!(json["bot_id"], "bot_test");
+
+        ledger
+            .begin(
+                &lead,
+                &lead.to_json(),
+                now,
+                now + chrono::Duration::seconds(30),
+            )
+            .await
+            .unwrap();
+        let v = event_status(&ledger, "evt_1").await.unwrap().unwrap();
+        assert_eq!(v.status.as_str(), "processing");
+
+        let outcome = SyncOutcome {
+            crm: "hubspot".into(),
+            contact_id: "101".into(),
+            contact_created: true,
+            note_id: Some("n1".into()),
+            deal_id: None,
+        };
+        ledger
+            .complete(&lead.event.event_id, &outcome, now)
+            .await
+            .unwrap();
+        let json =
+            serde_json::to_value(event_status(&ledger, "evt_1").await.unwrap().unwrap()).unwrap();
+        assert_eq!(json["status"], "synced");
+        assert_eq!(json["crm"]["name"], "hubspot");
+        assert_eq!(json["crm"]["contact_id"], "101");
+        assert_eq!(json["crm"]["deal_id"], serde_json::Value::Null);
+        assert_eq!(json["last_error"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn the_crms_message_is_scrubbed_of_the_leads_identities() {
+        let ledger = InMemoryLedger::default();
+        let lead = sample_lead("evt_1", "priya.sharma@acmecorp.in");
+        let now = Utc::now();
+        ledger
+            .record_received(&lead, &lead.to_json(), now)
+            .await
+            .unwrap();
+        let reason = FailureReason {
+            message: "Email priya.sharma@acmecorp.in of Priya Sharma is invalid".into(),
+            ..permanent("x").reason()
+        };
+        ledger.mark_dead("evt_1", &reason, None, now).await.unwrap();
+        let v = event_status(&ledger, "evt_1").await.unwrap().unwrap();
+        let e = v.last_error.unwrap();
+        assert!(!e.message.contains("priya.sharma"), "{}", e.message);
+        assert!(!e.message.contains("Priya Sharma"), "{}", e.message);
+        assert!(e.message.contains("p***@acmecorp.in"), "{}", e.message);
+        assert_eq!(e.http_status, Some(400));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_event_has_no_status() {
+        let ledger = InMemoryLedger::default();
+        assert!(event_status(&ledger, "evt_nope").await.unwrap().is_none());
+    }
+}
