@@ -83,7 +83,8 @@ tools:
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address, sancov); RUSTC_BOOTSTRAP=1
 # lets the stable toolchain accept them. Builds into fuzz/target. New inputs go to
 # fuzz/corpus/<target> (git-ignored), crashes to fuzz/artifacts/<target>. See fuzz/README.md.
-fuzz: tools
+fuzz:
+	./scripts/install_tools.sh cargo-fuzz
 	@failed=; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$t; \
 	  dict=; if [ -f fuzz/dicts/$$t.dict ]; then dict=-dict=fuzz/dicts/$$t.dict; fi; \
@@ -94,5 +95,6 @@ fuzz: tools
 	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed (reproducers in fuzz/artifacts/)"; exit 1; fi; \
 	echo "fuzz: no crash in $(FUZZ_TARGETS)"
 
-deny: tools
+deny:
+	./scripts/install_tools.sh cargo-deny
 	$(TOOLS_BIN)/cargo-deny check bans licenses sources

@@ -12,26 +12,12 @@ use tokio::sync::watch;
 
 async fn serve(State(app): State<Arc<Ingest>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let headers = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_string(), v.to_string()))
-        })
-        .collect();
     // Read one byte past the cap so that ingest itself answers 413 in its own words.
     let body = match to_bytes(body, MAX_BODY_BYTES + 1).await {
         Ok(b) => b.to_vec(),
         Err(_) => vec![b' '; MAX_BODY_BYTES + 1],
     };
-    let request = WebhookRequest {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        headers,
-        body,
-    };
+    let request = WebhookRequest::from_http(&parts.method, parts.uri.path(), &parts.headers, body);
     let r = handle(&app, &request, chrono::Utc::now()).await;
     let mut resp = Response::builder()
         .status(r.status)

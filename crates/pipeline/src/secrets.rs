@@ -70,16 +70,7 @@ impl CachedSecret {
 /// array of strings for rotation), or the whole string when it is not JSON.
 pub fn secret_values(raw: &str, field: &str) -> Vec<String> {
     match serde_json::from_str::<serde_json::Value>(raw) {
-        Ok(serde_json::Value::Object(m)) => match m.get(field) {
-            Some(serde_json::Value::String(s)) => vec![s.clone()],
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            _ => vec![],
-        },
+        Ok(serde_json::Value::Object(m)) => m.get(field).map(string_values).unwrap_or_default(),
         _ => {
             let t = raw.trim();
             if t.is_empty() {
@@ -88,6 +79,20 @@ pub fn secret_values(raw: &str, field: &str) -> Vec<String> {
                 vec![t.to_string()]
             }
         }
+    }
+}
+
+/// A JSON string, or the non-empty strings of a JSON array (a secret's rotation list).
+pub fn string_values(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) if !s.is_empty() => vec![s.clone()],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => vec![],
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lb_domain::{EventId, FieldError, QueuedLead};
 use lb_pipeline::accept::{accept_lead, AcceptError, Accepted};
-use lb_pipeline::secrets::{secret_values, CachedSecret};
+use lb_pipeline::secrets::{secret_values, string_values, CachedSecret};
 use lb_pipeline::{env_parse, env_var, LeadQueue, Ledger, SecretStore};
 use lb_vendors::canonical::{self, MAX_BODY_BYTES};
 use lb_vendors::signature::{self, SignatureError};
@@ -88,6 +88,28 @@ pub struct WebhookRequest {
 }
 
 impl WebhookRequest {
+    /// From an HTTP request's parts (API Gateway through `lambda_http`, or a local server).
+    pub fn from_http(
+        method: &http::Method,
+        path: &str,
+        headers: &http::HeaderMap,
+        body: Vec<u8>,
+    ) -> Self {
+        Self {
+            method: method.to_string(),
+            path: path.to_string(),
+            headers: headers
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| (k.as_str().to_string(), v.to_string()))
+                })
+                .collect(),
+            body,
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -355,20 +377,6 @@ impl SigningSecrets {
             },
             None => global(),
         }
-    }
-}
-
-/// A string, or the non-empty strings of an array.
-fn string_values(v: &serde_json::Value) -> Vec<String> {
-    match v {
-        serde_json::Value::String(s) if !s.is_empty() => vec![s.clone()],
-        serde_json::Value::Array(a) => a
-            .iter()
-            .filter_map(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
-        _ => vec![],
     }
 }
 

@@ -34,25 +34,14 @@ async fn main() -> Result<(), Error> {
         let app = app.clone();
         async move {
             let (parts, body) = req.into_parts();
-            let request = WebhookRequest {
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_string(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        v.to_str()
-                            .ok()
-                            .map(|v| (k.as_str().to_string(), v.to_string()))
-                    })
-                    .collect(),
-                body: match body {
-                    Body::Empty => vec![],
-                    Body::Text(t) => t.into_bytes(),
-                    Body::Binary(b) => b,
-                    _ => vec![],
-                },
+            let body = match body {
+                Body::Empty => vec![],
+                Body::Text(t) => t.into_bytes(),
+                Body::Binary(b) => b,
+                _ => vec![],
             };
+            let request =
+                WebhookRequest::from_http(&parts.method, parts.uri.path(), &parts.headers, body);
             let r = handle(&app, &request, chrono::Utc::now()).await;
             let mut resp = Response::builder()
                 .status(r.status)
