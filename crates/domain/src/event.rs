@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
 use crate::identity::{ContactKey, Email, Phone, WaId};
+use crate::redact::{redact, Redaction};
 
 fn valid_id(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
     let v = raw.trim();
@@ -174,9 +175,16 @@ pub struct Visitor {
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company: Option<String>,
-    /// ISO 3166-1 alpha-2 when the sender gave a two-letter code, else as sent.
+    /// ISO 3166-1 alpha-2, from a code, name or alias ([`crate::Country`]).
+    /// (Plain text rather than `Country` so events queued or stored by earlier
+    /// versions, which kept non-code values as sent, still read back.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// State, province or territory: ISO 3166-2 (`US-CA`, `CA-ON`, `IN-MH`,
+    /// `AU-NSW`) for the US, Canada, India and Australia, else as sent
+    /// ([`crate::Subdivision`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 impl fmt::Debug for Visitor {
@@ -187,6 +195,7 @@ impl fmt::Debug for Visitor {
             .field("wa_id", &self.wa_id)
             .field("name", &self.name.as_deref().map(crate::mask::name))
             .field("country", &self.country)
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
@@ -324,6 +333,11 @@ pub struct LeadEvent {
     pub consent: Option<Consent>,
     #[serde(default)]
     pub crm_target: CrmTarget,
+    /// Card and national id numbers cut out of free text at ingest: which
+    /// field, which kind (never the value). Empty for events queued before the
+    /// guard existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redactions: Vec<Redaction>,
     /// Top-level fields the contract does not list: ignored, but kept.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -338,6 +352,52 @@ impl LeadEvent {
             self.visitor.phone.as_ref(),
             self.visitor.wa_id.as_ref(),
         )
+    }
+
+    /// The sensitive-data guard ([`crate::redact`]): cuts card and national id
+    /// numbers out of the free text (transcript summary and lines, answers,
+    /// intent) and records each field and kind in `redactions`. Idempotent.
+    pub fn redact_free_text(&mut self) {
+        let mut found = Vec::new();
+        let mut guard = |field: String, text: &mut String| {
+            let (clean, kinds) = redact(text);
+            if kinds.is_empty() {
+                return;
+            }
+            let clean = clean.into_owned();
+            *text = clean;
+            found.extend(kinds.into_iter().map(|kind| Redaction {
+                field: field.clone(),
+                kind,
+            }));
+        };
+        if let Some(t) = &mut self.transcript {
+            if let Some(s) = &mut t.summary {
+                guard("transcript.summary".into(), s);
+            }
+            for (i, l) in t.lines.iter_mut().enumerate() {
+                guard(format!("transcript.lines[{i}].text"), &mut l.text);
+            }
+        }
+        for (k, v) in self.answers.iter_mut() {
+            guard(format!("answers.{k}"), v);
+        }
+        if let Some(intent) = &mut self.intent {
+            if let Some(p) = &mut intent.primary {
+                guard("intent.primary".into(), p);
+            }
+            for (i, l) in intent.labels.iter_mut().enumerate() {
+                guard(format!("intent.labels[{i}]"), l);
+            }
+            for (i, c) in intent.competitor_mentions.iter_mut().enumerate() {
+                guard(format!("intent.competitor_mentions[{i}]"), c);
+            }
+        }
+        for r in found {
+            if !self.redactions.contains(&r) {
+                self.redactions.push(r);
+            }
+        }
     }
 
     /// First and last name: explicit ones win; otherwise the full name is split

@@ -5,10 +5,19 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::FieldError;
 
-/// A syntactically valid email address, trimmed and lowercased.
+/// A syntactically valid email address (RFC 5322 `addr-spec`, checked by the
+/// `email_address` crate): trimmed, lowercased, NFC, plus-addressing kept.
+///
+/// Internationalized domains are accepted and kept in **Unicode** form
+/// (`priya@bücher.de`), after UTS #46 processing by `idna`: a sender that
+/// writes the punycode form (`priya@xn--bcher-kva.de`) gets the same value,
+/// so one person keeps one contact key whichever form arrives, and the CRM
+/// shows the address as the person typed it. [`Email::to_ascii`] gives the
+/// punycode form for systems that need ASCII domains.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
@@ -17,40 +26,90 @@ impl Email {
     pub const MAX_LEN: usize = 254;
 
     pub fn parse(raw: &str) -> Result<Email, FieldError> {
-        let v = raw.trim().to_lowercase();
-        if v.is_empty() {
+        let invalid = |why: &str| {
+            FieldError::new(
+                "visitor.email",
+                "invalid_email",
+                format!("not a valid email address: {why}"),
+            )
+        };
+        let too_long = || {
+            FieldError::new(
+                "visitor.email",
+                "too_long",
+                format!("email is longer than {} characters", Self::MAX_LEN),
+            )
+        };
+        let t = raw.trim();
+        if t.is_empty() {
             return Err(FieldError::new(
                 "visitor.email",
                 "required",
                 "email is empty",
             ));
         }
-        if v.len() > Self::MAX_LEN {
-            return Err(FieldError::new(
-                "visitor.email",
-                "too_long",
-                format!("email is longer than {} characters", Self::MAX_LEN),
-            ));
+        if t.len() > Self::MAX_LEN * 4 || t.chars().count() > Self::MAX_LEN {
+            return Err(too_long());
         }
-        let parsed = v.parse::<email_address::EmailAddress>().map_err(|e| {
-            FieldError::new(
-                "visitor.email",
-                "invalid_email",
-                format!("not a valid email address: {e}"),
-            )
-        })?;
-        // The crate accepts `user@localhost`; a lead needs a routable domain.
-        if !parsed.domain().contains('.') || parsed.domain().starts_with('[') {
-            return Err(FieldError::new(
-                "visitor.email",
-                "invalid_email",
-                "not a valid email address: the domain has no dot",
-            ));
+        // Invisible characters (controls, zero-width and bidi marks, soft hyphen)
+        // make an address that looks right and never delivers.
+        if t.chars().any(|c| {
+            c.is_control()
+                || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        }) {
+            return Err(invalid("it contains invisible or control characters"));
+        }
+        let lowered: String = t.to_lowercase().nfc().collect();
+        let Some((local, domain)) = lowered.rsplit_once('@') else {
+            return Err(invalid("it has no @"));
+        };
+        if local.is_empty() || domain.is_empty() {
+            return Err(invalid("the part before or after the @ is empty"));
+        }
+        if local.starts_with('"') || local.contains(char::is_whitespace) {
+            return Err(invalid("quoted or spaced local parts are not accepted"));
+        }
+        if domain.starts_with('[') {
+            return Err(invalid("an IP address is not a domain"));
+        }
+        let ascii_domain = idna::domain_to_ascii_strict(domain)
+            .map_err(|_| invalid("the domain is not a valid domain name"))?;
+        if !ascii_domain.contains('.') || ascii_domain.ends_with('.') {
+            return Err(invalid("the domain has no dot"));
+        }
+        let (unicode_domain, checked) = idna::uts46::Uts46::new().to_unicode(
+            ascii_domain.as_bytes(),
+            idna::uts46::AsciiDenyList::STD3,
+            idna::uts46::Hyphens::Check,
+        );
+        checked.map_err(|_| invalid("the domain is not a valid domain name"))?;
+        email_address::EmailAddress::parse_with_options(
+            &format!("{local}@{ascii_domain}"),
+            email_address::Options::default()
+                .without_display_text()
+                .without_domain_literal()
+                .with_required_tld(),
+        )
+        .map_err(|e| invalid(&e.to_string()))?;
+        let v = format!("{local}@{unicode_domain}");
+        if v.chars().count() > Self::MAX_LEN || local.len() + 1 + ascii_domain.len() > Self::MAX_LEN
+        {
+            return Err(too_long());
         }
         Ok(Email(v))
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+    /// The address with its domain in ASCII (punycode) form.
+    pub fn to_ascii(&self) -> String {
+        match self.0.rsplit_once('@') {
+            Some((local, domain)) => match idna::domain_to_ascii(domain) {
+                Ok(d) => format!("{local}@{d}"),
+                Err(_) => self.0.clone(),
+            },
+            None => self.0.clone(),
+        }
     }
 }
 
@@ -79,16 +138,23 @@ pub struct Phone(String);
 impl Phone {
     /// Parses a phone number written any common way. A number without a `+`
     /// country prefix needs `default_region` (ISO 3166-1 alpha-2).
+    ///
+    /// A `+` number is read first exactly as written after its country code,
+    /// and only when that is not a valid number with the country's national
+    /// prefix dropped (`+44 (0)20 7946 0958`). Read the other way round, the
+    /// `phonenumber` crate takes the `8` of `+7 812 …` (St Petersburg) for
+    /// Russia's national prefix; and the E.164 value stored must read back as
+    /// itself when the worker takes it off the queue.
     pub fn parse(raw: &str, default_region: Option<&str>) -> Result<Phone, FieldError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
+        let cleaned = crate::text::clean_line(raw);
+        if cleaned.is_empty() {
             return Err(FieldError::new(
                 "visitor.phone",
                 "required",
                 "phone is empty",
             ));
         }
-        if trimmed.len() > 40 {
+        if cleaned.chars().count() > 40 {
             return Err(FieldError::new(
                 "visitor.phone",
                 "too_long",
@@ -98,27 +164,64 @@ impl Phone {
         let region = default_region
             .map(|r| r.trim().to_ascii_uppercase())
             .and_then(|r| r.parse::<phonenumber::country::Id>().ok());
-        let number = phonenumber::parse(region, trimmed).map_err(|e| {
-            FieldError::new(
-                "visitor.phone",
-                "invalid_phone",
-                format!("not a phone number: {e}"),
-            )
-        })?;
-        if !phonenumber::is_valid(&number) {
-            return Err(FieldError::new(
-                "visitor.phone",
-                "invalid_phone",
-                "not a valid phone number for its country (add the +country code, or send visitor.country)",
-            ));
+        // Spain's numbering plan has no national prefix, so with it as the
+        // region nothing after a `+` country code is taken for one.
+        let as_written = phonenumber::country::Id::ES;
+        let mut attempts = if cleaned.starts_with('+') {
+            vec![(Some(as_written), cleaned.clone())]
+        } else {
+            vec![]
+        };
+        attempts.push((region, cleaned.clone()));
+        if let Some(intl) = region.and_then(|r| national_to_international(r, &cleaned)) {
+            attempts.push((Some(as_written), intl));
         }
-        Ok(Phone(
-            number.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        let mut error = None;
+        for (r, text) in attempts {
+            match phonenumber::parse(r, &text) {
+                Ok(n) if phonenumber::is_valid(&n) => {
+                    return Ok(Phone(n.format().mode(phonenumber::Mode::E164).to_string()));
+                }
+                Ok(_) => {
+                    error = Some(FieldError::new(
+                        "visitor.phone",
+                        "invalid_phone",
+                        "not a valid phone number for its country (add the +country code, or send visitor.country)",
+                    ))
+                }
+                Err(e) => {
+                    error = error.or(Some(FieldError::new(
+                        "visitor.phone",
+                        "invalid_phone",
+                        format!("not a phone number: {e}"),
+                    )))
+                }
+            }
+        }
+        Err(error.unwrap_or_else(|| {
+            FieldError::new("visitor.phone", "invalid_phone", "not a phone number")
+        }))
     }
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `8 812 123-45-67` in Russia → `+7 8121234567`: a national number written
+/// with the region's national prefix, rewritten with the country code. The
+/// `phonenumber` crate strips Russia's `8` twice when it reads the national form.
+fn national_to_international(region: phonenumber::country::Id, text: &str) -> Option<String> {
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_digit() || " -().".contains(c))
+    {
+        return None;
+    }
+    let meta = phonenumber::metadata::DATABASE.by_id(region.as_ref())?;
+    let prefix = meta.national_prefix()?;
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let rest = digits.strip_prefix(prefix)?;
+    Some(format!("+{}{rest}", meta.country_code()))
 }
 
 impl TryFrom<String> for Phone {
@@ -272,6 +375,62 @@ mod tests {
     }
 
     #[test]
+    fn an_internationalized_domain_is_kept_in_unicode_whichever_form_arrives() {
+        let u = Email::parse("Priya@Bücher.DE").unwrap();
+        assert_eq!(u.as_str(), "priya@bücher.de");
+        assert_eq!(Email::parse("priya@xn--bcher-kva.de").unwrap(), u);
+        assert_eq!(u.to_ascii(), "priya@xn--bcher-kva.de");
+        assert_eq!(
+            Email::parse("δοκιμή@παράδειγμα.δοκιμή").unwrap().as_str(),
+            "δοκιμή@παράδειγμα.δοκιμή"
+        );
+    }
+
+    #[test]
+    fn display_names_quotes_literals_and_broken_domains_are_not_emails() {
+        for bad in [
+            "Priya <priya@acme.in>",
+            "<priya@acme.in>",
+            "\"priya sharma\"@acme.in",
+            "priya@[127.0.0.1]",
+            "priya@acme..in",
+            "priya@-acme.in",
+            "priya@acme.in.",
+            "priya@acme_corp.in",
+            "priya@@acme.in",
+            "priya.@acme.in",
+            "pri ya@acme.in",
+            "priya@acme .in",
+            "priya@xn--.in",
+        ] {
+            assert_eq!(
+                Email::parse(bad).unwrap_err().code,
+                "invalid_email",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_very_long_email_is_too_long() {
+        let long = format!("{}@x.io", "a".repeat(300));
+        assert_eq!(Email::parse(&long).unwrap_err().code, "too_long");
+        for bad in [
+            "jane\u{200B}@x.io",
+            "jane@x\u{0000}.io",
+            "ja\u{00AD}ne@x.io",
+        ] {
+            assert_eq!(
+                Email::parse(bad).unwrap_err().code,
+                "invalid_email",
+                "{bad:?}"
+            );
+        }
+        let huge = format!("{}@x.io", "a".repeat(1 << 20));
+        assert_eq!(Email::parse(&huge).unwrap_err().code, "too_long");
+    }
+
+    #[test]
     fn phone_with_spaces_becomes_e164() {
         assert_eq!(
             Phone::parse("+91 98765 43210", None).unwrap().as_str(),
@@ -288,6 +447,23 @@ mod tests {
         assert_eq!(
             Phone::parse("(415) 555-2671", Some("US")).unwrap().as_str(),
             "+14155552671"
+        );
+    }
+
+    #[test]
+    fn a_number_whose_area_code_looks_like_a_national_prefix_keeps_it() {
+        // St Petersburg's area code 812 starts with Russia's national prefix 8.
+        let spb = Phone::parse("+7 812 123-45-67", None).unwrap();
+        assert_eq!(spb.as_str(), "+78121234567");
+        assert_eq!(Phone::parse(spb.as_str(), None).unwrap(), spb);
+        assert_eq!(Phone::parse("8 (812) 123-45-67", Some("RU")).unwrap(), spb);
+        assert_eq!(
+            Phone::parse("+44 (0)20 7946 0958", None).unwrap().as_str(),
+            "+442079460958"
+        );
+        assert_eq!(
+            Phone::parse("+39 06 6982 0000", None).unwrap().as_str(),
+            "+390669820000"
         );
     }
 

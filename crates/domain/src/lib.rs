@@ -5,15 +5,23 @@
 
 pub mod error;
 pub mod event;
+pub mod geo;
 pub mod identity;
 pub mod mask;
 pub mod note;
 pub mod queued;
+pub mod redact;
+pub mod text;
+pub mod web;
 
 pub use error::{FieldError, FieldErrors};
 pub use event::{
     BotId, Consent, CrmTarget, EventId, EventType, Intent, LeadContext, LeadEvent, Transcript,
     TranscriptLine, Visitor,
 };
+pub use geo::{Country, CountryPolicy, Subdivision};
 pub use identity::{ContactKey, Email, Phone, WaId};
 pub use queued::QueuedLead;
+pub use redact::{Redaction, RedactionKind};
+pub use text::{DisplayName, ShortText};
+pub use web::HttpUrl;

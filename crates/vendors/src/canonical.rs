@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use lb_domain::{
-    BotId, Consent, CrmTarget, Email, EventId, EventType, FieldError, FieldErrors, Intent,
-    LeadContext, LeadEvent, Phone, Transcript, TranscriptLine, Visitor, WaId,
+    BotId, Consent, Country, CountryPolicy, CrmTarget, Email, EventId, EventType, FieldError,
+    FieldErrors, HttpUrl, Intent, LeadContext, LeadEvent, Phone, ShortText, Subdivision,
+    Transcript, TranscriptLine, Visitor, WaId,
 };
 use serde_json::Value;
 
-use crate::fields::{wrong_type, Reader, MAX_LONG, MAX_SHORT};
+use crate::fields::{wrong_type, Reader, MAX_LONG};
 use crate::ParseError;
 
 /// The largest body accepted (256 KiB).
@@ -34,8 +35,23 @@ const KNOWN_TOP_LEVEL: [&str; 14] = [
     "v",
 ];
 
-/// Parses and validates a canonical event body into a normalized [`LeadEvent`].
+/// The choices ingest normalization leaves open (configuration will set them
+/// per bot later); [`Normalization::default`] is the contract's behaviour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Normalization {
+    /// What an unrecognized `visitor.country` does (default: 422 `unknown_country`).
+    pub unknown_country: CountryPolicy,
+}
+
+/// Parses and validates a canonical event body into a normalized [`LeadEvent`]
+/// with the default [`Normalization`].
 pub fn parse(body: &[u8]) -> Result<LeadEvent, ParseError> {
+    parse_with(body, &Normalization::default())
+}
+
+/// Parses, validates and normalizes a canonical event body: every field error
+/// is collected; card and national id numbers in free text are redacted.
+pub fn parse_with(body: &[u8], norm: &Normalization) -> Result<LeadEvent, ParseError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
     let Value::Object(map) = &value else {
@@ -61,7 +77,7 @@ pub fn parse(body: &[u8]) -> Result<LeadEvent, ParseError> {
     let conversation_id = r.string("conversation_id", 256, &mut errs);
 
     let visitor = match r.object("visitor", &mut errs) {
-        Some(v) => visitor(&v, &mut errs),
+        Some(v) => visitor(&v, norm, &mut errs),
         None => {
             if !map.contains_key("visitor") || map["visitor"].is_null() {
                 errs.push(FieldError::new(
@@ -79,7 +95,7 @@ pub fn parse(body: &[u8]) -> Result<LeadEvent, ParseError> {
         && !errs
             .as_slice()
             .iter()
-            .any(|e| e.field.starts_with("visitor."))
+            .any(|e| e.field == "visitor" || e.field.starts_with("visitor."))
     {
         errs.push(FieldError::new(
             "visitor",
@@ -113,7 +129,7 @@ pub fn parse(body: &[u8]) -> Result<LeadEvent, ParseError> {
 
     match (event_id, event_type, occurred_at, bot_id) {
         (Some(event_id), Some(event_type), Some(occurred_at), Some(bot_id)) if errs.is_empty() => {
-            Ok(LeadEvent {
+            let mut event = LeadEvent {
                 event_id,
                 event_type,
                 occurred_at,
@@ -126,22 +142,38 @@ pub fn parse(body: &[u8]) -> Result<LeadEvent, ParseError> {
                 transcript,
                 consent,
                 crm_target,
+                redactions: Vec::new(),
                 extra,
-            })
+            };
+            event.redact_free_text();
+            Ok(event)
         }
         _ => Err(ParseError::Invalid(errs.into_vec())),
     }
 }
 
-fn visitor(v: &Reader<'_>, errs: &mut FieldErrors) -> Visitor {
-    let country = v.string("country", 64, errs).map(|c| {
-        if c.len() == 2 {
-            c.to_ascii_uppercase()
-        } else {
-            c
-        }
+fn visitor(v: &Reader<'_>, norm: &Normalization, errs: &mut FieldErrors) -> Visitor {
+    let country = v.parsed("country", errs, |f, raw| {
+        Country::parse(f, raw, norm.unknown_country)
     });
-    let region = country.as_deref().filter(|c| c.len() == 2);
+    // `visitor.region` is accepted as another name for `visitor.state`.
+    let subdivision = |key: &str, errs: &mut FieldErrors| {
+        v.parsed(key, errs, |f, raw| {
+            Subdivision::parse(f, raw, country.as_ref())
+        })
+    };
+    let state = match (subdivision("state", errs), subdivision("region", errs)) {
+        (Some(s), Some(r)) if s != r => {
+            errs.push(FieldError::new(
+                v.field("region"),
+                "conflicting_values",
+                "visitor.state and visitor.region name different places; send one",
+            ));
+            Some(s)
+        }
+        (s, r) => s.or(r),
+    };
+    let region = country.as_ref().and_then(Country::alpha2);
     let email = v
         .string("email", 320, errs)
         .and_then(|s| errs.take(Email::parse(&s)));
@@ -162,19 +194,28 @@ fn visitor(v: &Reader<'_>, errs: &mut FieldErrors) -> Visitor {
         first_name: v.name("first_name", errs),
         last_name: v.name("last_name", errs),
         company: v.name("company", errs),
-        country,
+        country: country.map(String::from),
+        state: state.map(String::from),
     }
+}
+
+fn url(r: &Reader<'_>, key: &str, errs: &mut FieldErrors) -> Option<String> {
+    r.parsed(key, errs, HttpUrl::parse).map(String::from)
+}
+
+fn utm(r: &Reader<'_>, key: &str, errs: &mut FieldErrors) -> Option<String> {
+    r.parsed(key, errs, ShortText::parse).map(String::from)
 }
 
 fn context(c: &Reader<'_>, errs: &mut FieldErrors) -> LeadContext {
     LeadContext {
-        source_url: c.string("source_url", MAX_SHORT, errs),
-        referrer: c.string("referrer", MAX_SHORT, errs),
-        utm_source: c.string("utm_source", 256, errs),
-        utm_medium: c.string("utm_medium", 256, errs),
-        utm_campaign: c.string("utm_campaign", 256, errs),
-        utm_term: c.string("utm_term", 256, errs),
-        utm_content: c.string("utm_content", 256, errs),
+        source_url: url(c, "source_url", errs),
+        referrer: url(c, "referrer", errs),
+        utm_source: utm(c, "utm_source", errs),
+        utm_medium: utm(c, "utm_medium", errs),
+        utm_campaign: utm(c, "utm_campaign", errs),
+        utm_term: utm(c, "utm_term", errs),
+        utm_content: utm(c, "utm_content", errs),
         session_id: c.string("session_id", 256, errs),
     }
 }
@@ -287,7 +328,7 @@ fn transcript(t: &Reader<'_>, errs: &mut FieldErrors) -> Transcript {
         duration_seconds: t
             .uint("duration_seconds", u32::MAX as u64, errs)
             .map(|v| v as u32),
-        transcript_url: t.string("transcript_url", MAX_SHORT, errs),
+        transcript_url: url(t, "transcript_url", errs),
         sentiment: t.string("sentiment", 64, errs),
         lines,
     }
@@ -444,6 +485,113 @@ mod tests {
         let e = parse_value(&v).unwrap();
         assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+919876543210");
         assert_eq!(e.contact_key().unwrap().kind(), "phone");
+    }
+
+    #[test]
+    fn a_country_name_sets_the_region_of_a_national_phone() {
+        let mut v = base();
+        v["visitor"] = json!({"phone": "098765 43210", "country": "India", "state": "Maharashtra"});
+        let e = parse_value(&v).unwrap();
+        assert_eq!(e.visitor.country.as_deref(), Some("IN"));
+        assert_eq!(e.visitor.state.as_deref(), Some("IN-MH"));
+        assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+919876543210");
+    }
+
+    #[test]
+    fn region_is_another_name_for_state_and_they_must_agree() {
+        let mut v = base();
+        v["visitor"]["country"] = json!("USA");
+        v["visitor"]["region"] = json!("California");
+        assert_eq!(
+            parse_value(&v).unwrap().visitor.state.as_deref(),
+            Some("US-CA")
+        );
+        v["visitor"]["state"] = json!("CA");
+        assert_eq!(
+            parse_value(&v).unwrap().visitor.state.as_deref(),
+            Some("US-CA")
+        );
+        v["visitor"]["state"] = json!("Texas");
+        let e = errors(&v);
+        assert_eq!(
+            (e[0].field.as_str(), e[0].code.as_str()),
+            ("visitor.region", "conflicting_values")
+        );
+    }
+
+    #[test]
+    fn an_unknown_country_is_refused_unless_the_policy_passes_it_through() {
+        let mut v = base();
+        v["visitor"]["country"] = json!("Narnia");
+        v["visitor"]["state"] = json!("Ontario");
+        let e = errors(&v);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            (e[0].field.as_str(), e[0].code.as_str()),
+            ("visitor.country", "unknown_country")
+        );
+        let pass = Normalization {
+            unknown_country: CountryPolicy::PassThrough,
+        };
+        let e = parse_with(&serde_json::to_vec(&v).unwrap(), &pass).unwrap();
+        assert_eq!(e.visitor.country.as_deref(), Some("Narnia"));
+        assert_eq!(e.visitor.state.as_deref(), Some("Ontario"));
+    }
+
+    #[test]
+    fn a_state_of_another_country_is_an_error_next_to_the_others() {
+        let mut v = base();
+        v["visitor"]["state"] = json!("California");
+        v["context"]["source_url"] = json!("example.com/pricing");
+        v["context"]["utm_source"] = json!("x".repeat(300));
+        let e = errors(&v);
+        let got: Vec<(&str, &str)> = e
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("visitor.state", "unknown_state"),
+                ("context.source_url", "invalid_url"),
+                ("context.utm_source", "too_long"),
+            ]
+        );
+    }
+
+    #[test]
+    fn card_and_ssn_numbers_are_redacted_and_recorded_before_queueing() {
+        let mut v = base();
+        v["transcript"]["summary"] = json!("Paid with 4111 1111 1111 1111");
+        v["transcript"]["lines"][0]["text"] = json!("my ssn is 123-45-6789");
+        v["answers"]["id"] = json!("AB123456C");
+        let e = parse_value(&v).unwrap();
+        let t = e.transcript.as_ref().unwrap();
+        assert_eq!(t.summary.as_deref(), Some("Paid with [redacted:card]"));
+        assert_eq!(t.lines[0].text, "my ssn is [redacted:national_id]");
+        assert_eq!(e.answers["id"], "[redacted:national_id]");
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(!json.contains("4111") && !json.contains("6789") && !json.contains("AB123456C"));
+        assert_eq!(
+            serde_json::to_value(&e.redactions).unwrap(),
+            json!([
+                {"field": "transcript.summary", "kind": "card"},
+                {"field": "transcript.lines[0].text", "kind": "national_id"},
+                {"field": "answers.id", "kind": "national_id"}
+            ])
+        );
+    }
+
+    #[test]
+    fn an_event_without_redactions_serializes_without_the_field_and_old_messages_parse() {
+        let e = parse_value(&base()).unwrap();
+        let mut json = serde_json::to_value(&e).unwrap();
+        assert!(json.get("redactions").is_none());
+        assert!(json["visitor"].get("state").is_none());
+        json["visitor"]["country"] = json!("Germany");
+        let back: LeadEvent = serde_json::from_value(json).unwrap();
+        assert!(back.redactions.is_empty());
+        assert_eq!(back.visitor.country.as_deref(), Some("Germany"));
     }
 
     #[test]

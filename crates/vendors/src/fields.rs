@@ -2,7 +2,7 @@
 //! so one 422 can tell the sender everything that is wrong.
 
 use chrono::{DateTime, Utc};
-use lb_domain::{FieldError, FieldErrors};
+use lb_domain::{DisplayName, FieldError, FieldErrors};
 use serde_json::{Map, Value};
 
 /// Longest free-text value accepted in a short field (names, ids, UTM values, URLs).
@@ -88,10 +88,35 @@ impl<'a> Reader<'a> {
         v
     }
 
-    /// A name-like value: trimmed, inner whitespace collapsed.
+    /// A string exactly as sent (absent or null → `None`); any other JSON type
+    /// is an `invalid_type` error. For values a domain type parses itself.
+    pub fn text(&self, key: &str, errs: &mut FieldErrors) -> Option<&'a str> {
+        match self.get(key)? {
+            Value::String(s) => Some(s),
+            other => {
+                errs.push(wrong_type(&self.field(key), "a string", other));
+                None
+            }
+        }
+    }
+
+    /// A string read by a domain value type's `parse(field, raw)`, whose
+    /// `Ok(None)` means blank (absent); its error is recorded.
+    pub fn parsed<T>(
+        &self,
+        key: &str,
+        errs: &mut FieldErrors,
+        parse: impl FnOnce(&str, &str) -> Result<Option<T>, FieldError>,
+    ) -> Option<T> {
+        let raw = self.text(key, errs)?;
+        errs.take(parse(&self.field(key), raw)).flatten()
+    }
+
+    /// A person's or company's name ([`DisplayName`]): controls removed,
+    /// trimmed, inner whitespace collapsed, NFC, at most 256 characters.
     pub fn name(&self, key: &str, errs: &mut FieldErrors) -> Option<String> {
-        self.string(key, 256, errs)
-            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        self.parsed(key, errs, DisplayName::parse)
+            .map(DisplayName::into_string)
     }
 
     pub fn timestamp(
