@@ -13,20 +13,42 @@ pub struct ChaosArgs {
     /// Length of the total CRM outage, in seconds.
     #[arg(long, default_value_t = 60)]
     outage_secs: u64,
+    /// Deliveries per second (0: as fast as possible).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
     #[arg(long, default_value = "target/chaos/summary.json")]
     out: PathBuf,
 }
 
+/// The injected crashes are panics by design: count them, don't print each one.
+fn quiet_injected_crashes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("");
+        if !msg.starts_with("injected crash") {
+            default(info);
+        }
+    }));
+}
+
 pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+    quiet_injected_crashes();
     let cfg = ChaosConfig {
         events: args.events,
         outage: std::time::Duration::from_secs(args.outage_secs),
+        send_rate: (args.rate > 0.0).then_some(args.rate),
         ..ChaosConfig::full()
     };
     println!(
-        "chaos: {} deliveries, {:.0}% CRM 503s, 429 bursts over {}/{} ms, {:.0}% stalls of {:?} (worker timeout {:?}), \
+        "chaos: {} deliveries at {}/s, {:.0}% CRM 503s, 429 bursts over {}/{} ms, {:.0}% stalls of {:?} (worker timeout {:?}), \
          a {:?} outage, a crash after every {}th CRM write",
         cfg.events,
+        cfg.send_rate.map_or("max".to_string(), |r| format!("{r}")),
         cfg.error_rate * 100.0,
         cfg.rate_limit.0,
         cfg.rate_limit.1,

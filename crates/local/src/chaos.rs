@@ -30,6 +30,9 @@ pub struct ChaosConfig {
     /// Share of distinct events that are a second event for a person, sent in the same second.
     pub same_person_ratio: f64,
     pub concurrency: usize,
+    /// Deliveries started per second (`None`: as fast as possible). Pacing keeps the
+    /// queue short: moto scans a FIFO queue's whole backlog on every receive.
+    pub send_rate: Option<f64>,
     /// Share of CRM requests answered 503.
     pub error_rate: f64,
     /// The CRM's rate limit: this many requests per window (429 bursts above it).
@@ -58,6 +61,7 @@ impl ChaosConfig {
             duplicate_ratio: 0.2,
             same_person_ratio: 0.1,
             concurrency: 16,
+            send_rate: Some(20.0),
             error_rate: 0.2,
             rate_limit: (60, 1_000),
             stall_rate: 0.01,
@@ -81,6 +85,7 @@ impl ChaosConfig {
         Self {
             prefix: format!("chaos{}", rand::random::<u32>()),
             events: 150,
+            send_rate: None,
             outage_after: Duration::from_millis(500),
             outage: Duration::from_secs(3),
             crash_every: 25,
@@ -271,7 +276,13 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
 
     let sem = Arc::new(Semaphore::new(cfg.concurrency));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut pace = cfg
+        .send_rate
+        .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.1))));
     for i in deliveries.iter().copied() {
+        if let Some(p) = pace.as_mut() {
+            p.tick().await;
+        }
         let permit = sem.clone().acquire_owned().await?;
         let (client, events, accepted_at) = (client.clone(), events.clone(), accepted_at.clone());
         tasks.spawn(async move {
