@@ -425,6 +425,38 @@ impl Ledger for DynamoLedger {
         }
     }
 
+    async fn claim_contact(
+        &self,
+        crm: &str,
+        key_hash: &str,
+        event_id: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", contact_pk(crm, key_hash))
+            .key("sk", s("CONTACT"))
+            .update_expression("SET claim_by = :e, claim_until = :until, updated_at = :now")
+            .condition_expression(
+                "attribute_not_exists(crm_id) AND \
+                 (attribute_not_exists(claim_until) OR claim_until < :now_ms OR claim_by = :e)",
+            )
+            .expression_attribute_values(":e", s(event_id))
+            .expression_attribute_values(":until", n(until.timestamp_millis()))
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
+            .expression_attribute_values(":now", ts(now))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(port_err("dynamodb:UpdateItem(claim)", e)),
+        }
+    }
+
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
         let mut out = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;

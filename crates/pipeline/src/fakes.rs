@@ -25,6 +25,7 @@ fn down(flag: &AtomicBool, what: &str) -> Result<(), PortError> {
 pub struct InMemoryLedger {
     records: Mutex<HashMap<String, LedgerRecord>>,
     contacts: Mutex<HashMap<String, ContactMemory>>,
+    claims: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
     failing: AtomicBool,
     fail_complete: AtomicBool,
 }
@@ -265,6 +266,28 @@ impl Ledger for InMemoryLedger {
             m.last_occurred_at = Some(occurred_at);
         }
         Ok(())
+    }
+    async fn claim_contact(
+        &self,
+        crm: &str,
+        key_hash: &str,
+        event_id: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        down(&self.failing, "ledger")?;
+        let k = format!("{crm}#{key_hash}");
+        if self.contacts.lock().unwrap().contains_key(&k) {
+            return Ok(false);
+        }
+        let mut claims = self.claims.lock().unwrap();
+        match claims.get(&k) {
+            Some((by, exp)) if by != event_id && *exp >= now => Ok(false),
+            _ => {
+                claims.insert(k, (event_id.to_string(), until));
+                Ok(true)
+            }
+        }
     }
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
         down(&self.failing, "ledger")?;

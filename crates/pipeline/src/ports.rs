@@ -256,6 +256,17 @@ pub trait Ledger: Send + Sync {
         occurred_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), PortError>;
+    /// Claims, until `until`, the right to create the CRM record of a contact key the
+    /// ledger has no record id for. `false` when another event holds an unexpired
+    /// claim or the id is known by now.
+    async fn claim_contact(
+        &self,
+        crm: &str,
+        key_hash: &str,
+        event_id: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
     /// Events in one status, newest first, narrowed by `filter`.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError>;
     /// Replay: a `dead` event goes back to `queued` with its attempts reset.

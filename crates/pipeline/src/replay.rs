@@ -405,6 +405,16 @@ mod tests {
             ) -> Result<(), PortError> {
                 self.0.record_applied(c, k, i, o, n).await
             }
+            async fn claim_contact(
+                &self,
+                c: &str,
+                k: &str,
+                e: &str,
+                u: DateTime<Utc>,
+                n: DateTime<Utc>,
+            ) -> Result<bool, PortError> {
+                self.0.claim_contact(c, k, e, u, n).await
+            }
             async fn list(&self, _f: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
                 Ok(self.1.clone())
             }

@@ -124,6 +124,8 @@ pub async fn sync_batch(
 enum StepError {
     Crm(CrmError),
     Port(PortError),
+    /// Another event of the same person is creating its CRM record right now.
+    ContactBusy,
 }
 
 impl From<CrmError> for StepError {
@@ -148,10 +150,18 @@ impl StepError {
                 crm: None,
                 http_status: None,
             },
+            StepError::ContactBusy => FailureReason {
+                class: ErrorClass::Transient,
+                code: "contact_busy".into(),
+                message: "another event of this person is creating its CRM record".into(),
+                crm: None,
+                http_status: None,
+            },
         }
     }
     fn retry_after(&self) -> Option<Duration> {
         match self {
+            StepError::ContactBusy => Some(Duration::from_secs(1)),
             StepError::Crm(e) => e.retry_after,
             StepError::Port(_) => None,
         }
@@ -220,7 +230,7 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
             };
             dead_letter(w, m, &lead, 0, reason, false).await
         }
-        Begin::Proceed { attempt } => match sync_to_crm(w, &lead, attempt).await {
+        Begin::Proceed { attempt } => match sync_to_crm(w, &lead, attempt, deadline).await {
             Ok(outcome) => match complete(w, &lead, &outcome).await {
                 Ok(()) => {
                     info!(
@@ -303,6 +313,7 @@ async fn sync_to_crm(
     w: &Worker<'_>,
     lead: &QueuedLead,
     attempt: u32,
+    deadline: DateTime<Utc>,
 ) -> Result<SyncOutcome, StepError> {
     let crm = w.crm.name().to_string();
     let key = &lead.contact_key;
@@ -318,6 +329,23 @@ async fn sync_to_crm(
         .as_ref()
         .and_then(|m| m.last_occurred_at)
         .is_some_and(|t| lead.event.occurred_at < t);
+    // Creating a record for an identity the CRM cannot look up at once (search lags):
+    // claim the identity first, so that two events of one person never both create.
+    if known.is_none() && !matches!(key, ContactKey::Email(_)) {
+        let claimed = w
+            .ledger
+            .claim_contact(
+                &crm,
+                &key_hash,
+                lead.event.event_id.as_str(),
+                deadline,
+                w.clock.now(),
+            )
+            .await?;
+        if !claimed {
+            return Err(StepError::ContactBusy);
+        }
+    }
     let write = if stale {
         ContactWrite::IdentityOnly
     } else {
@@ -750,6 +778,31 @@ mod tests {
         )])
         .await;
         assert_eq!(env.crm.fields_from("a@b.co").as_deref(), Some("evt_newest"));
+    }
+
+    #[tokio::test]
+    async fn a_phone_only_lead_waits_while_another_event_of_that_person_creates_the_contact() {
+        let env = Env::new();
+        let lead = sample_lead_with_phone("evt_2", None, "+14155552671");
+        let now = Utc::now();
+        let claimed = env
+            .ledger
+            .claim_contact(
+                "fake",
+                &lead.contact_key.hashed(),
+                "evt_1",
+                now + chrono::Duration::seconds(30),
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(claimed);
+        let out = env.run(&[msg("m2", &lead)]).await;
+        assert!(
+            matches!(&out[0], ItemOutcome::RetryLater { reason, .. } if reason.code == "contact_busy"),
+            "{out:?}"
+        );
+        assert_eq!(env.crm.contact_count(), 0, "no second contact was created");
     }
 
     #[tokio::test]
