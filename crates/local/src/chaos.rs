@@ -64,7 +64,9 @@ impl ChaosConfig {
             send_rate: Some(10.0),
             error_rate: 0.2,
             rate_limit: (60, 1_000),
-            stall_rate: 0.01,
+            // Rare on purpose: one stall aborts a whole batch of 10, which then waits out
+            // the visibility timeout.
+            stall_rate: 0.002,
             stall: Duration::from_secs(25),
             outage_after: Duration::from_secs(10),
             outage: Duration::from_secs(60),
