@@ -45,7 +45,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         ..ChaosConfig::full()
     };
     println!(
-        "chaos: {} deliveries at {}/s, {:.0}% CRM 503s, 429 bursts over {}/{} ms, {:.0}% stalls of {:?} (worker timeout {:?}), \
+        "chaos: {} deliveries at {}/s, {:.0}% CRM 503s, 429 bursts over {}/{} ms, {:.1}% stalls of {:?} (worker timeout {:?}), \
          a {:?} outage, a crash after every {}th CRM write",
         cfg.events,
         cfg.send_rate.map_or("max".to_string(), |r| format!("{r}")),
