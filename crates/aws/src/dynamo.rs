@@ -69,6 +69,21 @@ fn is_condition_failure<R>(e: &SdkError<UpdateItemError, R>) -> bool {
     )
 }
 
+/// Whether a conditional update applied: `Ok(false)` when its condition did not hold.
+fn applied<T>(
+    res: Result<
+        T,
+        SdkError<UpdateItemError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    >,
+    op: &str,
+) -> Result<bool, PortError> {
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(port_err(op, e)),
+    }
+}
+
 type Item = HashMap<String, AttributeValue>;
 
 fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
@@ -185,11 +200,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":now", ts(now))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(port_err("dynamodb:UpdateItem(queued)", e)),
-        }
+        applied(res, "dynamodb:UpdateItem(queued)").map(|_| ())
     }
 
     async fn begin(
@@ -328,11 +339,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":now", ts(now))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(port_err("dynamodb:UpdateItem(fail)", e)),
-        }
+        applied(res, "dynamodb:UpdateItem(fail)").map(|_| ())
     }
 
     async fn mark_dead(
@@ -369,11 +376,7 @@ impl Ledger for DynamoLedger {
         if let Some(p) = payload {
             req = req.expression_attribute_values(":payload", s(p));
         }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(port_err("dynamodb:UpdateItem(dead)", e)),
-        }
+        applied(req.send().await, "dynamodb:UpdateItem(dead)")
     }
 
     async fn get(&self, event_id: &str) -> Result<Option<LedgerRecord>, PortError> {
@@ -418,11 +421,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":now", ts(now))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(port_err("dynamodb:UpdateItem(contact)", e)),
-        }
+        applied(res, "dynamodb:UpdateItem(contact)").map(|_| ())
     }
 
     async fn claim_contact(
@@ -450,11 +449,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":now", ts(now))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(port_err("dynamodb:UpdateItem(claim)", e)),
-        }
+        applied(res, "dynamodb:UpdateItem(claim)")
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {

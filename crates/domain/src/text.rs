@@ -47,6 +47,28 @@ fn too_long(field: &str, max: usize) -> FieldError {
     )
 }
 
+/// `raw` cleaned by `clean`; `None` when nothing is left, `too_long` past `max` characters.
+fn cleaned_within(
+    field: &str,
+    raw: &str,
+    max: usize,
+    clean: fn(&str) -> String,
+) -> Result<Option<String>, FieldError> {
+    // Cheap bound first: cleaning never makes a value more than a few
+    // times shorter, so a huge value is refused without normalizing it.
+    if raw.len() > max * 16 {
+        return Err(too_long(field, max));
+    }
+    let v = clean(raw);
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.chars().count() > max {
+        return Err(too_long(field, max));
+    }
+    Ok(Some(v))
+}
+
 /// A person's or an organization's name as people will read it in the CRM:
 /// control characters removed, trimmed, inner whitespace collapsed, NFC,
 /// at most [`DisplayName::MAX_CHARS`] characters. Non-Latin and right-to-left
@@ -61,19 +83,7 @@ impl DisplayName {
     /// `Ok(None)` when nothing is left after cleaning (the field counts as absent).
     /// `field` is the JSON path reported in a `too_long` error.
     pub fn parse(field: &str, raw: &str) -> Result<Option<Self>, FieldError> {
-        // Cheap bound first: cleaning never makes a value more than a few
-        // times shorter, so a huge value is refused without normalizing it.
-        if raw.len() > Self::MAX_CHARS * 16 {
-            return Err(too_long(field, Self::MAX_CHARS));
-        }
-        let v = clean_collapsed(raw);
-        if v.is_empty() {
-            return Ok(None);
-        }
-        if v.chars().count() > Self::MAX_CHARS {
-            return Err(too_long(field, Self::MAX_CHARS));
-        }
-        Ok(Some(Self(v)))
+        Ok(cleaned_within(field, raw, Self::MAX_CHARS, clean_collapsed)?.map(Self))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -106,17 +116,7 @@ impl ShortText {
 
     /// `Ok(None)` when nothing is left after cleaning.
     pub fn parse(field: &str, raw: &str) -> Result<Option<Self>, FieldError> {
-        if raw.len() > Self::MAX_CHARS * 16 {
-            return Err(too_long(field, Self::MAX_CHARS));
-        }
-        let v = clean_line(raw);
-        if v.is_empty() {
-            return Ok(None);
-        }
-        if v.chars().count() > Self::MAX_CHARS {
-            return Err(too_long(field, Self::MAX_CHARS));
-        }
-        Ok(Some(Self(v)))
+        Ok(cleaned_within(field, raw, Self::MAX_CHARS, clean_line)?.map(Self))
     }
     pub fn as_str(&self) -> &str {
         &self.0
