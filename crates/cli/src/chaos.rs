@@ -14,7 +14,7 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 60)]
     outage_secs: u64,
     /// Deliveries per second (0: as fast as possible).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 3.0)]
     rate: f64,
     #[arg(long, default_value = "target/chaos/summary.json")]
     out: PathBuf,

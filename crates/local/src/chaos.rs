@@ -61,7 +61,7 @@ impl ChaosConfig {
             duplicate_ratio: 0.2,
             same_person_ratio: 0.1,
             concurrency: 16,
-            send_rate: Some(10.0),
+            send_rate: Some(3.0),
             error_rate: 0.2,
             rate_limit: (60, 1_000),
             // Rare on purpose: one stall aborts a whole batch of 10, which then waits out
