@@ -181,28 +181,40 @@ mod tests {
         m
     }
 
+    fn app_with(crm: Arc<FakeCrm>) -> Arc<WorkerApp> {
+        Arc::new(WorkerApp {
+            ledger: Arc::new(InMemoryLedger::default()),
+            queue: Arc::new(InMemoryQueue::default()),
+            crm,
+            policy: RetryPolicy::default(),
+            safety_margin: Duration::from_millis(10),
+            hooks: Hooks::NONE,
+        })
+    }
+
+    /// Invokes the handler with `time_left` before the deadline; the ids it reports failed.
+    async fn failed_ids(
+        app: Arc<WorkerApp>,
+        ev: SqsEvent,
+        time_left: chrono::Duration,
+    ) -> Vec<String> {
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.deadline = (Utc::now() + time_left).timestamp_millis() as u64;
+        let resp = handle(app, LambdaEvent::new(ev, ctx)).await.unwrap();
+        resp.batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_batch_stuck_past_the_deadline_is_aborted_and_handed_back_whole() {
         let crm = Arc::new(FakeCrm::default());
         crm.stall_next();
-        let app = Arc::new(WorkerApp {
-            ledger: Arc::new(InMemoryLedger::default()),
-            queue: Arc::new(InMemoryQueue::default()),
-            crm: crm.clone(),
-            policy: RetryPolicy::default(),
-            safety_margin: Duration::from_millis(10),
-            hooks: Hooks::NONE,
-        });
+        let app = app_with(crm.clone());
         let mut ev = SqsEvent::default();
         ev.records = vec![record("m1", sample_lead("evt_1", "a@b.co").to_json(), "ga")];
-        let mut ctx = lambda_runtime::Context::default();
-        ctx.deadline = (Utc::now() + chrono::Duration::milliseconds(800)).timestamp_millis() as u64;
-        let resp = handle(app, LambdaEvent::new(ev, ctx)).await.unwrap();
-        let ids: Vec<&str> = resp
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
+        let ids = failed_ids(app, ev, chrono::Duration::milliseconds(800)).await;
         assert_eq!(ids, vec!["m1"]);
         assert_eq!(
             crm.contact_count(),
@@ -214,14 +226,7 @@ mod tests {
     #[tokio::test]
     async fn failed_messages_and_their_group_followers_are_reported() {
         let crm = Arc::new(FakeCrm::default());
-        let app = Arc::new(WorkerApp {
-            ledger: Arc::new(InMemoryLedger::default()),
-            queue: Arc::new(InMemoryQueue::default()),
-            crm: crm.clone(),
-            policy: RetryPolicy::default(),
-            safety_margin: Duration::from_millis(10),
-            hooks: Hooks::NONE,
-        });
+        let app = app_with(crm.clone());
         crm.fail_next(transient(503));
         let a1 = sample_lead("evt_1", "a@b.co");
         let a2 = sample_lead("evt_2", "a@b.co");
@@ -232,14 +237,7 @@ mod tests {
             record("m2", b.to_json(), "gb"),
             record("m3", a2.to_json(), "ga"),
         ];
-        let mut ctx = lambda_runtime::Context::default();
-        ctx.deadline = (Utc::now() + chrono::Duration::seconds(30)).timestamp_millis() as u64;
-        let resp = handle(app, LambdaEvent::new(ev, ctx)).await.unwrap();
-        let ids: Vec<&str> = resp
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
+        let ids = failed_ids(app, ev, chrono::Duration::seconds(30)).await;
         assert_eq!(ids, vec!["m1", "m3"]);
         assert_eq!(crm.contact_count(), 1);
     }
