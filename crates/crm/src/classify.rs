@@ -51,6 +51,7 @@ pub fn transport(crm: &str, e: &reqwest::Error) -> CrmError {
         message: format!("{crm} {what}: {}", without_url(e)),
         // A timed-out write may still land: give it time before a retry looks for it.
         retry_after: e.is_timeout().then_some(TIMED_OUT_WRITE_SETTLE),
+        code: None,
     }
 }
 

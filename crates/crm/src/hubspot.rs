@@ -81,6 +81,7 @@ impl HubSpotCrm {
             category: None,
             message: message.into(),
             retry_after: None,
+            code: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod event;
 pub mod geo;
 pub mod identity;
+pub mod mapping;
 pub mod mask;
 pub mod note;
 pub mod queued;
@@ -21,7 +22,7 @@ pub use event::{
 };
 pub use geo::{Country, CountryPolicy, Subdivision};
 pub use identity::{ContactKey, Email, Phone, WaId};
-pub use queued::QueuedLead;
+pub use queued::{delivery_id, split_delivery_id, Delivery, QueuedLead};
 pub use redact::{Redaction, RedactionKind};
 pub use text::{DisplayName, ShortText};
 pub use web::HttpUrl;

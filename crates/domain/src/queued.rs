@@ -18,6 +18,48 @@ pub struct QueuedLead {
     pub payload_hash: String,
     pub contact_key: ContactKey,
     pub event: LeadEvent,
+    /// The connection this message is for, when the config routes the bot's
+    /// events (one message per connection: fan-out). `None`: the single
+    /// connection of a deployment without a config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+}
+
+/// Which connection one queue message is for, and what its route asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The connection's name in the config (`[connections.<name>]`).
+    pub connection: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_source: Option<String>,
+    /// `contact` or `lead`.
+    #[serde(default = "contact_object")]
+    pub object: String,
+}
+
+fn contact_object() -> String {
+    "contact".into()
+}
+
+/// Separates an event id from a connection name in a delivery id
+/// (event ids never contain it).
+pub const DELIVERY_SEPARATOR: char = '@';
+
+/// The ledger key of one delivery: the event id, plus `@<connection>` when the
+/// event was routed to a named connection.
+pub fn delivery_id(event_id: &str, connection: Option<&str>) -> String {
+    match connection {
+        Some(c) => format!("{event_id}{DELIVERY_SEPARATOR}{c}"),
+        None => event_id.to_string(),
+    }
+}
+
+/// A delivery id's event id and connection.
+pub fn split_delivery_id(id: &str) -> (&str, Option<&str>) {
+    match id.split_once(DELIVERY_SEPARATOR) {
+        Some((e, c)) => (e, Some(c)),
+        None => (id, None),
+    }
 }
 
 impl QueuedLead {
@@ -33,7 +75,38 @@ impl QueuedLead {
             payload_hash,
             contact_key,
             event,
+            delivery: None,
         })
+    }
+
+    /// The same lead, addressed to one connection.
+    pub fn for_delivery(&self, delivery: Delivery) -> QueuedLead {
+        QueuedLead {
+            delivery: Some(delivery),
+            ..self.clone()
+        }
+    }
+
+    /// The ledger key of this message: see [`delivery_id`].
+    pub fn delivery_id(&self) -> String {
+        delivery_id(self.event.event_id.as_str(), self.connection())
+    }
+
+    pub fn connection(&self) -> Option<&str> {
+        self.delivery.as_ref().map(|d| d.connection.as_str())
+    }
+
+    pub fn lead_source(&self) -> Option<&str> {
+        self.delivery.as_ref().and_then(|d| d.lead_source.as_deref())
+    }
+
+    /// The FIFO message group: the hashed contact key, per connection (one
+    /// connection's failures do not hold up another's).
+    pub fn group_id(&self) -> String {
+        match self.connection() {
+            Some(c) => format!("{}:{c}", self.contact_key.hashed()),
+            None => self.contact_key.hashed(),
+        }
     }
 
     pub fn to_json(&self) -> String {

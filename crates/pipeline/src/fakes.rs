@@ -600,6 +600,7 @@ pub fn transient(status: u16) -> CrmError {
         category: None,
         message: format!("HTTP {status}"),
         retry_after: None,
+        code: None,
     }
 }
 
@@ -611,6 +612,7 @@ pub fn permanent(message: &str) -> CrmError {
         category: Some("VALIDATION_ERROR".into()),
         message: message.into(),
         retry_after: None,
+        code: None,
     }
 }
 

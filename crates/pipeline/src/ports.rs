@@ -76,6 +76,9 @@ pub struct CrmError {
     pub message: String,
     /// When the CRM told us when to come back (Retry-After, rate-limit interval).
     pub retry_after: Option<Duration>,
+    /// Our own failure code when it says more than the class does (`schema_drift`,
+    /// `unknown_connection`); `None` uses the class's code (`crm_rejected`, …).
+    pub code: Option<String>,
 }
 
 impl CrmError {
@@ -87,7 +90,7 @@ impl CrmError {
         };
         FailureReason {
             class: self.class,
-            code: code.to_string(),
+            code: self.code.clone().unwrap_or_else(|| code.to_string()),
             message: self.message.clone(),
             crm: Some(self.crm.clone()),
             http_status: self.http_status,
@@ -344,8 +347,15 @@ pub trait Alerts: Send + Sync {
 /// contacts are upserted by identity, notes and deals carry the event's tag.
 #[async_trait]
 pub trait Crm: Send + Sync {
-    /// Short name used in ledger rows and alerts (`hubspot`).
+    /// Short name used in ledger rows, contact memory and alerts: the
+    /// connection's name (`hubspot` without a config file).
     fn name(&self) -> &str;
+    /// Whether the CRM keeps person records (contacts, notes, deals). A webhook
+    /// target does not: it receives each lead once, in one call to
+    /// [`Crm::upsert_contact`], and there is nothing to find or add afterwards.
+    fn keeps_records(&self) -> bool {
+        true
+    }
     /// Creates or updates the person. `known_id` is the record id the ledger
     /// remembered for this person, if any. With [`ContactWrite::IdentityOnly`]
     /// (an event older than one already applied) no other field is written.

@@ -663,6 +663,7 @@ mod tests {
         let env = Env::new();
         env.crm.fail_next(CrmError {
             retry_after: Some(Duration::from_secs(7)),
+            code: None,
             class: ErrorClass::RateLimited,
             ..transient(429)
         });
