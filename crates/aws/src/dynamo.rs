@@ -1,5 +1,9 @@
 //! The ledger as one DynamoDB table (`pk`, `sk`):
-//! - `EVENT#<event_id>` / `EVENT` — one event's status and audit trail;
+//! - `EVENT#<event_id>` / `EVENT` — one event's status and audit trail (sort key
+//!   `EVENT#<connection>` for each delivery of an event the config routes to
+//!   named connections: one record per connection, all under the event's key);
+//! - `REJECTED#<id>#<ms>` / `REJECTED` — an event refused at ingest (no payload);
+//! - `REJECTIONS#<window start>` / `COUNT` — rejections counted per alert window;
 //! - `CONTACT#<crm>#<key hash>` / `CONTACT` — the CRM record id of an identity.
 
 use std::collections::HashMap;
@@ -10,10 +14,10 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use lb_domain::{EventId, QueuedLead};
+use lb_domain::{split_delivery_id, QueuedLead};
 use lb_pipeline::{
     Begin, ContactMemory, FailureReason, Ledger, LedgerRecord, LedgerStatus, ListFilter, PortError,
-    Received, SyncOutcome,
+    Received, Rejection, RejectionTally, SyncOutcome,
 };
 
 use crate::port_err;
@@ -51,6 +55,15 @@ fn ts(t: DateTime<Utc>) -> AttributeValue {
 }
 fn event_pk(id: &str) -> AttributeValue {
     s(format!("EVENT#{id}"))
+}
+/// The key of one delivery (`<event_id>` or `<event_id>@<connection>`).
+fn event_key(delivery_id: &str) -> (AttributeValue, AttributeValue) {
+    let (event_id, connection) = split_delivery_id(delivery_id);
+    let sk = match connection {
+        Some(c) => format!("EVENT#{c}"),
+        None => "EVENT".into(),
+    };
+    (event_pk(event_id), s(sk))
 }
 fn contact_pk(crm: &str, hash: &str) -> AttributeValue {
     s(format!("CONTACT#{crm}#{hash}"))
@@ -106,6 +119,9 @@ fn to_record(item: &Item) -> Result<LedgerRecord, PortError> {
         .ok_or_else(|| PortError::new("ledger item has no valid status"))?;
     Ok(LedgerRecord {
         event_id: get_s(item, "event_id").unwrap_or_default().to_string(),
+        connection: get_s(item, "connection")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
         status,
         bot_id: get_s(item, "bot_id").map(str::to_string),
         contact_key_hash: get_s(item, "contact_key_hash").map(str::to_string),
@@ -124,13 +140,16 @@ fn to_record(item: &Item) -> Result<LedgerRecord, PortError> {
 }
 
 impl DynamoLedger {
-    async fn get_item(&self, pk: AttributeValue, sk: &str) -> Result<Option<Item>, PortError> {
+    async fn get_item(
+        &self,
+        (pk, sk): (AttributeValue, AttributeValue),
+    ) -> Result<Option<Item>, PortError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", pk)
-            .key("sk", s(sk))
+            .key("sk", sk)
             .consistent_read(true)
             .send()
             .await
@@ -148,12 +167,18 @@ impl Ledger for DynamoLedger {
         now: DateTime<Utc>,
     ) -> Result<Received, PortError> {
         let id = lead.event.event_id.as_str();
-        let res = self
+        let delivery = lead.delivery_id();
+        let (pk, sk) = event_key(&delivery);
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", event_pk(id))
-            .item("sk", s("EVENT"))
+            .item("pk", pk)
+            .item("sk", sk);
+        if let Some(c) = lead.connection() {
+            put = put.item("connection", s(c));
+        }
+        let res = put
             .item("event_id", s(id))
             .item("status", s(LedgerStatus::Received.as_str()))
             .item("bot_id", s(lead.event.bot_id.as_str()))
@@ -177,7 +202,7 @@ impl Ledger for DynamoLedger {
                     return Err(port_err("dynamodb:PutItem", e));
                 }
                 let item = self
-                    .get_item(event_pk(id), "EVENT")
+                    .get_item(event_key(&delivery))
                     .await?
                     .ok_or_else(|| PortError::new("ledger item vanished between put and get"))?;
                 Ok(Received::Existing(Box::new(to_record(&item)?)))
@@ -185,13 +210,14 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn mark_queued(&self, event_id: &EventId, now: DateTime<Utc>) -> Result<(), PortError> {
+    async fn mark_queued(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<(), PortError> {
+        let (pk, sk) = event_key(delivery_id);
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", event_pk(event_id.as_str()))
-            .key("sk", s("EVENT"))
+            .key("pk", pk)
+            .key("sk", sk)
             .update_expression("SET #s = :queued, updated_at = :now")
             .condition_expression("#s = :received")
             .expression_attribute_names("#s", "status")
@@ -211,16 +237,19 @@ impl Ledger for DynamoLedger {
         lease_until: DateTime<Utc>,
     ) -> Result<Begin, PortError> {
         let id = lead.event.event_id.as_str();
+        let delivery = lead.delivery_id();
+        let (pk, sk) = event_key(&delivery);
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", event_pk(id))
-            .key("sk", s("EVENT"))
+            .key("pk", pk)
+            .key("sk", sk)
             .update_expression(
                 "SET #s = :in_progress, lease_until = :lease, updated_at = :now, \
                  attempts = if_not_exists(attempts, :zero) + :one, \
                  event_id = if_not_exists(event_id, :id), bot_id = if_not_exists(bot_id, :bot), \
+                 #conn = if_not_exists(#conn, :conn), \
                  contact_key_hash = if_not_exists(contact_key_hash, :key), \
                  payload_hash = if_not_exists(payload_hash, :hash), payload = if_not_exists(payload, :body), \
                  received_at = if_not_exists(received_at, :now)",
@@ -231,6 +260,8 @@ impl Ledger for DynamoLedger {
                   (#s = :in_progress AND lease_until < :now_ms))",
             )
             .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#conn", "connection")
+            .expression_attribute_values(":conn", s(lead.connection().unwrap_or_default()))
             .expression_attribute_values(":in_progress", s(LedgerStatus::InProgress.as_str()))
             .expression_attribute_values(":received", s(LedgerStatus::Received.as_str()))
             .expression_attribute_values(":queued", s(LedgerStatus::Queued.as_str()))
@@ -259,7 +290,7 @@ impl Ledger for DynamoLedger {
                 Ok(Begin::Proceed { attempt })
             }
             Err(e) if is_condition_failure(&e) => {
-                let Some(item) = self.get_item(event_pk(id), "EVENT").await? else {
+                let Some(item) = self.get_item(event_key(&delivery)).await? else {
                     return Ok(Begin::InProgress {
                         lease_until: now + Duration::seconds(1),
                     });
@@ -286,15 +317,16 @@ impl Ledger for DynamoLedger {
 
     async fn complete(
         &self,
-        event_id: &EventId,
+        delivery_id: &str,
         outcome: &SyncOutcome,
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
+        let (pk, sk) = event_key(delivery_id);
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", event_pk(event_id.as_str()))
-            .key("sk", s("EVENT"))
+            .key("pk", pk)
+            .key("sk", sk)
             .update_expression(
                 "SET #s = :synced, outcome = :outcome, updated_at = :now, expires_at = :exp \
                  REMOVE lease_until, next_attempt_at",
@@ -313,17 +345,18 @@ impl Ledger for DynamoLedger {
 
     async fn fail(
         &self,
-        event_id: &EventId,
+        delivery_id: &str,
         reason: &FailureReason,
         next_attempt_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
+        let (pk, sk) = event_key(delivery_id);
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", event_pk(event_id.as_str()))
-            .key("sk", s("EVENT"))
+            .key("pk", pk)
+            .key("sk", sk)
             .update_expression(
                 "SET #s = :retrying, last_error = :err, error_code = :code, next_attempt_at = :next, updated_at = :now \
                  REMOVE lease_until",
@@ -344,7 +377,7 @@ impl Ledger for DynamoLedger {
 
     async fn mark_dead(
         &self,
-        event_id: &str,
+        delivery_id: &str,
         reason: &FailureReason,
         payload: Option<&str>,
         now: DateTime<Utc>,
@@ -353,6 +386,10 @@ impl Ledger for DynamoLedger {
             "SET #s = :dead, last_error = :err, error_code = :code, updated_at = :now, expires_at = :exp, \
              event_id = if_not_exists(event_id, :id), received_at = if_not_exists(received_at, :now)",
         );
+        let (event_id, connection) = split_delivery_id(delivery_id);
+        if connection.is_some() {
+            set.push_str(", #conn = if_not_exists(#conn, :conn)");
+        }
         if payload.is_some() {
             set.push_str(", payload = if_not_exists(payload, :payload)");
         }
@@ -361,8 +398,8 @@ impl Ledger for DynamoLedger {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", event_pk(event_id))
-            .key("sk", s("EVENT"))
+            .key("pk", event_key(delivery_id).0)
+            .key("sk", event_key(delivery_id).1)
             .update_expression(set)
             .condition_expression("attribute_not_exists(pk) OR #s <> :synced")
             .expression_attribute_names("#s", "status")
@@ -376,19 +413,51 @@ impl Ledger for DynamoLedger {
         if let Some(p) = payload {
             req = req.expression_attribute_values(":payload", s(p));
         }
+        if let Some(c) = connection {
+            req = req
+                .expression_attribute_names("#conn", "connection")
+                .expression_attribute_values(":conn", s(c));
+        }
         applied(req.send().await, "dynamodb:UpdateItem(dead)")
     }
 
-    async fn get(&self, event_id: &str) -> Result<Option<LedgerRecord>, PortError> {
-        self.get_item(event_pk(event_id), "EVENT")
+    async fn get(&self, delivery_id: &str) -> Result<Option<LedgerRecord>, PortError> {
+        self.get_item(event_key(delivery_id))
             .await?
             .map(|i| to_record(&i))
             .transpose()
     }
 
+    async fn deliveries(&self, event_id: &str) -> Result<Vec<LedgerRecord>, PortError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :event)")
+                .expression_attribute_values(":pk", event_pk(event_id))
+                .expression_attribute_values(":event", s("EVENT"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_err("dynamodb:Query(deliveries)", e))?;
+            for item in page.items() {
+                out.push(to_record(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     async fn contact(&self, crm: &str, key_hash: &str) -> Result<Option<ContactMemory>, PortError> {
         Ok(self
-            .get_item(contact_pk(crm, key_hash), "CONTACT")
+            .get_item((contact_pk(crm, key_hash), s("CONTACT")))
             .await?
             .and_then(|i| {
                 Some(ContactMemory {
@@ -506,13 +575,18 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn requeue(&self, event_id: &str, now: DateTime<Utc>) -> Result<Option<u32>, PortError> {
+    async fn requeue(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, PortError> {
+        let (pk, sk) = event_key(delivery_id);
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", event_pk(event_id))
-            .key("sk", s("EVENT"))
+            .key("pk", pk)
+            .key("sk", sk)
             .update_expression(
                 "SET #s = :queued, attempts = :zero, replays = if_not_exists(replays, :zero) + :one, \
                  updated_at = :now REMOVE expires_at, lease_until, next_attempt_at",
@@ -538,6 +612,63 @@ impl Ledger for DynamoLedger {
             Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(port_err("dynamodb:UpdateItem(requeue)", e)),
         }
+    }
+
+    async fn record_rejected(
+        &self,
+        r: &Rejection,
+        window_start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RejectionTally, PortError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                "pk",
+                s(format!("REJECTED#{}#{}", r.id, now.timestamp_millis())),
+            )
+            .item("sk", s("REJECTED"))
+            .item("event_id", s(&r.id))
+            .item("status", s(LedgerStatus::Rejected.as_str()))
+            .item("last_error", json(&r.reason()))
+            .item("error_code", s(r.reason().code))
+            .item("received_at", ts(now))
+            .item("updated_at", ts(now))
+            .item("expires_at", expires(now, SYNCED_RETENTION_DAYS));
+        if let Some(b) = &r.bot_id {
+            put = put.item("bot_id", s(b));
+        }
+        put.send()
+            .await
+            .map_err(|e| port_err("dynamodb:PutItem(rejected)", e))?;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                s(format!(
+                    "REJECTIONS#{}",
+                    window_start.to_rfc3339_opts(SecondsFormat::Secs, true)
+                )),
+            )
+            .key("sk", s("COUNT"))
+            .update_expression("ADD rejections :one SET expires_at = :exp")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", expires(now, 7))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| port_err("dynamodb:UpdateItem(rejections)", e))?;
+        Ok(RejectionTally {
+            in_window: out
+                .attributes
+                .as_ref()
+                .and_then(|a| get_n(a, "rejections"))
+                .unwrap_or(1)
+                .max(1) as u64,
+        })
     }
 
     async fn remember_contact(

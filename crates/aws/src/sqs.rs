@@ -45,8 +45,8 @@ impl LeadQueue for SqsLeadQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(lead.to_json())
-            .message_group_id(lead.contact_key.hashed())
-            .message_deduplication_id(lead.event.event_id.as_str())
+            .message_group_id(short_id(&lead.group_id()))
+            .message_deduplication_id(short_id(&lead.delivery_id()))
             .message_attributes(attrs::EVENT_ID, string_attr(lead.event.event_id.as_str()))
             .send()
             .await
@@ -59,8 +59,8 @@ impl LeadQueue for SqsLeadQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(lead.to_json())
-            .message_group_id(lead.contact_key.hashed())
-            .message_deduplication_id(short_id(&format!("{}#replay{replay}", lead.event.event_id)))
+            .message_group_id(short_id(&lead.group_id()))
+            .message_deduplication_id(short_id(&format!("{}#replay{replay}", lead.delivery_id())))
             .message_attributes(attrs::EVENT_ID, string_attr(lead.event.event_id.as_str()))
             .send()
             .await

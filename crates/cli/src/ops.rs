@@ -130,7 +130,7 @@ fn parse_status(s: &str) -> Result<LedgerStatus, String> {
         "processing" => Ok(LedgerStatus::InProgress),
         _ => LedgerStatus::parse(s).ok_or_else(|| {
             format!(
-                "unknown status {s:?}: received, queued, in_progress (processing), retrying, synced or dead"
+                "unknown status {s:?}: received, queued, in_progress (processing), retrying, synced, dead or rejected"
             )
         }),
     }
@@ -451,6 +451,7 @@ mod tests {
         let lead = lb_pipeline::fakes::sample_lead("evt_1", "priya.sharma@acmecorp.in");
         LedgerRecord {
             event_id: "evt_1".into(),
+            connection: None,
             status: LedgerStatus::Dead,
             bot_id: Some("bot_test".into()),
             contact_key_hash: None,

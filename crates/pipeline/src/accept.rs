@@ -65,11 +65,34 @@ pub async fn accept_lead(
         .await
         .map_err(AcceptError::QueueUnavailable)?;
     if ledger_ok {
-        if let Err(e) = ledger.mark_queued(&lead.event.event_id, now).await {
+        if let Err(e) = ledger.mark_queued(&lead.delivery_id(), now).await {
             warn!(event_id, error = %e, "event queued but ledger not updated to queued");
         }
     }
     Ok(Accepted::Queued)
+}
+
+/// Accepts one event routed to several connections: each delivery is recorded
+/// and queued on its own (see [`accept_lead`]). `Duplicate` only when every
+/// delivery was; a conflict or a queue failure on any delivery is the answer
+/// (the sender retries, and the deliveries already queued read as duplicates).
+pub async fn accept_deliveries(
+    ledger: &dyn Ledger,
+    queue: &dyn LeadQueue,
+    deliveries: &[QueuedLead],
+    now: DateTime<Utc>,
+) -> Result<Accepted, AcceptError> {
+    let mut all_duplicates = true;
+    for d in deliveries {
+        if accept_lead(ledger, queue, d, now).await? == Accepted::Queued {
+            all_duplicates = false;
+        }
+    }
+    Ok(if all_duplicates && !deliveries.is_empty() {
+        Accepted::Duplicate
+    } else {
+        Accepted::Queued
+    })
 }
 
 #[cfg(test)]
@@ -145,6 +168,66 @@ mod tests {
             Accepted::Queued
         );
         assert_eq!(queue.enqueued().len(), 1);
+    }
+
+    fn routed(lead: &QueuedLead, connection: &str) -> QueuedLead {
+        lead.for_delivery(lb_domain::Delivery {
+            connection: connection.into(),
+            lead_source: Some("Chatbot".into()),
+            object: "contact".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_routed_event_is_queued_once_per_connection_and_tracked_per_delivery() {
+        let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
+        let lead = sample_lead("evt_1", "a@b.co");
+        let both = [routed(&lead, "hubspot"), routed(&lead, "zapier")];
+        assert_eq!(
+            accept_deliveries(&ledger, &queue, &both, Utc::now())
+                .await
+                .unwrap(),
+            Accepted::Queued
+        );
+        let sent: Vec<String> = queue.enqueued().iter().map(|l| l.delivery_id()).collect();
+        assert_eq!(sent, ["evt_1@hubspot", "evt_1@zapier"]);
+        for id in ["evt_1@hubspot", "evt_1@zapier"] {
+            assert_eq!(ledger.record(id).unwrap().status, LedgerStatus::Queued);
+        }
+        assert_ne!(
+            both[0].group_id(),
+            both[1].group_id(),
+            "one FIFO group per connection"
+        );
+        assert_eq!(
+            accept_deliveries(&ledger, &queue, &both, Utc::now())
+                .await
+                .unwrap(),
+            Accepted::Duplicate
+        );
+        assert_eq!(queue.enqueued().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_queue_failure_on_the_second_delivery_fails_the_event_and_a_retry_completes_it() {
+        let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
+        let lead = sample_lead("evt_1", "a@b.co");
+        let both = [routed(&lead, "hubspot"), routed(&lead, "zapier")];
+        accept_lead(&ledger, &queue, &both[0], Utc::now())
+            .await
+            .unwrap();
+        queue.set_failing(true);
+        assert!(accept_deliveries(&ledger, &queue, &both, Utc::now())
+            .await
+            .is_err());
+        queue.set_failing(false);
+        assert_eq!(
+            accept_deliveries(&ledger, &queue, &both, Utc::now())
+                .await
+                .unwrap(),
+            Accepted::Queued
+        );
+        assert_eq!(queue.enqueued().len(), 2);
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lb_domain::{EventId, QueuedLead};
+use lb_domain::{split_delivery_id, EventId, QueuedLead};
 
 use crate::ports::*;
 
@@ -26,13 +26,20 @@ pub struct InMemoryLedger {
     records: Mutex<HashMap<String, LedgerRecord>>,
     contacts: Mutex<HashMap<String, ContactMemory>>,
     claims: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    rejections: Mutex<Vec<LedgerRecord>>,
+    rejection_windows: Mutex<HashMap<DateTime<Utc>, u64>>,
     failing: AtomicBool,
     fail_complete: AtomicBool,
 }
 
 impl InMemoryLedger {
-    pub fn record(&self, event_id: &str) -> Option<LedgerRecord> {
-        self.records.lock().unwrap().get(event_id).cloned()
+    /// The record of one delivery (`evt_1`, or `evt_1@connection`).
+    pub fn record(&self, delivery_id: &str) -> Option<LedgerRecord> {
+        self.records.lock().unwrap().get(delivery_id).cloned()
+    }
+    /// The rejections recorded so far, oldest first.
+    pub fn rejections(&self) -> Vec<LedgerRecord> {
+        self.rejections.lock().unwrap().clone()
     }
     pub fn set_failing(&self, f: bool) {
         self.failing.store(f, Ordering::SeqCst);
@@ -55,9 +62,15 @@ impl InMemoryLedger {
     }
 }
 
-fn blank(event_id: &str, status: LedgerStatus, last_error: Option<FailureReason>) -> LedgerRecord {
+fn blank(
+    delivery_id: &str,
+    status: LedgerStatus,
+    last_error: Option<FailureReason>,
+) -> LedgerRecord {
+    let (event_id, connection) = split_delivery_id(delivery_id);
     LedgerRecord {
         event_id: event_id.to_string(),
+        connection: connection.map(str::to_string),
         status,
         bot_id: None,
         contact_key_hash: None,
@@ -82,7 +95,7 @@ fn fresh(lead: &QueuedLead, body: &str, status: LedgerStatus, now: DateTime<Utc>
         payload: Some(body.to_string()),
         received_at: Some(now),
         updated_at: Some(now),
-        ..blank(lead.event.event_id.as_str(), status, None)
+        ..blank(&lead.delivery_id(), status, None)
     }
 }
 
@@ -96,16 +109,16 @@ impl Ledger for InMemoryLedger {
     ) -> Result<Received, PortError> {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
-        let id = lead.event.event_id.as_str();
-        if let Some(r) = m.get(id) {
+        let id = lead.delivery_id();
+        if let Some(r) = m.get(&id) {
             return Ok(Received::Existing(Box::new(r.clone())));
         }
-        m.insert(id.into(), fresh(lead, body, LedgerStatus::Received, now));
+        m.insert(id, fresh(lead, body, LedgerStatus::Received, now));
         Ok(Received::New)
     }
-    async fn mark_queued(&self, event_id: &EventId, now: DateTime<Utc>) -> Result<(), PortError> {
+    async fn mark_queued(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<(), PortError> {
         down(&self.failing, "ledger")?;
-        if let Some(r) = self.records.lock().unwrap().get_mut(event_id.as_str()) {
+        if let Some(r) = self.records.lock().unwrap().get_mut(delivery_id) {
             if r.status == LedgerStatus::Received {
                 r.status = LedgerStatus::Queued;
                 r.updated_at = Some(now);
@@ -122,9 +135,8 @@ impl Ledger for InMemoryLedger {
     ) -> Result<Begin, PortError> {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
-        let id = lead.event.event_id.as_str();
         let r = m
-            .entry(id.into())
+            .entry(lead.delivery_id())
             .or_insert_with(|| fresh(lead, body, LedgerStatus::Queued, now));
         if r.payload_hash
             .as_deref()
@@ -152,7 +164,7 @@ impl Ledger for InMemoryLedger {
     }
     async fn complete(
         &self,
-        event_id: &EventId,
+        delivery_id: &str,
         outcome: &SyncOutcome,
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
@@ -162,7 +174,7 @@ impl Ledger for InMemoryLedger {
         }
         let mut m = self.records.lock().unwrap();
         let r = m
-            .get_mut(event_id.as_str())
+            .get_mut(delivery_id)
             .ok_or_else(|| PortError::new("no such event"))?;
         r.status = LedgerStatus::Synced;
         r.outcome = Some(outcome.clone());
@@ -172,7 +184,7 @@ impl Ledger for InMemoryLedger {
     }
     async fn fail(
         &self,
-        event_id: &EventId,
+        delivery_id: &str,
         reason: &FailureReason,
         next_attempt_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -180,7 +192,7 @@ impl Ledger for InMemoryLedger {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
         let r = m
-            .get_mut(event_id.as_str())
+            .get_mut(delivery_id)
             .ok_or_else(|| PortError::new("no such event"))?;
         r.status = LedgerStatus::Retrying;
         r.last_error = Some(reason.clone());
@@ -213,9 +225,22 @@ impl Ledger for InMemoryLedger {
         r.updated_at = Some(now);
         Ok(true)
     }
-    async fn get(&self, event_id: &str) -> Result<Option<LedgerRecord>, PortError> {
+    async fn get(&self, delivery_id: &str) -> Result<Option<LedgerRecord>, PortError> {
         down(&self.failing, "ledger")?;
-        Ok(self.record(event_id))
+        Ok(self.record(delivery_id))
+    }
+    async fn deliveries(&self, event_id: &str) -> Result<Vec<LedgerRecord>, PortError> {
+        down(&self.failing, "ledger")?;
+        let mut v: Vec<LedgerRecord> = self
+            .records
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|r| r.event_id == event_id)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.connection.cmp(&b.connection));
+        Ok(v)
     }
     async fn contact(&self, crm: &str, key_hash: &str) -> Result<Option<ContactMemory>, PortError> {
         down(&self.failing, "ledger")?;
@@ -296,6 +321,7 @@ impl Ledger for InMemoryLedger {
             .lock()
             .unwrap()
             .values()
+            .chain(self.rejections.lock().unwrap().iter())
             .filter(|r| r.status == filter.status)
             .filter(|r| {
                 filter
@@ -322,10 +348,14 @@ impl Ledger for InMemoryLedger {
         }
         Ok(v)
     }
-    async fn requeue(&self, event_id: &str, now: DateTime<Utc>) -> Result<Option<u32>, PortError> {
+    async fn requeue(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, PortError> {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
-        match m.get_mut(event_id) {
+        match m.get_mut(delivery_id) {
             Some(r) if r.status == LedgerStatus::Dead => {
                 r.status = LedgerStatus::Queued;
                 r.attempts = 0;
@@ -335,6 +365,28 @@ impl Ledger for InMemoryLedger {
             }
             _ => Ok(None),
         }
+    }
+    async fn record_rejected(
+        &self,
+        rejection: &Rejection,
+        window_start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RejectionTally, PortError> {
+        down(&self.failing, "ledger")?;
+        self.rejections.lock().unwrap().push(LedgerRecord {
+            bot_id: rejection.bot_id.clone(),
+            received_at: Some(now),
+            updated_at: Some(now),
+            ..blank(
+                &rejection.id,
+                LedgerStatus::Rejected,
+                Some(rejection.reason()),
+            )
+        });
+        let mut w = self.rejection_windows.lock().unwrap();
+        let n = w.entry(window_start).or_insert(0);
+        *n += 1;
+        Ok(RejectionTally { in_window: *n })
     }
 }
 
@@ -366,8 +418,8 @@ impl LeadQueue for InMemoryQueue {
     async fn enqueue(&self, lead: &QueuedLead) -> Result<(), PortError> {
         down(&self.failing, "queue")?;
         let mut q = self.enqueued.lock().unwrap();
-        // FIFO deduplication by event id.
-        if !q.iter().any(|l| l.event.event_id == lead.event.event_id) {
+        // FIFO deduplication by delivery id.
+        if !q.iter().any(|l| l.delivery_id() == lead.delivery_id()) {
             q.push(lead.clone());
         }
         Ok(())
@@ -460,9 +512,18 @@ pub struct FakeCrm {
     failures: Mutex<VecDeque<CrmError>>,
     calls: AtomicUsize,
     stall: AtomicBool,
+    /// `Some`: a named connection; `(name, keeps_records)`.
+    identity: Option<(String, bool)>,
 }
 
 impl FakeCrm {
+    /// A named connection; `keeps_records: false` behaves like a webhook target.
+    pub fn named(name: &str, keeps_records: bool) -> Self {
+        Self {
+            identity: Some((name.to_string(), keeps_records)),
+            ..Self::default()
+        }
+    }
     /// The next call never answers (a CRM that holds the request).
     pub fn stall_next(&self) {
         self.stall.store(true, Ordering::SeqCst);
@@ -504,7 +565,10 @@ impl FakeCrm {
 #[async_trait]
 impl Crm for FakeCrm {
     fn name(&self) -> &str {
-        "fake"
+        self.identity.as_ref().map_or("fake", |(n, _)| n.as_str())
+    }
+    fn keeps_records(&self) -> bool {
+        self.identity.as_ref().is_none_or(|(_, k)| *k)
     }
     async fn upsert_contact(
         &self,
@@ -677,7 +741,7 @@ mod tests {
         l.mark_dead("evt_1", &reason, None, now).await.unwrap();
         assert_eq!(l.requeue("evt_1", now).await.unwrap(), Some(2));
         let outcome = SyncOutcome::default();
-        l.complete(&lead.event.event_id, &outcome, now)
+        l.complete(&lead.delivery_id(), &outcome, now)
             .await
             .unwrap();
         assert_eq!(

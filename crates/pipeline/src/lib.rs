@@ -10,6 +10,7 @@ pub mod accept;
 pub mod alert;
 pub mod hooks;
 pub mod ports;
+pub mod reject;
 pub mod replay;
 pub mod retry;
 pub mod secrets;

@@ -123,6 +123,8 @@ pub enum LedgerStatus {
     Retrying,
     Synced,
     Dead,
+    /// Refused at ingest (422): the sender was told why; kept for the audit trail.
+    Rejected,
 }
 
 impl LedgerStatus {
@@ -134,6 +136,7 @@ impl LedgerStatus {
             Self::Retrying => "retrying",
             Self::Synced => "synced",
             Self::Dead => "dead",
+            Self::Rejected => "rejected",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -144,15 +147,20 @@ impl LedgerStatus {
             "retrying" => Self::Retrying,
             "synced" => Self::Synced,
             "dead" => Self::Dead,
+            "rejected" => Self::Rejected,
             _ => return None,
         })
     }
 }
 
-/// The ledger's view of one event: its sync status and audit trail.
+/// The ledger's view of one delivery of an event (one per connection it is
+/// routed to): its sync status and audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRecord {
     pub event_id: String,
+    /// The connection this delivery is for (`None`: the single connection of a
+    /// deployment without a config file).
+    pub connection: Option<String>,
     pub status: LedgerStatus,
     pub bot_id: Option<String>,
     pub contact_key_hash: Option<String>,
@@ -168,6 +176,65 @@ pub struct LedgerRecord {
     pub outcome: Option<SyncOutcome>,
     pub received_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl LedgerRecord {
+    /// The ledger key: `<event_id>` or `<event_id>@<connection>`.
+    pub fn delivery_id(&self) -> String {
+        lb_domain::delivery_id(&self.event_id, self.connection.as_deref())
+    }
+}
+
+/// An event refused at ingest (422), as the ledger keeps it: never the
+/// payload, only what lets someone see what went wrong and for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The sender's event id when it was valid, else `body-<sha256 prefix>`.
+    pub id: String,
+    pub bot_id: Option<String>,
+    /// Reason codes (`consent_required`, `invalid_email`, …), in the order reported.
+    pub codes: Vec<String>,
+    /// The fields they concern (`visitor.email`, …).
+    pub fields: Vec<String>,
+    /// The person, masked (`p***@a***.in`), when an identity could be read.
+    pub identity: Option<String>,
+}
+
+impl Rejection {
+    /// As a failure reason (what `leadbridge list --status rejected` shows): the
+    /// first code, and every code with its field in the message.
+    pub fn reason(&self) -> FailureReason {
+        let mut message = self
+            .codes
+            .iter()
+            .zip(self.fields.iter().map(Some).chain(std::iter::repeat(None)))
+            .map(|(c, f)| match f {
+                Some(f) if !f.is_empty() => format!("{c} ({f})"),
+                _ => c.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Some(who) = &self.identity {
+            message.push_str(&format!("; visitor {who}"));
+        }
+        FailureReason {
+            class: ErrorClass::Permanent,
+            code: self
+                .codes
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "invalid_lead".into()),
+            message,
+            crm: None,
+            http_status: Some(422),
+        }
+    }
+}
+
+/// How many rejections the current alert window has seen (this one included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectionTally {
+    pub in_window: u64,
 }
 
 /// What ingest's first write found.
@@ -205,7 +272,8 @@ pub trait Ledger: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Received, PortError>;
     /// Ingest: the queue accepted the message (`received` → `queued`; a later state is left alone).
-    async fn mark_queued(&self, event_id: &EventId, now: DateTime<Utc>) -> Result<(), PortError>;
+    /// Keyed, like every method below, by delivery id (see [`LedgerRecord::delivery_id`]).
+    async fn mark_queued(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<(), PortError>;
     /// Worker: take the in-progress lease until `lease_until`, or say why not.
     async fn begin(
         &self,
@@ -216,14 +284,14 @@ pub trait Ledger: Send + Sync {
     ) -> Result<Begin, PortError>;
     async fn complete(
         &self,
-        event_id: &EventId,
+        delivery_id: &str,
         outcome: &SyncOutcome,
         now: DateTime<Utc>,
     ) -> Result<(), PortError>;
     /// A transient failure: status `retrying`, lease released, error and next attempt recorded.
     async fn fail(
         &self,
-        event_id: &EventId,
+        delivery_id: &str,
         reason: &FailureReason,
         next_attempt_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -232,12 +300,14 @@ pub trait Ledger: Send + Sync {
     /// `payload` fills in the stored payload if the ledger did not have it.
     async fn mark_dead(
         &self,
-        event_id: &str,
+        delivery_id: &str,
         reason: &FailureReason,
         payload: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, PortError>;
-    async fn get(&self, event_id: &str) -> Result<Option<LedgerRecord>, PortError>;
+    async fn get(&self, delivery_id: &str) -> Result<Option<LedgerRecord>, PortError>;
+    /// Every delivery of one event (one per connection), in connection order.
+    async fn deliveries(&self, event_id: &str) -> Result<Vec<LedgerRecord>, PortError>;
     /// What the ledger remembers of a contact key (hash): its CRM record id and the
     /// `occurred_at` of the newest event applied to it.
     async fn contact(&self, crm: &str, key_hash: &str) -> Result<Option<ContactMemory>, PortError>;
@@ -275,7 +345,19 @@ pub trait Ledger: Send + Sync {
     /// Replay: a `dead` event goes back to `queued` with its attempts reset.
     /// Returns the replay number, or `None` when the event is not dead (a synced
     /// event never runs twice).
-    async fn requeue(&self, event_id: &str, now: DateTime<Utc>) -> Result<Option<u32>, PortError>;
+    async fn requeue(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, PortError>;
+    /// Records an event refused at ingest (status `rejected`) and counts it in
+    /// the alert window starting at `window_start`.
+    async fn record_rejected(
+        &self,
+        rejection: &Rejection,
+        window_start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RejectionTally, PortError>;
 }
 
 /// What the ledger remembers of one identity.
@@ -315,6 +397,7 @@ pub struct DeadLetter {
     pub body: String,
     pub group_id: String,
     pub dedup_id: String,
+    /// The delivery id (`<event_id>` or `<event_id>@<connection>`), when the body was a lead.
     pub event_id: Option<String>,
     pub attempts: u32,
     pub reason: FailureReason,
@@ -379,6 +462,69 @@ pub trait Crm: Send + Sync {
         event_id: &EventId,
     ) -> Result<Option<String>, CrmError>;
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
+}
+
+/// The CRM connections a worker writes to, by name.
+pub trait Connections: Send + Sync {
+    /// The CRM for a message's connection (`None`: the deployment's single
+    /// connection, when it has no config file). `Err` says why there is none.
+    fn crm_for(&self, connection: Option<&str>) -> Result<&dyn Crm, String>;
+}
+
+/// A single CRM is a set of one connection (its name, or no name).
+impl<T: Crm> Connections for T {
+    fn crm_for(&self, connection: Option<&str>) -> Result<&dyn Crm, String> {
+        match connection {
+            None => Ok(self),
+            Some(c) if c == self.name() => Ok(self),
+            Some(c) => Err(format!(
+                "no connection named {c:?}; this worker writes to {:?}",
+                self.name()
+            )),
+        }
+    }
+}
+
+/// The connections of a config file (every one named), or a single default one.
+#[derive(Default)]
+pub struct CrmSet {
+    default: Option<std::sync::Arc<dyn Crm>>,
+    named: std::collections::BTreeMap<String, std::sync::Arc<dyn Crm>>,
+}
+
+impl CrmSet {
+    /// One CRM that takes messages without a connection (and its own name).
+    pub fn single(crm: std::sync::Arc<dyn Crm>) -> Self {
+        let mut s = Self::default();
+        s.named.insert(crm.name().to_string(), crm.clone());
+        s.default = Some(crm);
+        s
+    }
+    /// Adds a named connection (the name is [`Crm::name`]).
+    pub fn add(&mut self, crm: std::sync::Arc<dyn Crm>) {
+        self.named.insert(crm.name().to_string(), crm);
+    }
+    pub fn names(&self) -> Vec<&str> {
+        self.named.keys().map(String::as_str).collect()
+    }
+}
+
+impl Connections for CrmSet {
+    fn crm_for(&self, connection: Option<&str>) -> Result<&dyn Crm, String> {
+        match connection {
+            None => self.default.as_deref().ok_or_else(|| {
+                "the message names no connection and the config routes every bot to named \
+                 connections; replay it after routing its bot"
+                    .to_string()
+            }),
+            Some(c) => self.named.get(c).map(|c| c.as_ref()).ok_or_else(|| {
+                format!(
+                    "no connection named {c:?} in the config; known: {}",
+                    self.names().join(", ")
+                )
+            }),
+        }
+    }
 }
 
 /// How much of the contact an event may write.

@@ -130,7 +130,8 @@ async fn replay_one(
     dry_run: bool,
     now: DateTime<Utc>,
 ) -> ReplayEntry {
-    let event_id = record.event_id.clone();
+    // The delivery id: `<event_id>@<connection>` for a routed event.
+    let event_id = record.delivery_id();
     let entry = |who: Option<String>, action: ReplayAction| ReplayEntry {
         event_id: event_id.clone(),
         bot_id: record.bot_id.clone(),
@@ -301,7 +302,7 @@ mod tests {
             .await
             .unwrap();
         ledger
-            .complete(&lead.event.event_id, &SyncOutcome::default(), Utc::now())
+            .complete(&lead.delivery_id(), &SyncOutcome::default(), Utc::now())
             .await
             .unwrap();
         let again = replay_dead(&ledger, &queue, &dead_filter(), false, Utc::now())
@@ -334,11 +335,7 @@ mod tests {
             ) -> Result<crate::ports::Received, PortError> {
                 self.0.record_received(l, b, n).await
             }
-            async fn mark_queued(
-                &self,
-                e: &lb_domain::EventId,
-                n: DateTime<Utc>,
-            ) -> Result<(), PortError> {
+            async fn mark_queued(&self, e: &str, n: DateTime<Utc>) -> Result<(), PortError> {
                 self.0.mark_queued(e, n).await
             }
             async fn begin(
@@ -352,7 +349,7 @@ mod tests {
             }
             async fn complete(
                 &self,
-                e: &lb_domain::EventId,
+                e: &str,
                 o: &SyncOutcome,
                 n: DateTime<Utc>,
             ) -> Result<(), PortError> {
@@ -360,7 +357,7 @@ mod tests {
             }
             async fn fail(
                 &self,
-                e: &lb_domain::EventId,
+                e: &str,
                 r: &FailureReason,
                 a: DateTime<Utc>,
                 n: DateTime<Utc>,
@@ -378,6 +375,17 @@ mod tests {
             }
             async fn get(&self, e: &str) -> Result<Option<LedgerRecord>, PortError> {
                 self.0.get(e).await
+            }
+            async fn deliveries(&self, e: &str) -> Result<Vec<LedgerRecord>, PortError> {
+                self.0.deliveries(e).await
+            }
+            async fn record_rejected(
+                &self,
+                r: &crate::ports::Rejection,
+                w: DateTime<Utc>,
+                n: DateTime<Utc>,
+            ) -> Result<crate::ports::RejectionTally, PortError> {
+                self.0.record_rejected(r, w, n).await
             }
             async fn contact(
                 &self,
@@ -427,7 +435,7 @@ mod tests {
         let lead = dead(&inner, "evt_1", "a@b.co").await;
         let listed = vec![inner.record("evt_1").unwrap()];
         inner
-            .complete(&lead.event.event_id, &SyncOutcome::default(), Utc::now())
+            .complete(&lead.delivery_id(), &SyncOutcome::default(), Utc::now())
             .await
             .unwrap();
         let ledger = StaleListing(inner, listed);

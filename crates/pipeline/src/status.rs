@@ -18,6 +18,8 @@ pub enum DeliveryStatus {
     Retrying,
     Synced,
     Dead,
+    /// Refused at ingest (422).
+    Rejected,
 }
 
 impl DeliveryStatus {
@@ -28,6 +30,7 @@ impl DeliveryStatus {
             LedgerStatus::Retrying => Self::Retrying,
             LedgerStatus::Synced => Self::Synced,
             LedgerStatus::Dead => Self::Dead,
+            LedgerStatus::Rejected => Self::Rejected,
         }
     }
     pub fn as_str(&self) -> &'static str {
@@ -37,6 +40,18 @@ impl DeliveryStatus {
             Self::Retrying => "retrying",
             Self::Synced => "synced",
             Self::Dead => "dead",
+            Self::Rejected => "rejected",
+        }
+    }
+    /// How far from done: an event is as far from done as its least-done delivery.
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Synced => 0,
+            Self::Queued => 1,
+            Self::Processing => 2,
+            Self::Retrying => 3,
+            Self::Rejected => 4,
+            Self::Dead => 5,
         }
     }
 }
@@ -66,6 +81,11 @@ pub struct CrmView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventStatus {
     pub event_id: String,
+    /// The connection of this delivery (`null` for an event with one unnamed connection).
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// For an event routed to several connections: the overall status (the
+    /// least-done delivery's), with each delivery below.
     pub status: DeliveryStatus,
     pub attempts: u32,
     pub replays: u32,
@@ -78,6 +98,9 @@ pub struct EventStatus {
     pub received_at: Option<DateTime<Utc>>,
     #[serde(with = "millis")]
     pub updated_at: Option<DateTime<Utc>>,
+    /// One entry per connection when the event was routed by the config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<EventStatus>,
 }
 
 impl EventStatus {
@@ -91,6 +114,7 @@ impl EventStatus {
         let known: Vec<&str> = identities.iter().map(String::as_str).collect();
         Self {
             event_id: r.event_id.clone(),
+            connection: r.connection.clone(),
             status: DeliveryStatus::of(r.status),
             attempts: r.attempts,
             replays: r.replays,
@@ -112,7 +136,27 @@ impl EventStatus {
             bot_id: r.bot_id.clone(),
             received_at: r.received_at,
             updated_at: r.updated_at,
+            deliveries: Vec::new(),
         }
+    }
+
+    /// One event's view over its deliveries: the least-done delivery sets the
+    /// status, attempts, error and next attempt; the first CRM outcome is shown.
+    pub fn from_deliveries(records: &[LedgerRecord]) -> Option<Self> {
+        let views: Vec<EventStatus> = records.iter().map(Self::from_record).collect();
+        if views.len() == 1 && views[0].connection.is_none() {
+            return views.into_iter().next();
+        }
+        let worst = views.iter().max_by_key(|v| v.status.rank())?.clone();
+        Some(Self {
+            connection: None,
+            replays: views.iter().map(|v| v.replays).max().unwrap_or(0),
+            crm: views.iter().find_map(|v| v.crm.clone()),
+            received_at: views.iter().filter_map(|v| v.received_at).min(),
+            updated_at: views.iter().filter_map(|v| v.updated_at).max(),
+            deliveries: views,
+            ..worst
+        })
     }
 }
 
@@ -130,16 +174,13 @@ pub fn lead_identities(lead: &QueuedLead) -> Vec<String> {
     known
 }
 
-/// The status of one event, or `None` when the ledger has never seen it.
-pub async fn event_status(
-    ledger: &dyn Ledger,
-    event_id: &str,
-) -> Result<Option<EventStatus>, PortError> {
-    Ok(ledger
-        .get(event_id)
-        .await?
-        .as_ref()
-        .map(EventStatus::from_record))
+/// The status of one event (every delivery of it), or of one delivery when
+/// `id` is `<event_id>@<connection>`; `None` when the ledger has never seen it.
+pub async fn event_status(ledger: &dyn Ledger, id: &str) -> Result<Option<EventStatus>, PortError> {
+    if lb_domain::split_delivery_id(id).1.is_some() {
+        return Ok(ledger.get(id).await?.as_ref().map(EventStatus::from_record));
+    }
+    Ok(EventStatus::from_deliveries(&ledger.deliveries(id).await?))
 }
 
 /// RFC 3339 timestamps with milliseconds (`2026-05-04T11:23:45.123Z`), `null` when absent.
@@ -213,10 +254,7 @@ mod tests {
             note_id: Some("n1".into()),
             deal_id: None,
         };
-        ledger
-            .complete(&lead.event.event_id, &outcome, now)
-            .await
-            .unwrap();
+        ledger.complete("evt_1", &outcome, now).await.unwrap();
         let json =
             serde_json::to_value(event_status(&ledger, "evt_1").await.unwrap().unwrap()).unwrap();
         assert_eq!(json["status"], "synced");
@@ -246,6 +284,49 @@ mod tests {
         assert!(!e.message.contains("Priya Sharma"), "{}", e.message);
         assert!(e.message.contains("p***@acmecorp.in"), "{}", e.message);
         assert_eq!(e.http_status, Some(400));
+    }
+
+    #[tokio::test]
+    async fn a_routed_event_reads_as_its_least_done_delivery_with_each_one_listed() {
+        let ledger = InMemoryLedger::default();
+        let lead = sample_lead("evt_1", "a@b.co");
+        let now = Utc::now();
+        let to = |c: &str| {
+            lead.for_delivery(lb_domain::Delivery {
+                connection: c.into(),
+                lead_source: None,
+                object: "contact".into(),
+            })
+        };
+        for d in [to("hubspot"), to("zapier")] {
+            ledger.record_received(&d, &d.to_json(), now).await.unwrap();
+        }
+        let outcome = SyncOutcome {
+            crm: "hubspot".into(),
+            contact_id: "101".into(),
+            ..SyncOutcome::default()
+        };
+        ledger
+            .complete("evt_1@hubspot", &outcome, now)
+            .await
+            .unwrap();
+        ledger
+            .mark_dead("evt_1@zapier", &permanent("x").reason(), None, now)
+            .await
+            .unwrap();
+        let v = event_status(&ledger, "evt_1").await.unwrap().unwrap();
+        assert_eq!(v.status, DeliveryStatus::Dead);
+        assert_eq!(v.deliveries.len(), 2);
+        assert_eq!(v.deliveries[0].connection.as_deref(), Some("hubspot"));
+        assert_eq!(v.deliveries[0].status, DeliveryStatus::Synced);
+        assert_eq!(v.deliveries[1].status, DeliveryStatus::Dead);
+        assert_eq!(v.crm.unwrap().contact_id, "101");
+        let one = event_status(&ledger, "evt_1@hubspot")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(one.status, DeliveryStatus::Synced);
+        assert!(one.deliveries.is_empty());
     }
 
     #[tokio::test]

@@ -9,8 +9,8 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::hooks::Hooks;
 use crate::ports::{
-    Begin, ContactWrite, Crm, CrmError, DeadLetter, ErrorClass, FailureReason, LeadQueue, Ledger,
-    PortError, SyncOutcome,
+    Begin, Connections, ContactWrite, CrmError, DeadLetter, ErrorClass, FailureReason, LeadQueue,
+    Ledger, PortError, SyncOutcome,
 };
 use crate::retry::RetryPolicy;
 
@@ -69,7 +69,8 @@ impl Clock for SystemClock {
 pub struct Worker<'a> {
     pub ledger: &'a dyn Ledger,
     pub queue: &'a dyn LeadQueue,
-    pub crm: &'a dyn Crm,
+    /// The CRM connections, by name (a single CRM is a set of one).
+    pub crm: &'a dyn Connections,
     pub clock: &'a dyn Clock,
     pub policy: RetryPolicy,
     /// Messages not started when less than this remains before the deadline are handed back.
@@ -107,8 +108,7 @@ pub async fn sync_batch(
             }
             ItemOutcome::OutOfTime
         } else {
-            let span =
-                info_span!("lead", message_id = %m.message_id, event_id = tracing::field::Empty);
+            let span = info_span!("lead", message_id = %m.message_id, event_id = tracing::field::Empty, connection = tracing::field::Empty);
             sync_message(w, m, deadline).instrument(span).await
         };
         if !outcome.is_ack() {
@@ -126,6 +126,8 @@ enum StepError {
     Port(PortError),
     /// Another event of the same person is creating its CRM record right now.
     ContactBusy,
+    /// The message names a connection this worker does not have.
+    UnknownConnection(String),
 }
 
 impl From<CrmError> for StepError {
@@ -150,6 +152,13 @@ impl StepError {
                 crm: None,
                 http_status: None,
             },
+            StepError::UnknownConnection(msg) => FailureReason {
+                class: ErrorClass::Permanent,
+                code: "unknown_connection".into(),
+                message: msg.clone(),
+                crm: None,
+                http_status: None,
+            },
             StepError::ContactBusy => FailureReason {
                 class: ErrorClass::Transient,
                 code: "contact_busy".into(),
@@ -163,7 +172,7 @@ impl StepError {
         match self {
             StepError::ContactBusy => Some(Duration::from_secs(1)),
             StepError::Crm(e) => e.retry_after,
-            StepError::Port(_) => None,
+            StepError::Port(_) | StepError::UnknownConnection(_) => None,
         }
     }
 }
@@ -199,6 +208,9 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
     };
     let event_id = lead.event.event_id.as_str().to_string();
     tracing::Span::current().record("event_id", event_id.as_str());
+    if let Some(c) = lead.connection() {
+        tracing::Span::current().record("connection", c);
+    }
     let now = w.clock.now();
     let begin = match w.ledger.begin(&lead, &m.body, now, deadline).await {
         Ok(b) => b,
@@ -275,7 +287,7 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
                         w.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
                     if let Err(le) = w
                         .ledger
-                        .fail(&lead.event.event_id, &reason, next, w.clock.now())
+                        .fail(&lead.delivery_id(), &reason, next, w.clock.now())
                         .await
                     {
                         warn!(event_id, error = %le, "could not record the failure in the ledger");
@@ -304,18 +316,35 @@ async fn complete(
 ) -> Result<(), PortError> {
     w.hooks.after_crm_write();
     w.ledger
-        .complete(&lead.event.event_id, outcome, w.clock.now())
+        .complete(&lead.delivery_id(), outcome, w.clock.now())
         .await
 }
 
 /// The CRM side of one event: contact upsert, then note, then (when asked) deal.
+/// A connection that keeps no records (a webhook target) gets one delivery call.
 async fn sync_to_crm(
     w: &Worker<'_>,
     lead: &QueuedLead,
     attempt: u32,
     deadline: DateTime<Utc>,
 ) -> Result<SyncOutcome, StepError> {
-    let crm = w.crm.name().to_string();
+    let target = w
+        .crm
+        .crm_for(lead.connection())
+        .map_err(StepError::UnknownConnection)?;
+    if !target.keeps_records() {
+        let delivered = target
+            .upsert_contact(lead, None, ContactWrite::Full)
+            .await?;
+        return Ok(SyncOutcome {
+            crm: target.name().to_string(),
+            contact_id: delivered.id,
+            contact_created: delivered.created,
+            note_id: None,
+            deal_id: None,
+        });
+    }
+    let crm = target.name().to_string();
     let key = &lead.contact_key;
     let key_hash = key.hashed();
     let memory = w.ledger.contact(&crm, &key_hash).await?;
@@ -357,7 +386,7 @@ async fn sync_to_crm(
             "older than the last applied event; fields left as they are"
         );
     }
-    let contact = w.crm.upsert_contact(lead, known.as_deref(), write).await?;
+    let contact = target.upsert_contact(lead, known.as_deref(), write).await?;
     let aliases = secondary_key_hashes(lead);
     if !aliases.is_empty() && known.as_deref() != Some(contact.id.as_str()) {
         w.ledger
@@ -378,22 +407,22 @@ async fn sync_to_crm(
     let event_id = &lead.event.event_id;
     // Only a retry can find something an earlier attempt wrote.
     let note_id = match if attempt > 1 {
-        w.crm.find_note(&contact.id, event_id).await?
+        target.find_note(&contact.id, event_id).await?
     } else {
         None
     } {
         Some(id) => id,
-        None => w.crm.add_note(&contact.id, lead).await?,
+        None => target.add_note(&contact.id, lead).await?,
     };
     let deal_id = if lead.event.crm_target.create_deal {
         Some(
             match if attempt > 1 {
-                w.crm.find_deal(&contact.id, event_id).await?
+                target.find_deal(&contact.id, event_id).await?
             } else {
                 None
             } {
                 Some(id) => id,
-                None => w.crm.create_deal(&contact.id, lead).await?,
+                None => target.create_deal(&contact.id, lead).await?,
             },
         )
     } else {
@@ -457,10 +486,11 @@ async fn dead_letter(
     reason: FailureReason,
     record_in_ledger: bool,
 ) -> ItemOutcome {
-    let event_id = lead.event.event_id.as_str();
+    let delivery = lead.delivery_id();
+    let event_id = delivery.as_str();
     let letter = DeadLetter {
         body: m.body.clone(),
-        group_id: lead.contact_key.hashed(),
+        group_id: lead.group_id(),
         dedup_id: format!("{}-{}", event_id, attempt),
         event_id: Some(event_id.to_string()),
         attempts: attempt,
@@ -545,6 +575,72 @@ mod tests {
             group_id: Some(lead.contact_key.hashed()),
             receive_count: 1,
         }
+    }
+
+    #[tokio::test]
+    async fn each_delivery_goes_to_its_own_connection_and_a_webhook_gets_one_call() {
+        let hubspot = std::sync::Arc::new(FakeCrm::named("hubspot", true));
+        let hook = std::sync::Arc::new(FakeCrm::named("zapier", false));
+        let mut set = crate::ports::CrmSet::default();
+        set.add(hubspot.clone());
+        set.add(hook.clone());
+        let env = Env::new();
+        let w = Worker {
+            crm: &set,
+            ..env.worker()
+        };
+        let lead = sample_lead("evt_1", "a@b.co");
+        let to = |c: &str| {
+            lead.for_delivery(lb_domain::Delivery {
+                connection: c.into(),
+                lead_source: None,
+                object: "contact".into(),
+            })
+        };
+        let (a, b, c) = (to("hubspot"), to("zapier"), to("salesforce"));
+        let out = sync_batch(
+            &w,
+            &[
+                msg("m1", &a),
+                msg("m2", &b),
+                msg("m3", &c),
+                msg("m4", &lead),
+            ],
+            Utc::now() + chrono::Duration::seconds(30),
+        )
+        .await;
+        assert!(
+            matches!(&out[0], ItemOutcome::Synced(o) if o.crm == "hubspot" && o.note_id.is_some())
+        );
+        assert!(
+            matches!(&out[1], ItemOutcome::Synced(o) if o.crm == "zapier" && o.note_id.is_none()),
+            "{:?}",
+            out[1]
+        );
+        assert_eq!(hook.calls(), 1, "one delivery call, no note or deal calls");
+        assert_eq!(hubspot.note_count(), 1);
+        for (i, expected) in [(2, "salesforce"), (3, "names no connection")] {
+            match &out[i] {
+                ItemOutcome::DeadLettered(r) => {
+                    assert_eq!(r.code, "unknown_connection");
+                    assert!(r.message.contains(expected), "{}", r.message);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let ledger = &env.ledger;
+        assert_eq!(
+            ledger.record("evt_1@hubspot").unwrap().status,
+            LedgerStatus::Synced
+        );
+        assert_eq!(
+            ledger.record("evt_1@zapier").unwrap().status,
+            LedgerStatus::Synced
+        );
+        assert_eq!(
+            ledger.record("evt_1@salesforce").unwrap().status,
+            LedgerStatus::Dead
+        );
     }
 
     #[tokio::test]

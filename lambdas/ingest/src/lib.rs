@@ -799,7 +799,7 @@ mod tests {
             note_id: Some("2002".into()),
             deal_id: None,
         };
-        l.complete(&lead.event.event_id, &outcome, now)
+        l.complete(&lead.delivery_id(), &outcome, now)
             .await
             .unwrap();
     }

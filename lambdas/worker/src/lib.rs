@@ -10,13 +10,14 @@ use lambda_runtime::LambdaEvent;
 use lb_pipeline::hooks::Hooks;
 use lb_pipeline::retry::RetryPolicy;
 use lb_pipeline::sync::{sync_batch, InboundMessage, ItemOutcome, SystemClock, Worker};
-use lb_pipeline::{env_parse, env_var, Crm, LeadQueue, Ledger};
+use lb_pipeline::{env_parse, env_var, Connections, LeadQueue, Ledger};
 use tracing::{error, info, warn};
 
 pub struct WorkerApp {
     pub ledger: Arc<dyn Ledger>,
     pub queue: Arc<dyn LeadQueue>,
-    pub crm: Arc<dyn Crm>,
+    /// The CRM connections (one CRM, or every connection of the config file).
+    pub crm: Arc<dyn Connections>,
     pub policy: RetryPolicy,
     pub safety_margin: Duration,
     /// Fault hooks (the chaos suite's; none in production).
