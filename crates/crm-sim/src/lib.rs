@@ -5,6 +5,10 @@
 //! codes, rate-limit headers and eventually consistent search, plus the
 //! `/__admin` API (faults, stats, reset, config, schema edits).
 //!
+//! [`webhook`] is a generic webhook target (Zapier, Make, n8n, a custom
+//! endpoint): it records every POST, can require an auth header, and serves
+//! the same fault injection.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use crm_sim::{RunningSim, SimConfig};
@@ -14,6 +18,10 @@
 //! # Ok(()) }
 //! ```
 
+mod faults;
 pub mod hubspot;
+mod server;
+pub mod webhook;
 
 pub use hubspot::{router, HubSpotSim, RunningSim, SimConfig};
+pub use webhook::RunningWebhookSim;

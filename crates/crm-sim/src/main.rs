@@ -1,14 +1,15 @@
 //! `crm-sim hubspot --port 0 --token T --rate-limit 100 --search-lag-ms 2000`
+//! `crm-sim webhook --port 0`
 //!
-//! Prints one JSON line `{"base_url":"http://127.0.0.1:PORT","token":"T"}` to
-//! stdout once listening, logs JSON to stderr (`RUST_LOG`, default `info`),
+//! Prints one JSON line `{"base_url":"http://127.0.0.1:PORT","token":"T"}`
+//! (no `token` for the webhook target) to stdout once listening, logs JSON to stderr (`RUST_LOG`, default `info`),
 //! and runs until SIGINT or SIGTERM.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use clap::{Parser, Subcommand};
-use crm_sim::{RunningSim, SimConfig};
+use crm_sim::{RunningSim, RunningWebhookSim, SimConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -22,6 +23,18 @@ struct Cli {
 enum Command {
     /// Simulate the HubSpot CRM v3 API.
     Hubspot(HubSpotArgs),
+    /// Simulate a webhook target (Zapier, Make, n8n, a custom endpoint).
+    Webhook(WebhookArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct WebhookArgs {
+    /// Address to bind.
+    #[arg(long, env = "WEBHOOK_SIM_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to bind; 0 picks a free one.
+    #[arg(long, env = "WEBHOOK_SIM_PORT", default_value_t = 0)]
+    port: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,7 +71,13 @@ async fn main() -> std::io::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let Command::Hubspot(args) = Cli::parse().command;
+    match Cli::parse().command {
+        Command::Hubspot(args) => hubspot(args).await,
+        Command::Webhook(args) => webhook(args).await,
+    }
+}
+
+async fn hubspot(args: HubSpotArgs) -> std::io::Result<()> {
     let config = SimConfig {
         token: args.token,
         rate_limit_max: args.rate_limit,
@@ -67,16 +86,27 @@ async fn main() -> std::io::Result<()> {
         search_rate_per_s: args.search_rate_per_s,
     };
     let sim = RunningSim::start(SocketAddr::new(args.host, args.port), config).await?;
-    let ready = serde_json::json!({"base_url": sim.base_url, "token": sim.token});
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{ready}")?;
-    stdout.flush()?;
-    drop(stdout);
-
+    ready(&serde_json::json!({"base_url": sim.base_url, "token": sim.token}))?;
     wait_for_signal().await?;
     tracing::info!("shutting down");
     sim.shutdown_and_wait().await;
     Ok(())
+}
+
+async fn webhook(args: WebhookArgs) -> std::io::Result<()> {
+    let sim = RunningWebhookSim::start(SocketAddr::new(args.host, args.port)).await?;
+    ready(&serde_json::json!({"base_url": sim.base_url}))?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    sim.shutdown_and_wait().await;
+    Ok(())
+}
+
+/// The one stdout line that says the simulator is listening.
+fn ready(line: &serde_json::Value) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()
 }
 
 #[cfg(unix)]

@@ -721,6 +721,22 @@ async fn an_error_fault_with_a_count_fails_that_many_requests_then_clears() {
 }
 
 #[tokio::test]
+async fn an_error_fault_with_retry_after_sends_the_header() {
+    let h = Harness::with_defaults().await;
+    h.admin(
+        Method::POST,
+        "/__admin/faults",
+        Some(json!({"kind": "error", "status": 502, "count": 1, "retry_after": 4})),
+    )
+    .await;
+    let failed = h.get("/crm/v3/objects/contacts").await;
+    assert_eq!(failed.status, 502);
+    assert_eq!(failed.header("retry-after"), Some("4"));
+    let ok = h.get("/crm/v3/objects/contacts").await;
+    assert_eq!(ok.header("retry-after"), None);
+}
+
+#[tokio::test]
 async fn faults_can_target_one_route_and_be_cleared() {
     let h = Harness::with_defaults().await;
     h.admin(

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDateTime, Utc};
 use lb_pipeline::{CrmError, ErrorClass};
 use reqwest::header::HeaderMap;
 
@@ -9,17 +10,41 @@ use reqwest::header::HeaderMap;
 /// and the retry must find that write (by its tag) rather than make a second one.
 pub const TIMED_OUT_WRITE_SETTLE: Duration = Duration::from_secs(30);
 
-/// Seconds from a `Retry-After` header (delta-seconds form; an HTTP date is ignored).
+/// How long a `Retry-After` header asks us to wait: delta-seconds, or an HTTP
+/// date (a date in the past means now). Capped at 12 hours.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
+    retry_after_at(headers, Utc::now())
+}
+
+const RETRY_AFTER_CAP_SECS: f64 = 43_200.0;
+
+/// [`retry_after`] as seen at `now`.
+pub fn retry_after_at(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let raw = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(43_200.0)))
+        .trim();
+    let secs = match raw.parse::<f64>() {
+        Ok(s) => s,
+        Err(_) => {
+            let at = http_date(raw)?;
+            (at - now).num_milliseconds().max(0) as f64 / 1000.0
+        }
+    };
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::from_secs_f64(secs.min(RETRY_AFTER_CAP_SECS)))
+}
+
+/// An HTTP date (RFC 9110 §5.6.7): IMF-fixdate, or the obsolete RFC 850 and asctime forms.
+fn http_date(raw: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc2822(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
+        .map(|t| t.and_utc())
 }
 
 /// The class of an HTTP status for a CRM API: 408, 425, 429, 5xx and the given
@@ -83,14 +108,30 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_only() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            "retry-after",
-            "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = DateTime::parse_from_rfc3339("2026-10-21T07:28:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("retry-after", v.parse().unwrap());
+            retry_after_at(&h, now)
+        };
+        assert_eq!(at("7"), Some(Duration::from_secs(7)));
+        assert_eq!(at("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(at("-1"), None);
+        assert_eq!(at("soon"), None);
+        assert_eq!(
+            at("Wed, 21 Oct 2026 07:28:30 GMT"),
+            Some(Duration::from_secs(30))
         );
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(
+            at("Wednesday, 21-Oct-26 07:29:00 GMT"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(at("Wed Oct 21 07:28:05 2026"), Some(Duration::from_secs(5)));
+        assert_eq!(at("Wed, 21 Oct 2026 07:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(at("999999"), Some(Duration::from_secs(43_200)));
+        assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 }

@@ -3,5 +3,7 @@
 
 pub mod classify;
 pub mod hubspot;
+pub mod webhook;
 
 pub use hubspot::{HubSpotConfig, HubSpotCrm};
+pub use webhook::{WebhookAuthKind, WebhookCrm, WebhookSettings};

@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, HsJson, HsPath};
-use super::faults::FaultSpec;
 use super::objects::ObjectType;
 use super::schema::{NewProperty, PropertyDef, PropertyOption, PropertyType};
 use super::state::App;
+use crate::faults::FaultSpec;
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()

@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::error::{rate_limit_body, ApiError, RateLimitPolicy};
-use super::faults::{FaultAction, FaultOutcome};
 use super::rate_limit::Admission;
 use super::state::App;
+use crate::faults::{FaultAction, FaultOutcome};
 
 /// The values of the `X-HubSpot-RateLimit-*` headers for one response.
 #[derive(Clone, Copy, Debug)]
@@ -133,9 +133,12 @@ async fn apply_fault(app: &App, route: &str, outcome: FaultOutcome) -> Option<Re
         }
     }
     match outcome.action? {
-        FaultAction::Error(status) => {
+        FaultAction::Error {
+            status,
+            retry_after,
+        } => {
             tracing::info!(%route, status = status.as_u16(), "fault: error");
-            if status == StatusCode::TOO_MANY_REQUESTS {
+            let mut response = if status == StatusCode::TOO_MANY_REQUESTS {
                 let headers = {
                     let state = app.lock();
                     RateHeaders {
@@ -144,13 +147,16 @@ async fn apply_fault(app: &App, route: &str, outcome: FaultOutcome) -> Option<Re
                         interval_ms: state.config.rate_limit_window_ms,
                     }
                 };
-                Some(rate_limited(
-                    RateLimitPolicy::TenSecondlyRolling,
-                    Some(headers),
-                ))
+                rate_limited(RateLimitPolicy::TenSecondlyRolling, Some(headers))
             } else {
-                Some(ApiError::for_status(status).into_response())
+                ApiError::for_status(status).into_response()
+            };
+            if let Some(after) = retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", HeaderValue::from(after.as_secs()));
             }
+            Some(response)
         }
         FaultAction::Timeout => {
             tracing::info!(%route, "fault: timeout (holding the request)");

@@ -9,14 +9,14 @@
 //!   against the `schema`; `search`: the lagging search index.
 //! - `store`: records, their history (for search lag) and associations;
 //!   `state`: everything behind one `std` mutex that is never held across an await.
-//! - `rate_limit`, `faults`, `error` (HubSpot error bodies), `render` (record JSON).
+//! - `rate_limit`, `error` (HubSpot error bodies), `render` (record JSON); the
+//!   fault machinery and the server are the crate's shared `faults` and `server`.
 //!
 //! Deliberately absent: archiving/deleting records, companies, owners,
 //! pipelines API, daily limits, OAuth.
 
 mod admin;
 mod error;
-mod faults;
 mod gate;
 mod handlers;
 mod objects;
@@ -30,14 +30,11 @@ mod store;
 mod validation;
 mod writes;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use state::{App, Shared};
+use state::Shared;
 
-/// How long a shut-down server waits for in-flight requests before it is stopped.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+use crate::server::Server;
 
 /// Settings of one simulated HubSpot portal.
 #[derive(Clone, Debug)]
@@ -84,8 +81,7 @@ pub struct RunningSim {
     pub base_url: String,
     /// The bearer token it accepts.
     pub token: String,
-    app: App,
-    server: Option<tokio::task::JoinHandle<()>>,
+    server: Server,
 }
 
 impl std::fmt::Debug for RunningSim {
@@ -99,77 +95,26 @@ impl std::fmt::Debug for RunningSim {
 impl RunningSim {
     /// Binds `addr` (port 0 picks a free port) and serves on a spawned task.
     pub async fn start(addr: SocketAddr, config: SimConfig) -> std::io::Result<RunningSim> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        let host = if local.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else if local.is_ipv6() {
-            format!("[{}]", local.ip())
-        } else {
-            local.ip().to_string()
-        };
-        let base_url = format!("http://{host}:{}", local.port());
         let token = config.token.clone();
         let app = Shared::new(config);
-        let router = routes::build(app.clone());
-
-        let graceful = {
-            let app = app.clone();
-            async move { app.shutdown_signalled().await }
-        };
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(graceful)
-            .into_future();
-        let deadline = {
-            let app = app.clone();
-            async move {
-                app.shutdown_signalled().await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            }
-        };
-        let url = base_url.clone();
-        let server = tokio::spawn(async move {
-            tokio::select! {
-                result = server => {
-                    if let Err(error) = result {
-                        tracing::error!(%error, base_url = %url, "simulator server failed");
-                    }
-                }
-                () = deadline => {
-                    tracing::warn!(base_url = %url, "simulator stopped with requests still in flight");
-                }
-            }
-            tracing::info!(base_url = %url, "simulator stopped");
-        });
-        tracing::info!(%base_url, "HubSpot simulator listening");
+        let shutdown = app.shutdown.clone();
+        let server = Server::start(addr, routes::build(app), shutdown, "HubSpot").await?;
         Ok(RunningSim {
-            base_url,
+            base_url: server.base_url.clone(),
             token,
-            app,
-            server: Some(server),
+            server,
         })
     }
 
     /// Stops accepting connections, finishes in-flight requests (requests held
     /// by timeout faults are released) and ends the server task.
     pub fn shutdown(self) {
-        // Drop does the work.
+        // Dropping the server does the work.
     }
 
     /// Like [`RunningSim::shutdown`], and waits until the server task has ended
     /// (in-flight requests answered, or after a 5 s grace period).
-    pub async fn shutdown_and_wait(mut self) {
-        self.app.signal_shutdown();
-        if let Some(server) = self.server.take() {
-            if let Err(error) = server.await {
-                tracing::error!(%error, "simulator server task failed");
-            }
-        }
-    }
-}
-
-impl Drop for RunningSim {
-    fn drop(&mut self) {
-        self.app.signal_shutdown();
+    pub async fn shutdown_and_wait(self) {
+        self.server.shutdown_and_wait().await;
     }
 }

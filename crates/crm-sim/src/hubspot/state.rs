@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
-use super::faults::Faults;
 use super::rate_limit::RollingWindow;
 use super::schema::Schema;
 use super::store::Store;
 use super::SimConfig;
+use crate::faults::Faults;
+use crate::server::ShutdownSignal;
 
 /// Request counters for `GET /__admin/stats`.
 #[derive(Debug, Default)]
@@ -87,7 +87,7 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<State>,
-    shutdown: watch::Sender<bool>,
+    pub(crate) shutdown: ShutdownSignal,
 }
 
 pub(crate) type App = Arc<Shared>;
@@ -96,7 +96,7 @@ impl Shared {
     pub(crate) fn new(config: SimConfig) -> App {
         Arc::new(Shared {
             state: Mutex::new(State::new(config)),
-            shutdown: watch::Sender::new(false),
+            shutdown: ShutdownSignal::default(),
         })
     }
 
@@ -108,15 +108,8 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) fn signal_shutdown(&self) {
-        self.shutdown.send_replace(true);
-    }
-
     /// Resolves once shutdown has been signalled.
     pub(crate) async fn shutdown_signalled(&self) {
-        let mut rx = self.shutdown.subscribe();
-        // The sender lives in `self`, so `wait_for` only fails if it was dropped,
-        // which cannot happen while `self` is borrowed.
-        let _ = rx.wait_for(|stopped| *stopped).await;
+        self.shutdown.signalled().await;
     }
 }

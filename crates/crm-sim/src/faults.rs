@@ -1,5 +1,7 @@
-//! Injected faults (`POST /__admin/faults`): error answers, added latency, and
-//! requests that are accepted but never answered.
+//! Injected faults (`POST /__admin/faults`, contracts.md §3), shared by every
+//! simulator: error answers, added latency, and requests that are accepted but
+//! never answered. Each simulator rolls them per request and shapes the answer
+//! its own way (a HubSpot error body, a webhook target's `{"error": …}`).
 
 use std::time::Duration;
 
@@ -16,6 +18,8 @@ pub(crate) struct FaultSpec {
     ms: Option<u64>,
     probability: Option<f64>,
     count: Option<u32>,
+    /// Extension: seconds for a `Retry-After` header on an error fault's answer.
+    retry_after: Option<u64>,
     /// Extension: `"POST /crm/v3/objects/notes"` limits the fault to one route
     /// template; a bare template matches every method.
     route: Option<String>,
@@ -23,7 +27,10 @@ pub(crate) struct FaultSpec {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FaultKind {
-    Error(StatusCode),
+    Error {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+    },
     Latency(Duration),
     Timeout,
 }
@@ -53,9 +60,15 @@ impl Fault {
         let mut body = Map::new();
         body.insert("id".into(), json!(self.id));
         match self.kind {
-            FaultKind::Error(status) => {
+            FaultKind::Error {
+                status,
+                retry_after,
+            } => {
                 body.insert("kind".into(), json!("error"));
                 body.insert("status".into(), json!(status.as_u16()));
+                if let Some(after) = retry_after {
+                    body.insert("retry_after".into(), json!(after.as_secs()));
+                }
             }
             FaultKind::Latency(ms) => {
                 body.insert("kind".into(), json!("latency"));
@@ -92,8 +105,12 @@ impl FaultOutcome {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FaultAction {
-    /// Answer with this status and a HubSpot-shaped body.
-    Error(StatusCode),
+    /// Answer with this status (and a `Retry-After` header when given), in the
+    /// simulated API's error shape.
+    Error {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+    },
     /// Never answer (until the simulator shuts down).
     Timeout,
 }
@@ -120,7 +137,10 @@ impl Faults {
             "error" => {
                 let status = spec.status.ok_or("an error fault needs \"status\"")?;
                 match StatusCode::from_u16(status) {
-                    Ok(s) if s.is_client_error() || s.is_server_error() => FaultKind::Error(s),
+                    Ok(s) if s.is_client_error() || s.is_server_error() => FaultKind::Error {
+                        status: s,
+                        retry_after: spec.retry_after.map(Duration::from_secs),
+                    },
                     _ => return Err(format!("\"status\" must be 400..=599, got {status}")),
                 }
             }
@@ -134,6 +154,9 @@ impl Faults {
                 ))
             }
         };
+        if spec.retry_after.is_some() && !matches!(kind, FaultKind::Error { .. }) {
+            return Err("\"retry_after\" applies to error faults only".into());
+        }
         let probability = spec.probability.unwrap_or(1.0);
         if !(0.0..=1.0).contains(&probability) {
             return Err(format!(
@@ -178,7 +201,7 @@ impl Faults {
             if !fault.applies_to(route) {
                 continue;
             }
-            if matches!(fault.kind, FaultKind::Error(_) | FaultKind::Timeout)
+            if matches!(fault.kind, FaultKind::Error { .. } | FaultKind::Timeout)
                 && outcome.action.is_some()
             {
                 continue;
@@ -187,7 +210,15 @@ impl Faults {
                 continue;
             }
             match fault.kind {
-                FaultKind::Error(status) => outcome.action = Some(FaultAction::Error(status)),
+                FaultKind::Error {
+                    status,
+                    retry_after,
+                } => {
+                    outcome.action = Some(FaultAction::Error {
+                        status,
+                        retry_after,
+                    });
+                }
                 FaultKind::Timeout => outcome.action = Some(FaultAction::Timeout),
                 FaultKind::Latency(d) => {
                     outcome.delay = Some(outcome.delay.unwrap_or_default() + d);
@@ -218,7 +249,10 @@ mod tests {
             .expect("add");
         let hit = FaultOutcome {
             delay: None,
-            action: Some(FaultAction::Error(StatusCode::SERVICE_UNAVAILABLE)),
+            action: Some(FaultAction::Error {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                retry_after: None,
+            }),
         };
         assert_eq!(faults.roll("GET /x", || 0.0), hit);
         assert_eq!(faults.roll("GET /x", || 0.0), hit);
@@ -256,5 +290,24 @@ mod tests {
             .add(spec(json!({"kind":"timeout","probability":2.0})))
             .is_err());
         assert!(faults.add(spec(json!({"kind":"explode"}))).is_err());
+        assert!(faults
+            .add(spec(json!({"kind":"latency","ms":5,"retry_after":3})))
+            .is_err());
+    }
+
+    #[test]
+    fn an_error_fault_carries_its_retry_after_to_the_answer_and_the_listing() {
+        let mut faults = Faults::default();
+        faults
+            .add(spec(json!({"kind":"error","status":429,"retry_after":3})))
+            .expect("add");
+        assert_eq!(faults.list()[0]["retry_after"], json!(3));
+        assert_eq!(
+            faults.roll("POST /hook", || 0.0).action,
+            Some(FaultAction::Error {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                retry_after: Some(Duration::from_secs(3)),
+            })
+        );
     }
 }
