@@ -61,9 +61,12 @@ FUNCTIONS = {
 POLICIES = {
     "IngestFunction": {
         "LeadsQueue": {"sqs:SendMessage"},
-        "LedgerTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
+        # Query: the status API reads every delivery of an event.
+        "LedgerTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
         "WebhookSecret": {"secretsmanager:GetSecretValue"},
         "StatusApiKeySecret": {"secretsmanager:GetSecretValue"},
+        # Rate-limited alerts about leads rejected at ingest.
+        "AlertsTopic": {"sns:Publish"},
     },
     "WorkerFunction": {
         "LeadsQueue": {
@@ -80,6 +83,7 @@ POLICIES = {
             "dynamodb:BatchWriteItem",
         },
         "HubSpotSecret": {"secretsmanager:GetSecretValue"},
+        "ConnectionSecretArns": {"secretsmanager:GetSecretValue"},
     },
     "DlqAlerterFunction": {
         "LeadsDlq": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
@@ -97,7 +101,12 @@ ARN_FORMS = {
     "HubSpotSecret": {("Ref",), ("GetAtt", "Id")},
     "StatusApiKeySecret": {("Ref",), ("GetAtt", "Id")},
     "AlertsTopic": {("Ref",), ("GetAtt", "TopicArn")},
+    # The secrets the config file's connections name (a parameter: exact ARNs, no wildcard).
+    "ConnectionSecretArns": {("Ref",)},
 }
+
+# Conditions a policy statement may hang on.
+CONDITIONAL_STATEMENTS = {"HasConnectionSecrets"}
 
 ENV = {
     "IngestFunction": {
@@ -107,11 +116,15 @@ ENV = {
         "WEBHOOK_SECRET_ID": {"Ref": "WebhookSecret"},
         "STATUS_API_KEY_SECRET_ID": {"Ref": "StatusApiKeySecret"},
         "SECRET_TTL_SECONDS": "300",
+        "ALERTS_TOPIC_ARN": {"Ref": "AlertsTopic"},
+        "REJECTION_ALERT_WINDOW_SECONDS": {"Ref": "RejectionAlertWindowSeconds"},
+        "LEADBRIDGE_CONFIG": {"Fn::If": ["HasConfigFile", "/opt/leadbridge.toml", ""]},
     },
     "WorkerFunction": {
         "LEADS_QUEUE_URL": {"Ref": "LeadsQueue"},
         "LEADS_DLQ_URL": {"Ref": "LeadsDlq"},
         "LEDGER_TABLE": {"Ref": "LedgerTable"},
+        "LEADBRIDGE_CONFIG": {"Fn::If": ["HasConfigFile", "/opt/leadbridge.toml", ""]},
         "HUBSPOT_SECRET_ID": {"Ref": "HubSpotSecret"},
         "HUBSPOT_BASE_URL": {"Ref": "HubSpotBaseUrl"},
         "HUBSPOT_TIMEOUT_MS": "10000",
@@ -134,6 +147,9 @@ PARAMETER_DEFAULTS = {
     "RetryCapMs": 900000,
     "RetryMaxAttempts": 8,
     "LogLevel": "info",
+    "UseConfigFile": "false",
+    "ConnectionSecretArns": "",
+    "RejectionAlertWindowSeconds": 900,
 }
 
 
@@ -336,6 +352,15 @@ def check_template(t: dict, c: Checker) -> None:
                 continue
             for j, st in enumerate(_as_list(pol["Statement"])):
                 w = f"{where}.Statement[{j}]"
+                # A conditional statement: `!If [Condition, statement, !Ref AWS::NoValue]` only.
+                if isinstance(st, dict) and "Fn::If" in st:
+                    cond = st["Fn::If"]
+                    if not c.check(isinstance(cond, list) and len(cond) == 3
+                                   and cond[0] in CONDITIONAL_STATEMENTS
+                                   and cond[2] == {"Ref": "AWS::NoValue"},
+                                   f"{w}: a conditional statement must be !If [known condition, statement, AWS::NoValue]"):
+                        continue
+                    st = cond[1]
                 c.eq(st.get("Effect"), "Allow", f"{w}.Effect")
                 c.check("NotAction" not in st and "NotResource" not in st,
                         f"{w}: NotAction/NotResource are not allowed")

@@ -35,12 +35,15 @@ const KNOWN_TOP_LEVEL: [&str; 14] = [
     "v",
 ];
 
-/// The choices ingest normalization leaves open (configuration will set them
-/// per bot later); [`Normalization::default`] is the contract's behaviour.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The choices ingest normalization leaves open (the config sets them per
+/// route); [`Normalization::default`] is the contract's behaviour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Normalization {
     /// What an unrecognized `visitor.country` does (default: 422 `unknown_country`).
     pub unknown_country: CountryPolicy,
+    /// ISO 3166-1 alpha-2 region for national phone numbers when the visitor's
+    /// country is unknown (the bot's region).
+    pub phone_region: Option<String>,
 }
 
 /// Parses and validates a canonical event body into a normalized [`LeadEvent`]
@@ -173,7 +176,10 @@ fn visitor(v: &Reader<'_>, norm: &Normalization, errs: &mut FieldErrors) -> Visi
         }
         (s, r) => s.or(r),
     };
-    let region = country.as_ref().and_then(Country::alpha2);
+    let region = country
+        .as_ref()
+        .and_then(Country::alpha2)
+        .or(norm.phone_region.as_deref());
     let email = v
         .string("email", 320, errs)
         .and_then(|s| errs.take(Email::parse(&s)));
@@ -532,10 +538,29 @@ mod tests {
         );
         let pass = Normalization {
             unknown_country: CountryPolicy::PassThrough,
+            ..Normalization::default()
         };
         let e = parse_with(&serde_json::to_vec(&v).unwrap(), &pass).unwrap();
         assert_eq!(e.visitor.country.as_deref(), Some("Narnia"));
         assert_eq!(e.visitor.state.as_deref(), Some("Ontario"));
+    }
+
+    #[test]
+    fn a_national_phone_takes_the_bots_region_when_the_country_is_unknown() {
+        let mut v = base();
+        v["visitor"].as_object_mut().unwrap().remove("country");
+        v["visitor"]["phone"] = json!("09876543210");
+        let india = Normalization {
+            phone_region: Some("IN".into()),
+            ..Normalization::default()
+        };
+        let e = parse_with(&serde_json::to_vec(&v).unwrap(), &india).unwrap();
+        assert_eq!(e.visitor.phone.unwrap().as_str(), "+919876543210");
+        // The visitor's own country wins over the bot's region.
+        v["visitor"]["country"] = json!("United Kingdom");
+        v["visitor"]["phone"] = json!("020 7946 0958");
+        let e = parse_with(&serde_json::to_vec(&v).unwrap(), &india).unwrap();
+        assert_eq!(e.visitor.phone.unwrap().as_str(), "+442079460958");
     }
 
     #[test]

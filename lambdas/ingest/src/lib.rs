@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lb_domain::{EventId, FieldError, QueuedLead};
-use lb_pipeline::accept::{accept_lead, AcceptError, Accepted};
+use lb_domain::{mask, split_delivery_id, BotId, EventId, FieldError, QueuedLead};
+use lb_pipeline::accept::{accept_deliveries, AcceptError, Accepted};
+use lb_pipeline::reject::record_rejection;
 use lb_pipeline::secrets::{secret_values, string_values, CachedSecret};
-use lb_pipeline::{env_parse, env_var, LeadQueue, Ledger, SecretStore};
-use lb_vendors::canonical::{self, MAX_BODY_BYTES};
+use lb_pipeline::{env_parse, env_var, Alerts, LeadQueue, Ledger, Rejection, SecretStore};
+use lb_vendors::canonical::{self, Normalization, MAX_BODY_BYTES};
 use lb_vendors::signature::{self, SignatureError};
 use lb_vendors::ParseError;
 use serde_json::json;
@@ -27,6 +28,13 @@ pub struct Ingest {
     pub webhook_secret: CachedSecret,
     /// Secret holding the status API key(s): a string, or `{"keys": ["k1", "k2"]}`.
     pub status_api_key: CachedSecret,
+    /// Where rejection alerts go (the alerts topic).
+    pub alerts: Arc<dyn Alerts>,
+    /// One rejection alert per window at most; the rest are counted.
+    pub rejection_window: Duration,
+    /// The mapping config (`LEADBRIDGE_CONFIG`): routes, policies, enumerations.
+    /// `None`: every bot goes to the single default connection.
+    pub config: Option<Arc<lb_config::Config>>,
 }
 
 /// The settings ingest reads from its environment at cold start.
@@ -38,6 +46,8 @@ pub struct IngestEnv {
     pub webhook_secret_id: String,
     pub status_api_key_secret_id: String,
     pub secret_ttl: Duration,
+    pub alerts_topic_arn: String,
+    pub rejection_window: Duration,
 }
 
 impl IngestEnv {
@@ -49,6 +59,10 @@ impl IngestEnv {
             webhook_secret_id: env_var("WEBHOOK_SECRET_ID")?,
             status_api_key_secret_id: env_var("STATUS_API_KEY_SECRET_ID")?,
             secret_ttl: Duration::from_secs(env_parse("SECRET_TTL_SECONDS", 300u64)?),
+            alerts_topic_arn: env_var("ALERTS_TOPIC_ARN")?,
+            rejection_window: Duration::from_secs(
+                env_parse("REJECTION_ALERT_WINDOW_SECONDS", 900u64)?.max(60),
+            ),
         })
     }
 }
@@ -58,11 +72,16 @@ impl Ingest {
         ledger: Arc<dyn Ledger>,
         queue: Arc<dyn LeadQueue>,
         secrets: Arc<dyn SecretStore>,
+        alerts: Arc<dyn Alerts>,
+        config: Option<Arc<lb_config::Config>>,
         env: &IngestEnv,
     ) -> Self {
         Self {
             ledger,
             queue,
+            alerts,
+            rejection_window: env.rejection_window,
+            config,
             webhook_secret: CachedSecret::new(
                 secrets.clone(),
                 &env.webhook_secret_id,
@@ -268,43 +287,32 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
             &[],
         );
     }
-    let event = match canonical::parse(&req.body) {
-        Ok(e) => e,
-        Err(ParseError::NotJson(msg)) => {
-            return problem(
-                400,
-                "invalid_json",
-                "Bad Request",
-                format!("the body is not valid JSON: {msg}"),
-                &[],
+    let deliveries = match admit(app, &req.body, now) {
+        Ok(d) => d,
+        Err(refusal) => {
+            let codes: Vec<&str> = refusal.errors.iter().map(|e| e.code.as_str()).collect();
+            info!(status = refusal.status, code = refusal.code, codes = ?codes, "webhook rejected");
+            let rejection = rejection_of(&req.body, &refusal);
+            record_rejection(
+                app.ledger.as_ref(),
+                app.alerts.as_ref(),
+                &rejection,
+                app.rejection_window,
+                now,
             )
-        }
-        Err(ParseError::Invalid(errors)) => {
-            let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
-            info!(status = 422, codes = ?codes, "webhook rejected: invalid lead");
-            return problem(
-                422,
-                "invalid_lead",
-                "Unprocessable Content",
-                format!("{} field(s) are not valid", errors.len()),
-                &errors,
-            );
+            .await;
+            return refusal.into_problem();
         }
     };
-    let event_id = event.event_id.as_str().to_string();
-    let Some(lead) = QueuedLead::new(event, now) else {
-        return problem(
-            422,
-            "invalid_lead",
-            "Unprocessable Content",
-            "no identity",
-            &[],
-        );
+    let Some(lead) = deliveries.first() else {
+        return unavailable("no delivery was planned; nothing was accepted");
     };
-    match accept_lead(app.ledger.as_ref(), app.queue.as_ref(), &lead, now).await {
+    let event_id = lead.event.event_id.as_str().to_string();
+    match accept_deliveries(app.ledger.as_ref(), app.queue.as_ref(), &deliveries, now).await {
         Ok(accepted) => {
             let duplicate = accepted == Accepted::Duplicate;
-            info!(event_id, status = 202, duplicate, contact = %lead.contact_key.hashed(), "lead accepted");
+            let connections: Vec<&str> = deliveries.iter().filter_map(|d| d.connection()).collect();
+            info!(event_id, status = 202, duplicate, contact = %lead.contact_key.hashed(), connections = ?connections, "lead accepted");
             let mut body = json!({"event_id": event_id, "status": "queued"});
             if duplicate {
                 body["duplicate"] = json!(true);
@@ -337,6 +345,159 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
             r.retry_after = Some(5);
             r
         }
+    }
+}
+
+/// Why an event is refused: answered as problem+json, recorded as a rejection.
+#[derive(Debug)]
+struct Refusal {
+    status: u16,
+    code: &'static str,
+    title: &'static str,
+    detail: String,
+    errors: Vec<FieldError>,
+}
+
+impl Refusal {
+    fn invalid(errors: Vec<FieldError>) -> Self {
+        let consent_only =
+            !errors.is_empty() && errors.iter().all(|e| e.code == "consent_required");
+        Self {
+            status: 422,
+            code: if consent_only {
+                "consent_required"
+            } else {
+                "invalid_lead"
+            },
+            title: "Unprocessable Content",
+            detail: if consent_only {
+                "this bot may send personal data only with the visitor's consent".to_string()
+            } else {
+                format!("{} field(s) are not valid", errors.len())
+            },
+            errors,
+        }
+    }
+    fn into_problem(self) -> WebhookResponse {
+        problem(
+            self.status,
+            self.code,
+            self.title,
+            self.detail,
+            &self.errors,
+        )
+    }
+}
+
+/// Parses, validates and normalizes the body under its bot's route (the
+/// config's policies, enumerations, required fields, consent) and plans one
+/// queue message per connection the route names.
+fn admit(app: &Ingest, body: &[u8], now: DateTime<Utc>) -> Result<Vec<QueuedLead>, Refusal> {
+    let claimed = claimed_bot(body);
+    let route = match (&app.config, claimed.as_deref()) {
+        (Some(cfg), Some(bot)) => match cfg.route_for(bot) {
+            Some(r) => Some(r),
+            None => {
+                return Err(Refusal::invalid(vec![FieldError::new(
+                    "bot_id",
+                    "no_route",
+                    "no route for this bot_id in the leadbridge config; add a [[routes]] entry for it (or a \"*\" route)",
+                )]))
+            }
+        },
+        _ => None,
+    };
+    let norm = match route {
+        Some(r) => Normalization {
+            unknown_country: r.policy.unknown_country,
+            phone_region: r.policy.phone_region.clone(),
+        },
+        None => Normalization::default(),
+    };
+    let mut event = match canonical::parse_with(body, &norm) {
+        Ok(e) => e,
+        Err(ParseError::NotJson(msg)) => {
+            return Err(Refusal {
+                status: 400,
+                code: "invalid_json",
+                title: "Bad Request",
+                detail: format!("the body is not valid JSON: {msg}"),
+                errors: Vec::new(),
+            })
+        }
+        Err(ParseError::Invalid(errors)) => return Err(Refusal::invalid(errors)),
+    };
+    let mut errors = Vec::new();
+    if let (Some(cfg), Some(route)) = (&app.config, route) {
+        errors.extend(cfg.apply_enums(&mut event));
+        errors.extend(route.check(&event));
+    }
+    if !errors.is_empty() {
+        return Err(Refusal::invalid(errors));
+    }
+    let Some(lead) = QueuedLead::new(event, now) else {
+        return Err(Refusal::invalid(vec![FieldError::new(
+            "visitor",
+            "identity_required",
+            "send at least one of visitor.email, visitor.phone, visitor.wa_id",
+        )]));
+    };
+    Ok(match route {
+        Some(r) => r
+            .deliveries()
+            .into_iter()
+            .map(|d| lead.for_delivery(d))
+            .collect(),
+        None => vec![lead],
+    })
+}
+
+/// The `bot_id` a body claims (before it is validated), when it is a valid id.
+fn claimed_bot(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Claimed {
+        bot_id: Option<String>,
+    }
+    serde_json::from_slice::<Claimed>(body)
+        .ok()
+        .and_then(|c| c.bot_id)
+        .and_then(|b| BotId::parse(&b).ok())
+        .map(|b| b.as_str().to_string())
+}
+
+/// What the ledger keeps of a refused event: ids, codes, fields and a masked
+/// identity read leniently from the body; never the body itself.
+fn rejection_of(body: &[u8], refusal: &Refusal) -> Rejection {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::trim);
+    let id = text("/event_id")
+        .and_then(|e| EventId::parse(e).ok())
+        .map(|e| e.as_str().to_string())
+        .unwrap_or_else(|| format!("body-{}", &hex::encode(Sha256::digest(body))[..16]));
+    let identity = text("/visitor/email")
+        .filter(|e| e.contains('@'))
+        .map(|e| mask::email(&e.to_lowercase()))
+        .or_else(|| text("/visitor/phone").map(mask::phone))
+        .or_else(|| {
+            v.pointer("/visitor/wa_id")
+                .map(|w| w.to_string().trim_matches('"').to_string())
+                .map(|w| mask::phone(&w))
+        });
+    let (codes, fields) = if refusal.errors.is_empty() {
+        (vec![refusal.code.to_string()], vec![String::new()])
+    } else {
+        refusal
+            .errors
+            .iter()
+            .map(|e| (e.code.clone(), e.field.clone()))
+            .unzip()
+    };
+    Rejection {
+        id,
+        bot_id: claimed_bot(body),
+        codes,
+        fields,
+        identity,
     }
 }
 
@@ -427,10 +588,11 @@ async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> Webho
         )
     };
     let id = percent_decode(raw_id);
-    let Ok(event_id) = EventId::parse(&id) else {
+    // An event id, or one delivery of it: `<event_id>@<connection>`.
+    if EventId::parse(split_delivery_id(&id).0).is_err() {
         return not_found(&id);
-    };
-    let event_id = event_id.as_str();
+    }
+    let event_id = id.as_str();
     match lb_pipeline::status::event_status(app.ledger.as_ref(), event_id).await {
         Ok(Some(view)) => {
             info!(
@@ -510,13 +672,14 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lb_pipeline::fakes::{InMemoryLedger, InMemoryQueue, StaticSecrets};
+    use lb_pipeline::fakes::{InMemoryLedger, InMemoryQueue, RecordingAlerts, StaticSecrets};
 
     struct T {
         app: Ingest,
         queue: Arc<InMemoryQueue>,
         ledger: Arc<InMemoryLedger>,
         secrets: Arc<StaticSecrets>,
+        alerts: Arc<RecordingAlerts>,
     }
 
     fn app() -> T {
@@ -529,18 +692,182 @@ mod tests {
         secrets.set("status", r#"{"keys":["key-new","key-old"]}"#);
         let queue = Arc::new(InMemoryQueue::default());
         let ledger = Arc::new(InMemoryLedger::default());
+        let alerts = Arc::new(RecordingAlerts::default());
         let app = Ingest {
             ledger: ledger.clone(),
             queue: queue.clone(),
             webhook_secret: CachedSecret::new(secrets.clone(), "wh", ttl),
             status_api_key: CachedSecret::new(secrets.clone(), "status", ttl),
+            alerts: alerts.clone(),
+            rejection_window: Duration::from_secs(900),
+            config: None,
         };
         T {
             app,
             queue,
             ledger,
             secrets,
+            alerts,
         }
+    }
+
+    fn app_with_config(toml: &str) -> T {
+        let mut t = app();
+        t.app.config = Some(Arc::new(
+            lb_config::Config::parse(toml).expect("a valid config"),
+        ));
+        t
+    }
+
+    const ROUTED: &str = r#"
+version = 1
+
+[enums."answers.company_size"]
+allowed = ["1-10", "11-50", "51-200", "201+"]
+map = { "just me" = "1-10", "enterprise" = "201+" }
+
+[connections.hubspot]
+kind = "hubspot"
+secret = "hs"
+
+[connections.zapier]
+kind = "webhook"
+url = "https://hooks.example.com/x"
+auth = "none"
+
+[[routes]]
+bot_id = "bot_gdpr"
+connections = ["hubspot", "zapier"]
+lead_source = "Chatbot"
+require_consent = true
+phone_region = "IN"
+required = ["visitor.email"]
+
+[[routes]]
+bot_id = "*"
+connections = ["hubspot"]
+"#;
+
+    fn routed_body(bot: &str, extra: serde_json::Value) -> Vec<u8> {
+        let mut v = json!({
+            "event_id": "evt_r1", "event_type": "lead.created", "occurred_at": "2026-05-04T11:23:45Z",
+            "bot_id": bot, "visitor": {"email": "priya@acme.in", "phone": "09876543210"},
+            "answers": {"company_size": "Just me"}
+        });
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, x) in e {
+                o.insert(k.clone(), x.clone());
+            }
+        }
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_routed_bot_fans_out_one_message_per_connection_with_its_policies_applied() {
+        let t = app_with_config(ROUTED);
+        let now = Utc::now();
+        let consent = json!({"consent": {"given_at": "2026-05-04T11:20:00Z", "text_version": "v3", "purpose": "sales_followup"}});
+        let r = handle(
+            &t.app,
+            &req(routed_body("bot_gdpr", consent), "s1", now),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let sent = t.queue.enqueued();
+        let ids: Vec<String> = sent.iter().map(|l| l.delivery_id()).collect();
+        assert_eq!(ids, ["evt_r1@hubspot", "evt_r1@zapier"]);
+        let lead = &sent[0];
+        assert_eq!(lead.lead_source(), Some("Chatbot"));
+        assert_eq!(
+            lead.event.visitor.phone.as_ref().unwrap().as_str(),
+            "+919876543210",
+            "the route's phone region reads the national number"
+        );
+        assert_eq!(
+            lead.event.answers["company_size"], "1-10",
+            "value map applied"
+        );
+        assert_eq!(
+            t.ledger.record("evt_r1@zapier").unwrap().status,
+            lb_pipeline::LedgerStatus::Queued
+        );
+    }
+
+    #[tokio::test]
+    async fn no_consent_under_a_consent_policy_is_422_consent_required_and_recorded() {
+        let t = app_with_config(ROUTED);
+        let now = Utc::now();
+        let r = handle(
+            &t.app,
+            &req(routed_body("bot_gdpr", json!({})), "s1", now),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 422, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["type"], "urn:leadbridge:problem:consent_required");
+        assert_eq!(v["errors"][0]["field"], "consent.given_at");
+        assert!(t.queue.enqueued().is_empty());
+        let rejected = t.ledger.rejections();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].event_id, "evt_r1");
+        assert_eq!(rejected[0].bot_id.as_deref(), Some("bot_gdpr"));
+        let e = rejected[0].last_error.as_ref().unwrap();
+        assert_eq!(e.code, "consent_required");
+        assert!(e.message.contains("p***@acme.in"), "{}", e.message);
+        assert!(!e.message.contains("priya@"), "{}", e.message);
+        assert_eq!(t.alerts.sent().len(), 1);
+        // The other bots' route does not ask for consent.
+        let intl = json!({"visitor": {"email": "priya@acme.in", "phone": "+91 98765-43210"}});
+        let r = handle(&t.app, &req(routed_body("bot_other", intl), "s1", now), now).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+
+    #[tokio::test]
+    async fn a_value_outside_the_allowlist_names_the_allowed_ones() {
+        let t = app_with_config(ROUTED);
+        let now = Utc::now();
+        let body = routed_body(
+            "bot_other",
+            json!({"answers": {"company_size": "a few"}, "visitor": {"email": "priya@acme.in"}}),
+        );
+        let r = handle(&t.app, &req(body, "s1", now), now).await;
+        assert_eq!(r.status, 422, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["errors"][0]["field"], "answers.company_size");
+        assert_eq!(v["errors"][0]["code"], "value_not_allowed");
+        let msg = v["errors"][0]["message"].as_str().unwrap();
+        assert!(msg.contains("51-200"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn rejections_are_recorded_every_time_and_alerted_once_per_window() {
+        let t = app();
+        let now = Utc::now();
+        for i in 0..3 {
+            let body = serde_json::to_vec(&json!({
+                "event_id": format!("evt_bad{i}"), "event_type": "lead.created",
+                "occurred_at": "2026-05-04T11:23:45Z", "bot_id": "bot_a",
+                "visitor": {"email": "not-an-email"}
+            }))
+            .unwrap();
+            assert_eq!(handle(&t.app, &req(body, "s1", now), now).await.status, 422);
+        }
+        let r = handle(&t.app, &req(b"{oops".to_vec(), "s1", now), now).await;
+        assert_eq!(r.status, 400);
+        let rejected = t.ledger.rejections();
+        assert_eq!(rejected.len(), 4);
+        assert!(
+            rejected[3].event_id.starts_with("body-"),
+            "{}",
+            rejected[3].event_id
+        );
+        assert_eq!(
+            rejected[3].last_error.as_ref().unwrap().code,
+            "invalid_json"
+        );
+        assert_eq!(t.alerts.sent().len(), 1, "one alert for the window");
     }
 
     fn body() -> Vec<u8> {

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use ingest::{handle, Ingest, IngestEnv, WebhookRequest};
 use lambda_http::{service_fn, Body, Error, Request, Response};
 use lb_aws::{
-    aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs, DynamoLedger, SecretsManagerStore,
-    SqsLeadQueue,
+    aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sns, aws_sdk_sqs, DynamoLedger,
+    SecretsManagerStore, SnsAlerts, SqsLeadQueue,
 };
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let env = IngestEnv::from_env()?;
+    // A bad config file stops the cold start with every error and its line.
+    let config = lb_config::Config::from_env()?.map(Arc::new);
     let cfg = lb_aws::sdk_config().await;
     let app = Arc::new(Ingest::new(
         Arc::new(DynamoLedger::new(
@@ -28,6 +30,11 @@ async fn main() -> Result<(), Error> {
         Arc::new(SecretsManagerStore::new(
             aws_sdk_secretsmanager::Client::new(&cfg),
         )),
+        Arc::new(SnsAlerts::new(
+            aws_sdk_sns::Client::new(&cfg),
+            &env.alerts_topic_arn,
+        )),
+        config,
         &env,
     ));
     lambda_http::run(service_fn(move |req: Request| {
