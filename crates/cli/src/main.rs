@@ -2,6 +2,7 @@
 
 mod bench;
 mod chaos;
+mod config_cmd;
 mod demo;
 mod events;
 mod ops;
@@ -70,6 +71,9 @@ enum Cmd {
     List(ops::ListArgs),
     /// Put dead events back on the queue (after their cause is fixed).
     Replay(ops::ReplayArgs),
+    /// Configuration file tools: `config check FILE` validates a LEADBRIDGE_CONFIG file.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCmd),
 }
 
 fn log_to_file(path: &str) -> anyhow::Result<()> {
@@ -176,5 +180,6 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Status(args) => ops::status(args).await,
         Cmd::List(args) => ops::list(args).await,
         Cmd::Replay(args) => ops::replay(args).await,
+        Cmd::Config(cmd) => config_cmd::run(cmd),
     }
 }

@@ -732,3 +732,19 @@ fn load_prefixes_every_error_with_the_path() {
     std::env::remove_var(CONFIG_ENV);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_readme_example_is_the_example_file_and_parses() {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("## Configuration file")
+        .nth(1)
+        .expect("the README's configuration file section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a toml block");
+    let inline = parse_ok(block);
+    assert_eq!(inline, parse_ok(EXAMPLE));
+}
