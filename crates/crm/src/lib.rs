@@ -4,4 +4,7 @@
 pub mod classify;
 pub mod hubspot;
 
-pub use hubspot::{HubSpotConfig, HubSpotCrm};
+pub use hubspot::{
+    default_mapping, render_schema_table, HubSpotConfig, HubSpotCrm, SchemaRow, SchemaStatus,
+    SCHEMA_DRIFT,
+};

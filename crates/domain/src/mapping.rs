@@ -241,10 +241,9 @@ impl FieldPath {
                 .as_ref()
                 .and_then(|i| joined(&i.competitor_mentions)),
             FieldPath::TranscriptSummary => event.transcript.as_ref().and_then(|t| s(&t.summary)),
-            FieldPath::TranscriptUrl => event
-                .transcript
-                .as_ref()
-                .and_then(|t| s(&t.transcript_url)),
+            FieldPath::TranscriptUrl => {
+                event.transcript.as_ref().and_then(|t| s(&t.transcript_url))
+            }
             FieldPath::Sentiment => event.transcript.as_ref().and_then(|t| s(&t.sentiment)),
             FieldPath::Messages => event
                 .transcript
@@ -503,7 +502,10 @@ mod tests {
             FieldPath::parse("answers.budget").unwrap(),
             FieldPath::Answer("budget".into())
         );
-        assert_eq!(FieldPath::parse("answers.*").unwrap(), FieldPath::AllAnswers);
+        assert_eq!(
+            FieldPath::parse("answers.*").unwrap(),
+            FieldPath::AllAnswers
+        );
         let e = FieldPath::parse("visitor.emial").unwrap_err();
         assert!(e.contains("visitor.email"), "{e}");
     }

@@ -97,7 +97,9 @@ impl QueuedLead {
     }
 
     pub fn lead_source(&self) -> Option<&str> {
-        self.delivery.as_ref().and_then(|d| d.lead_source.as_deref())
+        self.delivery
+            .as_ref()
+            .and_then(|d| d.lead_source.as_deref())
     }
 
     /// The FIFO message group: the hashed contact key, per connection (one

@@ -8,7 +8,7 @@ use lb_aws::{
     aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs, DynamoLedger, SecretsManagerStore,
     SqsLeadQueue,
 };
-use lb_crm::{HubSpotConfig, HubSpotCrm};
+use lb_crm::{default_mapping, HubSpotConfig, HubSpotCrm};
 use lb_pipeline::secrets::CachedSecret;
 use worker::{handle, WorkerApp, WorkerEnv};
 
@@ -28,9 +28,11 @@ async fn main() -> Result<(), Error> {
     let hubspot = HubSpotConfig {
         base_url: env.hubspot_base_url.clone(),
         timeout: env.hubspot_timeout,
-        lead_source_property: env.hubspot_lead_source_property.clone(),
-        context_properties: env.hubspot_context_properties,
-        answer_properties: env.hubspot_answer_properties,
+        mapping: default_mapping(
+            env.hubspot_lead_source_property.as_deref(),
+            env.hubspot_context_properties,
+            env.hubspot_answer_properties,
+        ),
         ..Default::default()
     };
     let app = Arc::new(WorkerApp {
