@@ -34,7 +34,7 @@ async fn hubspot_503s_then_recovery_syncs_the_lead_after_retries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_property_is_dead_lettered_with_hubspots_message_and_one_alert() {
+async fn an_unknown_property_is_dead_lettered_as_schema_drift_with_one_alert() {
     let t = start("dead", |_| {}).await;
     let mut ev = lead(
         "evt_dead",
@@ -45,14 +45,18 @@ async fn an_unknown_property_is_dead_lettered_with_hubspots_message_and_one_aler
     assert_eq!(status, 202);
     let rec = t.wait_status("evt_dead", LedgerStatus::Dead).await;
     let err = rec.last_error.expect("last error");
-    assert_eq!(err.code, "crm_rejected");
-    assert_eq!(err.http_status, Some(400));
+    // Stopped by the schema check before anything was written.
+    assert_eq!(err.code, "schema_drift");
+    assert_eq!(err.http_status, None);
     assert!(
-        err.message
-            .contains("Property \"favourite_colour\" does not exist"),
+        err.message.contains(
+            "property \"favourite_colour\": the property does not exist \
+             (mapped from answers.favourite_colour)"
+        ),
         "{}",
         err.message
     );
+    assert!(!err.message.contains("teal"), "no visitor values");
     assert!(
         rec.payload
             .as_deref()
@@ -74,7 +78,7 @@ async fn an_unknown_property_is_dead_lettered_with_hubspots_message_and_one_aler
     );
     assert!(message.contains("evt_dead") && message.contains("bot_acme_pricing"));
     assert!(
-        message.contains("Property \"favourite_colour\" does not exist"),
+        message.contains("property \"favourite_colour\": the property does not exist"),
         "{message}"
     );
     assert!(message.contains("p***@acmecorp.in"));

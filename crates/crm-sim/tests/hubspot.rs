@@ -1083,3 +1083,112 @@ async fn shutdown_and_wait_releases_requests_held_by_a_timeout_fault() {
     let answer = held.await.expect("task").expect("held request is answered");
     assert_eq!(answer.status().as_u16(), 503);
 }
+
+#[tokio::test]
+async fn a_property_can_be_changed_in_place_options_type_and_read_only() {
+    let h = Harness::with_defaults().await;
+    let missing = h
+        .admin(
+            Method::PATCH,
+            "/__admin/properties/contacts/nope",
+            Some(json!({"label": "x"})),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+
+    let changed = h
+        .admin(
+            Method::PATCH,
+            "/__admin/properties/contacts/hs_lead_status",
+            Some(json!({"options": [{"value": "NEW", "label": "New"},
+                                    {"value": "LEGACY", "hidden": true}]})),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(
+        changed.body["fieldType"], "radio",
+        "unchanged fields are kept"
+    );
+    assert_eq!(changed.body["options"][1]["hidden"], true);
+    assert_eq!(changed.body["options"][1]["label"], "LEGACY");
+    let listed = h.get("/crm/v3/properties/contacts/hs_lead_status").await;
+    assert_eq!(listed.body["options"].as_array().map(Vec::len), Some(2));
+    let write = |status: &'static str| json!({"properties": {"email": format!("{}@x.com", status.to_lowercase()), "hs_lead_status": status}});
+    assert_eq!(
+        h.post("/crm/v3/objects/contacts", write("OPEN"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        h.post("/crm/v3/objects/contacts", write("LEGACY"))
+            .await
+            .status,
+        201,
+        "a hidden option is still a value the API takes"
+    );
+
+    let to_number = h
+        .admin(
+            Method::PATCH,
+            "/__admin/properties/contacts/budget",
+            Some(json!({"type": "number"})),
+        )
+        .await;
+    assert_eq!(to_number.body["type"], "number");
+    assert_eq!(to_number.body["fieldType"], "number");
+    let bad = h
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "b@x.com", "budget": "10k"}}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+
+    let read_only = h
+        .admin(
+            Method::PATCH,
+            "/__admin/properties/contacts/timeline",
+            Some(json!({"readOnly": true})),
+        )
+        .await;
+    assert_eq!(
+        read_only.body["modificationMetadata"]["readOnlyValue"],
+        true
+    );
+    let refused = h
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "t@x.com", "timeline": "Q3"}}),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("READ_ONLY_VALUE")));
+
+    let unknown_field = h
+        .admin(
+            Method::PATCH,
+            "/__admin/properties/contacts/timeline",
+            Some(json!({"colour": "red"})),
+        )
+        .await;
+    assert_eq!(unknown_field.status, 400);
+}
+
+#[tokio::test]
+async fn an_added_bool_property_lists_hubspots_true_false_options() {
+    let h = Harness::with_defaults().await;
+    let added = h
+        .admin(
+            Method::POST,
+            "/__admin/properties/contacts",
+            Some(json!({"name": "leadbridge_opt_in", "type": "bool"})),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert_eq!(added.body["fieldType"], "booleancheckbox");
+    assert_eq!(added.body["options"][0]["value"], "true");
+    assert_eq!(added.body["options"][1]["value"], "false");
+}

@@ -1,43 +1,63 @@
 //! HubSpot CRM v3: contacts upserted by email in one call (batch upsert with
 //! `idProperty=email`), phone-only contacts found through the ledger's memory or
 //! search, notes and deals associated with the contact and tagged with the event id.
+//!
+//! The contact gets its identities (written by the adapter) plus what the
+//! connection's [`Mapping`] renders; every property is checked against the
+//! portal's schema before anything is written (module `schema`).
+
+mod schema;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use lb_domain::mapping::{FieldPath, Mapping, ValueKind};
 use lb_domain::{note, ContactKey, EventId, QueuedLead};
 use lb_pipeline::secrets::{secret_values, CachedSecret};
 use lb_pipeline::{ContactRef, ContactWrite, Crm, CrmError, ErrorClass};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::classify;
+use schema::{check_writes, ContactSchema, Origin, SchemaCache, Write};
+pub use schema::{render_schema_table, SchemaRow, SchemaStatus};
 
-const NAME: &str = "hubspot";
+pub use lb_domain::mapping::property_name;
+
+/// The failure code of an event stopped by a schema check.
+pub const SCHEMA_DRIFT: &str = "schema_drift";
 /// HubSpot-defined association type ids.
 const NOTE_TO_CONTACT: u32 = 202;
 const DEAL_TO_CONTACT: u32 = 3;
 const NOTE_MAX_CHARS: usize = 65_536;
-/// What an identity-only write sends: what finds or creates the record, nothing else.
-const IDENTITY_PROPERTIES: [&str; 3] = ["email", "phone", "hs_whatsapp_phone_number"];
 /// HubSpot asks for at least 2 s before retrying a 423 (locked).
 const LOCKED_RETRY: Duration = Duration::from_secs(2);
 
+/// The identities the adapter writes itself (all an identity-only write sends:
+/// what finds or creates the record), and the canonical field of each.
+const IDENTITY_SOURCES: [(&str, FieldPath); 3] = [
+    ("email", FieldPath::Email),
+    ("phone", FieldPath::Phone),
+    ("hs_whatsapp_phone_number", FieldPath::WhatsApp),
+];
+
 #[derive(Debug, Clone)]
 pub struct HubSpotConfig {
+    /// The connection's name: [`Crm::name`], the key of the worker's contact
+    /// memory, the `crm` of ledger rows and alerts (`hubspot`).
+    pub name: String,
     /// `https://api.hubapi.com`, or a simulator.
     pub base_url: String,
     pub timeout: Duration,
-    /// Contact property that receives `chatbot:<bot_id>`; `None` to skip.
-    pub lead_source_property: Option<String>,
-    /// Write the conversation context (UTM, entry page, intent, consent) to the
-    /// `leadbridge_*` custom contact properties as well as to the note.
-    pub context_properties: bool,
-    /// Write each answer to the contact property of the same (snake-cased) name.
-    pub answer_properties: bool,
+    /// The contact properties written besides the identities (`email`, `phone`,
+    /// `hs_whatsapp_phone_number`, which the adapter always writes itself).
+    pub mapping: Mapping,
+    /// How long the contact schema read for drift checks is reused (0: read
+    /// before every contact write).
+    pub schema_ttl: Duration,
     pub default_deal_stage: String,
     pub default_deal_pipeline: String,
 }
@@ -45,21 +65,68 @@ pub struct HubSpotConfig {
 impl Default for HubSpotConfig {
     fn default() -> Self {
         Self {
+            name: "hubspot".into(),
             base_url: "https://api.hubapi.com".into(),
             timeout: Duration::from_secs(10),
-            lead_source_property: Some("leadbridge_source".into()),
-            context_properties: true,
-            answer_properties: true,
+            mapping: default_mapping(Some("leadbridge_source"), true, true),
+            schema_ttl: Duration::from_secs(300),
             default_deal_stage: "appointmentscheduled".into(),
             default_deal_pipeline: "default".into(),
         }
     }
 }
 
+/// The mapping of a connection without a config file: first and last name
+/// (split from the full name when only that was sent), company, country,
+/// state; `lead_source_property` (if any) gets the route's lead source, else
+/// `chatbot:<bot_id>`; `context_properties` writes the conversation context to
+/// the `leadbridge_*` custom properties (entry page, UTM, intent, score,
+/// consent); `answer_properties` writes each answer to the property of its
+/// snake-cased key.
+pub fn default_mapping(
+    lead_source_property: Option<&str>,
+    context_properties: bool,
+    answer_properties: bool,
+) -> Mapping {
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("visitor.first_name", "firstname"),
+        ("visitor.last_name", "lastname"),
+        ("visitor.company", "company"),
+        ("visitor.country", "country"),
+        ("visitor.state", "state"),
+    ];
+    if let Some(p) = lead_source_property.filter(|p| !p.trim().is_empty()) {
+        pairs.push(("lead_source", p));
+    }
+    if context_properties {
+        pairs.extend([
+            ("context.source_url", "leadbridge_entry_page"),
+            ("context.utm_source", "leadbridge_utm_source"),
+            ("context.utm_medium", "leadbridge_utm_medium"),
+            ("context.utm_campaign", "leadbridge_utm_campaign"),
+            ("context.utm_term", "leadbridge_utm_term"),
+            ("context.utm_content", "leadbridge_utm_content"),
+            ("intent.primary", "leadbridge_intent"),
+            (
+                "intent.qualification_score",
+                "leadbridge_qualification_score",
+            ),
+            ("consent.given_at", "leadbridge_consent_given_at"),
+            ("consent.text_version", "leadbridge_consent_text_version"),
+            ("consent.purpose", "leadbridge_consent_purpose"),
+        ]);
+    }
+    if answer_properties {
+        pairs.push(("answers.*", "{key}"));
+    }
+    Mapping::from_pairs(&pairs)
+}
+
 pub struct HubSpotCrm {
     http: reqwest::Client,
     cfg: HubSpotConfig,
     token: Arc<CachedSecret>,
+    schema: SchemaCache,
 }
 
 impl HubSpotCrm {
@@ -70,12 +137,17 @@ impl HubSpotCrm {
             .connect_timeout(Duration::from_secs(3))
             .user_agent(concat!("leadbridge/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, cfg, token })
+        Ok(Self {
+            http,
+            cfg,
+            token,
+            schema: SchemaCache::default(),
+        })
     }
 
     fn err(&self, class: ErrorClass, status: Option<u16>, message: impl Into<String>) -> CrmError {
         CrmError {
-            crm: NAME.into(),
+            crm: self.cfg.name.clone(),
             class,
             http_status: status,
             category: None,
@@ -126,14 +198,14 @@ impl HubSpotCrm {
             let resp = req
                 .send()
                 .await
-                .map_err(|e| classify::transport(NAME, &e))?;
+                .map_err(|e| classify::transport(&self.cfg.name, &e))?;
             let status = resp.status();
             let headers = resp.headers().clone();
             let text = resp
                 .text()
                 .await
-                .map_err(|e| classify::transport(NAME, &e))?;
-            debug!(crm = NAME, %method, route = route_name(path), status = status.as_u16(), "crm call");
+                .map_err(|e| classify::transport(&self.cfg.name, &e))?;
+            debug!(crm = %self.cfg.name, %method, route = route_name(path), status = status.as_u16(), "crm call");
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {
                 self.token.invalidate().await;
@@ -161,81 +233,146 @@ impl HubSpotCrm {
         unreachable!("the loop returns on its second pass")
     }
 
-    fn contact_properties(
-        &self,
-        lead: &QueuedLead,
-        write: ContactWrite,
-    ) -> BTreeMap<String, String> {
-        let mut p = self.all_contact_properties(lead);
-        if write == ContactWrite::IdentityOnly {
-            p.retain(|k, _| IDENTITY_PROPERTIES.contains(&k.as_str()));
-        }
-        p
-    }
-
-    fn all_contact_properties(&self, lead: &QueuedLead) -> BTreeMap<String, String> {
+    /// What the event writes to the contact, with the source of each value:
+    /// the mapping's properties (unless identity-only), then the identities.
+    fn contact_writes(&self, lead: &QueuedLead, write: ContactWrite) -> Vec<Write> {
         let e = &lead.event;
-        let v = &e.visitor;
-        let mut p = BTreeMap::new();
-        let mut put = |k: &str, val: Option<&str>| {
-            if let Some(val) = val.filter(|s| !s.is_empty()) {
-                p.insert(k.to_string(), val.to_string());
-            }
-        };
-        put("email", v.email.as_ref().map(|x| x.as_str()));
-        let (first, last) = e.first_last_name();
-        put("firstname", first.as_deref());
-        put("lastname", last.as_deref());
-        put("phone", v.phone.as_ref().map(|x| x.as_str()));
-        let wa = v.wa_id.as_ref().map(|w| format!("+{}", w.as_str()));
-        put("hs_whatsapp_phone_number", wa.as_deref());
-        put("company", v.company.as_deref());
-        put("country", v.country.as_deref());
-        if let Some(prop) = &self.cfg.lead_source_property {
-            put(prop, Some(&format!("chatbot:{}", e.bot_id)));
-        }
-        if self.cfg.context_properties {
-            let c = &e.context;
-            put("leadbridge_entry_page", c.source_url.as_deref());
-            for (k, val) in c.utm() {
-                put(&format!("leadbridge_{k}"), Some(val));
-            }
-            if let Some(i) = &e.intent {
-                put("leadbridge_intent", i.primary.as_deref());
-                put(
-                    "leadbridge_qualification_score",
-                    i.qualification_score.map(|s| s.to_string()).as_deref(),
+        let mut out: BTreeMap<String, Write> = BTreeMap::new();
+        if write == ContactWrite::Full {
+            let targets = self.cfg.mapping.event_targets(e);
+            for (property, value) in self.cfg.mapping.render(e, lead.lead_source()) {
+                // The last target of a property is the one whose value the render kept.
+                let origin = targets
+                    .iter()
+                    .rev()
+                    .find(|t| t.property == property)
+                    .map(|t| Origin::from(t.source.clone()))
+                    .unwrap_or(Origin::Field(FieldPath::AllAnswers, ValueKind::Text));
+                out.insert(
+                    property.clone(),
+                    Write {
+                        property,
+                        origin,
+                        value,
+                    },
                 );
             }
-            if let Some(c) = &e.consent {
-                let at = c
-                    .given_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                put("leadbridge_consent_given_at", Some(&at));
-                put("leadbridge_consent_text_version", c.text_version.as_deref());
-                put("leadbridge_consent_purpose", c.purpose.as_deref());
+        }
+        for (property, path) in IDENTITY_SOURCES {
+            if let Some(value) = path.value(e, None, false) {
+                out.insert(
+                    property.to_string(),
+                    Write {
+                        property: property.to_string(),
+                        origin: Origin::Field(path.clone(), path.kind()),
+                        value,
+                    },
+                );
             }
         }
-        if self.cfg.answer_properties {
-            for (k, val) in &e.answers {
-                put(&property_name(k), Some(val));
+        out.into_values().collect()
+    }
+
+    /// The contact schema, from the cache while it is younger than `schema_ttl`.
+    async fn contact_schema(&self, force: bool) -> Result<Arc<ContactSchema>, CrmError> {
+        self.schema
+            .get_or_load(self.cfg.schema_ttl, Instant::now(), force, || async {
+                let (_, v) = self
+                    .call(Method::GET, "/crm/v3/properties/contacts", None)
+                    .await?;
+                ContactSchema::from_json(&v).ok_or_else(|| {
+                    self.err(
+                        ErrorClass::Transient,
+                        Some(200),
+                        "the properties API answered without results",
+                    )
+                })
+            })
+            .await
+    }
+
+    fn drift(&self, findings: &[String]) -> CrmError {
+        warn!(crm = %self.cfg.name, findings = findings.len(), "schema drift: contact not written");
+        CrmError {
+            crm: self.cfg.name.clone(),
+            class: ErrorClass::Permanent,
+            http_status: None,
+            category: None,
+            message: findings.join("; "),
+            retry_after: None,
+            code: Some(SCHEMA_DRIFT.into()),
+        }
+    }
+
+    /// Every property the mapping writes (plus the identities), checked against
+    /// the contact schema as it is now (read afresh, and cached): kinds for
+    /// fields, values for statics; `answers.*` gets one row (checked per event).
+    pub async fn schema_report(&self) -> Result<Vec<SchemaRow>, CrmError> {
+        let schema = self.contact_schema(true).await?;
+        let mut targets: Vec<(String, Origin)> = IDENTITY_SOURCES
+            .iter()
+            .map(|(p, path)| (p.to_string(), Origin::Field(path.clone(), path.kind())))
+            .collect();
+        targets.extend(
+            self.cfg
+                .mapping
+                .targets()
+                .into_iter()
+                .map(|t| (t.property, Origin::from(t.source))),
+        );
+        let patterns: Vec<String> = self
+            .cfg
+            .mapping
+            .fields
+            .iter()
+            .filter(|m| m.source == FieldPath::AllAnswers)
+            .map(|m| m.target.clone())
+            .collect();
+        Ok(schema::report(&schema, &targets, &patterns))
+    }
+
+    /// Finds or creates the contact and writes `props` to it.
+    async fn write_contact(
+        &self,
+        lead: &QueuedLead,
+        known_id: Option<&str>,
+        props: &BTreeMap<String, String>,
+    ) -> Result<ContactRef, CrmError> {
+        match &lead.contact_key {
+            ContactKey::Email(email) => self.upsert_by_email(email.as_str(), lead, props).await,
+            ContactKey::Phone(_) | ContactKey::WaId(_) => {
+                if let Some(id) = known_id {
+                    if let Some(c) = self.patch_contact(id, props).await? {
+                        return Ok(c);
+                    }
+                }
+                let e164 = match &lead.contact_key {
+                    ContactKey::Phone(p) => p.as_str().to_string(),
+                    other => format!("+{}", other.value()),
+                };
+                // Search lags writes by seconds; the ledger's memory covers what it cannot see yet.
+                if let Some(id) = self.search_by_phone(&e164).await? {
+                    if let Some(c) = self.patch_contact(&id, props).await? {
+                        return Ok(c);
+                    }
+                }
+                self.create_contact(props).await
             }
         }
-        p
     }
 
     async fn upsert_by_email(
         &self,
         email: &str,
         lead: &QueuedLead,
-        write: ContactWrite,
+        props: &BTreeMap<String, String>,
     ) -> Result<ContactRef, CrmError> {
         let trace = lead.event.event_id.as_str();
         let body = json!({"inputs": [{
             "id": email,
             "idProperty": "email",
             "objectWriteTraceId": trace,
-            "properties": self.contact_properties(lead, write),
+            "properties": props,
         }]});
         let (_, v) = self
             .call(
@@ -285,10 +422,9 @@ impl HubSpotCrm {
     async fn patch_contact(
         &self,
         id: &str,
-        lead: &QueuedLead,
-        write: ContactWrite,
+        props: &BTreeMap<String, String>,
     ) -> Result<Option<ContactRef>, CrmError> {
-        let body = json!({"properties": self.contact_properties(lead, write)});
+        let body = json!({"properties": props});
         match self
             .call(
                 Method::PATCH,
@@ -323,10 +459,9 @@ impl HubSpotCrm {
 
     async fn create_contact(
         &self,
-        lead: &QueuedLead,
-        write: ContactWrite,
+        props: &BTreeMap<String, String>,
     ) -> Result<ContactRef, CrmError> {
-        let body = json!({"properties": self.contact_properties(lead, write)});
+        let body = json!({"properties": props});
         match self
             .call(Method::POST, "/crm/v3/objects/contacts", Some(&body))
             .await
@@ -343,7 +478,7 @@ impl HubSpotCrm {
             }
             // HubSpot names the existing record in its 409 text.
             Err(e) if e.http_status == Some(409) => match existing_id(&e.message) {
-                Some(id) => self.patch_contact(&id, lead, write).await?.ok_or(e),
+                Some(id) => self.patch_contact(&id, props).await?.ok_or(e),
                 None => Err(e),
             },
             Err(e) => Err(e),
@@ -404,41 +539,56 @@ impl HubSpotCrm {
 #[async_trait]
 impl Crm for HubSpotCrm {
     fn name(&self) -> &str {
-        NAME
+        &self.cfg.name
     }
 
+    /// Checks every property the event writes against the contact schema
+    /// first: a missing, read-only, mistyped or off-option property fails the
+    /// event (`schema_drift`) before anything is written.
     async fn upsert_contact(
         &self,
         lead: &QueuedLead,
         known_id: Option<&str>,
         write: ContactWrite,
     ) -> Result<ContactRef, CrmError> {
-        match &lead.contact_key {
-            ContactKey::Email(email) => self.upsert_by_email(email.as_str(), lead, write).await,
-            ContactKey::Phone(_) | ContactKey::WaId(_) => {
-                if let Some(id) = known_id {
-                    if write == ContactWrite::IdentityOnly {
-                        return Ok(ContactRef {
-                            id: id.to_string(),
-                            created: false,
-                        });
+        let by_phone = !matches!(lead.contact_key, ContactKey::Email(_));
+        if let (true, ContactWrite::IdentityOnly, Some(id)) = (by_phone, write, known_id) {
+            // The record is known and nothing else may be written: no call at all.
+            return Ok(ContactRef {
+                id: id.to_string(),
+                created: false,
+            });
+        }
+        let writes = self.contact_writes(lead, write);
+        let schema = self.contact_schema(false).await?;
+        let findings = check_writes(&schema, &writes);
+        if !findings.is_empty() {
+            return Err(self.drift(&findings));
+        }
+        let props: BTreeMap<String, String> = writes
+            .iter()
+            .map(|w| (w.property.clone(), w.value.clone()))
+            .collect();
+        match self.write_contact(lead, known_id, &props).await {
+            Err(e) if rejected_for_schema(&e) => {
+                // The cached schema is out of date: read it again once, so this
+                // event says what changed and the next one is stopped up front.
+                match self.contact_schema(true).await {
+                    Ok(fresh) => {
+                        let findings = check_writes(&fresh, &writes);
+                        if findings.is_empty() {
+                            Err(e)
+                        } else {
+                            Err(self.drift(&findings))
+                        }
                     }
-                    if let Some(c) = self.patch_contact(id, lead, write).await? {
-                        return Ok(c);
+                    Err(_) => {
+                        self.schema.invalidate().await;
+                        Err(e)
                     }
                 }
-                let e164 = match &lead.contact_key {
-                    ContactKey::Phone(p) => p.as_str().to_string(),
-                    other => format!("+{}", other.value()),
-                };
-                // Search lags writes by seconds; the ledger's memory covers what it cannot see yet.
-                if let Some(id) = self.search_by_phone(&e164).await? {
-                    if let Some(c) = self.patch_contact(&id, lead, write).await? {
-                        return Ok(c);
-                    }
-                }
-                self.create_contact(lead, write).await
             }
+            other => other,
         }
     }
 
@@ -578,17 +728,22 @@ fn rate_limit_reset(h: &reqwest::header::HeaderMap) -> Duration {
     }
 }
 
-/// `"Company Size"` → `company_size`: HubSpot's internal property names.
-pub fn property_name(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for c in key.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
+/// Whether HubSpot refused a contact write over a property it does not have
+/// or a value the property does not take: the cached schema may be stale.
+fn rejected_for_schema(e: &CrmError) -> bool {
+    const MARKERS: [&str; 8] = [
+        "PROPERTY_DOESNT_EXIST",
+        "does not exist",
+        "INVALID_OPTION",
+        "allowed options",
+        "READ_ONLY_VALUE",
+        "read only property",
+        "INVALID_FLOAT",
+        "INVALID_BOOLEAN",
+    ];
+    e.class == ErrorClass::Permanent
+        && matches!(e.http_status, Some(400 | 207))
+        && MARKERS.iter().any(|m| e.message.contains(m))
 }
 
 /// Route shape for logs, with ids and emails cut out (never log an email).
@@ -609,6 +764,170 @@ fn route_name(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lb_pipeline::{PortError, SecretStore};
+
+    struct NoSecrets;
+
+    #[async_trait]
+    impl SecretStore for NoSecrets {
+        async fn get_secret(&self, _: &str) -> Result<String, PortError> {
+            Err(PortError::new("no secrets in unit tests"))
+        }
+    }
+
+    fn adapter(cfg: HubSpotConfig) -> HubSpotCrm {
+        let token = Arc::new(CachedSecret::new(
+            Arc::new(NoSecrets),
+            "t",
+            Duration::from_secs(1),
+        ));
+        HubSpotCrm::new(cfg, token).expect("client")
+    }
+
+    fn rich_lead(lead_source: Option<&str>) -> QueuedLead {
+        let event: lb_domain::LeadEvent = serde_json::from_value(json!({
+            "event_id": "evt_map_1",
+            "event_type": "lead.created",
+            "occurred_at": "2026-05-04T11:23:45Z",
+            "bot_id": "bot_acme",
+            "visitor": {"email": "priya@acme.in", "phone": "+14155552671", "wa_id": "14155552671",
+                        "name": "Priya Anand Sharma", "company": "Acme", "country": "IN", "state": "IN-MH"},
+            "context": {"source_url": "https://acme.in/pricing", "referrer": "https://google.com",
+                        "utm_source": "google", "utm_medium": "cpc", "utm_campaign": "spring",
+                        "utm_term": "crm", "utm_content": "ad1", "session_id": "s1"},
+            "intent": {"primary": "pricing", "labels": ["a", "b"], "qualification_score": 80},
+            "answers": {"Company Size": "51-200", "budget": "10k", "empty": ""},
+            "consent": {"given_at": "2026-05-04T11:20:00Z", "text_version": "v3", "purpose": "sales"},
+            "transcript": {"summary": "Asked about pricing", "messages": 12}
+        }))
+        .expect("event");
+        let lead = QueuedLead::new(event, chrono::Utc::now()).expect("lead");
+        match lead_source {
+            None => lead,
+            Some(src) => lead.for_delivery(lb_domain::Delivery {
+                connection: "hs2".into(),
+                lead_source: Some(src.into()),
+                object: "contact".into(),
+            }),
+        }
+    }
+
+    fn written(
+        crm: &HubSpotCrm,
+        lead: &QueuedLead,
+        write: ContactWrite,
+    ) -> BTreeMap<String, String> {
+        crm.contact_writes(lead, write)
+            .into_iter()
+            .map(|w| (w.property, w.value))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_mapping_writes_what_the_adapter_always_wrote_plus_state() {
+        let crm = adapter(HubSpotConfig::default());
+        let got = written(&crm, &rich_lead(None), ContactWrite::Full);
+        let want: BTreeMap<String, String> = [
+            ("email", "priya@acme.in"),
+            ("phone", "+14155552671"),
+            ("hs_whatsapp_phone_number", "+14155552671"),
+            ("firstname", "Priya Anand"),
+            ("lastname", "Sharma"),
+            ("company", "Acme"),
+            ("country", "IN"),
+            ("state", "IN-MH"),
+            ("leadbridge_source", "chatbot:bot_acme"),
+            ("leadbridge_entry_page", "https://acme.in/pricing"),
+            ("leadbridge_utm_source", "google"),
+            ("leadbridge_utm_medium", "cpc"),
+            ("leadbridge_utm_campaign", "spring"),
+            ("leadbridge_utm_term", "crm"),
+            ("leadbridge_utm_content", "ad1"),
+            ("leadbridge_intent", "pricing"),
+            ("leadbridge_qualification_score", "80"),
+            ("leadbridge_consent_given_at", "2026-05-04T11:20:00Z"),
+            ("leadbridge_consent_text_version", "v3"),
+            ("leadbridge_consent_purpose", "sales"),
+            ("company_size", "51-200"),
+            ("budget", "10k"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+
+        let routed = written(&crm, &rich_lead(Some("Website chat")), ContactWrite::Full);
+        assert_eq!(routed["leadbridge_source"], "Website chat");
+
+        let ids = written(&crm, &rich_lead(None), ContactWrite::IdentityOnly);
+        assert_eq!(
+            ids.keys().collect::<Vec<_>>(),
+            ["email", "hs_whatsapp_phone_number", "phone"]
+        );
+    }
+
+    #[test]
+    fn the_default_mapping_switches_drop_their_properties() {
+        let bare = adapter(HubSpotConfig {
+            mapping: default_mapping(None, false, false),
+            ..HubSpotConfig::default()
+        });
+        let got = written(&bare, &rich_lead(None), ContactWrite::Full);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            [
+                "company",
+                "country",
+                "email",
+                "firstname",
+                "hs_whatsapp_phone_number",
+                "lastname",
+                "phone",
+                "state"
+            ]
+        );
+        assert_eq!(
+            default_mapping(Some(" "), false, false),
+            default_mapping(None, false, false)
+        );
+    }
+
+    #[test]
+    fn the_connection_name_is_the_crm_name() {
+        let crm = adapter(HubSpotConfig {
+            name: "hubspot_eu".into(),
+            ..HubSpotConfig::default()
+        });
+        assert_eq!(crm.name(), "hubspot_eu");
+        assert_eq!(crm.drift(&["x".into()]).reason().code, "schema_drift");
+        assert_eq!(crm.drift(&["x".into()]).crm, "hubspot_eu");
+    }
+
+    #[test]
+    fn validation_errors_about_the_schema_trigger_a_reread() {
+        let e = |status, msg: &str| CrmError {
+            crm: "hubspot".into(),
+            class: ErrorClass::Permanent,
+            http_status: Some(status),
+            category: Some("VALIDATION_ERROR".into()),
+            message: msg.into(),
+            retry_after: None,
+            code: None,
+        };
+        assert!(rejected_for_schema(&e(
+            207,
+            "Property \"budget\" does not exist"
+        )));
+        assert!(rejected_for_schema(&e(
+            400,
+            "Property values were not valid: [{\"error\":\"INVALID_OPTION\"}]"
+        )));
+        assert!(!rejected_for_schema(&e(
+            401,
+            "Authentication credentials not found"
+        )));
+        assert!(!rejected_for_schema(&e(400, "Email address x is invalid")));
+    }
 
     #[test]
     fn existing_id_is_read_from_the_409_text() {

@@ -1,9 +1,14 @@
 //! Outbound adapters: one module per CRM, each implementing the pipeline's
 //! [`lb_pipeline::Crm`] port. Only this crate knows CRM JSON.
+//! [`connections`] builds them from the config file.
 
 pub mod classify;
+pub mod connections;
 pub mod hubspot;
 pub mod webhook;
 
-pub use hubspot::{HubSpotConfig, HubSpotCrm};
+pub use hubspot::{
+    default_mapping, render_schema_table, HubSpotConfig, HubSpotCrm, SchemaRow, SchemaStatus,
+    SCHEMA_DRIFT,
+};
 pub use webhook::{WebhookAuthKind, WebhookCrm, WebhookSettings};

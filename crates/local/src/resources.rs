@@ -261,6 +261,27 @@ pub async fn create(
 
 /// Stores the status API key as `{"keys": [key]}` in `<prefix>/status-api-key`
 /// (created, or overwritten when it exists). Idempotent.
+/// Creates (or overwrites) a secret: the ones a config file's connections name.
+pub async fn put_secret(cfg: &aws_config::SdkConfig, id: &str, value: &str) -> anyhow::Result<()> {
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    if sm
+        .create_secret()
+        .name(id)
+        .secret_string(value)
+        .send()
+        .await
+        .is_err()
+    {
+        sm.put_secret_value()
+            .secret_id(id)
+            .secret_string(value)
+            .send()
+            .await
+            .with_context(|| format!("storing secret {id}"))?;
+    }
+    Ok(())
+}
+
 pub async fn create_status_api_key(
     cfg: &aws_config::SdkConfig,
     names: &Names,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crm_sim::{RunningSim, SimConfig};
+use crm_sim::{RunningSim, RunningWebhookSim, SimConfig};
 use dlq_alerter::AlerterApp;
 use ingest::{Ingest, IngestEnv};
 use lb_aws::{DynamoLedger, RequestCounter, SecretsManagerStore, SnsAlerts, SqsLeadQueue};
@@ -47,6 +47,14 @@ pub struct StackInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CrmInfo {
     pub hubspot: CrmEndpoint,
+    /// The webhook-target simulator (Zapier/Make/n8n stand-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTarget>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookTarget {
+    pub base_url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +93,13 @@ pub struct StackOptions {
     pub region: String,
     /// The status API key stored in `<prefix>/status-api-key`.
     pub status_api_key: String,
+    /// A config file's text (`LEADBRIDGE_CONFIG`) for ingest and the worker;
+    /// `{hubspot_url}` and `{webhook_url}` are replaced by the simulators' URLs.
+    pub config_toml: Option<String>,
+    /// Secrets to create before start (`(id, value)`): the ones the config names.
+    pub secrets: Vec<(String, String)>,
+    /// At most one rejection alert per window.
+    pub rejection_window: Duration,
 }
 
 impl Default for StackOptions {
@@ -114,6 +129,9 @@ impl Default for StackOptions {
             ingest_sqs_endpoint: None,
             region: "us-east-1".into(),
             status_api_key: "lbk_local_status_api_key".into(),
+            config_toml: None,
+            secrets: Vec::new(),
+            rejection_window: Duration::from_secs(900),
         }
     }
 }
@@ -142,6 +160,9 @@ pub struct LocalStack {
     pub info: StackInfo,
     pub moto: Arc<Moto>,
     pub sim: RunningSim,
+    pub webhook_sim: RunningWebhookSim,
+    /// The config the stack runs with (placeholders replaced), if any.
+    pub config: Option<Arc<lb_config::Config>>,
     pub sdk: aws_config::SdkConfig,
     pub ledger: Arc<DynamoLedger>,
     /// DynamoDB requests made by the three handlers.
@@ -181,6 +202,27 @@ impl LocalStack {
         )
         .await
         .context("starting the HubSpot simulator")?;
+        let webhook_sim = RunningWebhookSim::start(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .context("starting the webhook-target simulator")?;
+        for (id, value) in &opts.secrets {
+            resources::put_secret(&sdk, id, value).await?;
+        }
+        let config = match &opts.config_toml {
+            None => None,
+            Some(text) => {
+                let text = text
+                    .replace("{hubspot_url}", &sim.base_url)
+                    .replace("{webhook_url}", &webhook_sim.base_url);
+                let cfg = lb_config::Config::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("the stack's config file is not valid:\n{e}"))?;
+                Some(Arc::new(cfg))
+            }
+        };
+        let alerts: Arc<SnsAlerts> = Arc::new(SnsAlerts::new(
+            aws_sdk_sns::Client::new(&sdk),
+            &created.topic_arn,
+        ));
 
         let counter = RequestCounter::default();
         let ddb = aws_sdk_dynamodb::Client::from_conf(
@@ -217,11 +259,15 @@ impl LocalStack {
             webhook_secret_id: names.webhook_secret(),
             status_api_key_secret_id: names.status_api_key_secret(),
             secret_ttl: Duration::from_secs(30),
+            alerts_topic_arn: created.topic_arn.clone(),
+            rejection_window: opts.rejection_window,
         };
         let ingest_app = Arc::new(Ingest::new(
             ledger.clone(),
             ingest_queue,
             secrets.clone(),
+            alerts.clone(),
+            config.clone(),
             &ingest_env,
         ));
 
@@ -238,10 +284,17 @@ impl LocalStack {
             },
             token,
         )?;
+        let crm: Arc<dyn lb_pipeline::Connections> = match &config {
+            None => Arc::new(hubspot),
+            Some(cfg) => Arc::new(
+                lb_crm::connections::from_config(cfg, secrets.clone(), Duration::from_secs(30))
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            ),
+        };
         let worker_app = Arc::new(WorkerApp {
             ledger: ledger.clone(),
             queue: queue.clone(),
-            crm: Arc::new(hubspot),
+            crm,
             policy: opts.policy,
             safety_margin: opts
                 .safety_margin
@@ -250,10 +303,7 @@ impl LocalStack {
         });
         let alerter_app = Arc::new(AlerterApp {
             ledger: ledger.clone(),
-            alerts: Arc::new(SnsAlerts::new(
-                aws_sdk_sns::Client::new(&sdk),
-                &created.topic_arn,
-            )),
+            alerts,
         });
 
         let (stop, stop_rx) = watch::channel(false);
@@ -337,6 +387,9 @@ impl LocalStack {
                     base_url: sim.base_url.clone(),
                     token: sim.token.clone(),
                 },
+                webhook: Some(WebhookTarget {
+                    base_url: webhook_sim.base_url.clone(),
+                }),
             },
             status_api_key: opts.status_api_key.clone(),
             status_api_key_secret_id: names.status_api_key_secret(),
@@ -345,6 +398,8 @@ impl LocalStack {
             info,
             moto,
             sim,
+            webhook_sim,
+            config,
             sdk,
             ledger,
             dynamodb_requests: counter,

@@ -8,30 +8,54 @@ use lb_aws::{
     aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs, DynamoLedger, SecretsManagerStore,
     SqsLeadQueue,
 };
-use lb_crm::{HubSpotConfig, HubSpotCrm};
+use lb_crm::{default_mapping, HubSpotConfig, HubSpotCrm};
 use lb_pipeline::secrets::CachedSecret;
+use lb_pipeline::{Connections, SecretStore};
 use worker::{handle, WorkerApp, WorkerEnv};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = WorkerEnv::from_env()?;
+    // A bad config file stops the cold start with every error and its line.
+    let config = lb_config::Config::from_env()?;
     let cfg = lb_aws::sdk_config().await;
-    let secrets = Arc::new(SecretsManagerStore::new(
+    let secrets: Arc<dyn SecretStore> = Arc::new(SecretsManagerStore::new(
         aws_sdk_secretsmanager::Client::new(&cfg),
     ));
     let token = Arc::new(CachedSecret::new(
-        secrets,
+        secrets.clone(),
         &env.hubspot_secret_id,
         env.secret_ttl,
     ));
     let hubspot = HubSpotConfig {
         base_url: env.hubspot_base_url.clone(),
         timeout: env.hubspot_timeout,
-        lead_source_property: env.hubspot_lead_source_property.clone(),
-        context_properties: env.hubspot_context_properties,
-        answer_properties: env.hubspot_answer_properties,
+        mapping: default_mapping(
+            env.hubspot_lead_source_property.as_deref(),
+            env.hubspot_context_properties,
+            env.hubspot_answer_properties,
+        ),
         ..Default::default()
+    };
+    // With a config file: every connection it names; without: the one HubSpot portal.
+    let (crm, slowest): (Arc<dyn Connections>, Duration) = match &config {
+        Some(c) => (
+            Arc::new(lb_crm::connections::from_config(
+                c,
+                secrets,
+                env.secret_ttl,
+            )?),
+            c.connections
+                .values()
+                .map(|c| c.timeout)
+                .max()
+                .unwrap_or(env.hubspot_timeout),
+        ),
+        None => (
+            Arc::new(HubSpotCrm::new(hubspot, token)?),
+            env.hubspot_timeout,
+        ),
     };
     let app = Arc::new(WorkerApp {
         ledger: Arc::new(DynamoLedger::new(
@@ -43,9 +67,9 @@ async fn main() -> Result<(), Error> {
             &env.queue_url,
             &env.dlq_url,
         )),
-        crm: Arc::new(HubSpotCrm::new(hubspot, token)?),
+        crm,
         policy: env.policy,
-        safety_margin: env.hubspot_timeout + Duration::from_secs(2),
+        safety_margin: slowest + Duration::from_secs(2),
         hooks: lb_pipeline::hooks::Hooks::NONE,
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {

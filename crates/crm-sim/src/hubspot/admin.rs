@@ -1,5 +1,20 @@
 //! `/__admin`: faults, stats, reset, runtime config and schema edits
 //! (contracts.md §3). No authentication, not counted, never rate limited.
+//!
+//! Schema edits (what schema-drift tests need), `{object}` = `contacts`,
+//! `notes` or `deals`:
+//! - `POST /__admin/properties/{object}` adds a property or replaces it whole →
+//!   201 with its definition as `GET /crm/v3/properties/{object}/{name}` shows it:
+//!   `{"name", "type": "string|number|enumeration|datetime|date|bool",
+//!   "fieldType"?, "label"?, "groupName"?, "options"?: [{"value", "label"?, "hidden"?}],
+//!   "readOnly"?, "calculated"?, "hasUniqueValue"?}` (a `bool` without options
+//!   gets HubSpot's `true`/`false` ones).
+//! - `PATCH /__admin/properties/{object}/{name}` changes the given fields of an
+//!   existing property (same fields, all optional; `options` replaces the list)
+//!   → 200 with the definition, 404 if there is none.
+//! - `DELETE /__admin/properties/{object}/{name}` → 204, 404 if there is none.
+//!
+//! `POST /__admin/reset` restores the default schema.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,7 +42,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/__admin/properties/{object}", post(put_property))
         .route(
             "/__admin/properties/{object}/{name}",
-            delete(delete_property),
+            delete(delete_property).patch(patch_property),
         )
 }
 
@@ -141,6 +156,49 @@ struct PropertyInput {
 struct OptionInput {
     value: String,
     label: Option<String>,
+    #[serde(default)]
+    hidden: bool,
+}
+
+impl From<OptionInput> for PropertyOption {
+    fn from(o: OptionInput) -> PropertyOption {
+        PropertyOption {
+            label: o.label.unwrap_or_else(|| o.value.clone()),
+            value: o.value,
+            hidden: o.hidden,
+        }
+    }
+}
+
+/// A partial change of one property (`PATCH`): absent fields are kept.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PropertyPatch {
+    label: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    field_type: Option<String>,
+    group_name: Option<String>,
+    options: Option<Vec<OptionInput>>,
+    read_only: Option<bool>,
+    has_unique_value: Option<bool>,
+    calculated: Option<bool>,
+}
+
+fn property_type(name: &str) -> Result<PropertyType, ApiError> {
+    PropertyType::parse(name).ok_or_else(|| {
+        ApiError::validation(format!(
+            "unknown property type \"{name}\" (string, number, enumeration, datetime, date, bool)"
+        ))
+    })
+}
+
+fn property_not_found(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "OBJECT_NOT_FOUND",
+        format!("Unable to find property with name: {name}"),
+    )
 }
 
 fn object_from_path(name: &str) -> Result<ObjectType, ApiError> {
@@ -164,12 +222,7 @@ async fn put_property(
     if name.is_empty() {
         return Err(ApiError::validation("property \"name\" must not be empty"));
     }
-    let kind = PropertyType::parse(&input.kind).ok_or_else(|| {
-        ApiError::validation(format!(
-            "unknown property type \"{}\" (string, number, enumeration, datetime, date, bool)",
-            input.kind
-        ))
-    })?;
+    let kind = property_type(&input.kind)?;
     let def = PropertyDef::from(NewProperty {
         name,
         label: input.label,
@@ -179,10 +232,7 @@ async fn put_property(
         options: input
             .options
             .into_iter()
-            .map(|o| PropertyOption {
-                label: o.label.unwrap_or_else(|| o.value.clone()),
-                value: o.value,
-            })
+            .map(PropertyOption::from)
             .collect(),
         read_only: input.read_only,
         has_unique_value: input.has_unique_value,
@@ -204,10 +254,52 @@ async fn delete_property(
         tracing::info!(object = object.plural(), property = %name, "schema property removed");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "OBJECT_NOT_FOUND",
-            format!("Unable to find property with name: {name}"),
-        ))
+        Err(property_not_found(&name))
     }
+}
+
+/// `PATCH /__admin/properties/{object}/{name}`: changes the given fields → 200.
+async fn patch_property(
+    State(app): State<App>,
+    HsPath((object, name)): HsPath<(String, String)>,
+    HsJson(patch): HsJson<PropertyPatch>,
+) -> Result<Json<Value>, ApiError> {
+    let object = object_from_path(&object)?;
+    let kind = patch.kind.as_deref().map(property_type).transpose()?;
+    let mut state = app.lock();
+    let def = state
+        .schema
+        .get_mut(object, &name)
+        .ok_or_else(|| property_not_found(&name))?;
+    if let Some(kind) = kind {
+        if kind != def.kind && patch.field_type.is_none() {
+            def.field_type = kind.default_field_type().to_owned();
+        }
+        def.kind = kind;
+    }
+    if let Some(v) = patch.label {
+        def.label = v;
+    }
+    if let Some(v) = patch.field_type {
+        def.field_type = v;
+    }
+    if let Some(v) = patch.group_name {
+        def.group_name = v;
+    }
+    if let Some(options) = patch.options {
+        def.options = options.into_iter().map(PropertyOption::from).collect();
+    }
+    if let Some(v) = patch.has_unique_value {
+        def.has_unique_value = v;
+    }
+    if let Some(v) = patch.calculated {
+        def.calculated = v;
+    }
+    if let Some(v) = patch.read_only {
+        def.read_only_value = v;
+    }
+    // A calculated property is never writable.
+    def.read_only_value |= def.calculated;
+    tracing::info!(object = object.plural(), property = %name, "schema property changed");
+    Ok(Json(def.to_json()))
 }

@@ -58,6 +58,8 @@ impl PropertyType {
 pub(crate) struct PropertyOption {
     pub label: String,
     pub value: String,
+    /// Hidden from forms and the UI; the API still accepts the value.
+    pub hidden: bool,
 }
 
 /// One property definition.
@@ -104,6 +106,7 @@ impl PropertyDef {
             .map(|(value, label)| PropertyOption {
                 label: (*label).to_owned(),
                 value: (*value).to_owned(),
+                hidden: false,
             })
             .collect();
         self
@@ -142,7 +145,7 @@ impl PropertyDef {
                     "label": o.label,
                     "value": o.value,
                     "displayOrder": i,
-                    "hidden": false,
+                    "hidden": o.hidden,
                 })
             })
             .collect();
@@ -202,6 +205,12 @@ impl Schema {
             .flat_map(|d| d.values())
     }
 
+    pub(crate) fn get_mut(&mut self, object: ObjectType, name: &str) -> Option<&mut PropertyDef> {
+        self.objects
+            .get_mut(&object)
+            .and_then(|defs| defs.get_mut(name))
+    }
+
     /// Adds or replaces a definition (schema-drift tests).
     pub(crate) fn put(&mut self, object: ObjectType, def: PropertyDef) {
         self.objects
@@ -239,12 +248,28 @@ impl From<NewProperty> for PropertyDef {
         if let Some(field_type) = p.field_type {
             def.field_type = field_type;
         }
-        def.options = p.options;
+        def.options = if p.options.is_empty() && p.kind == PropertyType::Bool {
+            bool_options()
+        } else {
+            p.options
+        };
         def.read_only_value = p.read_only || p.calculated;
         def.has_unique_value = p.has_unique_value;
         def.calculated = p.calculated;
         def
     }
+}
+
+/// The options HubSpot lists for a `bool` property.
+fn bool_options() -> Vec<PropertyOption> {
+    [("true", "Yes"), ("false", "No")]
+        .iter()
+        .map(|(value, label)| PropertyOption {
+            label: (*label).to_owned(),
+            value: (*value).to_owned(),
+            hidden: false,
+        })
+        .collect()
 }
 
 const LIFECYCLE_STAGES: &[(&str, &str)] = &[

@@ -1,0 +1,120 @@
+//! The worker's CRM connections, built from the config file's `[connections.*]`
+//! (or, without a config file, the single HubSpot connection of the environment).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lb_config::{Config, Connection, ConnectionKind, WebhookAuth};
+use lb_domain::mapping::Mapping;
+use lb_pipeline::secrets::CachedSecret;
+use lb_pipeline::{Crm, CrmSet, SecretStore};
+
+use crate::hubspot::{HubSpotConfig, HubSpotCrm};
+use crate::webhook::{WebhookAuthKind, WebhookCrm, WebhookSettings};
+
+/// Every connection of the config, by name.
+pub fn from_config(
+    config: &Config,
+    secrets: Arc<dyn SecretStore>,
+    secret_ttl: Duration,
+) -> Result<CrmSet, String> {
+    let mut set = CrmSet::default();
+    for conn in config.connections.values() {
+        set.add(connection(conn, secrets.clone(), secret_ttl)?);
+    }
+    Ok(set)
+}
+
+/// One connection's adapter.
+pub fn connection(
+    conn: &Connection,
+    secrets: Arc<dyn SecretStore>,
+    secret_ttl: Duration,
+) -> Result<Arc<dyn Crm>, String> {
+    let built: Arc<dyn Crm> = match &conn.kind {
+        ConnectionKind::HubSpot(h) => {
+            let defaults = HubSpotConfig::default();
+            let cfg = HubSpotConfig {
+                name: conn.name.clone(),
+                base_url: h.base_url.clone(),
+                timeout: conn.timeout,
+                mapping: conn.mapping.clone().unwrap_or(defaults.mapping.clone()),
+                schema_ttl: h.schema_ttl,
+                default_deal_stage: h
+                    .deal_stage
+                    .clone()
+                    .unwrap_or(defaults.default_deal_stage.clone()),
+                default_deal_pipeline: h
+                    .deal_pipeline
+                    .clone()
+                    .unwrap_or(defaults.default_deal_pipeline.clone()),
+                ..defaults
+            };
+            let token = Arc::new(CachedSecret::new(secrets, &h.secret, secret_ttl));
+            Arc::new(
+                HubSpotCrm::new(cfg, token)
+                    .map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))?,
+            )
+        }
+        ConnectionKind::Webhook(w) => {
+            let (auth, secret) = match &w.auth {
+                WebhookAuth::None => (WebhookAuthKind::None, None),
+                WebhookAuth::Bearer { secret } => (WebhookAuthKind::Bearer, Some(secret)),
+                WebhookAuth::ApiKey { header, secret } => (
+                    WebhookAuthKind::ApiKey {
+                        header: header.clone(),
+                    },
+                    Some(secret),
+                ),
+                WebhookAuth::Basic { secret } => (WebhookAuthKind::Basic, Some(secret)),
+            };
+            let settings = WebhookSettings {
+                name: conn.name.clone(),
+                url: w.url.clone(),
+                auth,
+                headers: w.headers.clone(),
+                timeout: conn.timeout,
+                mapping: conn.mapping.clone().unwrap_or_else(default_webhook_mapping),
+            };
+            let secret = secret.map(|id| Arc::new(CachedSecret::new(secrets, id, secret_ttl)));
+            Arc::new(
+                WebhookCrm::new(settings, secret)
+                    .map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))?,
+            )
+        }
+    };
+    Ok(built)
+}
+
+/// What a webhook connection without `[fields]` sends: every canonical field
+/// under its own (flat, snake-case) name, each answer as `answer_<key>`.
+pub fn default_webhook_mapping() -> Mapping {
+    Mapping::from_pairs(&[
+        ("visitor.email", "email"),
+        ("visitor.phone", "phone"),
+        ("visitor.wa_id", "whatsapp"),
+        ("visitor.name", "name"),
+        ("visitor.first_name", "first_name"),
+        ("visitor.last_name", "last_name"),
+        ("visitor.company", "company"),
+        ("visitor.country", "country"),
+        ("visitor.state", "state"),
+        ("lead_source", "lead_source"),
+        ("conversation_id", "conversation_id"),
+        ("context.source_url", "entry_page"),
+        ("context.referrer", "referrer"),
+        ("context.utm_source", "utm_source"),
+        ("context.utm_medium", "utm_medium"),
+        ("context.utm_campaign", "utm_campaign"),
+        ("context.utm_term", "utm_term"),
+        ("context.utm_content", "utm_content"),
+        ("intent.primary", "intent"),
+        ("intent.qualification_score", "qualification_score"),
+        ("transcript.summary", "summary"),
+        ("transcript.transcript_url", "transcript_url"),
+        ("consent.given_at", "consent_given_at"),
+        ("consent.text_version", "consent_text_version"),
+        ("consent.purpose", "consent_purpose"),
+        ("answers.*", "answer_{key}"),
+    ])
+}
