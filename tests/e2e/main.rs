@@ -2,6 +2,7 @@
 //! Secrets Manager) and the HubSpot simulator, each test on its own stack.
 
 mod chaos;
+mod clean;
 mod corpus;
 mod failures;
 mod ingest;
