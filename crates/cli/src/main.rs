@@ -3,6 +3,7 @@
 mod bench;
 mod chaos;
 mod config_cmd;
+mod crm_cmd;
 mod demo;
 mod events;
 mod ops;
@@ -74,6 +75,12 @@ enum Cmd {
     /// Configuration file tools: `config check FILE` validates a LEADBRIDGE_CONFIG file.
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
+    /// Check every mapped property of the HubSpot connections against the live schema
+    /// (missing, read-only, wrong type, option not allowed) and print a table.
+    SchemaCheck(crm_cmd::SchemaCheckArgs),
+    /// Send a clearly marked test lead to a webhook connection and print what it
+    /// answered (a HubSpot connection: its schema check).
+    TestConnection(crm_cmd::TestConnectionArgs),
 }
 
 fn log_to_file(path: &str) -> anyhow::Result<()> {
@@ -181,5 +188,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::List(args) => ops::list(args).await,
         Cmd::Replay(args) => ops::replay(args).await,
         Cmd::Config(cmd) => config_cmd::run(cmd),
+        Cmd::SchemaCheck(args) => crm_cmd::schema_check(args).await,
+        Cmd::TestConnection(args) => crm_cmd::test_connection(args).await,
     }
 }

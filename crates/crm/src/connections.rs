@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lb_config::{Config, Connection, ConnectionKind, WebhookAuth};
+use lb_config::{
+    Config, Connection, ConnectionKind, HubSpotConnection, WebhookAuth, WebhookConnection,
+};
 use lb_domain::mapping::Mapping;
 use lb_pipeline::secrets::CachedSecret;
 use lb_pipeline::{Crm, CrmSet, SecretStore};
@@ -31,59 +33,65 @@ pub fn connection(
     secrets: Arc<dyn SecretStore>,
     secret_ttl: Duration,
 ) -> Result<Arc<dyn Crm>, String> {
-    let built: Arc<dyn Crm> = match &conn.kind {
-        ConnectionKind::HubSpot(h) => {
-            let defaults = HubSpotConfig::default();
-            let cfg = HubSpotConfig {
-                name: conn.name.clone(),
-                base_url: h.base_url.clone(),
-                timeout: conn.timeout,
-                mapping: conn.mapping.clone().unwrap_or(defaults.mapping.clone()),
-                schema_ttl: h.schema_ttl,
-                default_deal_stage: h
-                    .deal_stage
-                    .clone()
-                    .unwrap_or(defaults.default_deal_stage.clone()),
-                default_deal_pipeline: h
-                    .deal_pipeline
-                    .clone()
-                    .unwrap_or(defaults.default_deal_pipeline.clone()),
-                ..defaults
-            };
-            let token = Arc::new(CachedSecret::new(secrets, &h.secret, secret_ttl));
-            Arc::new(
-                HubSpotCrm::new(cfg, token)
-                    .map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))?,
-            )
-        }
-        ConnectionKind::Webhook(w) => {
-            let (auth, secret) = match &w.auth {
-                WebhookAuth::None => (WebhookAuthKind::None, None),
-                WebhookAuth::Bearer { secret } => (WebhookAuthKind::Bearer, Some(secret)),
-                WebhookAuth::ApiKey { header, secret } => (
-                    WebhookAuthKind::ApiKey {
-                        header: header.clone(),
-                    },
-                    Some(secret),
-                ),
-                WebhookAuth::Basic { secret } => (WebhookAuthKind::Basic, Some(secret)),
-            };
-            let settings = WebhookSettings {
-                name: conn.name.clone(),
-                url: w.url.clone(),
-                auth,
-                headers: w.headers.clone(),
-                timeout: conn.timeout,
-                mapping: conn.mapping.clone().unwrap_or_else(default_webhook_mapping),
-            };
-            let secret = secret.map(|id| Arc::new(CachedSecret::new(secrets, id, secret_ttl)));
-            Arc::new(
-                WebhookCrm::new(settings, secret)
-                    .map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))?,
-            )
-        }
+    Ok(match &conn.kind {
+        ConnectionKind::HubSpot(h) => Arc::new(hubspot(conn, h, secrets, secret_ttl)?),
+        ConnectionKind::Webhook(w) => Arc::new(webhook(conn, w, secrets, secret_ttl)?),
+    })
+}
+
+/// A HubSpot connection's adapter (no `[fields]`: the adapter's built-in mapping).
+pub fn hubspot(
+    conn: &Connection,
+    h: &HubSpotConnection,
+    secrets: Arc<dyn SecretStore>,
+    secret_ttl: Duration,
+) -> Result<HubSpotCrm, String> {
+    let defaults = HubSpotConfig::default();
+    let cfg = HubSpotConfig {
+        name: conn.name.clone(),
+        base_url: h.base_url.clone(),
+        timeout: conn.timeout,
+        mapping: conn.mapping.clone().unwrap_or(defaults.mapping),
+        schema_ttl: h.schema_ttl,
+        default_deal_stage: h.deal_stage.clone().unwrap_or(defaults.default_deal_stage),
+        default_deal_pipeline: h
+            .deal_pipeline
+            .clone()
+            .unwrap_or(defaults.default_deal_pipeline),
     };
-    Ok(built)
+    let token = Arc::new(CachedSecret::new(secrets, &h.secret, secret_ttl));
+    HubSpotCrm::new(cfg, token).map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))
+}
+
+/// A webhook connection's adapter (no `[fields]`: [`default_webhook_mapping`]).
+pub fn webhook(
+    conn: &Connection,
+    w: &WebhookConnection,
+    secrets: Arc<dyn SecretStore>,
+    secret_ttl: Duration,
+) -> Result<WebhookCrm, String> {
+    let (auth, secret) = match &w.auth {
+        WebhookAuth::None => (WebhookAuthKind::None, None),
+        WebhookAuth::Bearer { secret } => (WebhookAuthKind::Bearer, Some(secret)),
+        WebhookAuth::ApiKey { header, secret } => (
+            WebhookAuthKind::ApiKey {
+                header: header.clone(),
+            },
+            Some(secret),
+        ),
+        WebhookAuth::Basic { secret } => (WebhookAuthKind::Basic, Some(secret)),
+    };
+    let settings = WebhookSettings {
+        name: conn.name.clone(),
+        url: w.url.clone(),
+        auth,
+        headers: w.headers.clone(),
+        timeout: conn.timeout,
+        mapping: conn.mapping.clone().unwrap_or_else(default_webhook_mapping),
+    };
+    let secret = secret.map(|id| Arc::new(CachedSecret::new(secrets, id, secret_ttl)));
+    WebhookCrm::new(settings, secret)
+        .map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))
 }
 
 /// What a webhook connection without `[fields]` sends: every canonical field
