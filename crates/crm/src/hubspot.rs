@@ -146,15 +146,7 @@ impl HubSpotCrm {
     }
 
     fn err(&self, class: ErrorClass, status: Option<u16>, message: impl Into<String>) -> CrmError {
-        CrmError {
-            crm: self.cfg.name.clone(),
-            class,
-            http_status: status,
-            category: None,
-            message: message.into(),
-            retry_after: None,
-            code: None,
-        }
+        CrmError::new(self.cfg.name.clone(), class, status, message)
     }
 
     async fn bearer(&self) -> Result<String, CrmError> {

@@ -199,15 +199,7 @@ impl WebhookCrm {
     }
 
     fn err(&self, class: ErrorClass, status: Option<u16>, message: impl Into<String>) -> CrmError {
-        CrmError {
-            crm: self.settings.name.clone(),
-            class,
-            http_status: status,
-            category: None,
-            message: message.into(),
-            retry_after: None,
-            code: None,
-        }
+        CrmError::new(self.settings.name.clone(), class, status, message)
     }
 
     fn secret_id(&self) -> &str {

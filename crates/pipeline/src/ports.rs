@@ -82,6 +82,24 @@ pub struct CrmError {
 }
 
 impl CrmError {
+    /// An error with no CRM category, retry hint or code of our own.
+    pub fn new(
+        crm: impl Into<String>,
+        class: ErrorClass,
+        http_status: Option<u16>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            crm: crm.into(),
+            class,
+            http_status,
+            category: None,
+            message: message.into(),
+            retry_after: None,
+            code: None,
+        }
+    }
+
     pub fn reason(&self) -> FailureReason {
         let code = match self.class {
             ErrorClass::Permanent => "crm_rejected",
