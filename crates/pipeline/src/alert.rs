@@ -96,9 +96,10 @@ pub async fn alert_dead_letters(
     let mut entries = Vec::with_capacity(messages.len());
     for m in messages {
         let lead = QueuedLead::from_json(&m.body).ok();
+        // The delivery id (`<event_id>@<connection>` for a routed event): the ledger's key.
         let event_id = lead
             .as_ref()
-            .map(|l| l.event.event_id.as_str().to_string())
+            .map(|l| l.delivery_id())
             .or_else(|| m.attributes.get(attrs::EVENT_ID).cloned())
             .unwrap_or_else(|| format!("sqs:{}", m.message_id));
         let reason = match reason_from_attributes(&m.attributes) {
@@ -220,6 +221,33 @@ mod tests {
     use super::*;
     use crate::fakes::*;
     use crate::ports::LedgerStatus;
+
+    #[tokio::test]
+    async fn a_routed_delivery_is_recorded_dead_under_its_own_delivery_id() {
+        let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
+        let lead = sample_lead("evt_x1", "a@b.co").for_delivery(lb_domain::Delivery {
+            connection: "zapier".into(),
+            lead_source: None,
+            object: "contact".into(),
+        });
+        let reason = permanent("refused").reason();
+        alert_dead_letters(&ledger, &alerts, &[letter(&lead, &reason)], Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger.record("evt_x1@zapier").unwrap().status,
+            LedgerStatus::Dead
+        );
+        assert!(
+            ledger.record("evt_x1").is_none(),
+            "no stray record under the bare event id"
+        );
+        assert!(
+            alerts.sent()[0].1.contains("evt_x1@zapier"),
+            "{}",
+            alerts.sent()[0].1
+        );
+    }
 
     fn letter(lead: &lb_domain::QueuedLead, reason: &FailureReason) -> DeadLetterMessage {
         let dl = DeadLetter {

@@ -216,6 +216,8 @@ pub struct Rejection {
     pub fields: Vec<String>,
     /// The person, masked (`p***@a***.in`), when an identity could be read.
     pub identity: Option<String>,
+    /// What the sender was answered (422, or 400 for a body that is not JSON).
+    pub http_status: u16,
 }
 
 impl Rejection {
@@ -244,7 +246,7 @@ impl Rejection {
                 .unwrap_or_else(|| "invalid_lead".into()),
             message,
             crm: None,
-            http_status: Some(422),
+            http_status: Some(self.http_status),
         }
     }
 }
@@ -531,8 +533,8 @@ impl Connections for CrmSet {
     fn crm_for(&self, connection: Option<&str>) -> Result<&dyn Crm, String> {
         match connection {
             None => self.default.as_deref().ok_or_else(|| {
-                "the message names no connection and the config routes every bot to named \
-                 connections; replay it after routing its bot"
+                "the message names no connection (it was queued before the config file was \
+                 introduced) and every connection is named now; re-send the event"
                     .to_string()
             }),
             Some(c) => self.named.get(c).map(|c| c.as_ref()).ok_or_else(|| {

@@ -66,13 +66,13 @@ pub async fn record_rejection(
 }
 
 fn alert_text(r: &Rejection, start: DateTime<Utc>, window: Duration) -> (String, String) {
-    let bot = r.bot_id.as_deref().unwrap_or("(unknown bot)");
+    let bot = r.bot_id.as_deref().unwrap_or("unknown bot");
     let reason = r.reason();
     let minutes = window.as_secs() / 60;
     let since = start.to_rfc3339_opts(SecondsFormat::Secs, true);
     let subject = format!("leadbridge: leads rejected at ingest ({bot})");
     let message = format!(
-        "A lead was refused at ingest (422) and its sender was told why.\n\
+        "A lead was refused at ingest ({status}) and its sender was told why.\n\
          \n\
          Bot: {bot}\n\
          Event: {id}\n\
@@ -83,6 +83,7 @@ fn alert_text(r: &Rejection, start: DateTime<Utc>, window: Duration) -> (String,
          See them all: leadbridge list --status rejected --since {since}\n",
         id = r.id,
         why = reason.message,
+        status = r.http_status,
     );
     (subject, message)
 }
@@ -100,6 +101,7 @@ mod tests {
             codes: vec!["consent_required".into(), "invalid_email".into()],
             fields: vec!["consent.given_at".into(), "visitor.email".into()],
             identity: Some("p***@a***.in".into()),
+            http_status: 422,
         }
     }
 

@@ -498,6 +498,7 @@ fn rejection_of(body: &[u8], refusal: &Refusal) -> Rejection {
         codes,
         fields,
         identity,
+        http_status: refusal.status,
     }
 }
 
