@@ -223,7 +223,6 @@ pub async fn create(
         .await
         .context("subscribing")?;
 
-    let sm = aws_sdk_secretsmanager::Client::new(cfg);
     for (name, value) in [
         (
             names.webhook_secret(),
@@ -234,21 +233,7 @@ pub async fn create(
             serde_json::json!({"token": hubspot_token}).to_string(),
         ),
     ] {
-        if sm
-            .create_secret()
-            .name(&name)
-            .secret_string(&value)
-            .send()
-            .await
-            .is_err()
-        {
-            sm.put_secret_value()
-                .secret_id(&name)
-                .secret_string(&value)
-                .send()
-                .await
-                .context("storing a secret")?;
-        }
+        put_secret(cfg, &name, &value).await?;
     }
     Ok(Created {
         queue_url,
@@ -259,9 +244,7 @@ pub async fn create(
     })
 }
 
-/// Stores the status API key as `{"keys": [key]}` in `<prefix>/status-api-key`
-/// (created, or overwritten when it exists). Idempotent.
-/// Creates (or overwrites) a secret: the ones a config file's connections name.
+/// Creates a secret, or overwrites it when it exists. Idempotent.
 pub async fn put_secret(cfg: &aws_config::SdkConfig, id: &str, value: &str) -> anyhow::Result<()> {
     let sm = aws_sdk_secretsmanager::Client::new(cfg);
     if sm
@@ -282,30 +265,14 @@ pub async fn put_secret(cfg: &aws_config::SdkConfig, id: &str, value: &str) -> a
     Ok(())
 }
 
+/// Stores the status API key as `{"keys": [key]}` in `<prefix>/status-api-key`.
 pub async fn create_status_api_key(
     cfg: &aws_config::SdkConfig,
     names: &Names,
     key: &str,
 ) -> anyhow::Result<()> {
-    let sm = aws_sdk_secretsmanager::Client::new(cfg);
-    let name = names.status_api_key_secret();
     let value = serde_json::json!({"keys": [key]}).to_string();
-    if sm
-        .create_secret()
-        .name(&name)
-        .secret_string(&value)
-        .send()
-        .await
-        .is_err()
-    {
-        sm.put_secret_value()
-            .secret_id(&name)
-            .secret_string(&value)
-            .send()
-            .await
-            .context("storing the status API key")?;
-    }
-    Ok(())
+    put_secret(cfg, &names.status_api_key_secret(), &value).await
 }
 
 #[cfg(test)]
