@@ -119,8 +119,9 @@ fn to_record(item: &Item) -> Result<LedgerRecord, PortError> {
         .ok_or_else(|| PortError::new("ledger item has no valid status"))?;
     Ok(LedgerRecord {
         event_id: get_s(item, "event_id").unwrap_or_default().to_string(),
-        connection: get_s(item, "connection")
-            .filter(|c| !c.is_empty())
+        // Derived from the key: a delivery's sort key is `EVENT#<connection>`.
+        connection: get_s(item, "sk")
+            .and_then(|sk| sk.strip_prefix("EVENT#"))
             .map(str::to_string),
         status,
         bot_id: get_s(item, "bot_id").map(str::to_string),
@@ -140,6 +141,18 @@ fn to_record(item: &Item) -> Result<LedgerRecord, PortError> {
 }
 
 impl DynamoLedger {
+    /// An UpdateItem on one item of the table.
+    fn update(
+        &self,
+        (pk, sk): (AttributeValue, AttributeValue),
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+    }
+
     async fn get_item(
         &self,
         (pk, sk): (AttributeValue, AttributeValue),
@@ -169,16 +182,12 @@ impl Ledger for DynamoLedger {
         let id = lead.event.event_id.as_str();
         let delivery = lead.delivery_id();
         let (pk, sk) = event_key(&delivery);
-        let mut put = self
+        let res = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", pk)
-            .item("sk", sk);
-        if let Some(c) = lead.connection() {
-            put = put.item("connection", s(c));
-        }
-        let res = put
+            .item("sk", sk)
             .item("event_id", s(id))
             .item("status", s(LedgerStatus::Received.as_str()))
             .item("bot_id", s(lead.event.bot_id.as_str()))
@@ -211,13 +220,8 @@ impl Ledger for DynamoLedger {
     }
 
     async fn mark_queued(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<(), PortError> {
-        let (pk, sk) = event_key(delivery_id);
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .update(event_key(delivery_id))
             .update_expression("SET #s = :queued, updated_at = :now")
             .condition_expression("#s = :received")
             .expression_attribute_names("#s", "status")
@@ -240,16 +244,11 @@ impl Ledger for DynamoLedger {
         let delivery = lead.delivery_id();
         let (pk, sk) = event_key(&delivery);
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .update((pk, sk))
             .update_expression(
                 "SET #s = :in_progress, lease_until = :lease, updated_at = :now, \
                  attempts = if_not_exists(attempts, :zero) + :one, \
                  event_id = if_not_exists(event_id, :id), bot_id = if_not_exists(bot_id, :bot), \
-                 #conn = if_not_exists(#conn, :conn), \
                  contact_key_hash = if_not_exists(contact_key_hash, :key), \
                  payload_hash = if_not_exists(payload_hash, :hash), payload = if_not_exists(payload, :body), \
                  received_at = if_not_exists(received_at, :now)",
@@ -260,8 +259,6 @@ impl Ledger for DynamoLedger {
                   (#s = :in_progress AND lease_until < :now_ms))",
             )
             .expression_attribute_names("#s", "status")
-            .expression_attribute_names("#conn", "connection")
-            .expression_attribute_values(":conn", s(lead.connection().unwrap_or_default()))
             .expression_attribute_values(":in_progress", s(LedgerStatus::InProgress.as_str()))
             .expression_attribute_values(":received", s(LedgerStatus::Received.as_str()))
             .expression_attribute_values(":queued", s(LedgerStatus::Queued.as_str()))
@@ -321,12 +318,7 @@ impl Ledger for DynamoLedger {
         outcome: &SyncOutcome,
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
-        let (pk, sk) = event_key(delivery_id);
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+        self.update(event_key(delivery_id))
             .update_expression(
                 "SET #s = :synced, outcome = :outcome, updated_at = :now, expires_at = :exp \
                  REMOVE lease_until, next_attempt_at",
@@ -350,13 +342,8 @@ impl Ledger for DynamoLedger {
         next_attempt_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
-        let (pk, sk) = event_key(delivery_id);
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .update(event_key(delivery_id))
             .update_expression(
                 "SET #s = :retrying, last_error = :err, error_code = :code, next_attempt_at = :next, updated_at = :now \
                  REMOVE lease_until",
@@ -386,20 +373,13 @@ impl Ledger for DynamoLedger {
             "SET #s = :dead, last_error = :err, error_code = :code, updated_at = :now, expires_at = :exp, \
              event_id = if_not_exists(event_id, :id), received_at = if_not_exists(received_at, :now)",
         );
-        let (event_id, connection) = split_delivery_id(delivery_id);
-        if connection.is_some() {
-            set.push_str(", #conn = if_not_exists(#conn, :conn)");
-        }
+        let (event_id, _) = split_delivery_id(delivery_id);
         if payload.is_some() {
             set.push_str(", payload = if_not_exists(payload, :payload)");
         }
         set.push_str(" REMOVE lease_until, next_attempt_at");
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", event_key(delivery_id).0)
-            .key("sk", event_key(delivery_id).1)
+            .update(event_key(delivery_id))
             .update_expression(set)
             .condition_expression("attribute_not_exists(pk) OR #s <> :synced")
             .expression_attribute_names("#s", "status")
@@ -412,11 +392,6 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":id", s(event_id));
         if let Some(p) = payload {
             req = req.expression_attribute_values(":payload", s(p));
-        }
-        if let Some(c) = connection {
-            req = req
-                .expression_attribute_names("#conn", "connection")
-                .expression_attribute_values(":conn", s(c));
         }
         applied(req.send().await, "dynamodb:UpdateItem(dead)")
     }
@@ -476,11 +451,7 @@ impl Ledger for DynamoLedger {
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", contact_pk(crm, key_hash))
-            .key("sk", s("CONTACT"))
+            .update((contact_pk(crm, key_hash), s("CONTACT")))
             .update_expression("SET crm = :crm, crm_id = :id, last_occurred_at = :t, last_occurred_ms = :tms, updated_at = :now")
             .condition_expression("attribute_not_exists(last_occurred_ms) OR last_occurred_ms <= :tms")
             .expression_attribute_values(":crm", s(crm))
@@ -502,11 +473,7 @@ impl Ledger for DynamoLedger {
         now: DateTime<Utc>,
     ) -> Result<bool, PortError> {
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", contact_pk(crm, key_hash))
-            .key("sk", s("CONTACT"))
+            .update((contact_pk(crm, key_hash), s("CONTACT")))
             .update_expression("SET claim_by = :e, claim_until = :until, updated_at = :now")
             .condition_expression(
                 "attribute_not_exists(crm_id) AND \
@@ -580,13 +547,8 @@ impl Ledger for DynamoLedger {
         delivery_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<u32>, PortError> {
-        let (pk, sk) = event_key(delivery_id);
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
+            .update(event_key(delivery_id))
             .update_expression(
                 "SET #s = :queued, attempts = :zero, replays = if_not_exists(replays, :zero) + :one, \
                  updated_at = :now REMOVE expires_at, lease_until, next_attempt_at",
@@ -642,18 +604,12 @@ impl Ledger for DynamoLedger {
         put.send()
             .await
             .map_err(|e| port_err("dynamodb:PutItem(rejected)", e))?;
+        let window = format!(
+            "REJECTIONS#{}",
+            window_start.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(
-                "pk",
-                s(format!(
-                    "REJECTIONS#{}",
-                    window_start.to_rfc3339_opts(SecondsFormat::Secs, true)
-                )),
-            )
-            .key("sk", s("COUNT"))
+            .update((s(window), s("COUNT")))
             .update_expression("ADD rejections :one SET expires_at = :exp")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":exp", expires(now, 7))
