@@ -249,8 +249,10 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
             &[],
         );
     }
+    // Read once: it picks the bot's signing secrets, its route and its rejection record.
+    let claimed = claimed_bot(&req.body);
     let signing = match app.webhook_secret.get().await {
-        Ok(s) => SigningSecrets::for_body(s.expose(), &req.body),
+        Ok(s) => SigningSecrets::for_bot(s.expose(), claimed.as_deref()),
         Err(e) => {
             warn!(error = %e, "webhook secret unavailable");
             return unavailable("try again shortly; nothing was accepted");
@@ -287,12 +289,12 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
             &[],
         );
     }
-    let deliveries = match admit(app, &req.body, now) {
+    let deliveries = match admit(app, &req.body, claimed.as_deref(), now) {
         Ok(d) => d,
         Err(refusal) => {
             let codes: Vec<&str> = refusal.errors.iter().map(|e| e.code.as_str()).collect();
             info!(status = refusal.status, code = refusal.code, codes = ?codes, "webhook rejected");
-            let rejection = rejection_of(&req.body, &refusal);
+            let rejection = rejection_of(&req.body, claimed, &refusal);
             record_rejection(
                 app.ledger.as_ref(),
                 app.alerts.as_ref(),
@@ -392,9 +394,13 @@ impl Refusal {
 /// Parses, validates and normalizes the body under its bot's route (the
 /// config's policies, enumerations, required fields, consent) and plans one
 /// queue message per connection the route names.
-fn admit(app: &Ingest, body: &[u8], now: DateTime<Utc>) -> Result<Vec<QueuedLead>, Refusal> {
-    let claimed = claimed_bot(body);
-    let route = match (&app.config, claimed.as_deref()) {
+fn admit(
+    app: &Ingest,
+    body: &[u8],
+    claimed: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedLead>, Refusal> {
+    let route = match (&app.config, claimed) {
         (Some(cfg), Some(bot)) => match cfg.route_for(bot) {
             Some(r) => Some(r),
             None => {
@@ -467,7 +473,7 @@ fn claimed_bot(body: &[u8]) -> Option<String> {
 
 /// What the ledger keeps of a refused event: ids, codes, fields and a masked
 /// identity read leniently from the body; never the body itself.
-fn rejection_of(body: &[u8], refusal: &Refusal) -> Rejection {
+fn rejection_of(body: &[u8], claimed: Option<String>, refusal: &Refusal) -> Rejection {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::trim);
     let id = text("/event_id")
@@ -494,7 +500,7 @@ fn rejection_of(body: &[u8], refusal: &Refusal) -> Rejection {
     };
     Rejection {
         id,
-        bot_id: claimed_bot(body),
+        bot_id: claimed,
         codes,
         fields,
         identity,
@@ -511,10 +517,10 @@ struct SigningSecrets {
 
 impl SigningSecrets {
     /// From the webhook secret (`{"secrets": [...], "bots": {"bot_acme": ["new", "old"]}}`,
-    /// or a plain string) and the raw, not yet verified body: the `bot_id` the body
-    /// claims selects that bot's secrets when the secret lists the bot, otherwise
-    /// the global ones apply (a body that is not JSON included).
-    fn for_body(raw_secret: &str, body: &[u8]) -> Self {
+    /// or a plain string) and the `bot_id` the not yet verified body claims: that
+    /// bot's secrets when the secret lists the bot, otherwise the global ones (also
+    /// for a body that is not JSON or claims no valid bot id).
+    fn for_bot(raw_secret: &str, claimed: Option<&str>) -> Self {
         let global = || Self {
             secrets: secret_values(raw_secret, "secrets"),
             per_bot: false,
@@ -525,14 +531,7 @@ impl SigningSecrets {
         let Some(serde_json::Value::Object(bots)) = secret.get("bots") else {
             return global();
         };
-        #[derive(serde::Deserialize)]
-        struct ClaimedBot {
-            bot_id: Option<String>,
-        }
-        let claimed = serde_json::from_slice::<ClaimedBot>(body)
-            .ok()
-            .and_then(|c| c.bot_id);
-        match claimed.and_then(|b| bots.get(&b)) {
+        match claimed.and_then(|b| bots.get(b)) {
             Some(entry) => Self {
                 secrets: string_values(entry),
                 per_bot: true,
@@ -823,6 +822,27 @@ connections = ["hubspot"]
         let intl = json!({"visitor": {"email": "priya@acme.in", "phone": "+91 98765-43210"}});
         let r = handle(&t.app, &req(routed_body("bot_other", intl), "s1", now), now).await;
         assert_eq!(r.status, 202, "{}", r.body);
+    }
+
+    #[tokio::test]
+    async fn a_bot_without_a_route_is_422_no_route_when_the_config_has_no_catch_all() {
+        let only_gdpr = ROUTED.replace("bot_id = \"*\"", "bot_id = \"bot_other\"");
+        let t = app_with_config(&only_gdpr);
+        let now = Utc::now();
+        let r = handle(
+            &t.app,
+            &req(routed_body("bot_unrouted", json!({})), "s1", now),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 422, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["errors"][0]["field"], "bot_id");
+        assert_eq!(v["errors"][0]["code"], "no_route");
+        assert!(t.queue.enqueued().is_empty());
+        let rejected = t.ledger.rejections();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].last_error.as_ref().unwrap().code, "no_route");
     }
 
     #[tokio::test]
