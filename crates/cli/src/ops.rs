@@ -291,8 +291,9 @@ fn render_status(v: &EventStatus) -> String {
             )
         })
         .unwrap_or_else(|| "-".into());
-    let rows = [
+    let mut rows = vec![
         ("event_id", v.event_id.clone()),
+        ("connection", or_dash(v.connection.as_deref())),
         ("status", v.status.as_str().to_string()),
         ("attempts", v.attempts.to_string()),
         ("replays", v.replays.to_string()),
@@ -303,6 +304,25 @@ fn render_status(v: &EventStatus) -> String {
         ("received_at", time(v.received_at)),
         ("updated_at", time(v.updated_at)),
     ];
+    // A routed event: one line per connection, least done first in the status above.
+    for d in &v.deliveries {
+        let what = match (&d.crm, &d.last_error) {
+            (Some(c), _) if d.status.as_str() == "synced" => format!("{} {}", c.name, c.contact_id),
+            (_, Some(_)) => error_line(d),
+            _ => String::new(),
+        };
+        rows.push((
+            "delivery",
+            format!(
+                "{} {} (attempts {}) {what}",
+                or_dash(d.connection.as_deref()),
+                d.status.as_str(),
+                d.attempts
+            )
+            .trim_end()
+            .to_string(),
+        ));
+    }
     rows.iter().map(|(k, v)| format!("{k:<16}{v}\n")).collect()
 }
 
@@ -495,20 +515,43 @@ mod tests {
     }
 
     #[test]
+    fn a_routed_event_prints_one_line_per_delivery() {
+        let dead = LedgerRecord {
+            connection: Some("zapier".into()),
+            ..dead_record()
+        };
+        let synced = LedgerRecord {
+            connection: Some("hubspot".into()),
+            status: LedgerStatus::Synced,
+            last_error: None,
+            outcome: Some(lb_pipeline::SyncOutcome {
+                crm: "hubspot".into(),
+                contact_id: "101".into(),
+                ..Default::default()
+            }),
+            ..dead_record()
+        };
+        let v = EventStatus::from_deliveries(&[synced, dead]).unwrap();
+        let out = render_status(&v);
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("delivery")).collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(
+            lines[0].ends_with("hubspot synced (attempts 1) hubspot 101"),
+            "{out}"
+        );
+        assert!(lines[1].contains("zapier dead (attempts 1)"), "{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("status") && l.ends_with("dead")),
+            "{out}"
+        );
+        assert!(!out.contains("priya.sharma"), "{out}");
+    }
+
+    #[test]
     fn the_status_view_prints_every_field_of_the_api() {
         let out = render_status(&EventStatus::from_record(&dead_record()));
-        for key in [
-            "event_id",
-            "status",
-            "attempts",
-            "replays",
-            "next_attempt_at",
-            "last_error",
-            "crm",
-            "bot_id",
-            "received_at",
-            "updated_at",
-        ] {
+        for key in lb_pipeline::status::FIELDS {
             assert!(out.lines().any(|l| l.starts_with(key)), "{key}: {out}");
         }
         assert!(!out.contains("priya.sharma"), "{out}");
