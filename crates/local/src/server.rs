@@ -18,14 +18,10 @@ async fn serve(State(app): State<Arc<Ingest>>, req: Request) -> Response {
         Err(_) => vec![b' '; MAX_BODY_BYTES + 1],
     };
     let request = WebhookRequest::from_http(&parts.method, parts.uri.path(), &parts.headers, body);
-    let r = handle(&app, &request, chrono::Utc::now()).await;
-    let mut resp = Response::builder()
-        .status(r.status)
-        .header("content-type", r.content_type);
-    if let Some(s) = r.retry_after {
-        resp = resp.header("retry-after", s.to_string());
-    }
-    resp.body(Body::from(r.body)).unwrap_or_default()
+    handle(&app, &request, chrono::Utc::now())
+        .await
+        .into_http()
+        .map(Body::from)
 }
 
 /// Serves ingest on `addr` until `stop` turns true. Returns the bound address.

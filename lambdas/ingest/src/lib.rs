@@ -146,6 +146,21 @@ pub struct WebhookResponse {
 }
 
 impl WebhookResponse {
+    /// As an HTTP response (status, content type, Retry-After, body), whatever carries it.
+    pub fn into_http(self) -> http::Response<String> {
+        let mut resp = http::Response::builder()
+            .status(self.status)
+            .header(http::header::CONTENT_TYPE, self.content_type);
+        if let Some(s) = self.retry_after {
+            resp = resp.header(http::header::RETRY_AFTER, s.to_string());
+        }
+        resp.body(self.body).unwrap_or_else(|_| {
+            let mut r = http::Response::new(String::new());
+            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        })
+    }
+
     fn json(status: u16, v: serde_json::Value) -> Self {
         Self {
             status,
@@ -912,6 +927,19 @@ connections = ["hubspot"]
             ],
             body,
         }
+    }
+
+    #[test]
+    fn a_response_becomes_http_with_its_content_type_and_retry_after() {
+        let mut r = unavailable("later");
+        r.retry_after = Some(7);
+        let h = r.into_http();
+        assert_eq!(h.status(), 503);
+        assert_eq!(h.headers()["content-type"], "application/problem+json");
+        assert_eq!(h.headers()["retry-after"], "7");
+        assert!(h.body().contains("urn:leadbridge:problem:unavailable"));
+        let ok = WebhookResponse::json(202, json!({"status": "queued"})).into_http();
+        assert!(ok.headers().get("retry-after").is_none());
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ingest::{handle, Ingest, IngestEnv, WebhookRequest};
-use lambda_http::{service_fn, Body, Error, Request, Response};
+use lambda_http::{service_fn, Body, Error, Request};
 use lb_aws::{
     aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sns, aws_sdk_sqs, DynamoLedger,
     SecretsManagerStore, SnsAlerts, SqsLeadQueue,
@@ -50,13 +50,7 @@ async fn main() -> Result<(), Error> {
             let request =
                 WebhookRequest::from_http(&parts.method, parts.uri.path(), &parts.headers, body);
             let r = handle(&app, &request, chrono::Utc::now()).await;
-            let mut resp = Response::builder()
-                .status(r.status)
-                .header("content-type", r.content_type);
-            if let Some(s) = r.retry_after {
-                resp = resp.header("retry-after", s.to_string());
-            }
-            Ok::<_, Error>(resp.body(Body::Text(r.body))?)
+            Ok::<_, Error>(r.into_http().map(Body::Text))
         }
     }))
     .await
