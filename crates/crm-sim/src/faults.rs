@@ -9,6 +9,20 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+/// Adds the fault's `Retry-After` (whole seconds) to an injected error answer.
+pub(crate) fn with_retry_after(
+    mut response: axum::response::Response,
+    after: Option<Duration>,
+) -> axum::response::Response {
+    if let Some(after) = after {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(after.as_secs()),
+        );
+    }
+    response
+}
+
 /// The admin API's fault definition.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -279,13 +279,8 @@ async fn apply_fault(app: &App, route: &str, outcome: FaultOutcome) -> Option<Re
             retry_after,
         } => {
             tracing::info!(%route, status = status.as_u16(), "fault: error");
-            let mut response = error(status, status.canonical_reason().unwrap_or("error"));
-            if let Some(after) = retry_after {
-                response
-                    .headers_mut()
-                    .insert("retry-after", HeaderValue::from(after.as_secs()));
-            }
-            Some(response)
+            let response = error(status, status.canonical_reason().unwrap_or("error"));
+            Some(crate::faults::with_retry_after(response, retry_after))
         }
         FaultAction::Timeout => {
             tracing::info!(%route, "fault: timeout (holding the request)");
@@ -428,8 +423,8 @@ mod tests {
     #[test]
     fn repeated_headers_are_joined() {
         let mut h = HeaderMap::new();
-        h.append("x-a", HeaderValue::from_static("1"));
-        h.append("x-a", HeaderValue::from_static("2"));
+        h.append("x-a", axum::http::HeaderValue::from_static("1"));
+        h.append("x-a", axum::http::HeaderValue::from_static("2"));
         assert_eq!(header_map(&h)["x-a"], "1, 2");
     }
 

@@ -138,7 +138,7 @@ async fn apply_fault(app: &App, route: &str, outcome: FaultOutcome) -> Option<Re
             retry_after,
         } => {
             tracing::info!(%route, status = status.as_u16(), "fault: error");
-            let mut response = if status == StatusCode::TOO_MANY_REQUESTS {
+            let response = if status == StatusCode::TOO_MANY_REQUESTS {
                 let headers = {
                     let state = app.lock();
                     RateHeaders {
@@ -151,12 +151,7 @@ async fn apply_fault(app: &App, route: &str, outcome: FaultOutcome) -> Option<Re
             } else {
                 ApiError::for_status(status).into_response()
             };
-            if let Some(after) = retry_after {
-                response
-                    .headers_mut()
-                    .insert("retry-after", HeaderValue::from(after.as_secs()));
-            }
-            Some(response)
+            Some(crate::faults::with_retry_after(response, retry_after))
         }
         FaultAction::Timeout => {
             tracing::info!(%route, "fault: timeout (holding the request)");
