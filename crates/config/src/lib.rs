@@ -357,11 +357,6 @@ impl Route {
             .collect()
     }
 
-    /// The region for national phone numbers (`policy.phone_region`).
-    pub fn normalization_region(&self) -> Option<&str> {
-        self.policy.phone_region.as_deref()
-    }
-
     /// `"*"` for the catch-all route, else the bot id.
     pub fn bot_label(&self) -> &str {
         self.bot_id.as_deref().unwrap_or("*")

@@ -227,7 +227,7 @@ fn the_documented_format_parses_into_the_model() {
         r.required,
         [FieldPath::Email, FieldPath::Answer("company_size".into())]
     );
-    assert_eq!(r.normalization_region(), Some("IN"));
+    assert_eq!(r.policy.phone_region.as_deref(), Some("IN"));
     assert!(c.warnings.is_empty());
 }
 

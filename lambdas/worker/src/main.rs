@@ -23,22 +23,8 @@ async fn main() -> Result<(), Error> {
     let secrets: Arc<dyn SecretStore> = Arc::new(SecretsManagerStore::new(
         aws_sdk_secretsmanager::Client::new(&cfg),
     ));
-    let token = Arc::new(CachedSecret::new(
-        secrets.clone(),
-        &env.hubspot_secret_id,
-        env.secret_ttl,
-    ));
-    let hubspot = HubSpotConfig {
-        base_url: env.hubspot_base_url.clone(),
-        timeout: env.hubspot_timeout,
-        mapping: default_mapping(
-            env.hubspot_lead_source_property.as_deref(),
-            env.hubspot_context_properties,
-            env.hubspot_answer_properties,
-        ),
-        ..Default::default()
-    };
-    // With a config file: every connection it names; without: the one HubSpot portal.
+    // With a config file: every connection it names; without: the one HubSpot portal
+    // of the environment (HUBSPOT_*).
     let (crm, slowest): (Arc<dyn Connections>, Duration) = match &config {
         Some(c) => (
             Arc::new(lb_crm::connections::from_config(
@@ -52,10 +38,27 @@ async fn main() -> Result<(), Error> {
                 .max()
                 .unwrap_or(env.hubspot_timeout),
         ),
-        None => (
-            Arc::new(HubSpotCrm::new(hubspot, token)?),
-            env.hubspot_timeout,
-        ),
+        None => {
+            let token = Arc::new(CachedSecret::new(
+                secrets,
+                &env.hubspot_secret_id,
+                env.secret_ttl,
+            ));
+            let hubspot = HubSpotConfig {
+                base_url: env.hubspot_base_url.clone(),
+                timeout: env.hubspot_timeout,
+                mapping: default_mapping(
+                    env.hubspot_lead_source_property.as_deref(),
+                    env.hubspot_context_properties,
+                    env.hubspot_answer_properties,
+                ),
+                ..Default::default()
+            };
+            (
+                Arc::new(HubSpotCrm::new(hubspot, token)?),
+                env.hubspot_timeout,
+            )
+        }
     };
     let app = Arc::new(WorkerApp {
         ledger: Arc::new(DynamoLedger::new(
