@@ -11,11 +11,12 @@
 //! {"email": "jane@example.com", "source": "Chatbot",
 //!  "leadbridge": {"event_id": "evt_1", "event_type": "lead.created",
 //!                 "occurred_at": "2026-05-04T11:23:45Z", "bot_id": "bot_1",
-//!                 "connection": "zap", "object": "contact", "test": false,
-//!                 "older_than_applied": false}}
+//!                 "connection": "zap", "object": "contact", "test": false}}
 //! ```
 //!
-//! A mapped field named `leadbridge` is replaced by the envelope.
+//! A mapped field named `leadbridge` is replaced by the envelope. Every delivery
+//! carries the whole body (a target keeps no record leadbridge could update in
+//! part); a receiver that cares about order compares `occurred_at`.
 //!
 //! Headers: `Content-Type: application/json`, `User-Agent: leadbridge/<version>`,
 //! `Idempotency-Key: <delivery id>` (the same on every retry of one delivery, so
@@ -183,13 +184,7 @@ impl WebhookCrm {
     /// cannot send at all: no usable secret, unusable headers).
     pub async fn send_test(&self) -> Result<TestReply, CrmError> {
         let lead = test_lead(&self.settings.name, Utc::now());
-        let body = lead_body(
-            &self.settings.mapping,
-            &lead,
-            &self.settings.name,
-            ContactWrite::Full,
-            true,
-        );
+        let body = lead_body(&self.settings.mapping, &lead, &self.settings.name, true);
         let reply = self.post(&lead, &body, true).await?;
         Ok(TestReply {
             status: reply.status.as_u16(),
@@ -398,15 +393,9 @@ impl Crm for WebhookCrm {
         &self,
         lead: &QueuedLead,
         _known_id: Option<&str>,
-        write: ContactWrite,
+        _write: ContactWrite,
     ) -> Result<ContactRef, CrmError> {
-        let body = lead_body(
-            &self.settings.mapping,
-            lead,
-            &self.settings.name,
-            write,
-            false,
-        );
+        let body = lead_body(&self.settings.mapping, lead, &self.settings.name, false);
         let reply = self.post(lead, &body, false).await?;
         if let Some(e) = self.answer_error(&reply) {
             return Err(e);
@@ -445,13 +434,7 @@ impl Crm for WebhookCrm {
 /// The JSON body for one lead: the mapped fields at the top level, then the
 /// `leadbridge` envelope (which replaces a mapped field of that name).
 /// `connection` names the connection when the lead carries no delivery.
-pub fn lead_body(
-    mapping: &Mapping,
-    lead: &QueuedLead,
-    connection: &str,
-    write: ContactWrite,
-    test: bool,
-) -> Value {
+pub fn lead_body(mapping: &Mapping, lead: &QueuedLead, connection: &str, test: bool) -> Value {
     let e = &lead.event;
     let mut body: Map<String, Value> = mapping
         .render(e, lead.lead_source())
@@ -468,7 +451,6 @@ pub fn lead_body(
             "connection": lead.connection().unwrap_or(connection),
             "object": lead.delivery.as_ref().map_or("contact", |d| d.object.as_str()),
             "test": test,
-            "older_than_applied": write == ContactWrite::IdentityOnly,
         }),
     );
     Value::Object(body)
@@ -651,7 +633,7 @@ mod tests {
             lead_source: Some("Website bot".into()),
             object: "lead".into(),
         }));
-        let body = lead_body(&mapping, &l, "ignored", ContactWrite::IdentityOnly, false);
+        let body = lead_body(&mapping, &l, "ignored", false);
         assert_eq!(
             body,
             json!({
@@ -668,7 +650,6 @@ mod tests {
                     "connection": "zap",
                     "object": "lead",
                     "test": false,
-                    "older_than_applied": true,
                 }
             })
         );
@@ -677,12 +658,11 @@ mod tests {
     #[test]
     fn the_envelope_wins_over_a_mapped_field_of_its_name_and_defaults_its_connection() {
         let mapping = Mapping::from_pairs(&[("visitor.email", "leadbridge")]);
-        let body = lead_body(&mapping, &lead(None), "hook", ContactWrite::Full, true);
+        let body = lead_body(&mapping, &lead(None), "hook", true);
         let envelope = &body["leadbridge"];
         assert_eq!(envelope["connection"], "hook");
         assert_eq!(envelope["object"], "contact");
         assert_eq!(envelope["test"], true);
-        assert_eq!(envelope["older_than_applied"], false);
         assert_eq!(body.as_object().map(Map::len), Some(1));
     }
 

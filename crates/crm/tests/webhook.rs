@@ -151,7 +151,6 @@ async fn a_lead_is_posted_as_mapped_fields_statics_and_envelope_with_bearer_auth
                 "connection": "zap",
                 "object": "contact",
                 "test": false,
-                "older_than_applied": false,
             }
         })
     );
@@ -206,18 +205,6 @@ async fn without_auth_no_credential_is_sent() {
     let request = deliver(&h, &crm).await;
     assert_eq!(request["headers"].get("authorization"), None);
     assert_eq!(request["headers"]["idempotency-key"], "evt_1@zap");
-}
-
-#[tokio::test]
-async fn an_older_event_is_flagged_in_the_envelope() {
-    let h = Harness::start().await;
-    let crm = h.crm(WebhookAuthKind::None, None);
-    crm.upsert_contact(&lead(), Some("wh_0"), ContactWrite::IdentityOnly)
-        .await
-        .expect("delivered");
-    let got = h.received().await;
-    assert_eq!(got[0]["body"]["leadbridge"]["older_than_applied"], true);
-    assert_eq!(got[0]["body"]["email"], "jane@example.com");
 }
 
 #[tokio::test]
