@@ -209,18 +209,19 @@ pub async fn test_connection(args: TestConnectionArgs) -> anyhow::Result<()> {
                 reply.elapsed.as_millis(),
                 reply.body
             );
-            if !(200..300).contains(&reply.status) {
-                bail!(
-                    "the target answered {}: leads to it would {}",
-                    reply.status,
-                    if [408, 429].contains(&reply.status) || reply.status >= 500 {
-                        "be retried"
+            match reply.refused {
+                None => Ok(()),
+                Some(e) => bail!(
+                    "leads to {} would be {}: {}",
+                    conn.name,
+                    if e.class == lb_pipeline::ErrorClass::Permanent {
+                        "dead-lettered"
                     } else {
-                        "be dead-lettered"
-                    }
-                );
+                        "retried"
+                    },
+                    e.message
+                ),
             }
-            Ok(())
         }
     }
 }

@@ -129,6 +129,9 @@ pub struct TestReply {
     /// The first 2 KiB of the answer.
     pub body: String,
     pub elapsed: Duration,
+    /// What a real lead would have met: `None` delivered, else the error a
+    /// delivery would get (its class says retried or dead-lettered).
+    pub refused: Option<CrmError>,
 }
 
 /// The outbound webhook adapter.
@@ -190,6 +193,7 @@ impl WebhookCrm {
             status: reply.status.as_u16(),
             body: truncate_bytes(&reply.text, TEST_REPLY_BYTES).to_string(),
             elapsed: reply.elapsed,
+            refused: self.answer_error(&reply),
         })
     }
 

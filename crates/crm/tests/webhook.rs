@@ -415,4 +415,18 @@ async fn send_test_posts_a_marked_test_lead_and_returns_any_answer() {
         "{}",
         failed.body
     );
+    assert_eq!(
+        failed.refused.map(|e| e.class),
+        Some(ErrorClass::Transient),
+        "a real lead would be retried"
+    );
+    h.fault(json!({"kind": "error", "status": 422, "count": 1}))
+        .await;
+    let refused = crm.send_test().await.expect("an answer");
+    assert_eq!(
+        refused.refused.map(|e| e.class),
+        Some(ErrorClass::Permanent),
+        "a real lead would be dead-lettered"
+    );
+    assert!(crm.send_test().await.expect("an answer").refused.is_none());
 }
