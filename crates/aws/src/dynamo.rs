@@ -582,6 +582,7 @@ impl Ledger for DynamoLedger {
         window_start: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<RejectionTally, PortError> {
+        let reason = r.reason();
         let mut put = self
             .client
             .put_item()
@@ -593,8 +594,8 @@ impl Ledger for DynamoLedger {
             .item("sk", s("REJECTED"))
             .item("event_id", s(&r.id))
             .item("status", s(LedgerStatus::Rejected.as_str()))
-            .item("last_error", json(&r.reason()))
-            .item("error_code", s(r.reason().code))
+            .item("error_code", s(&reason.code))
+            .item("last_error", json(&reason))
             .item("received_at", ts(now))
             .item("updated_at", ts(now))
             .item("expires_at", expires(now, SYNCED_RETENTION_DAYS));

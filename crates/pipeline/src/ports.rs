@@ -210,10 +210,9 @@ pub struct Rejection {
     /// The sender's event id when it was valid, else `body-<sha256 prefix>`.
     pub id: String,
     pub bot_id: Option<String>,
-    /// Reason codes (`consent_required`, `invalid_email`, …), in the order reported.
-    pub codes: Vec<String>,
-    /// The fields they concern (`visitor.email`, …).
-    pub fields: Vec<String>,
+    /// What the sender was told, in order (`consent_required` on `consent.given_at`,
+    /// …); a refusal of the whole body has an empty field.
+    pub errors: Vec<lb_domain::FieldError>,
     /// The person, masked (`p***@a***.in`), when an identity could be read.
     pub identity: Option<String>,
     /// What the sender was answered (422, or 400 for a body that is not JSON).
@@ -225,12 +224,11 @@ impl Rejection {
     /// first code, and every code with its field in the message.
     pub fn reason(&self) -> FailureReason {
         let mut message = self
-            .codes
+            .errors
             .iter()
-            .zip(self.fields.iter().map(Some).chain(std::iter::repeat(None)))
-            .map(|(c, f)| match f {
-                Some(f) if !f.is_empty() => format!("{c} ({f})"),
-                _ => c.clone(),
+            .map(|e| match e.field.as_str() {
+                "" => e.code.clone(),
+                f => format!("{} ({f})", e.code),
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -240,10 +238,9 @@ impl Rejection {
         FailureReason {
             class: ErrorClass::Permanent,
             code: self
-                .codes
+                .errors
                 .first()
-                .cloned()
-                .unwrap_or_else(|| "invalid_lead".into()),
+                .map_or_else(|| "invalid_lead".into(), |e| e.code.clone()),
             message,
             crm: None,
             http_status: Some(self.http_status),

@@ -44,7 +44,7 @@ pub async fn record_rejection(
     };
     info!(
         event_id = %rejection.id,
-        codes = ?rejection.codes,
+        code = %rejection.reason().code,
         in_window,
         "rejection recorded"
     );
@@ -93,13 +93,20 @@ mod tests {
     use super::*;
     use crate::fakes::{InMemoryLedger, RecordingAlerts};
     use crate::ports::{LedgerStatus, ListFilter};
+    use lb_domain::FieldError;
 
     fn rejection(id: &str) -> Rejection {
         Rejection {
             id: id.into(),
             bot_id: Some("sales-bot".into()),
-            codes: vec!["consent_required".into(), "invalid_email".into()],
-            fields: vec!["consent.given_at".into(), "visitor.email".into()],
+            errors: vec![
+                FieldError::new(
+                    "consent.given_at",
+                    "consent_required",
+                    "consent is required",
+                ),
+                FieldError::new("visitor.email", "invalid_email", "not an email"),
+            ],
             identity: Some("p***@a***.in".into()),
             http_status: 422,
         }

@@ -504,20 +504,15 @@ fn rejection_of(body: &[u8], claimed: Option<String>, refusal: &Refusal) -> Reje
                 .map(|w| w.to_string().trim_matches('"').to_string())
                 .map(|w| mask::phone(&w))
         });
-    let (codes, fields) = if refusal.errors.is_empty() {
-        (vec![refusal.code.to_string()], vec![String::new()])
+    let errors = if refusal.errors.is_empty() {
+        vec![FieldError::new("", refusal.code, refusal.detail.clone())]
     } else {
-        refusal
-            .errors
-            .iter()
-            .map(|e| (e.code.clone(), e.field.clone()))
-            .unzip()
+        refusal.errors.clone()
     };
     Rejection {
         id,
         bot_id: claimed,
-        codes,
-        fields,
+        errors,
         identity,
         http_status: refusal.status,
     }
