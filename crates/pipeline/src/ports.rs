@@ -502,21 +502,14 @@ impl<T: Crm> Connections for T {
     }
 }
 
-/// The connections of a config file (every one named), or a single default one.
+/// The connections of a config file, every one named. (A deployment without a
+/// config file has one CRM, which is a [`Connections`] of its own.)
 #[derive(Default)]
 pub struct CrmSet {
-    default: Option<std::sync::Arc<dyn Crm>>,
     named: std::collections::BTreeMap<String, std::sync::Arc<dyn Crm>>,
 }
 
 impl CrmSet {
-    /// One CRM that takes messages without a connection (and its own name).
-    pub fn single(crm: std::sync::Arc<dyn Crm>) -> Self {
-        let mut s = Self::default();
-        s.named.insert(crm.name().to_string(), crm.clone());
-        s.default = Some(crm);
-        s
-    }
     /// Adds a named connection (the name is [`Crm::name`]).
     pub fn add(&mut self, crm: std::sync::Arc<dyn Crm>) {
         self.named.insert(crm.name().to_string(), crm);
@@ -529,11 +522,11 @@ impl CrmSet {
 impl Connections for CrmSet {
     fn crm_for(&self, connection: Option<&str>) -> Result<&dyn Crm, String> {
         match connection {
-            None => self.default.as_deref().ok_or_else(|| {
+            None => Err(
                 "the message names no connection (it was queued before the config file was \
                  introduced) and every connection is named now; re-send the event"
-                    .to_string()
-            }),
+                    .to_string(),
+            ),
             Some(c) => self.named.get(c).map(|c| c.as_ref()).ok_or_else(|| {
                 format!(
                     "no connection named {c:?} in the config; known: {}",
