@@ -4,20 +4,28 @@
 //!   named connections: one record per connection, all under the event's key);
 //! - `REJECTED#<id>#<ms>` / `REJECTED` — an event refused at ingest (no payload);
 //! - `REJECTIONS#<window start>` / `COUNT` — rejections counted per alert window;
-//! - `CONTACT#<crm>#<key hash>` / `CONTACT` — the CRM record id of an identity.
+//! - `CONTACT#<crm>#<key hash>` / `CONTACT` — the CRM record id of one identity
+//!   of a person (`crm_id`), or a short claim on it while its record is created;
+//! - `PERSON#<crm>#<record id>` / `PERSON` — one CRM record: its lease while an
+//!   event writes it, and the `occurred_at` of the newest event applied to it;
+//! - `CONFLICT#<crm>#<record ids>` / `CONFLICT` — a possible duplicate, once.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lb_domain::{split_delivery_id, QueuedLead};
 use lb_pipeline::{
-    Begin, ContactMemory, FailureReason, Ledger, LedgerRecord, LedgerStatus, ListFilter, PortError,
-    Received, Rejection, RejectionTally, SyncOutcome,
+    Begin, FailureReason, IdentityConflict, Ledger, LedgerRecord, LedgerStatus, LinkedElsewhere,
+    ListFilter, Locked, PersonLock, PersonRelease, PortError, Received, Rejection, RejectionTally,
+    SyncOutcome,
 };
 
 use crate::port_err;
@@ -26,6 +34,9 @@ use crate::port_err;
 pub const SYNCED_RETENTION_DAYS: i64 = 90;
 /// Dead events are kept longer: they are the replay source.
 pub const DEAD_RETENTION_DAYS: i64 = 365;
+/// How long the memory of a person (identity links, a record's newest applied
+/// event, a conflict) is kept after its last use.
+pub const PERSON_RETENTION_DAYS: i64 = 365;
 /// The index that lists events by status (`status` + `updated_at`); contact items have no status.
 pub const STATUS_INDEX: &str = "status-updated_at-index";
 
@@ -65,8 +76,11 @@ fn event_key(delivery_id: &str) -> (AttributeValue, AttributeValue) {
     };
     (event_pk(event_id), s(sk))
 }
-fn contact_pk(crm: &str, hash: &str) -> AttributeValue {
-    s(format!("CONTACT#{crm}#{hash}"))
+fn identity_key(crm: &str, hash: &str) -> (AttributeValue, AttributeValue) {
+    (s(format!("CONTACT#{crm}#{hash}")), s("CONTACT"))
+}
+fn record_key(crm: &str, record: &str) -> (AttributeValue, AttributeValue) {
+    (s(format!("PERSON#{crm}#{record}")), s("PERSON"))
 }
 fn json<T: serde::Serialize>(v: &T) -> AttributeValue {
     s(serde_json::to_string(v).expect("ledger values serialize"))
@@ -273,18 +287,21 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":key", s(lead.contact_key.hashed()))
             .expression_attribute_values(":hash", s(&lead.payload_hash))
             .expression_attribute_values(":body", s(body))
-            .return_values(ReturnValue::UpdatedNew)
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match res {
             Ok(out) => {
-                let attempt = out
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| get_n(a, "attempts"))
-                    .unwrap_or(1)
-                    .max(1) as u32;
-                Ok(Begin::Proceed { attempt })
+                let item = out.attributes.unwrap_or_default();
+                let attempt = get_n(&item, "attempts").unwrap_or(1).max(1) as u32;
+                Ok(Begin::Proceed {
+                    attempt,
+                    follows_earlier: attempt > 1
+                        || get_n(&item, "replays").unwrap_or(0) > 0
+                        || item.contains_key("last_error"),
+                    prior: get_s(&item, "outcome")
+                        .and_then(|j| serde_json::from_str::<SyncOutcome>(j).ok()),
+                })
             }
             Err(e) if is_condition_failure(&e) => {
                 let Some(item) = self.get_item(event_key(&delivery)).await? else {
@@ -340,14 +357,24 @@ impl Ledger for DynamoLedger {
         delivery_id: &str,
         reason: &FailureReason,
         next_attempt_at: DateTime<Utc>,
+        counted: bool,
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
-        let res = self
+        let give_back = if counted {
+            ""
+        } else {
+            ", attempts = attempts - :one"
+        };
+        let mut req = self
             .update(event_key(delivery_id))
-            .update_expression(
-                "SET #s = :retrying, last_error = :err, error_code = :code, next_attempt_at = :next, updated_at = :now \
-                 REMOVE lease_until",
-            )
+            .update_expression(format!(
+            "SET #s = :retrying, last_error = :err, error_code = :code, next_attempt_at = :next, \
+                 updated_at = :now{give_back} REMOVE lease_until"
+        ));
+        if !counted {
+            req = req.expression_attribute_values(":one", n(1));
+        }
+        let res = req
             .condition_expression("attribute_exists(pk) AND NOT #s IN (:synced, :dead)")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":retrying", s(LedgerStatus::Retrying.as_str()))
@@ -428,64 +455,6 @@ impl Ledger for DynamoLedger {
             }
         }
         Ok(out)
-    }
-
-    async fn contact(&self, crm: &str, key_hash: &str) -> Result<Option<ContactMemory>, PortError> {
-        Ok(self
-            .get_item((contact_pk(crm, key_hash), s("CONTACT")))
-            .await?
-            .and_then(|i| {
-                Some(ContactMemory {
-                    crm_id: get_s(&i, "crm_id")?.to_string(),
-                    last_occurred_at: get_ts(&i, "last_occurred_at"),
-                })
-            }))
-    }
-
-    async fn record_applied(
-        &self,
-        crm: &str,
-        key_hash: &str,
-        crm_id: &str,
-        occurred_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), PortError> {
-        let res = self
-            .update((contact_pk(crm, key_hash), s("CONTACT")))
-            .update_expression("SET crm = :crm, crm_id = :id, last_occurred_at = :t, last_occurred_ms = :tms, updated_at = :now")
-            .condition_expression("attribute_not_exists(last_occurred_ms) OR last_occurred_ms <= :tms")
-            .expression_attribute_values(":crm", s(crm))
-            .expression_attribute_values(":id", s(crm_id))
-            .expression_attribute_values(":t", ts(occurred_at))
-            .expression_attribute_values(":tms", n(occurred_at.timestamp_millis()))
-            .expression_attribute_values(":now", ts(now))
-            .send()
-            .await;
-        applied(res, "dynamodb:UpdateItem(contact)").map(|_| ())
-    }
-
-    async fn claim_contact(
-        &self,
-        crm: &str,
-        key_hash: &str,
-        event_id: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
-        let res = self
-            .update((contact_pk(crm, key_hash), s("CONTACT")))
-            .update_expression("SET claim_by = :e, claim_until = :until, updated_at = :now")
-            .condition_expression(
-                "attribute_not_exists(crm_id) AND \
-                 (attribute_not_exists(claim_until) OR claim_until < :now_ms OR claim_by = :e)",
-            )
-            .expression_attribute_values(":e", s(event_id))
-            .expression_attribute_values(":until", n(until.timestamp_millis()))
-            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
-            .expression_attribute_values(":now", ts(now))
-            .send()
-            .await;
-        applied(res, "dynamodb:UpdateItem(claim)")
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
@@ -628,47 +597,333 @@ impl Ledger for DynamoLedger {
         })
     }
 
-    async fn remember_contact(
+    async fn identities(
         &self,
         crm: &str,
         key_hashes: &[String],
-        crm_id: &str,
+    ) -> Result<Vec<Option<String>>, PortError> {
+        if key_hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = Vec::with_capacity(key_hashes.len());
+        for h in key_hashes {
+            let (pk, sk) = identity_key(crm, h);
+            keys.push(HashMap::from([
+                ("pk".to_string(), pk),
+                ("sk".to_string(), sk),
+            ]));
+        }
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| PortError::new(format!("dynamodb:KeysAndAttributes: {e}")))?,
+        );
+        let mut found: HashMap<String, String> = HashMap::new();
+        // BatchGetItem may leave keys unprocessed; a few rounds take them all.
+        for _ in 0..5 {
+            let Some(request) = pending.take() else { break };
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| port_err("dynamodb:BatchGetItem(identities)", e))?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                if let (Some(pk), Some(id)) = (get_s(&item, "pk"), get_s(&item, "crm_id")) {
+                    found.insert(pk.to_string(), id.to_string());
+                }
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut m| m.remove(&self.table))
+                .filter(|k| !k.keys().is_empty());
+        }
+        if pending.is_some() {
+            return Err(PortError::new(
+                "dynamodb:BatchGetItem left keys unprocessed",
+            ));
+        }
+        Ok(key_hashes
+            .iter()
+            .map(|h| found.get(&format!("CONTACT#{crm}#{h}")).cloned())
+            .collect())
+    }
+
+    async fn lock_person(
+        &self,
+        lock: &PersonLock,
         now: DateTime<Utc>,
-    ) -> Result<(), PortError> {
-        for chunk in key_hashes.chunks(25) {
-            let mut writes = Vec::with_capacity(chunk.len());
-            for h in chunk {
-                let put = PutRequest::builder()
-                    .item("pk", contact_pk(crm, h))
-                    .item("sk", s("CONTACT"))
-                    .item("crm", s(crm))
-                    .item("crm_id", s(crm_id))
-                    .item("updated_at", ts(now))
-                    .build()
-                    .map_err(|e| PortError::new(format!("dynamodb:PutRequest: {e}")))?;
-                writes.push(WriteRequest::builder().put_request(put).build());
+    ) -> Result<Locked, PortError> {
+        let holder = s(&lock.holder);
+        let now_ms = n(now.timestamp_millis());
+        let until = n(lock.until.timestamp_millis());
+        let lease_record = |record: &str| {
+            let (pk, sk) = record_key(&lock.crm, record);
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", pk)
+                .key("sk", sk)
+                .update_expression(
+                    "SET lease_by = :h, lease_until = :until, updated_at = :now, expires_at = :exp",
+                )
+                .condition_expression(
+                    "attribute_not_exists(lease_until) OR lease_until < :now_ms OR lease_by = :h",
+                )
+                .expression_attribute_values(":h", holder.clone())
+                .expression_attribute_values(":until", until.clone())
+                .expression_attribute_values(":now_ms", now_ms.clone())
+                .expression_attribute_values(":now", ts(now))
+                .expression_attribute_values(":exp", expires(now, PERSON_RETENTION_DAYS))
+        };
+        if lock.claim.is_empty() {
+            let Some(record) = &lock.record else {
+                return Ok(Locked::Held { last_applied: None });
+            };
+            // One conditional update takes the lease and reads the record's state.
+            let (pk, sk) = record_key(&lock.crm, record);
+            let res = self
+                .update((pk, sk))
+                .update_expression(
+                    "SET lease_by = :h, lease_until = :until, updated_at = :now, expires_at = :exp",
+                )
+                .condition_expression(
+                    "attribute_not_exists(lease_until) OR lease_until < :now_ms OR lease_by = :h",
+                )
+                .expression_attribute_values(":h", holder.clone())
+                .expression_attribute_values(":until", until.clone())
+                .expression_attribute_values(":now_ms", now_ms.clone())
+                .expression_attribute_values(":now", ts(now))
+                .expression_attribute_values(":exp", expires(now, PERSON_RETENTION_DAYS))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            return match res {
+                Ok(out) => Ok(Locked::Held {
+                    last_applied: out
+                        .attributes
+                        .as_ref()
+                        .and_then(|a| get_n(a, "last_applied_ms"))
+                        .and_then(DateTime::from_timestamp_millis),
+                }),
+                Err(e) if is_condition_failure(&e) => Ok(Locked::Busy),
+                Err(e) => Err(port_err("dynamodb:UpdateItem(lease record)", e)),
+            };
+        }
+        // Claims (and the record's lease) all or nothing: one transaction.
+        let mut items = Vec::with_capacity(lock.claim.len() + 1);
+        for h in &lock.claim {
+            let (pk, sk) = identity_key(&lock.crm, h);
+            let claim = Update::builder()
+                .table_name(&self.table)
+                .key("pk", pk)
+                .key("sk", sk)
+                .update_expression(
+                    "SET claim_by = :h, claim_until = :until, updated_at = :now, expires_at = :exp",
+                )
+                .condition_expression(
+                    "attribute_not_exists(crm_id) AND (attribute_not_exists(claim_until) OR \
+                     claim_until < :now_ms OR claim_by = :h)",
+                )
+                .expression_attribute_values(":h", holder.clone())
+                .expression_attribute_values(":until", until.clone())
+                .expression_attribute_values(":now_ms", now_ms.clone())
+                .expression_attribute_values(":now", ts(now))
+                .expression_attribute_values(":exp", expires(now, PERSON_RETENTION_DAYS))
+                .build()
+                .map_err(|e| PortError::new(format!("dynamodb:Update: {e}")))?;
+            items.push(TransactWriteItem::builder().update(claim).build());
+        }
+        if let Some(record) = &lock.record {
+            let lease = lease_record(record)
+                .build()
+                .map_err(|e| PortError::new(format!("dynamodb:Update: {e}")))?;
+            items.push(TransactWriteItem::builder().update(lease).build());
+        }
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match res {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(_))
+                ) =>
+            {
+                return Ok(Locked::Busy)
             }
-            let mut pending = Some(HashMap::from([(self.table.clone(), writes)]));
-            for _ in 0..3 {
-                let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty()))
-                else {
-                    break;
-                };
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(items))
+            Err(e) => return Err(port_err("dynamodb:TransactWriteItems(lock person)", e)),
+        }
+        let last_applied = match &lock.record {
+            Some(record) => self
+                .get_item(record_key(&lock.crm, record))
+                .await?
+                .and_then(|i| get_n(&i, "last_applied_ms"))
+                .and_then(DateTime::from_timestamp_millis),
+            None => None,
+        };
+        Ok(Locked::Held { last_applied })
+    }
+
+    async fn release_person(
+        &self,
+        release: &PersonRelease,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LinkedElsewhere>, PortError> {
+        let crm = release.crm.as_str();
+        let holder = s(&release.holder);
+        let mut elsewhere = Vec::new();
+        let mut linked: Vec<&str> = Vec::new();
+        if let Some(w) = &release.written {
+            // A record the CRM no longer has gives its identities up to the new one.
+            let gone = w.replaces.as_deref().unwrap_or(&w.record);
+            for h in &w.link {
+                let res = self
+                    .update(identity_key(crm, h))
+                    .update_expression(
+                        "SET crm = :crm, crm_id = :rec, updated_at = :now, expires_at = :exp \
+                         REMOVE claim_by, claim_until",
+                    )
+                    .condition_expression(
+                        "attribute_not_exists(crm_id) OR crm_id = :rec OR crm_id = :gone",
+                    )
+                    .expression_attribute_values(":gone", s(gone))
+                    .expression_attribute_values(":crm", s(crm))
+                    .expression_attribute_values(":rec", s(&w.record))
+                    .expression_attribute_values(":now", ts(now))
+                    .expression_attribute_values(":exp", expires(now, PERSON_RETENTION_DAYS))
                     .send()
-                    .await
-                    .map_err(|e| port_err("dynamodb:BatchWriteItem", e))?;
-                pending = out.unprocessed_items;
+                    .await;
+                if applied(res, "dynamodb:UpdateItem(link identity)")? {
+                    linked.push(h);
+                } else if let Some(other) = self
+                    .get_item(identity_key(crm, h))
+                    .await?
+                    .and_then(|i| get_s(&i, "crm_id").map(str::to_string))
+                {
+                    elsewhere.push(LinkedElsewhere {
+                        key_hash: h.clone(),
+                        record: other,
+                    });
+                }
             }
-            if pending.is_some_and(|m| m.values().any(|v| !v.is_empty())) {
-                return Err(PortError::new(
-                    "dynamodb:BatchWriteItem left items unprocessed",
-                ));
+            if let Some(t) = w.applied {
+                // Moves forward only; the lease goes with it.
+                let res = self
+                    .update(record_key(crm, &w.record))
+                    .update_expression(
+                        "SET last_applied_ms = :t, last_applied_at = :at, updated_at = :now, \
+                         expires_at = :exp REMOVE lease_by, lease_until",
+                    )
+                    .condition_expression(
+                        "(attribute_not_exists(last_applied_ms) OR last_applied_ms <= :t) AND \
+                         (attribute_not_exists(lease_by) OR lease_by = :h)",
+                    )
+                    .expression_attribute_values(":t", n(t.timestamp_millis()))
+                    .expression_attribute_values(":at", ts(t))
+                    .expression_attribute_values(":h", holder.clone())
+                    .expression_attribute_values(":now", ts(now))
+                    .expression_attribute_values(":exp", expires(now, PERSON_RETENTION_DAYS))
+                    .send()
+                    .await;
+                applied(res, "dynamodb:UpdateItem(record applied)")?;
             }
         }
-        Ok(())
+        // Whatever is still held: leases of records, claims not turned into links.
+        for record in &release.records {
+            let res = self
+                .update(record_key(crm, record))
+                .update_expression("REMOVE lease_by, lease_until")
+                .condition_expression("lease_by = :h")
+                .expression_attribute_values(":h", holder.clone())
+                .send()
+                .await;
+            applied(res, "dynamodb:UpdateItem(release record)")?;
+        }
+        for h in release
+            .claims
+            .iter()
+            .filter(|h| !linked.contains(&h.as_str()))
+        {
+            let res = self
+                .update(identity_key(crm, h))
+                .update_expression("REMOVE claim_by, claim_until")
+                .condition_expression("claim_by = :h")
+                .expression_attribute_values(":h", holder.clone())
+                .send()
+                .await;
+            applied(res, "dynamodb:UpdateItem(release claim)")?;
+        }
+        Ok(elsewhere)
+    }
+
+    async fn record_conflict(
+        &self,
+        conflict: &IdentityConflict,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let records = conflict.records();
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                "pk",
+                s(format!("CONFLICT#{}#{}", conflict.crm, records.join("+"))),
+            )
+            .item("sk", s("CONFLICT"))
+            .item("crm", s(&conflict.crm))
+            .item("records", AttributeValue::Ss(records))
+            .item("written_to", s(&conflict.written_to))
+            .item("delivery_id", s(&conflict.delivery_id))
+            .item("detail", s(&conflict.detail))
+            .item("received_at", ts(now))
+            .item("updated_at", ts(now))
+            .item("expires_at", expires(now, PERSON_RETENTION_DAYS))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(port_err("dynamodb:PutItem(conflict)", e)),
+        }
+    }
+
+    async fn record_progress(
+        &self,
+        delivery_id: &str,
+        progress: &SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        let res = self
+            .update(event_key(delivery_id))
+            .update_expression("SET outcome = :outcome, updated_at = :now")
+            .condition_expression("attribute_exists(pk) AND #s <> :synced")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":synced", s(LedgerStatus::Synced.as_str()))
+            .expression_attribute_values(":outcome", json(progress))
+            .expression_attribute_values(":now", ts(now))
+            .send()
+            .await;
+        applied(res, "dynamodb:UpdateItem(progress)").map(|_| ())
     }
 }

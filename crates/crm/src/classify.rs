@@ -77,6 +77,7 @@ pub fn transport(crm: &str, e: &reqwest::Error) -> CrmError {
         // A timed-out write may still land: give it time before a retry looks for it.
         retry_after: e.is_timeout().then_some(TIMED_OUT_WRITE_SETTLE),
         code: None,
+        taken_by: None,
     }
 }
 

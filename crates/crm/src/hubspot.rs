@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lb_domain::mapping::{FieldPath, Mapping, ValueKind};
-use lb_domain::{note, ContactKey, EventId, QueuedLead};
+use lb_domain::{note, ContactKey, EventId, Phone, QueuedLead};
 use lb_pipeline::secrets::{secret_values, CachedSecret};
 use lb_pipeline::{ContactRef, ContactWrite, Crm, CrmError, ErrorClass};
 use reqwest::{Method, StatusCode};
@@ -293,6 +293,7 @@ impl HubSpotCrm {
             message: findings.join("; "),
             retry_after: None,
             code: Some(SCHEMA_DRIFT.into()),
+            taken_by: None,
         }
     }
 
@@ -323,32 +324,27 @@ impl HubSpotCrm {
         Ok(schema::report(&schema, &targets, &patterns))
     }
 
-    /// Finds or creates the contact and writes `props` to it.
+    /// Writes `props` to the record the identity rule chose (`known_id`), or
+    /// finds-or-creates one: upsert by email, else create.
     async fn write_contact(
         &self,
         lead: &QueuedLead,
         known_id: Option<&str>,
         props: &BTreeMap<String, String>,
     ) -> Result<ContactRef, CrmError> {
-        match &lead.contact_key {
-            ContactKey::Email(email) => self.upsert_by_email(email.as_str(), lead, props).await,
-            ContactKey::Phone(_) | ContactKey::WaId(_) => {
-                if let Some(id) = known_id {
-                    if let Some(c) = self.patch_contact(id, props).await? {
-                        return Ok(c);
-                    }
-                }
-                let e164 = match &lead.contact_key {
-                    ContactKey::Phone(p) => p.as_str().to_string(),
-                    other => format!("+{}", other.value()),
-                };
-                // Search lags writes by seconds; the ledger's memory covers what it cannot see yet.
-                if let Some(id) = self.search_by_phone(&e164).await? {
-                    if let Some(c) = self.patch_contact(&id, props).await? {
-                        return Ok(c);
-                    }
-                }
-                self.create_contact(props).await
+        if let Some(id) = known_id {
+            if let Some(c) = self.patch_contact(id, props).await? {
+                return Ok(c);
+            }
+            // 404: the record is gone (deleted, or merged away); write as if unknown.
+            warn!(crm = %self.cfg.name, "the remembered contact no longer exists; finding or creating it again");
+        }
+        match lead.event.visitor.email.as_ref() {
+            Some(email) => self.upsert_by_email(email.as_str(), lead, props).await,
+            None => {
+                let mut props = props.clone();
+                name_a_nameless_contact(&mut props);
+                self.create_contact(&props).await
             }
         }
     }
@@ -430,23 +426,51 @@ impl HubSpotCrm {
                 created: false,
             })),
             Err(e) if e.http_status == Some(404) => Ok(None),
+            // Another contact already has the email (HubSpot names it in the 409 text).
+            Err(mut e) if e.http_status == Some(409) => {
+                e.taken_by = existing_id(&e.message).filter(|other| other != id);
+                Err(e)
+            }
             Err(e) => Err(e),
         }
     }
 
-    async fn search_by_phone(&self, e164: &str) -> Result<Option<String>, CrmError> {
-        let groups: Vec<Value> = ["phone", "mobilephone", "hs_whatsapp_phone_number"]
-            .iter()
-            .map(|p| json!({"filters": [{"propertyName": p, "operator": "EQ", "value": e164}]}))
-            .collect();
-        let body = json!({"filterGroups": groups, "properties": ["phone"], "limit": 1});
-        let (_, v) = self
-            .call(Method::POST, "/crm/v3/objects/contacts/search", Some(&body))
-            .await?;
-        Ok(v["results"]
-            .as_array()
-            .and_then(|r| r.first())
-            .and_then(id_of))
+    /// Contacts whose `phone`, `mobilephone` or `hs_whatsapp_phone_number` is
+    /// one of `numbers`. HubSpot matches phone values on the area code and local
+    /// number only ("You should refrain from including the country code in your
+    /// search", CRM search guide, Limits), so the search is by national number
+    /// and each candidate is checked against the full number here.
+    async fn search_by_phones(&self, numbers: &[Phone]) -> Result<Vec<(Phone, String)>, CrmError> {
+        const PROPS: [&str; 3] = ["phone", "mobilephone", "hs_whatsapp_phone_number"];
+        let mut nationals: Vec<String> = numbers.iter().map(Phone::national_number).collect();
+        nationals.sort();
+        nationals.dedup();
+        let mut out = Vec::new();
+        // A search takes at most 5 filter groups: one request per number.
+        for national in nationals {
+            let groups: Vec<Value> = PROPS
+                .iter()
+                .map(|p| json!({"filters": [{"propertyName": p, "operator": "EQ", "value": national}]}))
+                .collect();
+            let body = json!({"filterGroups": groups, "properties": PROPS, "limit": 10});
+            let (_, v) = self
+                .call(Method::POST, "/crm/v3/objects/contacts/search", Some(&body))
+                .await?;
+            for r in v["results"].as_array().into_iter().flatten() {
+                let Some(id) = id_of(r) else { continue };
+                for number in numbers.iter().filter(|n| n.national_number() == national) {
+                    let holds = PROPS.iter().any(|p| {
+                        r["properties"][*p]
+                            .as_str()
+                            .is_some_and(|stored| same_number(stored, number))
+                    });
+                    if holds {
+                        out.push((number.clone(), id.clone()));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn create_contact(
@@ -477,7 +501,45 @@ impl HubSpotCrm {
         }
     }
 
-    /// Ids of the contact's associated `kind` (notes, deals) whose `property` holds the event's tag.
+    /// Every id of the contact's associated `kind` (notes, deals), every page.
+    /// The v3 object read lists at most 100 associations (HubSpot changelog,
+    /// 2021-01-18: "if your request returns more than 100 associations, you
+    /// will need to use the value of the after field"); the v4 list pages by
+    /// 500 with `after` (`GET /crm/v4/objects/{type}/{id}/associations/{toType}`).
+    async fn associated_ids(&self, contact_id: &str, kind: &str) -> Result<Vec<String>, CrmError> {
+        let mut ids: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path =
+                format!("/crm/v4/objects/contacts/{contact_id}/associations/{kind}?limit=500");
+            if let Some(a) = &after {
+                path.push_str(&format!(
+                    "&after={}",
+                    form_urlencoded::byte_serialize(a.as_bytes()).collect::<String>()
+                ));
+            }
+            let (_, v) = self.call(Method::GET, &path, None).await?;
+            for r in v["results"].as_array().into_iter().flatten() {
+                let id = match &r["toObjectId"] {
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) if !s.is_empty() => s.clone(),
+                    _ => continue,
+                };
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            match v["paging"]["next"]["after"].as_str() {
+                Some(a) if !a.is_empty() && after.as_deref() != Some(a) => {
+                    after = Some(a.to_string())
+                }
+                _ => return Ok(ids),
+            }
+        }
+    }
+
+    /// The contact's associated `kind` (notes, deals) whose `property` carries
+    /// exactly this event's tag (the tag of `evt_1` is not `evt_10`'s).
     async fn find_tagged(
         &self,
         contact_id: &str,
@@ -485,28 +547,11 @@ impl HubSpotCrm {
         property: &str,
         event_id: &EventId,
     ) -> Result<Option<String>, CrmError> {
-        let (_, v) = self
-            .call(
-                Method::GET,
-                &format!("/crm/v3/objects/contacts/{contact_id}?associations={kind}"),
-                None,
-            )
-            .await?;
-        let ids: Vec<Value> = v["associations"][kind]["results"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .filter_map(id_of)
-                    .map(|id| json!({"id": id}))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        let tag = note::tag(event_id);
-        for chunk in ids.chunks(100) {
-            let body = json!({"inputs": chunk, "properties": [property]});
+        let ids = self.associated_ids(contact_id, kind).await?;
+        // Newest first: a retry looks for what it wrote moments ago.
+        for chunk in ids.rchunks(100) {
+            let inputs: Vec<Value> = chunk.iter().map(|id| json!({"id": id})).collect();
+            let body = json!({"inputs": inputs, "properties": [property]});
             let (_, v) = self
                 .call(
                     Method::POST,
@@ -518,7 +563,7 @@ impl HubSpotCrm {
                 r.iter().find(|o| {
                     o["properties"][property]
                         .as_str()
-                        .is_some_and(|b| b.contains(&tag))
+                        .is_some_and(|b| note::carries_tag(b, event_id))
                 })
             }) {
                 return Ok(id_of(found));
@@ -534,6 +579,33 @@ impl Crm for HubSpotCrm {
         &self.cfg.name
     }
 
+    /// Phone and WhatsApp numbers by search (an upsert by email matches the email itself).
+    async fn find_contacts(&self, lead: &QueuedLead) -> Result<Vec<(usize, String)>, CrmError> {
+        let keys = lead.event.identities();
+        let numbers: Vec<(usize, Phone)> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| match k {
+                ContactKey::Email(_) => None,
+                ContactKey::Phone(p) => Some((i, p.clone())),
+                ContactKey::WaId(w) => w.as_phone().map(|p| (i, p)),
+            })
+            .collect();
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let phones: Vec<Phone> = numbers.iter().map(|(_, p)| p.clone()).collect();
+        let found = self.search_by_phones(&phones).await?;
+        let mut out = Vec::new();
+        for (i, number) in &numbers {
+            // The first match per identity; several are the CRM's duplicates, not ours to pick.
+            if let Some((_, id)) = found.iter().find(|(p, _)| p == number) {
+                out.push((*i, id.clone()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Checks every property the event writes against the contact schema
     /// first: a missing, read-only, mistyped or off-option property fails the
     /// event (`schema_drift`) before anything is written.
@@ -543,9 +615,8 @@ impl Crm for HubSpotCrm {
         known_id: Option<&str>,
         write: ContactWrite,
     ) -> Result<ContactRef, CrmError> {
-        let by_phone = !matches!(lead.contact_key, ContactKey::Email(_));
-        if let (true, ContactWrite::IdentityOnly, Some(id)) = (by_phone, write, known_id) {
-            // The record is known and nothing else may be written: no call at all.
+        if let (ContactWrite::IdentityOnly, Some(id)) = (write, known_id) {
+            // The record is known and a newer event wrote its fields: no call at all.
             return Ok(ContactRef {
                 id: id.to_string(),
                 created: false,
@@ -655,6 +726,43 @@ impl Crm for HubSpotCrm {
             )
         })
     }
+}
+
+/// HubSpot creates a contact only with an email, a first name or a last name
+/// ("When creating a new contact, it's required to include at least one of the
+/// following properties: email, firstname, lastname", contacts guide). A lead
+/// known only by its phone or WhatsApp number is named after the number, as
+/// messaging inboxes show it; a later event with a name replaces it.
+fn name_a_nameless_contact(props: &mut BTreeMap<String, String>) {
+    if ["email", "firstname", "lastname"]
+        .iter()
+        .any(|p| props.get(*p).is_some_and(|v| !v.trim().is_empty()))
+    {
+        return;
+    }
+    let number = props
+        .get("phone")
+        .or_else(|| props.get("hs_whatsapp_phone_number"))
+        .cloned();
+    if let Some(n) = number {
+        props.insert("firstname".into(), n);
+    }
+}
+
+/// Whether a stored phone value is `number`: the same E.164 number when it is
+/// written with its country code, else the same national number (with or
+/// without a trunk `0`).
+fn same_number(stored: &str, number: &Phone) -> bool {
+    let digits: String = stored.chars().filter(char::is_ascii_digit).collect();
+    let national = number.national_number();
+    if stored.trim_start().starts_with('+') {
+        return Phone::parse(stored, None).is_ok_and(|p| p == *number);
+    }
+    let full = number
+        .country_code()
+        .map(|cc| format!("{cc}{national}"))
+        .unwrap_or_default();
+    digits == national || digits == format!("0{national}") || digits == full
 }
 
 fn association(to_id: &str, type_id: u32) -> Value {
@@ -905,6 +1013,7 @@ mod tests {
             message: msg.into(),
             retry_after: None,
             code: None,
+            taken_by: None,
         };
         assert!(rejected_for_schema(&e(
             207,

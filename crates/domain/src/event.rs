@@ -27,10 +27,7 @@ fn valid_id(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
             format!("{field} is longer than {max} characters"),
         ));
     }
-    if !v
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-    {
+    if !v.chars().all(EventId::is_id_char) {
         return Err(FieldError::new(
             field,
             "invalid_id",
@@ -52,6 +49,10 @@ impl EventId {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+    /// The characters an id is made of: ASCII letters, digits, `-`, `_`, `.`, `:`.
+    pub fn is_id_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || "-_.:".contains(c)
     }
 }
 impl TryFrom<String> for EventId {
@@ -352,6 +353,17 @@ impl LeadEvent {
             self.visitor.phone.as_ref(),
             self.visitor.wa_id.as_ref(),
         )
+    }
+
+    /// Every identity of the person this event carries, strongest first: email,
+    /// phone, WhatsApp id (see [`crate::identity::resolve`]).
+    pub fn identities(&self) -> Vec<ContactKey> {
+        let v = &self.visitor;
+        let mut out = Vec::with_capacity(3);
+        out.extend(v.email.clone().map(ContactKey::Email));
+        out.extend(v.phone.clone().map(ContactKey::Phone));
+        out.extend(v.wa_id.clone().map(ContactKey::WaId));
+        out
     }
 
     /// The sensitive-data guard ([`crate::redact`]): cuts card and national id

@@ -205,6 +205,22 @@ impl Phone {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The national significant number (`+1 415 555 2671` → `4155552671`):
+    /// what HubSpot's phone search matches on ("HubSpot only uses the area code
+    /// and local number"). Digits after the country code when the number no
+    /// longer parses.
+    pub fn national_number(&self) -> String {
+        match phonenumber::parse(None, &self.0) {
+            Ok(n) => n.national().value().to_string(),
+            Err(_) => self.0.chars().filter(char::is_ascii_digit).collect(),
+        }
+    }
+    /// The country calling code (`+91 98765 43210` → `91`).
+    pub fn country_code(&self) -> Option<u16> {
+        phonenumber::parse(None, &self.0)
+            .ok()
+            .map(|n| n.code().value())
+    }
 }
 
 /// `8 812 123-45-67` in Russia → `+7 8121234567`: a national number written
@@ -267,6 +283,10 @@ impl WaId {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+    /// The WhatsApp number as a phone number (`+<digits>`), when it is a valid one.
+    pub fn as_phone(&self) -> Option<Phone> {
+        Phone::parse(&format!("+{}", self.0), None).ok()
     }
 }
 impl TryFrom<String> for WaId {
@@ -340,6 +360,47 @@ impl ContactKey {
     }
 }
 
+/// Which CRM record one event of a person is written to, from what is known of
+/// each of its identities (the ledger's memory, or what a CRM search found).
+///
+/// A person is a set of identities: email, phone, WhatsApp id. The rule, the
+/// same for every connection that keeps records:
+/// - no identity known: no record; the caller finds or creates one;
+/// - one record known (by one or several identities): that record, and the
+///   identities not known yet are to be linked to it;
+/// - several records known (email → A, phone → B): the record of the strongest
+///   identity wins the write (email, then phone, then WhatsApp id); the others
+///   are reported as possible duplicates and keep their identities. Never a
+///   silent merge, never a third record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resolution {
+    /// The record to write to, when one is known.
+    pub record: Option<String>,
+    /// Other records the event's identities point to (possible duplicates), in
+    /// identity order, without repeats.
+    pub others: Vec<String>,
+    /// The identities (by index into the event's identities) known to no record.
+    pub unknown: Vec<usize>,
+}
+
+/// Applies the rule of [`Resolution`]. `known[i]` is the record id of
+/// `identities[i]` (the event's identities, strongest first), if any.
+pub fn resolve(known: &[Option<String>]) -> Resolution {
+    let mut r = Resolution::default();
+    for (i, id) in known.iter().enumerate() {
+        match (id, &r.record) {
+            (None, _) => r.unknown.push(i),
+            (Some(id), None) => r.record = Some(id.clone()),
+            (Some(id), Some(chosen)) => {
+                if id != chosen && !r.others.contains(id) {
+                    r.others.push(id.clone());
+                }
+            }
+        }
+    }
+    r
+}
+
 impl fmt::Debug for ContactKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ContactKey({}:{})", self.kind(), self.masked())
@@ -349,6 +410,38 @@ impl fmt::Debug for ContactKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_knows_its_national_number_and_country_code() {
+        let p = Phone::parse("+91 98765 43210", None).unwrap();
+        assert_eq!(p.national_number(), "9876543210");
+        assert_eq!(p.country_code(), Some(91));
+        let p = Phone::parse("+14155552671", None).unwrap();
+        assert_eq!(
+            (p.national_number().as_str(), p.country_code()),
+            ("4155552671", Some(1))
+        );
+    }
+
+    #[test]
+    fn the_strongest_known_identity_picks_the_record_and_the_rest_are_reported() {
+        let id = |s: &str| Some(s.to_string());
+        assert_eq!(resolve(&[None, None]).record, None);
+        assert_eq!(resolve(&[None, None]).unknown, vec![0, 1]);
+        // phone-first person gives an email: the phone's record gains it
+        let r = resolve(&[None, id("B")]);
+        assert_eq!(
+            (r.record.as_deref(), r.unknown, r.others),
+            (Some("B"), vec![0], vec![])
+        );
+        // email → A, phone → B, WhatsApp → B: the email's record wins, B is reported once
+        let r = resolve(&[id("A"), id("B"), id("B")]);
+        assert_eq!(r.record.as_deref(), Some("A"));
+        assert_eq!(r.others, vec!["B".to_string()]);
+        assert!(r.unknown.is_empty());
+        // the same record by every identity: no conflict
+        assert!(resolve(&[id("A"), id("A")]).others.is_empty());
+    }
 
     #[test]
     fn email_is_trimmed_and_lowercased() {

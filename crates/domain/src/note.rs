@@ -8,6 +8,19 @@ pub fn tag(event_id: &EventId) -> String {
     format!("leadbridge-event:{}", event_id.as_str())
 }
 
+/// Whether `text` carries this event's own tag: the tag followed by the end of
+/// the text or by a character no event id contains, so that the tag of `evt_1`
+/// is not found in a note of `evt_10` (or `evt_1.2`).
+pub fn carries_tag(text: &str, event_id: &EventId) -> bool {
+    let tag = tag(event_id);
+    text.match_indices(&tag).any(|(at, _)| {
+        text[at + tag.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !EventId::is_id_char(c))
+    })
+}
+
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -158,6 +171,23 @@ mod tests {
         assert!(html.contains("budget: 50k"));
         assert!(html.contains("Consent:</strong> none recorded"));
         assert!(html.ends_with("<p>Ref: leadbridge-event:evt_1</p>"));
+    }
+
+    #[test]
+    fn a_tag_matches_its_own_event_only() {
+        let id = |s: &str| EventId::parse(s).unwrap();
+        let note_of = |s: &str| format!("<p>Ref: {}</p>", tag(&id(s)));
+        assert!(carries_tag(&note_of("evt_1"), &id("evt_1")));
+        assert!(!carries_tag(&note_of("evt_10"), &id("evt_1")));
+        assert!(!carries_tag(&note_of("evt_1.2"), &id("evt_1")));
+        assert!(!carries_tag(&note_of("evt_1:x"), &id("evt_1")));
+        assert!(!carries_tag(&note_of("evt_1"), &id("evt_10")));
+        // at the very end (a deal description), and after another event's tag
+        assert!(carries_tag("Ref: leadbridge-event:evt_1", &id("evt_1")));
+        assert!(carries_tag(
+            &format!("{}{}", note_of("evt_10"), note_of("evt_1")),
+            &id("evt_1")
+        ));
     }
 
     #[test]

@@ -295,6 +295,7 @@ impl LocalStack {
             ledger: ledger.clone(),
             queue: queue.clone(),
             crm,
+            alerts: alerts.clone(),
             policy: opts.policy,
             safety_margin: opts
                 .safety_margin

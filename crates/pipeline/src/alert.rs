@@ -216,6 +216,32 @@ pub fn render_alert(entries: &[AlertEntry]) -> (String, String) {
     (subject, b)
 }
 
+/// The alert for one person found with several CRM records: subject (ASCII,
+/// ≤ 100 chars) and body, masked identities only.
+pub fn render_possible_duplicate(c: &crate::ports::IdentityConflict) -> (String, String) {
+    let subject = truncate(
+        &format!(
+            "[leadbridge] possible duplicate in {}: records {}",
+            c.crm,
+            c.records().join(", ")
+        ),
+        100,
+    );
+    let body = format!(
+        "leadbridge found one person with more than one record in {crm}.\n\n         Records: {records}\n         Identities (masked) and the record each pointed to before this event: {detail}\n         Event {delivery} was written to record {to}, the record of its strongest identity \
+         (email, then phone, then WhatsApp id); the other records were left as they are and \
+         keep their identities. leadbridge never merges records.\n\n         What to do: if they are the same person, merge them in {crm} (the merged record keeps \
+         working: later events that name either record's identities reach it once the CRM \
+         answers for it); if they are different people, nothing needs doing.\n         This alert is sent once for this set of records.\n",
+        crm = c.crm,
+        records = c.records().join(", "),
+        detail = c.detail,
+        delivery = c.delivery_id,
+        to = c.written_to,
+    );
+    (subject, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

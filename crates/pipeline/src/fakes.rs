@@ -24,15 +24,58 @@ fn down(flag: &AtomicBool, what: &str) -> Result<(), PortError> {
 #[derive(Default)]
 pub struct InMemoryLedger {
     records: Mutex<HashMap<String, LedgerRecord>>,
-    contacts: Mutex<HashMap<String, ContactMemory>>,
-    claims: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    /// `<crm>#<identity hash>` → its record and claim.
+    identities: Mutex<HashMap<String, IdentityItem>>,
+    /// `<crm>#<record id>` → its lease and newest applied event.
+    persons: Mutex<HashMap<String, PersonItem>>,
+    conflicts: Mutex<Vec<(String, IdentityConflict)>>,
     rejections: Mutex<Vec<LedgerRecord>>,
     rejection_windows: Mutex<HashMap<DateTime<Utc>, u64>>,
     failing: AtomicBool,
     fail_complete: AtomicBool,
 }
 
+#[derive(Default)]
+struct IdentityItem {
+    crm_id: Option<String>,
+    claim: Option<(String, DateTime<Utc>)>,
+}
+
+#[derive(Default)]
+struct PersonItem {
+    lease: Option<(String, DateTime<Utc>)>,
+    last_applied: Option<DateTime<Utc>>,
+}
+
 impl InMemoryLedger {
+    /// The possible duplicates recorded so far, first first.
+    pub fn conflicts(&self) -> Vec<IdentityConflict> {
+        self.conflicts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+    /// The delivery as dead-lettered, with its payload and no recorded progress.
+    pub fn seed_dead(&self, delivery_id: &str, lead: &QueuedLead) {
+        let mut m = self.records.lock().unwrap();
+        let r = m
+            .entry(delivery_id.to_string())
+            .or_insert_with(|| blank(delivery_id, LedgerStatus::Dead, None));
+        r.status = LedgerStatus::Dead;
+        r.outcome = None;
+        r.payload = Some(lead.to_json());
+    }
+    /// Links an identity to a record, as an earlier sync would have.
+    pub fn seed_identity(&self, crm: &str, key_hash: &str, record: &str) {
+        self.identities
+            .lock()
+            .unwrap()
+            .entry(format!("{crm}#{key_hash}"))
+            .or_default()
+            .crm_id = Some(record.to_string());
+    }
     /// The record of one delivery (`evt_1`, or `evt_1@connection`).
     pub fn record(&self, delivery_id: &str) -> Option<LedgerRecord> {
         self.records.lock().unwrap().get(delivery_id).cloned()
@@ -160,6 +203,8 @@ impl Ledger for InMemoryLedger {
         r.updated_at = Some(now);
         Ok(Begin::Proceed {
             attempt: r.attempts,
+            follows_earlier: r.attempts > 1 || r.replays > 0 || r.last_error.is_some(),
+            prior: r.outcome.clone(),
         })
     }
     async fn complete(
@@ -187,6 +232,7 @@ impl Ledger for InMemoryLedger {
         delivery_id: &str,
         reason: &FailureReason,
         next_attempt_at: DateTime<Utc>,
+        counted: bool,
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
         down(&self.failing, "ledger")?;
@@ -194,6 +240,12 @@ impl Ledger for InMemoryLedger {
         let r = m
             .get_mut(delivery_id)
             .ok_or_else(|| PortError::new("no such event"))?;
+        if matches!(r.status, LedgerStatus::Synced | LedgerStatus::Dead) {
+            return Ok(());
+        }
+        if !counted {
+            r.attempts = r.attempts.saturating_sub(1);
+        }
         r.status = LedgerStatus::Retrying;
         r.last_error = Some(reason.clone());
         r.next_attempt_at = Some(next_attempt_at);
@@ -242,77 +294,146 @@ impl Ledger for InMemoryLedger {
         v.sort_by(|a, b| a.connection.cmp(&b.connection));
         Ok(v)
     }
-    async fn contact(&self, crm: &str, key_hash: &str) -> Result<Option<ContactMemory>, PortError> {
-        down(&self.failing, "ledger")?;
-        Ok(self
-            .contacts
-            .lock()
-            .unwrap()
-            .get(&format!("{crm}#{key_hash}"))
-            .cloned())
-    }
-    async fn remember_contact(
+    async fn identities(
         &self,
         crm: &str,
         key_hashes: &[String],
-        crm_id: &str,
-        _now: DateTime<Utc>,
-    ) -> Result<(), PortError> {
+    ) -> Result<Vec<Option<String>>, PortError> {
         down(&self.failing, "ledger")?;
-        let mut c = self.contacts.lock().unwrap();
-        for k in key_hashes {
-            c.entry(format!("{crm}#{k}"))
-                .and_modify(|m| m.crm_id = crm_id.to_string())
-                .or_insert(ContactMemory {
-                    crm_id: crm_id.to_string(),
-                    last_occurred_at: None,
-                });
-        }
-        Ok(())
+        let m = self.identities.lock().unwrap();
+        Ok(key_hashes
+            .iter()
+            .map(|h| m.get(&format!("{crm}#{h}")).and_then(|i| i.crm_id.clone()))
+            .collect())
     }
-    async fn record_applied(
+    async fn lock_person(
         &self,
-        crm: &str,
-        key_hash: &str,
-        crm_id: &str,
-        occurred_at: DateTime<Utc>,
-        _now: DateTime<Utc>,
-    ) -> Result<(), PortError> {
-        down(&self.failing, "ledger")?;
-        let mut c = self.contacts.lock().unwrap();
-        let m = c
-            .entry(format!("{crm}#{key_hash}"))
-            .or_insert(ContactMemory {
-                crm_id: crm_id.to_string(),
-                last_occurred_at: None,
-            });
-        m.crm_id = crm_id.to_string();
-        if m.last_occurred_at.is_none_or(|t| t < occurred_at) {
-            m.last_occurred_at = Some(occurred_at);
-        }
-        Ok(())
-    }
-    async fn claim_contact(
-        &self,
-        crm: &str,
-        key_hash: &str,
-        event_id: &str,
-        until: DateTime<Utc>,
+        lock: &PersonLock,
         now: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
+    ) -> Result<Locked, PortError> {
         down(&self.failing, "ledger")?;
-        let k = format!("{crm}#{key_hash}");
-        if self.contacts.lock().unwrap().contains_key(&k) {
-            return Ok(false);
-        }
-        let mut claims = self.claims.lock().unwrap();
-        match claims.get(&k) {
-            Some((by, exp)) if by != event_id && *exp >= now => Ok(false),
-            _ => {
-                claims.insert(k, (event_id.to_string(), until));
-                Ok(true)
+        let mut ids = self.identities.lock().unwrap();
+        let mut persons = self.persons.lock().unwrap();
+        let free = |held: &Option<(String, DateTime<Utc>)>| {
+            held.as_ref()
+                .is_none_or(|(by, until)| *until < now || *by == lock.holder)
+        };
+        // All or nothing, as the DynamoDB transaction.
+        for h in &lock.claim {
+            if let Some(i) = ids.get(&format!("{}#{h}", lock.crm)) {
+                if i.crm_id.is_some() || !free(&i.claim) {
+                    return Ok(Locked::Busy);
+                }
             }
         }
+        if let Some(r) = &lock.record {
+            if let Some(p) = persons.get(&format!("{}#{r}", lock.crm)) {
+                if !free(&p.lease) {
+                    return Ok(Locked::Busy);
+                }
+            }
+        }
+        for h in &lock.claim {
+            ids.entry(format!("{}#{h}", lock.crm)).or_default().claim =
+                Some((lock.holder.clone(), lock.until));
+        }
+        let last_applied = match &lock.record {
+            Some(r) => {
+                let p = persons.entry(format!("{}#{r}", lock.crm)).or_default();
+                p.lease = Some((lock.holder.clone(), lock.until));
+                p.last_applied
+            }
+            None => None,
+        };
+        Ok(Locked::Held { last_applied })
+    }
+    async fn release_person(
+        &self,
+        release: &PersonRelease,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<LinkedElsewhere>, PortError> {
+        down(&self.failing, "ledger")?;
+        let crm = &release.crm;
+        let mut ids = self.identities.lock().unwrap();
+        let mut persons = self.persons.lock().unwrap();
+        let mine = |held: &Option<(String, DateTime<Utc>)>| {
+            held.as_ref().is_some_and(|(by, _)| *by == release.holder)
+        };
+        let mut elsewhere = Vec::new();
+        let mut linked: Vec<&str> = Vec::new();
+        if let Some(w) = &release.written {
+            for h in &w.link {
+                let i = ids.entry(format!("{crm}#{h}")).or_default();
+                match &i.crm_id {
+                    Some(other) if *other != w.record && Some(other) != w.replaces.as_ref() => {
+                        elsewhere.push(LinkedElsewhere {
+                            key_hash: h.clone(),
+                            record: other.clone(),
+                        })
+                    }
+                    _ => {
+                        i.crm_id = Some(w.record.clone());
+                        i.claim = None;
+                        linked.push(h);
+                    }
+                }
+            }
+            if let Some(t) = w.applied {
+                let p = persons.entry(format!("{crm}#{}", w.record)).or_default();
+                if p.last_applied.is_none_or(|l| l <= t) && (p.lease.is_none() || mine(&p.lease)) {
+                    p.last_applied = Some(t);
+                    p.lease = None;
+                }
+            }
+        }
+        for r in &release.records {
+            if let Some(p) = persons.get_mut(&format!("{crm}#{r}")) {
+                if mine(&p.lease) {
+                    p.lease = None;
+                }
+            }
+        }
+        for h in release
+            .claims
+            .iter()
+            .filter(|h| !linked.contains(&h.as_str()))
+        {
+            if let Some(i) = ids.get_mut(&format!("{crm}#{h}")) {
+                if mine(&i.claim) {
+                    i.claim = None;
+                }
+            }
+        }
+        Ok(elsewhere)
+    }
+    async fn record_conflict(
+        &self,
+        conflict: &IdentityConflict,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        down(&self.failing, "ledger")?;
+        let key = format!("{}#{}", conflict.crm, conflict.records().join("+"));
+        let mut c = self.conflicts.lock().unwrap();
+        if c.iter().any(|(k, _)| *k == key) {
+            return Ok(false);
+        }
+        c.push((key, conflict.clone()));
+        Ok(true)
+    }
+    async fn record_progress(
+        &self,
+        delivery_id: &str,
+        progress: &SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        down(&self.failing, "ledger")?;
+        if let Some(r) = self.records.lock().unwrap().get_mut(delivery_id) {
+            if r.status != LedgerStatus::Synced {
+                r.outcome = Some(progress.clone());
+                r.updated_at = Some(now);
+            }
+        }
+        Ok(())
     }
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
         down(&self.failing, "ledger")?;
@@ -356,7 +477,7 @@ impl Ledger for InMemoryLedger {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
         match m.get_mut(delivery_id) {
-            Some(r) if r.status == LedgerStatus::Dead => {
+            Some(r) if r.status == LedgerStatus::Dead && r.payload.is_some() => {
                 r.status = LedgerStatus::Queued;
                 r.attempts = 0;
                 r.replays += 1;
@@ -494,11 +615,15 @@ impl SecretStore for StaticSecrets {
     }
 }
 
+/// `(id, email, phone, wa_id)` of a fake contact.
+pub type FakeContactRow = (String, Option<String>, Option<String>, Option<String>);
+
 #[derive(Debug, Clone)]
 struct FakeContact {
     id: String,
     email: Option<String>,
     phone: Option<String>,
+    wa_id: Option<String>,
     /// The event whose fields the contact holds (the last full write).
     fields_from: Option<String>,
 }
@@ -510,6 +635,8 @@ pub struct FakeCrm {
     notes: Mutex<Vec<(String, String, String)>>,
     deals: Mutex<Vec<(String, String, String)>>,
     failures: Mutex<VecDeque<CrmError>>,
+    /// `(n, error)`: the call after the next `n` successful ones fails.
+    fail_at: Mutex<Option<(usize, CrmError)>>,
     calls: AtomicUsize,
     stall: AtomicBool,
     /// `Some`: a named connection; `(name, keeps_records)`.
@@ -528,6 +655,10 @@ impl FakeCrm {
     pub fn stall_next(&self) {
         self.stall.store(true, Ordering::SeqCst);
     }
+    /// The next `n` calls succeed, the one after fails with `e`.
+    pub fn fail_after(&self, n: usize, e: CrmError) {
+        *self.fail_at.lock().unwrap() = Some((self.calls() + n, e));
+    }
     pub fn fail_next(&self, e: CrmError) {
         self.failures.lock().unwrap().push_back(e);
     }
@@ -543,6 +674,52 @@ impl FakeCrm {
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
+    /// Creates a contact as someone outside leadbridge would (a form, a rep); its id.
+    pub fn seed_contact(&self, email: Option<&str>, phone: Option<&str>) -> String {
+        let mut cs = self.contacts.lock().unwrap();
+        let id = format!("c{}", cs.len() + 1);
+        cs.push(FakeContact {
+            id: id.clone(),
+            email: email.map(str::to_string),
+            phone: phone.map(str::to_string),
+            wa_id: None,
+            fields_from: None,
+        });
+        id
+    }
+    /// `(id, email, phone, wa_id)` of every contact, in creation order.
+    pub fn contacts(&self) -> Vec<FakeContactRow> {
+        self.contacts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    c.email.clone(),
+                    c.phone.clone(),
+                    c.wa_id.clone(),
+                )
+            })
+            .collect()
+    }
+    /// The event whose fields the contact with this id holds.
+    pub fn fields_of(&self, id: &str) -> Option<String> {
+        let cs = self.contacts.lock().unwrap();
+        cs.iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.fields_from.clone())
+    }
+    /// The event ids of the notes on a contact, in the order written.
+    pub fn notes_of(&self, contact_id: &str) -> Vec<String> {
+        self.notes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, c, _)| c == contact_id)
+            .map(|(_, _, e)| e.clone())
+            .collect()
+    }
     /// The event whose fields the contact with `email` holds.
     pub fn fields_from(&self, email: &str) -> Option<String> {
         let cs = self.contacts.lock().unwrap();
@@ -551,7 +728,13 @@ impl FakeCrm {
             .and_then(|c| c.fields_from.clone())
     }
     async fn call(&self) -> Result<(), CrmError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        let before = self.calls.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut at = self.fail_at.lock().unwrap();
+            if at.as_ref().is_some_and(|(n, _)| *n == before) {
+                return Err(at.take().expect("checked").1);
+            }
+        }
         if self.stall.swap(false, Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -570,31 +753,81 @@ impl Crm for FakeCrm {
     fn keeps_records(&self) -> bool {
         self.identity.as_ref().is_none_or(|(_, k)| *k)
     }
+    /// Finds by phone and WhatsApp number (as HubSpot's search would), at once.
+    async fn find_contacts(&self, lead: &QueuedLead) -> Result<Vec<(usize, String)>, CrmError> {
+        self.call().await?;
+        let cs = self.contacts.lock().unwrap();
+        let mut out = Vec::new();
+        for (i, key) in lead.event.identities().iter().enumerate() {
+            let number = match key {
+                lb_domain::ContactKey::Email(_) => continue,
+                lb_domain::ContactKey::Phone(p) => p.as_str().to_string(),
+                lb_domain::ContactKey::WaId(w) => format!("+{}", w.as_str()),
+            };
+            if let Some(c) = cs.iter().find(|c| {
+                c.phone.as_deref() == Some(&number)
+                    || c.wa_id.as_ref().map(|w| format!("+{w}")).as_deref() == Some(&number)
+            }) {
+                out.push((i, c.id.clone()));
+            }
+        }
+        Ok(out)
+    }
+    /// Like HubSpot: an email is unique (upsert by email; another record's email
+    /// on an update → `taken_by`); a known record is updated; else created.
     async fn upsert_contact(
         &self,
         lead: &QueuedLead,
         known_id: Option<&str>,
         write: ContactWrite,
     ) -> Result<ContactRef, CrmError> {
+        if let (Some(id), ContactWrite::IdentityOnly) = (known_id, write) {
+            return Ok(ContactRef {
+                id: id.to_string(),
+                created: false,
+            });
+        }
         self.call().await?;
         let writer =
             (write == ContactWrite::Full).then(|| lead.event.event_id.as_str().to_string());
         let v = &lead.event.visitor;
         let email = v.email.as_ref().map(|e| e.as_str().to_string());
         let phone = v.phone.as_ref().map(|p| p.as_str().to_string());
+        let wa_id = v.wa_id.as_ref().map(|w| w.as_str().to_string());
         let mut cs = self.contacts.lock().unwrap();
-        let found = cs.iter().position(|c| {
-            known_id.is_some_and(|k| k == c.id)
-                || (email.is_some() && c.email == email)
-                || (email.is_none() && phone.is_some() && c.phone == phone)
-        });
+        let by_email = email
+            .as_ref()
+            .and_then(|e| cs.iter().position(|c| c.email.as_ref() == Some(e)));
+        // A known record that is gone (deleted, merged away) is written as if unknown.
+        let known = known_id.and_then(|k| cs.iter().position(|c| c.id == k));
+        let found = match known {
+            Some(i) => {
+                if let Some(j) = by_email.filter(|&j| j != i) {
+                    return Err(CrmError {
+                        taken_by: Some(cs[j].id.clone()),
+                        ..CrmError::new(
+                            "fake",
+                            ErrorClass::Permanent,
+                            Some(409),
+                            format!("Contact already exists. Existing ID: {}", cs[j].id),
+                        )
+                    });
+                }
+                Some(i)
+            }
+            None => by_email,
+        };
         match found {
             Some(i) => {
+                let c = &mut cs[i];
                 if writer.is_some() {
-                    cs[i].fields_from = writer;
+                    c.fields_from = writer;
+                    c.phone = phone.or(c.phone.take());
+                    c.wa_id = wa_id.or(c.wa_id.take());
                 }
+                c.email = email.or(c.email.take());
                 Ok(ContactRef {
-                    id: cs[i].id.clone(),
+                    id: c.id.clone(),
                     created: false,
                 })
             }
@@ -604,6 +837,7 @@ impl Crm for FakeCrm {
                     id: id.clone(),
                     email,
                     phone,
+                    wa_id,
                     fields_from: writer,
                 });
                 Ok(ContactRef { id, created: true })
@@ -665,6 +899,7 @@ pub fn transient(status: u16) -> CrmError {
         message: format!("HTTP {status}"),
         retry_after: None,
         code: None,
+        taken_by: None,
     }
 }
 
@@ -677,6 +912,7 @@ pub fn permanent(message: &str) -> CrmError {
         message: message.into(),
         retry_after: None,
         code: None,
+        taken_by: None,
     }
 }
 
@@ -686,7 +922,24 @@ pub fn sample_lead(event_id: &str, email: &str) -> QueuedLead {
 }
 
 pub fn sample_lead_with_phone(event_id: &str, email: Option<&str>, phone: &str) -> QueuedLead {
+    sample_person(event_id, email, Some(phone).filter(|p| !p.is_empty()), None)
+}
+
+/// A valid queued lead with any of the three identities (at least one).
+pub fn sample_person(
+    event_id: &str,
+    email: Option<&str>,
+    phone: Option<&str>,
+    wa_id: Option<&str>,
+) -> QueuedLead {
     let mut visitor = serde_json::json!({"name": "Priya Sharma"});
+    if let Some(w) = wa_id {
+        visitor["wa_id"] = lb_domain::WaId::parse(w)
+            .expect("valid test WhatsApp id")
+            .as_str()
+            .into();
+    }
+    let phone = phone.unwrap_or("");
     if let Some(e) = email {
         visitor["email"] = lb_domain::Email::parse(e)
             .expect("valid test email")

@@ -79,6 +79,10 @@ pub struct CrmError {
     /// Our own failure code when it says more than the class does (`schema_drift`,
     /// `unknown_connection`); `None` uses the class's code (`crm_rejected`, …).
     pub code: Option<String>,
+    /// A write to one record was refused because another record already holds
+    /// one of the event's unique identities (HubSpot's 409 `Existing ID`): that
+    /// record's id. The identity rule decides what happens next.
+    pub taken_by: Option<String>,
 }
 
 impl CrmError {
@@ -97,6 +101,7 @@ impl CrmError {
             message: message.into(),
             retry_after: None,
             code: None,
+            taken_by: None,
         }
     }
 
@@ -266,8 +271,16 @@ pub enum Received {
 /// What the worker's `begin` decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
-    /// The lease is ours; this is attempt number `attempt` (1-based).
-    Proceed { attempt: u32 },
+    /// The lease is ours; this is attempt number `attempt` (1-based; attempts
+    /// given back by [`Ledger::fail`] are not counted). `follows_earlier`: an
+    /// earlier attempt of this delivery ran (a retry, a lease takeover, a
+    /// replay), so it may have written something. `prior`: what earlier
+    /// attempts recorded as written (see [`Ledger::record_progress`]).
+    Proceed {
+        attempt: u32,
+        follows_earlier: bool,
+        prior: Option<SyncOutcome>,
+    },
     /// Already synced: acknowledge without touching the CRM.
     AlreadySynced(Option<SyncOutcome>),
     /// Already dead-lettered; a stray redelivery is acknowledged and left alone.
@@ -305,12 +318,15 @@ pub trait Ledger: Send + Sync {
         outcome: &SyncOutcome,
         now: DateTime<Utc>,
     ) -> Result<(), PortError>;
-    /// A transient failure: status `retrying`, lease released, error and next attempt recorded.
+    /// A transient failure: status `retrying`, lease released, error and next attempt
+    /// recorded. `counted: false` (a rate limit, a wait behind another event of the
+    /// person) gives the attempt back: it does not use up the retry budget.
     async fn fail(
         &self,
         delivery_id: &str,
         reason: &FailureReason,
         next_attempt_at: DateTime<Utc>,
+        counted: bool,
         now: DateTime<Utc>,
     ) -> Result<(), PortError>;
     /// Terminal failure. Never overwrites a `synced` record (returns `false` then).
@@ -325,38 +341,44 @@ pub trait Ledger: Send + Sync {
     async fn get(&self, delivery_id: &str) -> Result<Option<LedgerRecord>, PortError>;
     /// Every delivery of one event (one per connection), in connection order.
     async fn deliveries(&self, event_id: &str) -> Result<Vec<LedgerRecord>, PortError>;
-    /// What the ledger remembers of a contact key (hash): its CRM record id and the
-    /// `occurred_at` of the newest event applied to it.
-    async fn contact(&self, crm: &str, key_hash: &str) -> Result<Option<ContactMemory>, PortError>;
-    /// Remembers the CRM record id for each of a person's identities (hashes).
-    async fn remember_contact(
+    /// The CRM record id the ledger remembers for each identity (hash) of a
+    /// person on one connection, in the order asked (`None`: not known).
+    async fn identities(
         &self,
         crm: &str,
         key_hashes: &[String],
-        crm_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), PortError>;
-    /// Records that an event of `occurred_at` was applied to the contact's fields;
-    /// never moves `last_occurred_at` backwards.
-    async fn record_applied(
+    ) -> Result<Vec<Option<String>>, PortError>;
+    /// Takes the person's lock before their CRM record is written: the lease of
+    /// the record (when one is known) and a claim on every identity no record is
+    /// known for, all or nothing, until `lock.until`. Busy when another holder
+    /// has any of them, or a claimed identity got a record meanwhile. A holder
+    /// may take again what it holds (a retry of the same delivery).
+    async fn lock_person(&self, lock: &PersonLock, now: DateTime<Utc>)
+        -> Result<Locked, PortError>;
+    /// Releases what [`Ledger::lock_person`] took, after linking the written
+    /// record's new identities to it and moving its `last_applied` forward
+    /// (never backwards). Returns the identities that were linked to another
+    /// record already (they keep that link: a possible duplicate).
+    async fn release_person(
         &self,
-        crm: &str,
-        key_hash: &str,
-        crm_id: &str,
-        occurred_at: DateTime<Utc>,
+        release: &PersonRelease,
         now: DateTime<Utc>,
-    ) -> Result<(), PortError>;
-    /// Claims, until `until`, the right to create the CRM record of a contact key the
-    /// ledger has no record id for. `false` when another event holds an unexpired
-    /// claim or the id is known by now.
-    async fn claim_contact(
+    ) -> Result<Vec<LinkedElsewhere>, PortError>;
+    /// Records a possible duplicate (one person, several CRM records). `true`
+    /// the first time this set of records is seen: the caller alerts once.
+    async fn record_conflict(
         &self,
-        crm: &str,
-        key_hash: &str,
-        event_id: &str,
-        until: DateTime<Utc>,
+        conflict: &IdentityConflict,
         now: DateTime<Utc>,
     ) -> Result<bool, PortError>;
+    /// What an attempt wrote before it failed (contact, note, deal ids), kept so
+    /// that a later attempt or replay skips it. Never touches a synced record.
+    async fn record_progress(
+        &self,
+        delivery_id: &str,
+        progress: &SyncOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
     /// Events in one status, newest first, narrowed by `filter`.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError>;
     /// Replay: a `dead` event goes back to `queued` with its attempts reset.
@@ -377,11 +399,85 @@ pub trait Ledger: Send + Sync {
     ) -> Result<RejectionTally, PortError>;
 }
 
-/// What the ledger remembers of one identity.
+/// The lock on one person's record(s) for one connection (see [`Ledger::lock_person`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContactMemory {
-    pub crm_id: String,
-    pub last_occurred_at: Option<DateTime<Utc>>,
+pub struct PersonLock {
+    /// The connection (its records and identities are its own).
+    pub crm: String,
+    /// Who holds it: the delivery id.
+    pub holder: String,
+    pub until: DateTime<Utc>,
+    /// The record to lease, when one is known.
+    pub record: Option<String>,
+    /// Hashes of the identities no record is known for.
+    pub claim: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locked {
+    /// Held. `last_applied`: the `occurred_at` of the newest event whose fields
+    /// were written to the leased record (none for a new or unknown record).
+    Held { last_applied: Option<DateTime<Utc>> },
+    /// Another event of this person holds part of it.
+    Busy,
+}
+
+/// What [`Ledger::release_person`] records and releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRelease {
+    pub crm: String,
+    pub holder: String,
+    /// The record written, when the write happened.
+    pub written: Option<Written>,
+    /// Every record lease the holder took.
+    pub records: Vec<String>,
+    /// Every identity claim the holder took.
+    pub claims: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub record: String,
+    /// Identity hashes to link to the record (those already linked to it are fine).
+    pub link: Vec<String>,
+    /// The `occurred_at` whose fields were written (`None`: the event was older
+    /// than one already applied and wrote no field).
+    pub applied: Option<DateTime<Utc>>,
+    /// A record the ledger knew that the CRM no longer has (deleted or merged
+    /// away): identities linked to it are re-linked to `record`.
+    pub replaces: Option<String>,
+}
+
+/// An identity that could not be linked: it belongs to another record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedElsewhere {
+    pub key_hash: String,
+    pub record: String,
+}
+
+/// One person, several CRM records: what the ledger keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityConflict {
+    pub crm: String,
+    /// The record the event was written to (the strongest identity's).
+    pub written_to: String,
+    /// The other records, sorted.
+    pub others: Vec<String>,
+    /// The delivery that found it.
+    pub delivery_id: String,
+    /// Which identities point where, masked (`email p***@a***.in → 512`).
+    pub detail: String,
+}
+
+impl IdentityConflict {
+    /// Every record involved, sorted: the conflict's identity.
+    pub fn records(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.others.clone();
+        v.push(self.written_to.clone());
+        v.sort();
+        v.dedup();
+        v
+    }
 }
 
 /// Which ledger records to list.
@@ -456,9 +552,20 @@ pub trait Crm: Send + Sync {
     fn keeps_records(&self) -> bool {
         true
     }
-    /// Creates or updates the person. `known_id` is the record id the ledger
-    /// remembered for this person, if any. With [`ContactWrite::IdentityOnly`]
-    /// (an event older than one already applied) no other field is written.
+    /// The records the CRM holds for the event's identities, found by every
+    /// identity it can search that an upsert would not match by itself, as
+    /// `(index into the event's identities, record id)`: the same shape as the
+    /// ledger's memory, so one rule ([`lb_domain::identity::resolve`]) applies to
+    /// both. Search may lag writes; the ledger's memory covers that.
+    async fn find_contacts(&self, _lead: &QueuedLead) -> Result<Vec<(usize, String)>, CrmError> {
+        Ok(Vec::new())
+    }
+    /// Writes the person. `known_id`: the record the identity rule chose; that
+    /// record is updated (a refusal because another record holds one of the
+    /// event's unique identities comes back with [`CrmError::taken_by`]). `None`:
+    /// the CRM's own create-or-update (upsert by email, else create). With
+    /// [`ContactWrite::IdentityOnly`] (an event older than one already applied)
+    /// a known record is not written at all; a new one gets only the identities.
     async fn upsert_contact(
         &self,
         lead: &QueuedLead,

@@ -360,9 +360,10 @@ mod tests {
                 e: &str,
                 r: &FailureReason,
                 a: DateTime<Utc>,
+                c: bool,
                 n: DateTime<Utc>,
             ) -> Result<(), PortError> {
-                self.0.fail(e, r, a, n).await
+                self.0.fail(e, r, a, c, n).await
             }
             async fn mark_dead(
                 &self,
@@ -387,41 +388,41 @@ mod tests {
             ) -> Result<crate::ports::RejectionTally, PortError> {
                 self.0.record_rejected(r, w, n).await
             }
-            async fn contact(
-                &self,
-                c: &str,
-                k: &str,
-            ) -> Result<Option<crate::ports::ContactMemory>, PortError> {
-                self.0.contact(c, k).await
-            }
-            async fn remember_contact(
+            async fn identities(
                 &self,
                 c: &str,
                 k: &[String],
-                i: &str,
-                n: DateTime<Utc>,
-            ) -> Result<(), PortError> {
-                self.0.remember_contact(c, k, i, n).await
+            ) -> Result<Vec<Option<String>>, PortError> {
+                self.0.identities(c, k).await
             }
-            async fn record_applied(
+            async fn lock_person(
                 &self,
-                c: &str,
-                k: &str,
-                i: &str,
-                o: DateTime<Utc>,
+                l: &crate::ports::PersonLock,
                 n: DateTime<Utc>,
-            ) -> Result<(), PortError> {
-                self.0.record_applied(c, k, i, o, n).await
+            ) -> Result<crate::ports::Locked, PortError> {
+                self.0.lock_person(l, n).await
             }
-            async fn claim_contact(
+            async fn release_person(
                 &self,
-                c: &str,
-                k: &str,
-                e: &str,
-                u: DateTime<Utc>,
+                r: &crate::ports::PersonRelease,
+                n: DateTime<Utc>,
+            ) -> Result<Vec<crate::ports::LinkedElsewhere>, PortError> {
+                self.0.release_person(r, n).await
+            }
+            async fn record_conflict(
+                &self,
+                c: &crate::ports::IdentityConflict,
                 n: DateTime<Utc>,
             ) -> Result<bool, PortError> {
-                self.0.claim_contact(c, k, e, u, n).await
+                self.0.record_conflict(c, n).await
+            }
+            async fn record_progress(
+                &self,
+                e: &str,
+                o: &SyncOutcome,
+                n: DateTime<Utc>,
+            ) -> Result<(), PortError> {
+                self.0.record_progress(e, o, n).await
             }
             async fn list(&self, _f: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
                 Ok(self.1.clone())

@@ -4,13 +4,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lb_domain::{ContactKey, QueuedLead};
+use lb_domain::{identity, ContactKey, QueuedLead};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::hooks::Hooks;
 use crate::ports::{
-    Begin, Connections, ContactWrite, CrmError, DeadLetter, ErrorClass, FailureReason, LeadQueue,
-    Ledger, PortError, SyncOutcome,
+    Alerts, Begin, Connections, ContactRef, ContactWrite, Crm, CrmError, DeadLetter, ErrorClass,
+    FailureReason, IdentityConflict, LeadQueue, Ledger, Locked, PersonLock, PersonRelease,
+    PortError, SyncOutcome, Written,
 };
 use crate::retry::RetryPolicy;
 
@@ -71,6 +72,8 @@ pub struct Worker<'a> {
     pub queue: &'a dyn LeadQueue,
     /// The CRM connections, by name (a single CRM is a set of one).
     pub crm: &'a dyn Connections,
+    /// Where a `possible_duplicate` (one person, several CRM records) is told, once.
+    pub alerts: &'a dyn Alerts,
     pub clock: &'a dyn Clock,
     pub policy: RetryPolicy,
     /// Messages not started when less than this remains before the deadline are handed back.
@@ -242,7 +245,21 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
             };
             dead_letter(w, m, &lead, 0, reason, false).await
         }
-        Begin::Proceed { attempt } => match sync_to_crm(w, &lead, attempt, deadline).await {
+        Begin::Proceed {
+            attempt,
+            follows_earlier,
+            prior,
+        } => match sync_to_crm(
+            w,
+            &lead,
+            &Attempt {
+                follows_earlier,
+                prior,
+            },
+            deadline,
+        )
+        .await
+        {
             Ok(outcome) => match complete(w, &lead, &outcome).await {
                 Ok(()) => {
                     info!(
@@ -285,9 +302,11 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
                     };
                     let next =
                         w.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    // Waiting on a rate limit or on another event of the person is not an attempt.
+                    let counted = !throttled && !matches!(e, StepError::ContactBusy);
                     if let Err(le) = w
                         .ledger
-                        .fail(&lead.delivery_id(), &reason, next, w.clock.now())
+                        .fail(&lead.delivery_id(), &reason, next, counted, w.clock.now())
                         .await
                     {
                         warn!(event_id, error = %le, "could not record the failure in the ledger");
@@ -320,12 +339,20 @@ async fn complete(
         .await
 }
 
+/// What `begin` handed this attempt.
+struct Attempt {
+    /// An earlier attempt (a retry, a lease takeover, a replay) ran and may
+    /// have written something this one would write again.
+    follows_earlier: bool,
+    prior: Option<SyncOutcome>,
+}
+
 /// The CRM side of one event: contact upsert, then note, then (when asked) deal.
 /// A connection that keeps no records (a webhook target) gets one delivery call.
 async fn sync_to_crm(
     w: &Worker<'_>,
     lead: &QueuedLead,
-    attempt: u32,
+    attempt: &Attempt,
     deadline: DateTime<Utc>,
 ) -> Result<SyncOutcome, StepError> {
     let target = w
@@ -344,110 +371,340 @@ async fn sync_to_crm(
             deal_id: None,
         });
     }
-    let crm = target.name().to_string();
-    let key = &lead.contact_key;
-    let key_hash = key.hashed();
-    let memory = w.ledger.contact(&crm, &key_hash).await?;
-    // Email upserts are keyed by the CRM itself; other identities need our memory of the id.
-    let known = match key {
-        ContactKey::Email(_) => None,
-        _ => memory.as_ref().map(|m| m.crm_id.clone()),
-    };
-    // An event older than one already applied must not overwrite its fields.
-    let stale = memory
-        .as_ref()
-        .and_then(|m| m.last_occurred_at)
-        .is_some_and(|t| lead.event.occurred_at < t);
-    // Creating a record for an identity the CRM cannot look up at once (search lags):
-    // claim the identity first, so that two events of one person never both create.
-    if known.is_none() && !matches!(key, ContactKey::Email(_)) {
-        let claimed = w
-            .ledger
-            .claim_contact(
-                &crm,
-                &key_hash,
-                lead.event.event_id.as_str(),
-                deadline,
-                w.clock.now(),
-            )
-            .await?;
-        if !claimed {
-            return Err(StepError::ContactBusy);
-        }
-    }
-    let write = if stale {
-        ContactWrite::IdentityOnly
-    } else {
-        ContactWrite::Full
-    };
-    if stale {
-        info!(
-            event_id = lead.event.event_id.as_str(),
-            "older than the last applied event; fields left as they are"
-        );
-    }
-    let contact = target.upsert_contact(lead, known.as_deref(), write).await?;
-    let aliases = secondary_key_hashes(lead);
-    if !aliases.is_empty() && known.as_deref() != Some(contact.id.as_str()) {
-        w.ledger
-            .remember_contact(&crm, &aliases, &contact.id, w.clock.now())
-            .await?;
-    }
-    if !stale {
-        w.ledger
-            .record_applied(
-                &crm,
-                &key_hash,
-                &contact.id,
-                lead.event.occurred_at,
-                w.clock.now(),
-            )
-            .await?;
-    }
-    let event_id = &lead.event.event_id;
-    // Only a retry can find something an earlier attempt wrote.
-    let note_id = match if attempt > 1 {
-        target.find_note(&contact.id, event_id).await?
-    } else {
-        None
-    } {
-        Some(id) => id,
-        None => target.add_note(&contact.id, lead).await?,
-    };
-    let deal_id = if lead.event.crm_target.create_deal {
-        Some(
-            match if attempt > 1 {
-                target.find_deal(&contact.id, event_id).await?
-            } else {
-                None
-            } {
-                Some(id) => id,
-                None => target.create_deal(&contact.id, lead).await?,
-            },
-        )
-    } else {
-        None
-    };
-    Ok(SyncOutcome {
-        crm,
+    let contact = write_person(w, target, lead, deadline).await?;
+    let mut done = SyncOutcome {
+        crm: target.name().to_string(),
         contact_id: contact.id,
         contact_created: contact.created,
-        note_id: Some(note_id),
-        deal_id,
-    })
+        note_id: None,
+        deal_id: None,
+    };
+    // What an earlier attempt recorded as written to this same contact is skipped.
+    let prior = attempt
+        .prior
+        .as_ref()
+        .filter(|p| p.crm == done.crm && p.contact_id == done.contact_id);
+    let written = write_activities(w, target, lead, attempt, prior, &mut done).await;
+    match written {
+        Ok(()) => Ok(done),
+        Err(e) => {
+            // Keep what this attempt wrote, so that the next one (or a replay) skips it.
+            let progressed = prior.map_or(done.note_id.is_some(), |p| {
+                p.note_id != done.note_id || p.deal_id != done.deal_id
+            });
+            if progressed && (done.note_id.is_some() || done.deal_id.is_some()) {
+                if let Err(le) = w
+                    .ledger
+                    .record_progress(&lead.delivery_id(), &done, w.clock.now())
+                    .await
+                {
+                    warn!(error = %le, "could not record what was written; the next attempt looks it up");
+                }
+            }
+            Err(e)
+        }
+    }
 }
 
-/// Hashes of the identities to remember for later lookups: every non-email identity.
-fn secondary_key_hashes(lead: &QueuedLead) -> Vec<String> {
-    let v = &lead.event.visitor;
-    let mut out = Vec::new();
-    if let Some(p) = &v.phone {
-        out.push(ContactKey::Phone(p.clone()).hashed());
+/// The event's note and (when asked) deal, each exactly once: skipped when an
+/// earlier attempt recorded it, looked up by the event's tag when an earlier
+/// attempt may have written it, else written.
+async fn write_activities(
+    w: &Worker<'_>,
+    crm: &dyn Crm,
+    lead: &QueuedLead,
+    attempt: &Attempt,
+    prior: Option<&SyncOutcome>,
+    done: &mut SyncOutcome,
+) -> Result<(), StepError> {
+    let _ = w;
+    let event_id = &lead.event.event_id;
+    let contact_id = done.contact_id.clone();
+    let look = attempt.follows_earlier;
+    let mut note = prior.and_then(|p| p.note_id.clone());
+    if note.is_none() && look {
+        note = crm.find_note(&contact_id, event_id).await?;
     }
-    if let Some(w) = &v.wa_id {
-        out.push(ContactKey::WaId(w.clone()).hashed());
+    done.note_id = Some(match note {
+        Some(id) => id,
+        None => crm.add_note(&contact_id, lead).await?,
+    });
+    if lead.event.crm_target.create_deal {
+        let mut deal = prior.and_then(|p| p.deal_id.clone());
+        if deal.is_none() && look {
+            deal = crm.find_deal(&contact_id, event_id).await?;
+        }
+        done.deal_id = Some(match deal {
+            Some(id) => id,
+            None => crm.create_deal(&contact_id, lead).await?,
+        });
     }
-    out
+    Ok(())
+}
+
+/// What the person's lock holds: given back on every path.
+#[derive(Default)]
+struct Held {
+    records: Vec<String>,
+    claims: Vec<String>,
+}
+
+/// Finds or creates the person's one record and writes the event to it, under
+/// the person's lock (see [`lb_domain::identity::Resolution`] for the rule).
+async fn write_person(
+    w: &Worker<'_>,
+    crm: &dyn Crm,
+    lead: &QueuedLead,
+    deadline: DateTime<Utc>,
+) -> Result<ContactRef, StepError> {
+    let name = crm.name();
+    let keys = lead.event.identities();
+    let hashes: Vec<String> = keys.iter().map(ContactKey::hashed).collect();
+    let memory = w.ledger.identities(name, &hashes).await?;
+    let known = identity::resolve(&memory);
+    let holder = lead.delivery_id();
+    let mut held = Held::default();
+    let claim: Vec<String> = known.unknown.iter().map(|&i| hashes[i].clone()).collect();
+    let last_applied = lock(
+        w,
+        name,
+        &holder,
+        known.record.clone(),
+        claim,
+        deadline,
+        &mut held,
+    )
+    .await?;
+    let written = write_locked(
+        w,
+        crm,
+        lead,
+        &keys,
+        known.clone(),
+        last_applied,
+        &holder,
+        deadline,
+        &mut held,
+    )
+    .await;
+    let now = w.clock.now();
+    match written {
+        Ok((contact, applied, mut others)) => {
+            // The CRM wrote elsewhere than the record asked for: that one is gone.
+            let replaces = known
+                .record
+                .clone()
+                .filter(|r| *r != contact.id && !others.contains(r));
+            let link: Vec<String> = hashes
+                .iter()
+                .zip(&memory)
+                .filter(|(_, m)| m.is_none() || (m.is_some() && *m == &replaces))
+                .map(|(h, _)| h.clone())
+                .collect();
+            let elsewhere = w
+                .ledger
+                .release_person(
+                    &PersonRelease {
+                        crm: name.to_string(),
+                        holder: holder.clone(),
+                        written: Some(Written {
+                            record: contact.id.clone(),
+                            link,
+                            applied,
+                            replaces,
+                        }),
+                        records: held.records,
+                        claims: held.claims,
+                    },
+                    now,
+                )
+                .await?;
+            others.extend(elsewhere.into_iter().map(|e| e.record));
+            others.retain(|o| *o != contact.id);
+            others.sort();
+            others.dedup();
+            if !others.is_empty() {
+                report_conflict(w, name, lead, &keys, &memory, &contact.id, others).await;
+            }
+            Ok(contact)
+        }
+        Err(e) => {
+            let release = PersonRelease {
+                crm: name.to_string(),
+                holder,
+                written: None,
+                records: held.records,
+                claims: held.claims,
+            };
+            if let Err(le) = w.ledger.release_person(&release, now).await {
+                warn!(error = %le, "could not release the person's lock; it runs out at the deadline");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Takes (more of) the person's lock; the `last_applied` of the record.
+async fn lock(
+    w: &Worker<'_>,
+    crm: &str,
+    holder: &str,
+    record: Option<String>,
+    claim: Vec<String>,
+    until: DateTime<Utc>,
+    held: &mut Held,
+) -> Result<Option<DateTime<Utc>>, StepError> {
+    let lock = PersonLock {
+        crm: crm.to_string(),
+        holder: holder.to_string(),
+        until,
+        record: record.clone(),
+        claim: claim.clone(),
+    };
+    match w.ledger.lock_person(&lock, w.clock.now()).await? {
+        Locked::Busy => Err(StepError::ContactBusy),
+        Locked::Held { last_applied } => {
+            held.records.extend(record);
+            for c in claim {
+                if !held.claims.contains(&c) {
+                    held.claims.push(c);
+                }
+            }
+            Ok(last_applied)
+        }
+    }
+}
+
+/// The write itself, with the lock held: `(contact, occurred_at applied, other records)`.
+#[allow(clippy::too_many_arguments)]
+async fn write_locked(
+    w: &Worker<'_>,
+    crm: &dyn Crm,
+    lead: &QueuedLead,
+    keys: &[ContactKey],
+    known: identity::Resolution,
+    mut last_applied: Option<DateTime<Utc>>,
+    holder: &str,
+    deadline: DateTime<Utc>,
+    held: &mut Held,
+) -> Result<(ContactRef, Option<DateTime<Utc>>, Vec<String>), StepError> {
+    let name = crm.name();
+    let mut record = known.record;
+    let mut others = known.others;
+    // Nobody known: ask the CRM by every identity it can search (an upsert by
+    // email already matches the email by itself).
+    let searchable = known
+        .unknown
+        .iter()
+        .any(|&i| !matches!(keys[i], ContactKey::Email(_)));
+    if record.is_none() && searchable {
+        let mut found = vec![None; keys.len()];
+        for (i, id) in crm.find_contacts(lead).await? {
+            if let Some(slot) = found.get_mut(i) {
+                *slot = Some(id);
+            }
+        }
+        let r = identity::resolve(&found);
+        if let Some(id) = &r.record {
+            last_applied = lock(
+                w,
+                name,
+                holder,
+                Some(id.clone()),
+                Vec::new(),
+                deadline,
+                held,
+            )
+            .await?;
+        }
+        record = r.record;
+        others.extend(r.others);
+    }
+    let occurred_at = lead.event.occurred_at;
+    for round in 0..2 {
+        // An event older than one already applied to the record writes no field.
+        let stale = record.is_some() && last_applied.is_some_and(|t| occurred_at < t);
+        let write = if stale {
+            info!(
+                event_id = lead.event.event_id.as_str(),
+                "older than the last applied event; fields left as they are"
+            );
+            ContactWrite::IdentityOnly
+        } else {
+            ContactWrite::Full
+        };
+        match crm.upsert_contact(lead, record.as_deref(), write).await {
+            Ok(contact) => return Ok((contact, (!stale).then_some(occurred_at), others)),
+            // Another record holds the event's email: the email's record wins the write.
+            Err(CrmError {
+                taken_by: Some(owner),
+                ..
+            }) if round == 0 => {
+                last_applied = lock(
+                    w,
+                    name,
+                    holder,
+                    Some(owner.clone()),
+                    Vec::new(),
+                    deadline,
+                    held,
+                )
+                .await?;
+                others.extend(record.replace(owner));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the second round returns")
+}
+
+/// One person, several records: recorded on the ledger, alerted once per set of records.
+async fn report_conflict(
+    w: &Worker<'_>,
+    crm: &str,
+    lead: &QueuedLead,
+    keys: &[ContactKey],
+    memory: &[Option<String>],
+    written_to: &str,
+    others: Vec<String>,
+) {
+    let detail = keys
+        .iter()
+        .zip(memory)
+        .map(|(k, m)| {
+            format!(
+                "{} {} → {}",
+                k.kind(),
+                k.masked(),
+                m.as_deref().unwrap_or("(new)")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let conflict = IdentityConflict {
+        crm: crm.to_string(),
+        written_to: written_to.to_string(),
+        others,
+        delivery_id: lead.delivery_id(),
+        detail,
+    };
+    warn!(
+        code = "possible_duplicate",
+        crm,
+        written_to,
+        others = ?conflict.others,
+        "one person, several CRM records"
+    );
+    match w.ledger.record_conflict(&conflict, w.clock.now()).await {
+        Ok(true) => {
+            let (subject, message) = crate::alert::render_possible_duplicate(&conflict);
+            if let Err(e) = w.alerts.publish(&subject, &message).await {
+                warn!(error = %e, "could not publish the possible_duplicate alert");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => warn!(error = %e, "could not record the possible duplicate"),
+    }
 }
 
 async fn hand_back(
@@ -532,6 +789,7 @@ mod tests {
         ledger: InMemoryLedger,
         queue: InMemoryQueue,
         crm: FakeCrm,
+        alerts: RecordingAlerts,
     }
 
     impl Env {
@@ -540,6 +798,7 @@ mod tests {
                 ledger: InMemoryLedger::default(),
                 queue: InMemoryQueue::default(),
                 crm: FakeCrm::default(),
+                alerts: RecordingAlerts::default(),
             }
         }
         fn worker(&self) -> Worker<'_> {
@@ -547,6 +806,7 @@ mod tests {
                 ledger: &self.ledger,
                 queue: &self.queue,
                 crm: &self.crm,
+                alerts: &self.alerts,
                 clock: &SystemClock,
                 policy: RetryPolicy {
                     base: Duration::from_millis(10),
@@ -884,22 +1144,317 @@ mod tests {
         let now = Utc::now();
         let claimed = env
             .ledger
-            .claim_contact(
-                "fake",
-                &lead.contact_key.hashed(),
-                "evt_1",
-                now + chrono::Duration::seconds(30),
+            .lock_person(
+                &PersonLock {
+                    crm: "fake".into(),
+                    holder: "evt_1".into(),
+                    until: now + chrono::Duration::seconds(30),
+                    record: None,
+                    claim: vec![lead.contact_key.hashed()],
+                },
                 now,
             )
             .await
             .unwrap();
-        assert!(claimed);
+        assert!(matches!(claimed, Locked::Held { .. }));
         let out = env.run(&[msg("m2", &lead)]).await;
         assert!(
             matches!(&out[0], ItemOutcome::RetryLater { reason, .. } if reason.code == "contact_busy"),
             "{out:?}"
         );
         assert_eq!(env.crm.contact_count(), 0, "no second contact was created");
+    }
+
+    /// A lead with any of the three identities (and an `occurred_at`).
+    fn person(
+        event_id: &str,
+        email: Option<&str>,
+        phone: Option<&str>,
+        wa: Option<&str>,
+    ) -> QueuedLead {
+        sample_person(event_id, email, phone, wa)
+    }
+
+    fn at(mut lead: QueuedLead, occurred_at: &str) -> QueuedLead {
+        lead.event.occurred_at = occurred_at.parse().unwrap();
+        QueuedLead::new(lead.event, Utc::now()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_phone_first_person_who_gives_an_email_stays_one_contact_that_gains_it() {
+        let env = Env::new();
+        env.run(&[msg(
+            "m1",
+            &person("evt_1", None, Some("+14155552671"), None),
+        )])
+        .await;
+        let out = env
+            .run(&[msg(
+                "m2",
+                &person("evt_2", Some("a@b.co"), Some("+14155552671"), None),
+            )])
+            .await;
+        assert!(
+            matches!(&out[0], ItemOutcome::Synced(o) if !o.contact_created),
+            "{out:?}"
+        );
+        let contacts = env.crm.contacts();
+        assert_eq!(contacts.len(), 1, "{contacts:?}");
+        assert_eq!(
+            contacts[0].1.as_deref(),
+            Some("a@b.co"),
+            "the contact gained the email"
+        );
+        // and an email-only event later finds the same record
+        env.run(&[msg("m3", &person("evt_3", Some("a@b.co"), None, None))])
+            .await;
+        assert_eq!(env.crm.contact_count(), 1);
+        assert_eq!(env.crm.note_count(), 3);
+        assert!(env.alerts.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_whatsapp_first_person_is_found_by_the_crm_when_the_ledger_does_not_know_the_phone() {
+        let env = Env::new();
+        env.run(&[msg("m1", &person("evt_1", None, None, Some("14155552671")))])
+            .await;
+        // email + phone (not the WhatsApp id): the ledger knows neither; the CRM finds
+        // the WhatsApp number it holds.
+        let out = env
+            .run(&[msg(
+                "m2",
+                &person("evt_2", Some("a@b.co"), Some("+14155552671"), None),
+            )])
+            .await;
+        assert!(matches!(&out[0], ItemOutcome::Synced(_)), "{out:?}");
+        assert_eq!(env.crm.contact_count(), 1, "{:?}", env.crm.contacts());
+    }
+
+    #[tokio::test]
+    async fn two_records_known_for_one_person_the_emails_wins_and_it_is_alerted_once() {
+        let env = Env::new();
+        env.run(&[msg("m1", &person("evt_1", Some("a@b.co"), None, None))])
+            .await;
+        env.run(&[msg(
+            "m2",
+            &person("evt_2", None, Some("+14155552671"), None),
+        )])
+        .await;
+        assert_eq!(
+            env.crm.contact_count(),
+            2,
+            "two people as far as anyone knew"
+        );
+        let both = person("evt_3", Some("a@b.co"), Some("+14155552671"), None);
+        let out = env.run(&[msg("m3", &both)]).await;
+        assert!(
+            matches!(&out[0], ItemOutcome::Synced(o) if o.contact_id == "c1"),
+            "{out:?}"
+        );
+        assert_eq!(env.crm.contact_count(), 2, "never a third record");
+        assert_eq!(env.crm.notes_of("c1"), vec!["evt_1", "evt_3"]);
+        let conflicts = env.ledger.conflicts();
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(
+            (
+                conflicts[0].written_to.as_str(),
+                conflicts[0].others.clone()
+            ),
+            ("c1", vec!["c2".to_string()])
+        );
+        assert!(!conflicts[0].detail.contains("a@b.co") && conflicts[0].detail.contains("email"));
+        let alerts = env.alerts.sent();
+        assert_eq!(alerts.len(), 1);
+        assert!(
+            alerts[0].0.contains("possible duplicate") && alerts[0].0.contains("c1, c2"),
+            "{alerts:?}"
+        );
+        assert!(!alerts[0].1.contains("a@b.co") && !alerts[0].1.contains("4155552671"));
+        // the phone keeps its record; the same conflict again is not alerted again
+        env.run(&[msg(
+            "m4",
+            &person("evt_4", Some("a@b.co"), Some("+14155552671"), None),
+        )])
+        .await;
+        assert_eq!(env.alerts.sent().len(), 1);
+        assert_eq!(env.crm.contact_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_email_that_belongs_to_another_record_in_the_crm_takes_the_write() {
+        let env = Env::new();
+        env.run(&[msg(
+            "m1",
+            &person("evt_1", None, Some("+14155552671"), None),
+        )])
+        .await;
+        // A rep created a contact with the email, outside leadbridge.
+        let owner = env.crm.seed_contact(Some("a@b.co"), None);
+        let out = env
+            .run(&[msg(
+                "m2",
+                &person("evt_2", Some("a@b.co"), Some("+14155552671"), None),
+            )])
+            .await;
+        assert!(
+            matches!(&out[0], ItemOutcome::Synced(o) if o.contact_id == owner),
+            "{out:?}"
+        );
+        assert_eq!(env.crm.contact_count(), 2);
+        assert_eq!(env.ledger.conflicts().len(), 1);
+        assert_eq!(env.alerts.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_events_of_one_person_with_different_identities_wait_for_each_other() {
+        let env = Env::new();
+        let phone_only = person("evt_1", None, Some("+14155552671"), None);
+        let both = person("evt_2", Some("a@b.co"), Some("+14155552671"), None);
+        // evt_1 is creating the record (holds the claim on the phone)
+        let now = Utc::now();
+        let held = env
+            .ledger
+            .lock_person(
+                &PersonLock {
+                    crm: "fake".into(),
+                    holder: phone_only.delivery_id(),
+                    until: now + chrono::Duration::seconds(30),
+                    record: None,
+                    claim: vec![phone_only.contact_key.hashed()],
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(held, Locked::Held { .. }));
+        let out = env.run(&[msg("m2", &both)]).await;
+        assert!(
+            matches!(&out[0], ItemOutcome::RetryLater { reason, .. } if reason.code == "contact_busy"),
+            "{out:?}"
+        );
+        assert_eq!(
+            env.crm.calls(),
+            0,
+            "nothing written while the person is busy"
+        );
+        assert_eq!(
+            env.ledger.record("evt_2").unwrap().attempts,
+            0,
+            "waiting is not an attempt"
+        );
+        // evt_1 finishes (its own retry takes its claim again), then evt_2 joins its record
+        env.run(&[msg("m1", &phone_only)]).await;
+        env.run(&[msg("m2", &both)]).await;
+        assert_eq!(env.crm.contact_count(), 1, "{:?}", env.crm.contacts());
+        assert_eq!(env.crm.note_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_older_event_never_overwrites_a_newer_ones_phone_or_whatsapp_number() {
+        let env = Env::new();
+        let newer = at(
+            person(
+                "evt_new",
+                Some("a@b.co"),
+                Some("+14155550100"),
+                Some("14155550100"),
+            ),
+            "2026-05-04T12:00:00Z",
+        );
+        let older = at(
+            person("evt_old", None, Some("+14155552671"), Some("14155552671")),
+            "2026-05-04T11:00:00Z",
+        );
+        env.run(&[msg("m1", &newer)]).await;
+        // the older one names the person by the newer one's WhatsApp id too, so it is them
+        let older = {
+            let mut e = older.event.clone();
+            e.visitor.wa_id = Some(lb_domain::WaId::parse("14155550100").unwrap());
+            QueuedLead::new(e, Utc::now()).unwrap()
+        };
+        let out = env.run(&[msg("m2", &older)]).await;
+        assert!(matches!(&out[0], ItemOutcome::Synced(_)), "{out:?}");
+        let c = env.crm.contacts();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c[0].2.as_deref(),
+            Some("+14155550100"),
+            "phone of the newer event kept"
+        );
+        assert_eq!(env.crm.fields_of("c1").as_deref(), Some("evt_new"));
+        assert_eq!(
+            env.crm.note_count(),
+            2,
+            "the older event still adds its note"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_after_a_partial_write_adds_neither_a_second_note_nor_a_second_deal() {
+        let env = Env::new();
+        let mut lead = sample_lead("evt_1", "a@b.co");
+        lead.event.crm_target.create_deal = true;
+        let lead = QueuedLead::new(lead.event, Utc::now()).unwrap();
+        // contact + note written, then the deal is refused
+        env.crm
+            .fail_after(2, permanent("Pipeline stage does not exist"));
+        let out = env.run(&[msg("m1", &lead)]).await;
+        assert!(matches!(&out[0], ItemOutcome::DeadLettered(_)), "{out:?}");
+        assert_eq!((env.crm.note_count(), env.crm.deal_count()), (1, 0));
+        let rec = env.ledger.record("evt_1").unwrap();
+        assert_eq!(
+            rec.outcome.and_then(|o| o.note_id).as_deref(),
+            Some("n1"),
+            "the note is kept in the ledger"
+        );
+        // the cause is fixed; the operator replays it
+        assert_eq!(
+            env.ledger.requeue("evt_1", Utc::now()).await.unwrap(),
+            Some(1)
+        );
+        let calls = env.crm.calls();
+        let out = env.run(&[msg("m1r", &lead)]).await;
+        assert!(
+            matches!(&out[0], ItemOutcome::Synced(o) if o.note_id.as_deref() == Some("n1")),
+            "{out:?}"
+        );
+        assert_eq!((env.crm.note_count(), env.crm.deal_count()), (1, 1));
+        // upsert + deal lookup + deal: the note was neither looked up nor written
+        assert_eq!(env.crm.calls() - calls, 3);
+    }
+
+    #[tokio::test]
+    async fn a_replay_without_recorded_progress_looks_for_its_note_before_writing() {
+        let env = Env::new();
+        let lead = sample_lead("evt_1", "a@b.co");
+        env.run(&[msg("m1", &lead)]).await;
+        // as if the ledger lost the outcome and the event was dead-lettered after its note
+        env.ledger.seed_dead("evt_1", &lead);
+        env.ledger.requeue("evt_1", Utc::now()).await.unwrap();
+        let out = env.run(&[msg("m2", &lead)]).await;
+        assert!(matches!(&out[0], ItemOutcome::Synced(_)), "{out:?}");
+        assert_eq!(env.crm.note_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_record_the_crm_no_longer_has_is_replaced_and_relinked() {
+        let env = Env::new();
+        let lead = person("evt_1", None, Some("+14155552671"), None);
+        env.ledger
+            .seed_identity("fake", &lead.contact_key.hashed(), "c999");
+        let out = env.run(&[msg("m1", &lead)]).await;
+        assert!(
+            matches!(&out[0], ItemOutcome::Synced(o) if o.contact_id == "c1"),
+            "{out:?}"
+        );
+        assert_eq!(
+            env.ledger
+                .identities("fake", &[lead.contact_key.hashed()])
+                .await
+                .unwrap(),
+            vec![Some("c1".to_string())]
+        );
+        assert!(env.ledger.conflicts().is_empty());
     }
 
     #[tokio::test]

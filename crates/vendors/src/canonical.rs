@@ -44,7 +44,16 @@ pub struct Normalization {
     /// ISO 3166-1 alpha-2 region for national phone numbers when the visitor's
     /// country is unknown (the bot's region).
     pub phone_region: Option<String>,
+    /// The latest `occurred_at` accepted (ingest: now plus [`CLOCK_SKEW`]); a
+    /// later one is `in_the_future`. `None`: no bound (pure parsing).
+    pub not_after: Option<DateTime<Utc>>,
 }
+
+/// How far ahead of ingest's clock a sender's `occurred_at` may be. Further
+/// ahead, the event would win every ordering comparison (an older event never
+/// overwrites a newer one) and freeze the contact's fields until that time, so
+/// it is refused instead.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Parses and validates a canonical event body into a normalized [`LeadEvent`]
 /// with the default [`Normalization`].
@@ -74,6 +83,18 @@ pub fn parse_with(body: &[u8], norm: &Normalization) -> Result<LeadEvent, ParseE
         .required_string("event_type", 64, &mut errs)
         .and_then(|s| errs.take(EventType::parse(&s)));
     let occurred_at = r.timestamp("occurred_at", true, &mut errs);
+    if let (Some(t), Some(limit)) = (occurred_at, norm.not_after) {
+        if t > limit {
+            errs.push(FieldError::new(
+                "occurred_at",
+                "in_the_future",
+                format!(
+                    "occurred_at is more than {} minutes ahead of the receiver's clock; send the time the lead was captured",
+                    CLOCK_SKEW.num_minutes()
+                ),
+            ));
+        }
+    }
     let bot_id = r
         .required_string("bot_id", 256, &mut errs)
         .and_then(|s| errs.take(BotId::parse(&s)));
@@ -523,6 +544,28 @@ mod tests {
             (e[0].field.as_str(), e[0].code.as_str()),
             ("visitor.region", "conflicting_values")
         );
+    }
+
+    #[test]
+    fn an_occurred_at_beyond_the_clock_skew_is_in_the_future() {
+        let v = base();
+        let at: DateTime<Utc> = v["occurred_at"].as_str().unwrap().parse().unwrap();
+        let bound = |not_after| Normalization {
+            not_after: Some(not_after),
+            ..Normalization::default()
+        };
+        let body = serde_json::to_vec(&v).unwrap();
+        assert!(
+            parse_with(&body, &bound(at)).is_ok(),
+            "at the bound is fine"
+        );
+        match parse_with(&body, &bound(at - chrono::Duration::milliseconds(1))) {
+            Err(ParseError::Invalid(e)) => assert_eq!(
+                (e[0].field.as_str(), e[0].code.as_str()),
+                ("occurred_at", "in_the_future")
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -428,12 +428,16 @@ fn admit(
         },
         _ => None,
     };
-    let norm = match route {
-        Some(r) => Normalization {
-            unknown_country: r.policy.unknown_country,
-            phone_region: r.policy.phone_region.clone(),
-        },
-        None => Normalization::default(),
+    let norm = Normalization {
+        not_after: Some(now + canonical::CLOCK_SKEW),
+        ..match route {
+            Some(r) => Normalization {
+                unknown_country: r.policy.unknown_country,
+                phone_region: r.policy.phone_region.clone(),
+                not_after: None,
+            },
+            None => Normalization::default(),
+        }
     };
     let mut event = match canonical::parse_with(body, &norm) {
         Ok(e) => e,

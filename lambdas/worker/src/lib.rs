@@ -10,7 +10,7 @@ use lambda_runtime::LambdaEvent;
 use lb_pipeline::hooks::Hooks;
 use lb_pipeline::retry::RetryPolicy;
 use lb_pipeline::sync::{sync_batch, InboundMessage, ItemOutcome, SystemClock, Worker};
-use lb_pipeline::{env_parse, env_var, Connections, LeadQueue, Ledger};
+use lb_pipeline::{env_parse, env_var, Alerts, Connections, LeadQueue, Ledger};
 use tracing::{error, info, warn};
 
 pub struct WorkerApp {
@@ -18,6 +18,8 @@ pub struct WorkerApp {
     pub queue: Arc<dyn LeadQueue>,
     /// The CRM connections (one CRM, or every connection of the config file).
     pub crm: Arc<dyn Connections>,
+    /// Where a possible duplicate (one person, several CRM records) is told.
+    pub alerts: Arc<dyn Alerts>,
     pub policy: RetryPolicy,
     pub safety_margin: Duration,
     /// Fault hooks (the chaos suite's; none in production).
@@ -33,6 +35,7 @@ pub struct WorkerEnv {
     pub queue_url: String,
     pub dlq_url: String,
     pub table_name: String,
+    pub alerts_topic_arn: String,
     pub hubspot_secret_id: String,
     pub hubspot_base_url: String,
     pub hubspot_timeout: Duration,
@@ -50,6 +53,7 @@ impl WorkerEnv {
             queue_url: env_var("LEADS_QUEUE_URL")?,
             dlq_url: env_var("LEADS_DLQ_URL")?,
             table_name: env_var("LEDGER_TABLE")?,
+            alerts_topic_arn: env_var("ALERTS_TOPIC_ARN")?,
             hubspot_secret_id: env_var("HUBSPOT_SECRET_ID")?,
             hubspot_base_url: env_parse("HUBSPOT_BASE_URL", "https://api.hubapi.com".to_string())?,
             hubspot_timeout: Duration::from_millis(env_parse("HUBSPOT_TIMEOUT_MS", 10_000u64)?),
@@ -105,6 +109,7 @@ pub async fn handle(
                 ledger: app.ledger.as_ref(),
                 queue: app.queue.as_ref(),
                 crm: app.crm.as_ref(),
+                alerts: app.alerts.as_ref(),
                 clock: &SystemClock,
                 policy: app.policy,
                 safety_margin: app.safety_margin,
@@ -187,6 +192,7 @@ mod tests {
             ledger: Arc::new(InMemoryLedger::default()),
             queue: Arc::new(InMemoryQueue::default()),
             crm,
+            alerts: Arc::new(lb_pipeline::fakes::RecordingAlerts::default()),
             policy: RetryPolicy::default(),
             safety_margin: Duration::from_millis(10),
             hooks: Hooks::NONE,

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lb_aws::{
-    aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs, DynamoLedger, SecretsManagerStore,
-    SqsLeadQueue,
+    aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sns, aws_sdk_sqs, DynamoLedger,
+    SecretsManagerStore, SnsAlerts, SqsLeadQueue,
 };
 use lb_crm::{default_mapping, HubSpotConfig, HubSpotCrm};
 use lb_pipeline::secrets::CachedSecret;
@@ -71,6 +71,10 @@ async fn main() -> Result<(), Error> {
             &env.dlq_url,
         )),
         crm,
+        alerts: Arc::new(SnsAlerts::new(
+            aws_sdk_sns::Client::new(&cfg),
+            &env.alerts_topic_arn,
+        )),
         policy: env.policy,
         safety_margin: slowest + Duration::from_secs(2),
         hooks: lb_pipeline::hooks::Hooks::NONE,

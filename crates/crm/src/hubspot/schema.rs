@@ -784,6 +784,7 @@ mod tests {
                 message: "down".into(),
                 retry_after: None,
                 code: None,
+                taken_by: None,
             })
         };
         assert!(cache
