@@ -1,9 +1,11 @@
 //! Local CRM simulators for tests and the local stack (`make dev`).
 //!
-//! [`hubspot`] simulates the HubSpot CRM v3 API closely enough that the
-//! production HubSpot adapter is tested against it: same paths, bodies, status
-//! codes, rate-limit headers and eventually consistent search, plus the
-//! `/__admin` API (faults, stats, reset, config, schema edits).
+//! [`hubspot`] simulates the HubSpot CRM v3 API (and the v4 association list)
+//! closely enough that the production HubSpot adapter is tested against it:
+//! same paths, bodies, status codes, rate-limit headers, token scopes
+//! ([`hubspot::SCOPES`]), association paging and eventually consistent search,
+//! plus the `/__admin` API (faults, stats, reset, config including the granted
+//! scopes, schema edits, a contact's additional emails).
 //!
 //! [`webhook`] is a generic webhook target (Zapier, Make, n8n, a custom
 //! endpoint): it records every POST, can require an auth header, and serves

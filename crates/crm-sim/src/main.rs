@@ -1,4 +1,4 @@
-//! `crm-sim hubspot --port 0 --token T --rate-limit 100 --search-lag-ms 2000`
+//! `crm-sim hubspot --port 0 --token T --rate-limit 100 --search-lag-ms 2000 --scopes a,b`
 //! `crm-sim webhook --port 0`
 //!
 //! Prints one JSON line `{"base_url":"http://127.0.0.1:PORT","token":"T"}`
@@ -60,6 +60,11 @@ struct HubSpotArgs {
     /// Search requests per second, per token.
     #[arg(long, default_value_t = 5)]
     search_rate_per_s: u32,
+    /// Scopes granted to the token, comma-separated; a call whose endpoint
+    /// needs a scope not granted is answered 403 MISSING_SCOPES. Default: every
+    /// scope the simulator knows (`crm_sim::hubspot::SCOPES`).
+    #[arg(long, env = "CRM_SIM_SCOPES", value_delimiter = ',')]
+    scopes: Option<Vec<String>>,
 }
 
 #[tokio::main]
@@ -78,12 +83,20 @@ async fn main() -> std::io::Result<()> {
 }
 
 async fn hubspot(args: HubSpotArgs) -> std::io::Result<()> {
+    let defaults = SimConfig::default();
     let config = SimConfig {
         token: args.token,
         rate_limit_max: args.rate_limit,
         rate_limit_window_ms: args.rate_limit_window_ms,
         search_lag_ms: args.search_lag_ms,
         search_rate_per_s: args.search_rate_per_s,
+        scopes: args.scopes.map_or(defaults.scopes, |scopes| {
+            scopes
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }),
     };
     let sim = RunningSim::start(SocketAddr::new(args.host, args.port), config).await?;
     ready(&serde_json::json!({"base_url": sim.base_url, "token": sim.token}))?;

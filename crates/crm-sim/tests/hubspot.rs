@@ -1192,3 +1192,651 @@ async fn an_added_bool_property_lists_hubspots_true_false_options() {
     assert_eq!(added.body["options"][0]["value"], "true");
     assert_eq!(added.body["options"][1]["value"], "false");
 }
+
+/// A simulator whose search sees writes at once and is not throttled.
+async fn searchable() -> Harness {
+    Harness::start(SimConfig {
+        search_lag_ms: 0,
+        search_rate_per_s: 1_000,
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// `{"filterGroups":[{"filters":[filter]}]}` → the ids found.
+async fn search_ids(h: &Harness, filter: Value) -> Vec<String> {
+    let answer = h
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"filterGroups": [{"filters": [filter]}], "limit": 100}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(id_of)
+        .collect()
+}
+
+#[tokio::test]
+async fn phone_search_matches_the_national_number_and_not_the_country_code() {
+    let h = searchable().await;
+    let us = h
+        .create_contact(json!({"firstname": "Ravi", "phone": "+14155552671"}))
+        .await;
+    let uk = h
+        .create_contact(json!({"firstname": "Zara", "mobilephone": "+44 20 7946 0958"}))
+        .await;
+    let wa = h
+        .create_contact(json!({"lastname": "Silva", "hs_whatsapp_phone_number": "+5511987654321"}))
+        .await;
+    let eq = |property: &str, value: &str| json!({"propertyName": property, "operator": "EQ", "value": value});
+
+    assert_eq!(
+        search_ids(&h, eq("phone", "4155552671")).await,
+        [us.as_str()]
+    );
+    assert_eq!(
+        search_ids(&h, eq("phone", "(415) 555-2671")).await,
+        [us.as_str()]
+    );
+    assert!(
+        search_ids(&h, eq("phone", "+14155552671")).await.is_empty(),
+        "HubSpot ignores the country code, so a filter including it finds nothing"
+    );
+    assert!(search_ids(&h, eq("phone", "14155552671")).await.is_empty());
+    assert_eq!(
+        search_ids(
+            &h,
+            json!({"propertyName": "phone", "operator": "IN", "values": ["4155552671", "1"]})
+        )
+        .await,
+        [us]
+    );
+    assert_eq!(
+        search_ids(&h, eq("mobilephone", "2079460958")).await,
+        [uk.as_str()]
+    );
+    assert!(search_ids(&h, eq("mobilephone", "+442079460958"))
+        .await
+        .is_empty());
+    assert_eq!(
+        search_ids(&h, eq("hs_whatsapp_phone_number", "11987654321")).await,
+        [wa]
+    );
+    assert!(search_ids(&h, eq("phone", "2079460958")).await.is_empty());
+}
+
+#[tokio::test]
+async fn additional_emails_are_searchable_and_identify_one_contact_only() {
+    let h = searchable().await;
+    let jane = h.create_contact(json!({"email": "jane@x.com"})).await;
+    let other = h.create_contact(json!({"email": "other@x.com"})).await;
+    let set = h
+        .admin(
+            Method::PUT,
+            &format!("/__admin/contacts/{jane}/additional-emails"),
+            Some(json!({"emails": ["Jane.Work@Example.com", "jane@old.example"]})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(
+        set.body["hs_additional_emails"],
+        "jane.work@example.com;jane@old.example"
+    );
+
+    let additional = |operator: &str, value: &str| json!({"propertyName": "hs_additional_emails", "operator": operator, "value": value});
+    assert_eq!(
+        search_ids(&h, additional("CONTAINS_TOKEN", "JANE.WORK@example.com")).await,
+        [jane.as_str()]
+    );
+    assert_eq!(
+        search_ids(&h, additional("EQ", "jane@old.example")).await,
+        [jane.as_str()]
+    );
+    assert_eq!(
+        search_ids(&h, additional("CONTAINS_TOKEN", "*@old.example")).await,
+        [jane.as_str()]
+    );
+    assert!(
+        search_ids(&h, additional("CONTAINS_TOKEN", "old.example"))
+            .await
+            .is_empty(),
+        "a token is a whole address, not a substring"
+    );
+    assert!(search_ids(&h, additional("EQ", "other@x.com"))
+        .await
+        .is_empty());
+    let primary = json!({"propertyName": "email", "operator": "EQ", "value": "JANE@X.COM"});
+    assert_eq!(search_ids(&h, primary).await, [jane.as_str()]);
+    let not_primary =
+        json!({"propertyName": "email", "operator": "EQ", "value": "jane.work@example.com"});
+    assert!(search_ids(&h, not_primary).await.is_empty());
+
+    let read = h
+        .get(&format!(
+            "/crm/v3/objects/contacts/{jane}?properties=email,hs_additional_emails"
+        ))
+        .await;
+    assert_eq!(
+        read.body["properties"]["hs_additional_emails"],
+        "jane.work@example.com;jane@old.example"
+    );
+
+    // Unique identifiers: another contact cannot take them (D1).
+    for taken in ["jane.work@example.com", "JANE@x.com"] {
+        let clash = h
+            .admin(
+                Method::PUT,
+                &format!("/__admin/contacts/{other}/additional-emails"),
+                Some(json!({ "emails": [taken] })),
+            )
+            .await;
+        assert_eq!(clash.status, 409, "{taken}: {}", clash.body);
+        assert_eq!(clash.body["category"], "CONFLICT");
+    }
+    let unknown = h
+        .admin(
+            Method::PUT,
+            "/__admin/contacts/999999/additional-emails",
+            Some(json!({"emails": ["x@x.com"]})),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+
+    // The API cannot write them.
+    let patch = h
+        .patch(
+            &format!("/crm/v3/objects/contacts/{other}"),
+            json!({"properties": {"hs_additional_emails": "mine@x.com"}}),
+        )
+        .await;
+    assert_eq!(patch.status, 400);
+    assert!(patch.body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("READ_ONLY_VALUE")));
+}
+
+#[tokio::test]
+async fn patching_a_contacts_email_to_another_contacts_email_answers_409() {
+    let h = Harness::with_defaults().await;
+    let jane = h.create_contact(json!({"email": "jane@x.com"})).await;
+    let joe = h.create_contact(json!({"email": "joe@x.com"})).await;
+    let clash = h
+        .patch(
+            &format!("/crm/v3/objects/contacts/{joe}"),
+            json!({"properties": {"email": " Jane@X.com"}}),
+        )
+        .await;
+    assert_eq!(clash.status, 409, "{}", clash.body);
+    assert_eq!(clash.body["status"], "error");
+    assert_eq!(clash.body["category"], "CONFLICT");
+    assert_eq!(
+        clash.body["message"],
+        format!("Contact already exists. Existing ID: {jane}")
+    );
+    assert!(clash.body["correlationId"].is_string());
+    let unchanged = h
+        .get(&format!("/crm/v3/objects/contacts/{joe}?properties=email"))
+        .await;
+    assert_eq!(unchanged.body["properties"]["email"], "joe@x.com");
+    let own = h
+        .patch(
+            &format!("/crm/v3/objects/contacts/{jane}"),
+            json!({"properties": {"email": "JANE@x.com", "firstname": "Jane"}}),
+        )
+        .await;
+    assert_eq!(own.status, 200, "re-setting one's own email is no conflict");
+}
+
+/// Creates `n` notes on `contact` in batches of 100 and returns their ids in
+/// creation order.
+async fn create_notes(h: &Harness, contact: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let all: Vec<Value> = (0..n)
+        .map(|i| note_for(contact, &format!("note {i}")))
+        .collect();
+    for chunk in all.chunks(100) {
+        let created = h
+            .post(
+                "/crm/v3/objects/notes/batch/create",
+                json!({ "inputs": chunk }),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        ids.extend(
+            created.body["results"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .map(id_of),
+        );
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_v3_read_lists_100_associations_per_type_and_pages_the_rest() {
+    let h = Harness::with_defaults().await;
+    let contact = h.create_contact(json!({"email": "busy@x.com"})).await;
+    let notes = create_notes(&h, &contact, 101).await;
+
+    let read = h
+        .get(&format!(
+            "/crm/v3/objects/contacts/{contact}?associations=notes,deals"
+        ))
+        .await;
+    assert_eq!(read.status, 200);
+    let collection = &read.body["associations"]["notes"];
+    let listed: Vec<String> = collection["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(id_of)
+        .collect();
+    assert_eq!(listed, notes[..100]);
+    assert_eq!(collection["results"][0]["type"], "contact_to_note");
+    let after = collection["paging"]["next"]["after"]
+        .as_str()
+        .expect("an after cursor when there are more than 100");
+    let link = collection["paging"]["next"]["link"].as_str().expect("link");
+    assert!(
+        link.contains(&format!(
+            "/crm/v4/objects/contacts/{contact}/associations/notes?after="
+        )),
+        "{link}"
+    );
+
+    // The cursor continues where the v3 page stopped.
+    let rest = h
+        .send(
+            h.http
+                .get(h.url(&format!(
+                    "/crm/v4/objects/contacts/{contact}/associations/notes"
+                )))
+                .query(&[("after", after)])
+                .bearer_auth(&h.sim.token),
+        )
+        .await;
+    assert_eq!(rest.status, 200, "{}", rest.body);
+    assert_eq!(
+        rest.body["results"][0]["toObjectId"].to_string(),
+        notes[100]
+    );
+    assert!(rest.body.get("paging").is_none());
+
+    // The list endpoint pages associations the same way.
+    let list = h.get("/crm/v3/objects/contacts?associations=notes").await;
+    assert!(
+        list.body["results"][0]["associations"]["notes"]["paging"]["next"]["after"].is_string()
+    );
+}
+
+#[tokio::test]
+async fn the_v4_association_list_pages_through_250_notes_in_creation_order() {
+    let h = Harness::with_defaults().await;
+    let contact = h.create_contact(json!({"firstname": "Busy"})).await;
+    let notes = create_notes(&h, &contact, 250).await;
+    let path = format!("/crm/v4/objects/contacts/{contact}/associations/notes");
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut query = vec![("limit", "100".to_owned())];
+        if let Some(after) = &after {
+            query.push(("after", after.clone()));
+        }
+        let page = h
+            .send(
+                h.http
+                    .get(h.url(&path))
+                    .query(&query)
+                    .bearer_auth(&h.sim.token),
+            )
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.header("x-hubspot-ratelimit-max").is_some());
+        pages += 1;
+        for item in page.body["results"].as_array().expect("results") {
+            assert!(
+                item["toObjectId"].is_u64(),
+                "toObjectId is a number: {item}"
+            );
+            assert_eq!(
+                item["associationTypes"],
+                json!([{"category": "HUBSPOT_DEFINED", "typeId": 201, "label": null}])
+            );
+            seen.push(item["toObjectId"].to_string());
+        }
+        match page.body["paging"]["next"]["after"].as_str() {
+            Some(next) => {
+                let link = page.body["paging"]["next"]["link"].as_str().expect("link");
+                assert!(link.contains(&path) && link.contains("after="), "{link}");
+                after = Some(next.to_owned());
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, notes);
+
+    // Default limit 500: one page; a larger limit is capped at 500.
+    let all = h.get(&path).await;
+    assert_eq!(all.body["results"].as_array().map(Vec::len), Some(250));
+    assert!(all.body.get("paging").is_none());
+    let capped = h.get(&format!("{path}?limit=1000")).await;
+    assert_eq!(capped.status, 200);
+
+    // Object types as singular names and ids; the reverse direction.
+    let by_id = h
+        .get(&format!(
+            "/crm/v4/objects/0-1/{contact}/associations/note?limit=1"
+        ))
+        .await;
+    assert_eq!(by_id.body["results"][0]["toObjectId"].to_string(), notes[0]);
+    let back = h
+        .get(&format!(
+            "/crm/v4/objects/notes/{}/associations/contacts",
+            notes[0]
+        ))
+        .await;
+    assert_eq!(
+        back.body["results"],
+        json!([{"toObjectId": contact.parse::<u64>().expect("numeric id"),
+                "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 202, "label": null}]}])
+    );
+    let none = h
+        .get(&format!(
+            "/crm/v4/objects/contacts/{contact}/associations/deals"
+        ))
+        .await;
+    assert_eq!(none.body, json!({"results": []}));
+    assert_eq!(
+        h.get("/crm/v4/objects/contacts/999999/associations/notes")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(h.get(&format!("{path}?after=garbage!")).await.status, 400);
+
+    let stats = h.admin(Method::GET, "/__admin/stats", None).await;
+    assert_eq!(
+        stats.body["by_route"]
+            ["GET /crm/v4/objects/{fromObjectType}/{objectId}/associations/{toObjectType}"],
+        10
+    );
+}
+
+#[tokio::test]
+async fn creating_a_contact_needs_an_email_a_first_name_or_a_last_name() {
+    let h = Harness::with_defaults().await;
+    let phone_only = h
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"phone": "+14155552671", "company": "Acme"}}),
+        )
+        .await;
+    assert_eq!(phone_only.status, 400, "{}", phone_only.body);
+    assert_eq!(phone_only.body["status"], "error");
+    assert_eq!(phone_only.body["category"], "VALIDATION_ERROR");
+    assert!(phone_only.body["correlationId"].is_string());
+    assert!(phone_only.body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("email, firstname or lastname")));
+    assert_eq!(phone_only.body["errors"][0]["code"], "REQUIRED_PROPERTY");
+    let blank_name = h
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"phone": "+14155552671", "firstname": ""}}),
+        )
+        .await;
+    assert_eq!(blank_name.status, 400, "an empty value is no value");
+
+    let named = h
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"phone": "+14155552671", "firstname": "Ravi"}}),
+        )
+        .await;
+    assert_eq!(named.status, 201, "{}", named.body);
+    let id = id_of(&named.body);
+    h.create_contact(json!({"lastname": "Kumar"})).await;
+
+    let batch = h
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            json!({"inputs": [
+                {"properties": {"firstname": "Ok"}},
+                {"properties": {"phone": "+14155550100"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(batch.status, 400, "{}", batch.body);
+    assert_eq!(batch.body["category"], "VALIDATION_ERROR");
+    assert_eq!(
+        h.get("/crm/v3/objects/contacts").await.body["results"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "a failed batch/create writes nothing"
+    );
+
+    // An update is not a create: clearing the only name is allowed.
+    let cleared = h
+        .patch(
+            &format!("/crm/v3/objects/contacts/{id}"),
+            json!({"properties": {"firstname": "", "mobilephone": "+14155550101"}}),
+        )
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+}
+
+#[tokio::test]
+async fn a_token_without_a_required_scope_gets_403_missing_scopes_until_it_is_granted() {
+    let without_read: std::collections::BTreeSet<String> = crm_sim::hubspot::SCOPES
+        .iter()
+        .filter(|s| **s != "crm.objects.contacts.read")
+        .map(|s| (*s).to_owned())
+        .collect();
+    let h = Harness::start(SimConfig {
+        scopes: without_read,
+        search_lag_ms: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    let id = h.create_contact(json!({"firstname": "Ravi"})).await;
+
+    let denied = h.search_email("ravi@x.com").await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert_eq!(
+        denied.body,
+        json!({
+            "status": "error",
+            "message": "This app hasn't been granted all required scopes to make this call. Read more about required scopes here: https://developers.hubspot.com/scopes.",
+            "correlationId": denied.body["correlationId"],
+            "errors": [{
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": ["crm.objects.contacts.read"]}
+            }],
+            "links": {"scopes": "https://developers.hubspot.com/scopes"},
+            "category": "MISSING_SCOPES"
+        })
+    );
+    assert!(denied.body["correlationId"]
+        .as_str()
+        .is_some_and(|c| c.len() == 36));
+    assert!(denied.header("x-hubspot-ratelimit-max").is_none());
+    for path in [
+        format!("/crm/v3/objects/contacts/{id}"),
+        format!("/crm/v4/objects/contacts/{id}/associations/notes"),
+        "/crm/v3/objects/contacts".to_owned(),
+    ] {
+        assert_eq!(h.get(&path).await.status, 403, "{path}");
+    }
+    let read_notes = h
+        .post(
+            "/crm/v3/objects/notes/batch/read",
+            json!({"inputs": [{"id": "1"}]}),
+        )
+        .await;
+    assert_eq!(
+        read_notes.status, 403,
+        "notes are read with the contacts scope"
+    );
+    assert_eq!(h.get("/crm/v3/properties/contacts").await.status, 200);
+
+    let granted = h
+        .admin(
+            Method::POST,
+            "/__admin/config",
+            Some(json!({"scopes": crm_sim::hubspot::SCOPES})),
+        )
+        .await;
+    assert_eq!(granted.status, 200, "{}", granted.body);
+    assert!(granted.body["scopes"]
+        .as_array()
+        .is_some_and(|s| s.contains(&json!("crm.objects.contacts.read"))));
+    assert_eq!(
+        granted.body["rate_limit_max"], 100,
+        "other settings are kept"
+    );
+    let allowed = h.search_email("ravi@x.com").await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+
+    let stats = h.admin(Method::GET, "/__admin/stats", None).await;
+    assert_eq!(
+        stats.body["by_route"]["POST /crm/v3/objects/contacts/search"], 2,
+        "a 403 is counted"
+    );
+}
+
+#[tokio::test]
+async fn scopes_set_through_the_admin_api_are_enforced_per_endpoint() {
+    let h = Harness::with_defaults().await;
+    let config = h.admin(Method::GET, "/__admin/config", None).await;
+    let mut listed: Vec<String> = config.body["scopes"]
+        .as_array()
+        .expect("scopes listed")
+        .iter()
+        .map(|s| s.as_str().expect("name").to_owned())
+        .collect();
+    listed.sort();
+    let mut known: Vec<String> = crm_sim::hubspot::SCOPES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    known.sort();
+    assert_eq!(listed, known, "every known scope is granted by default");
+
+    let only_contacts = h
+        .admin(
+            Method::POST,
+            "/__admin/config",
+            Some(json!({"scopes": ["crm.objects.contacts.write", "crm.objects.contacts.read"]})),
+        )
+        .await;
+    assert_eq!(only_contacts.status, 200);
+    let contact = h.create_contact(json!({"email": "s@x.com"})).await;
+    assert_eq!(
+        h.post("/crm/v3/objects/notes", note_for(&contact, "x"))
+            .await
+            .status,
+        201,
+        "notes are written with the contacts scope"
+    );
+    let deal = h
+        .post(
+            "/crm/v3/objects/deals",
+            json!({"properties": {"dealname": "D", "dealstage": "closedwon"}}),
+        )
+        .await;
+    assert_eq!(deal.status, 403);
+    assert_eq!(
+        deal.body["errors"][0]["context"]["requiredGranularScopes"],
+        json!(["crm.objects.deals.write"])
+    );
+    let deals_read = h
+        .post("/crm/v3/objects/deals/batch/read", json!({"inputs": []}))
+        .await;
+    assert_eq!(deals_read.status, 403);
+    assert!(
+        deals_read.body["errors"][0]["context"]["requiredGranularScopes"]
+            .as_array()
+            .is_some_and(|s| s.contains(&json!("crm.objects.deals.read")))
+    );
+    let properties = h.get("/crm/v3/properties/contacts").await;
+    assert_eq!(properties.status, 403);
+    assert_eq!(
+        properties.body["errors"][0]["context"]["requiredGranularScopes"],
+        json!(["crm.schemas.contacts.read"])
+    );
+
+    let empty = h
+        .admin(
+            Method::POST,
+            "/__admin/config",
+            Some(json!({"scopes": [""]})),
+        )
+        .await;
+    assert_eq!(empty.status, 400);
+    // A reset keeps the config, scopes included.
+    h.admin(Method::POST, "/__admin/reset", None).await;
+    assert_eq!(h.get("/crm/v3/properties/contacts").await.status, 403);
+}
+
+#[tokio::test]
+async fn the_binary_grants_only_the_scopes_given_with_the_scopes_flag() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm-sim"))
+        .args([
+            "hubspot",
+            "--port",
+            "0",
+            "--scopes",
+            "crm.objects.contacts.write,crm.schemas.contacts.read",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("crm-sim starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::BufReader::new(stdout).read_line(&mut line),
+    )
+    .await
+    .expect("ready line in time")
+    .expect("ready line");
+    let ready: Value = serde_json::from_str(&line).expect("JSON ready line");
+    let base = ready["base_url"].as_str().expect("base_url");
+    let token = ready["token"].as_str().expect("token");
+    let http = reqwest::Client::new();
+    let config: Value = http
+        .get(format!("{base}/__admin/config"))
+        .send()
+        .await
+        .expect("config")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        config["scopes"],
+        json!(["crm.objects.contacts.write", "crm.schemas.contacts.read"])
+    );
+    let search = http
+        .post(format!("{base}/crm/v3/objects/contacts/search"))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(search.status().as_u16(), 403);
+    child.start_kill().expect("stop crm-sim");
+    child.wait().await.expect("crm-sim exits");
+}

@@ -15,11 +15,20 @@
 //! - `DELETE /__admin/properties/{object}/{name}` → 204, 404 if there is none.
 //!
 //! `POST /__admin/reset` restores the default schema.
+//!
+//! `PUT /__admin/contacts/{id}/additional-emails` with `{"emails": [..]}` sets a
+//! contact's `hs_additional_emails` (what a HubSpot user does in the UI, or a
+//! merge does; the API cannot write them) → 200 `{"id", "hs_additional_emails"}`;
+//! 404 for an unknown contact, 400 for an invalid address, 409 `CONFLICT`
+//! when an address already identifies another contact.
+//!
+//! `GET|POST /__admin/config` also carry `"scopes": [..]`, the scopes granted
+//! to the token (replaced whole when given).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,6 +37,7 @@ use super::error::{ApiError, HsJson, HsPath};
 use super::objects::ObjectType;
 use super::schema::{NewProperty, PropertyDef, PropertyOption, PropertyType};
 use super::state::App;
+use super::writes::set_additional_emails;
 use crate::faults::FaultSpec;
 
 pub(crate) fn routes() -> Router<App> {
@@ -43,6 +53,10 @@ pub(crate) fn routes() -> Router<App> {
         .route(
             "/__admin/properties/{object}/{name}",
             delete(delete_property).patch(patch_property),
+        )
+        .route(
+            "/__admin/contacts/{id}/additional-emails",
+            put(put_additional_emails),
         )
 }
 
@@ -86,6 +100,8 @@ struct ConfigUpdate {
     rate_limit_window_ms: Option<u64>,
     search_lag_ms: Option<u64>,
     search_rate_per_s: Option<u32>,
+    /// Replaces the granted scopes.
+    scopes: Option<Vec<String>>,
 }
 
 fn config_json(app: &App) -> Value {
@@ -96,6 +112,7 @@ fn config_json(app: &App) -> Value {
         "rate_limit_window_ms": c.rate_limit_window_ms,
         "search_lag_ms": c.search_lag_ms,
         "search_rate_per_s": c.search_rate_per_s,
+        "scopes": c.scopes,
     })
 }
 
@@ -113,6 +130,11 @@ async fn update_config(
             "rate_limit_window_ms must be at least 1",
         ));
     }
+    if let Some(scopes) = &update.scopes {
+        if scopes.iter().any(|s| s.trim().is_empty()) {
+            return Err(ApiError::validation("scopes must not contain empty names"));
+        }
+    }
     {
         let mut state = app.lock();
         let c = &mut state.config;
@@ -127,6 +149,9 @@ async fn update_config(
         }
         if let Some(v) = update.search_rate_per_s {
             c.search_rate_per_s = v;
+        }
+        if let Some(v) = update.scopes {
+            c.scopes = v.into_iter().map(|s| s.trim().to_owned()).collect();
         }
         tracing::info!(config = ?c, "config changed");
     }
@@ -302,4 +327,28 @@ async fn patch_property(
     def.read_only_value |= def.calculated;
     tracing::info!(object = object.plural(), property = %name, "schema property changed");
     Ok(Json(def.to_json()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdditionalEmails {
+    emails: Vec<String>,
+}
+
+/// `PUT /__admin/contacts/{id}/additional-emails`: replaces the list → 200.
+async fn put_additional_emails(
+    State(app): State<App>,
+    HsPath(id): HsPath<String>,
+    HsJson(input): HsJson<AdditionalEmails>,
+) -> Result<Json<Value>, ApiError> {
+    let mut state = app.lock();
+    let id = state
+        .store
+        .resolve(ObjectType::Contact, &id, false)
+        .ok_or_else(ApiError::not_found)?;
+    let stored = set_additional_emails(&mut state, id, &input.emails)?;
+    tracing::info!(contact_id = id, "additional emails set");
+    Ok(Json(
+        json!({"id": id.to_string(), "hs_additional_emails": stored}),
+    ))
 }

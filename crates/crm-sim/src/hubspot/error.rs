@@ -9,8 +9,11 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
+/// Where HubSpot's `MISSING_SCOPES` answers point (D8).
+const SCOPES_URL: &str = "https://developers.hubspot.com/scopes";
+
 /// A HubSpot error:
-/// `{"status":"error","message","correlationId","category","errors"?,"context"?}`.
+/// `{"status":"error","message","correlationId","category","errors"?,"context"?,"links"?}`.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     pub status: StatusCode,
@@ -19,6 +22,8 @@ pub(crate) struct ApiError {
     /// Detail items `{"message","in","code"}`; omitted from the body when empty.
     pub errors: Vec<Value>,
     pub context: Option<Value>,
+    /// Adds `"links": {"scopes": SCOPES_URL}` (on `MISSING_SCOPES`).
+    pub scopes_link: bool,
 }
 
 impl ApiError {
@@ -29,6 +34,7 @@ impl ApiError {
             message: message.into(),
             errors: Vec::new(),
             context: None,
+            scopes_link: false,
         }
     }
 
@@ -60,6 +66,28 @@ impl ApiError {
             "CONFLICT",
             format!("Contact already exists. Existing ID: {existing_id}"),
         )
+    }
+
+    /// 403 for a token without any of `any_of`. Body as in HubSpot's example of
+    /// reading deals without `crm.objects.deals.read` (D8,
+    /// https://developers.hubspot.com/docs/api-reference/legacy/crm/using-object-apis,
+    /// "Error handling"): `requiredGranularScopes` lists alternatives, any one
+    /// of which is enough ("One or more of the following scopes are required.").
+    pub(crate) fn missing_scopes(any_of: &[&str]) -> ApiError {
+        let mut error = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "MISSING_SCOPES",
+            format!(
+                "This app hasn't been granted all required scopes to make this call. \
+                 Read more about required scopes here: {SCOPES_URL}."
+            ),
+        )
+        .with_errors(vec![json!({
+            "message": "One or more of the following scopes are required.",
+            "context": {"requiredGranularScopes": any_of},
+        })]);
+        error.scopes_link = true;
+        error
     }
 
     /// The body an injected error fault answers with for `status`.
@@ -109,6 +137,9 @@ impl ApiError {
         }
         if let Some(context) = &self.context {
             body.insert("context".into(), context.clone());
+        }
+        if self.scopes_link {
+            body.insert("links".into(), json!({ "scopes": SCOPES_URL }));
         }
         Value::Object(body)
     }

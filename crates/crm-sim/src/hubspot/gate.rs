@@ -1,9 +1,10 @@
 //! The middleware in front of every business route, in HubSpot's order:
-//! count → authenticate → injected faults → rate limit → handler, then the
-//! rate-limit headers on the way out (none on search, as in HubSpot).
+//! count → authenticate → scopes → injected faults → rate limit → handler,
+//! then the rate-limit headers on the way out (none on search, as in HubSpot).
 //! Faulted requests never reach the rate limiter, so they use no slot and an
 //! injected error carries no rate-limit headers (an injected 429 carries them
-//! with `Remaining: 0`).
+//! with `Remaining: 0`). A 403 for missing scopes, like a 401, uses no slot
+//! and carries no rate-limit headers (whether HubSpot counts it is unconfirmed).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use axum::Json;
 
 use super::error::{rate_limit_body, ApiError, RateLimitPolicy};
 use super::rate_limit::Admission;
+use super::scopes::required_scopes;
 use super::state::App;
 use crate::faults::{FaultAction, FaultOutcome};
 
@@ -48,6 +50,7 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
     let route = format!("{} {template}", request.method());
     let is_search = template.ends_with("/search");
     let token = bearer_token(request.headers()).map(str::to_owned);
+    let needed = required_scopes(request.method().as_str(), request.uri().path());
 
     // Count, authenticate and roll the faults under one lock.
     let faults = {
@@ -56,6 +59,12 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
         if token.as_deref() != Some(state.config.token.as_str()) {
             tracing::debug!(%route, "rejected: no valid bearer token");
             return ApiError::unauthenticated().into_response();
+        }
+        if let Some(any_of) = needed {
+            if !any_of.iter().any(|s| state.config.scopes.contains(*s)) {
+                tracing::info!(%route, required = ?any_of, "rejected: missing scopes");
+                return ApiError::missing_scopes(any_of).into_response();
+            }
         }
         let outcome = state.faults.roll(&route, rand::random::<f64>);
         if outcome.is_faulted() {

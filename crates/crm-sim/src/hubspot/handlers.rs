@@ -11,8 +11,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
-use super::objects::ObjectType;
-use super::render::{add_associations, record_json, QueryParams, RecordView, Selection};
+use super::objects::{association_type_id, ObjectType};
+use super::render::{
+    add_associations, base_url, paging_token, parse_paging_token, record_json, QueryParams,
+    RecordView, Selection,
+};
 use super::search::{search, SearchRequest};
 use super::state::{App, State};
 use super::validation::format_timestamp;
@@ -22,6 +25,10 @@ use super::writes::{self, CreateInput, UpsertInput, UpsertOutcome};
 const MAX_BATCH: usize = 100;
 const LIST_DEFAULT_LIMIT: usize = 10;
 const LIST_MAX_LIMIT: usize = 100;
+/// v4 association list page size: "Limit 500 per call", `limit` default 500
+/// (S5 `PublicApiSpecs/CRM/Associations/Rollouts/130902/v4/associations.json`,
+/// `GET /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}`).
+const V4_ASSOCIATIONS_LIMIT: usize = 500;
 
 type HandlerResult = Result<Response, ApiError>;
 
@@ -92,6 +99,7 @@ pub(crate) async fn read(
     object: ObjectType,
     id: String,
     query: QueryParams,
+    headers: HeaderMap,
 ) -> HandlerResult {
     let state = app.lock();
     let id = state
@@ -110,6 +118,7 @@ pub(crate) async fn read(
         object,
         id,
         &query.association_kinds(),
+        &base_url(&headers),
     );
     Ok(Json(body).into_response())
 }
@@ -148,6 +157,7 @@ pub(crate) async fn list(
             .map_err(|_| ApiError::validation(format!("Invalid paging token after=\"{raw}\"")))?,
     };
     let archived = query.get("archived") == Some("true");
+    let base = base_url(&headers);
     let state = app.lock();
     let selection = Selection::for_read(object, query.list("properties"));
     let kinds = query.association_kinds();
@@ -166,25 +176,90 @@ pub(crate) async fn list(
         .take(limit)
         .map(|r| {
             let mut body = record_json(&state.schema, object, &RecordView::from(*r), &selection);
-            add_associations(&mut body, &state.store, object, r.id, &kinds);
+            add_associations(&mut body, &state.store, object, r.id, &kinds, &base);
             Value::Object(body)
         })
         .collect();
     let mut body = Map::new();
     body.insert("results".into(), Value::Array(results));
     if let Some(next) = next {
-        let host = headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1");
         let link = format!(
-            "http://{host}/crm/v3/objects/{}?{}",
+            "{base}/crm/v3/objects/{}?{}",
             object.plural(),
             query.with_after(&next.to_string())
         );
         body.insert(
             "paging".into(),
             json!({"next": {"after": next.to_string(), "link": link}}),
+        );
+    }
+    Ok(Json(body).into_response())
+}
+
+/// `GET /crm/v4/objects/{fromObjectType}/{objectId}/associations/{toObjectType}?limit=&after=`
+/// (S5 `PublicApiSpecs/CRM/Associations/Rollouts/130902/v4/associations.json`):
+/// `{"results":[{"toObjectId":1002,"associationTypes":[{"category":"HUBSPOT_DEFINED",
+/// "typeId":201,"label":null}]}],"paging"?:{"next":{"after","link"}}}` in
+/// association creation order; `limit` defaults to 500 and is capped at 500.
+/// `toObjectId` is a JSON number as in HubSpot's examples (D6,
+/// https://developers.hubspot.com/docs/api-reference/legacy/crm/associations/associate-records/guide,
+/// "Retrieve associated records"; the 130902 spec types it `string`, the 50914
+/// v4 spec `integer`); unlabeled default associations have `"label": null` (D6).
+/// Object types may be plural, singular or ids (`contacts`, `contact`, `0-1`).
+/// An unknown `objectId` answers 404 (HubSpot's answer is unconfirmed).
+pub(crate) async fn list_associations(
+    app: App,
+    (from, object_id, to): (String, String, String),
+    query: QueryParams,
+    headers: HeaderMap,
+) -> HandlerResult {
+    let object_type = |name: &str| {
+        // Wording of HubSpot's answer for an unknown type unconfirmed.
+        ObjectType::parse(name).ok_or_else(|| {
+            ApiError::validation(format!("Unable to infer object type from: {name}"))
+        })
+    };
+    let from = object_type(&from)?;
+    let to = object_type(&to)?;
+    let limit = query.limit(V4_ASSOCIATIONS_LIMIT, V4_ASSOCIATIONS_LIMIT)?;
+    let after = match query.get("after") {
+        None => 0,
+        Some(raw) => parse_paging_token(raw)
+            .ok_or_else(|| ApiError::validation(format!("Invalid paging token after=\"{raw}\"")))?,
+    };
+    let state = app.lock();
+    let id = state
+        .store
+        .resolve(from, &object_id, false)
+        .ok_or_else(ApiError::not_found)?;
+    let type_id = association_type_id(from, to);
+    let page = state.store.associations_page(from, id, to, after, limit);
+    let results: Vec<Value> = page
+        .items
+        .iter()
+        .map(|(to_id, _)| {
+            json!({
+                "toObjectId": to_id,
+                "associationTypes": type_id
+                    .map(|t| vec![json!({"category": "HUBSPOT_DEFINED", "typeId": t, "label": null})])
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert("results".into(), Value::Array(results));
+    if let Some(next) = page.next {
+        let token = paging_token(next);
+        let link = format!(
+            "{}/crm/v4/objects/{}/{id}/associations/{}?{}",
+            base_url(&headers),
+            from.plural(),
+            to.plural(),
+            query.with_after(&token)
+        );
+        body.insert(
+            "paging".into(),
+            json!({"next": {"after": token, "link": link}}),
         );
     }
     Ok(Json(body).into_response())

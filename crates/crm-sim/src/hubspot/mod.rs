@@ -9,11 +9,16 @@
 //!   against the `schema`; `search`: the lagging search index.
 //! - `store`: records, their history (for search lag) and associations;
 //!   `state`: everything behind one `std` mutex that is never held across an await.
-//! - `rate_limit`, `error` (HubSpot error bodies), `render` (record JSON); the
-//!   fault machinery and the server are the crate's shared `faults` and `server`.
+//! - `rate_limit`, `error` (HubSpot error bodies), `render` (record JSON and
+//!   association paging); the fault machinery and the server are the crate's
+//!   shared `faults` and `server`.
+//! - `scopes`: which token scopes each endpoint requires ([`SCOPES`],
+//!   [`required_scopes`]); `gate` answers 403 `MISSING_SCOPES` when the
+//!   configured [`SimConfig::scopes`] grant none of them.
 //!
 //! Deliberately absent: archiving/deleting records, companies, owners,
-//! pipelines API, daily limits, OAuth.
+//! pipelines API, daily limits, OAuth, merges, and any API write of
+//! `hs_additional_emails` (set them with `PUT /__admin/contacts/{id}/additional-emails`).
 
 mod admin;
 mod error;
@@ -24,15 +29,19 @@ mod rate_limit;
 mod render;
 mod routes;
 mod schema;
+mod scopes;
 mod search;
 mod state;
 mod store;
 mod validation;
 mod writes;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use state::Shared;
+
+pub use scopes::{required_scopes, SCOPES};
 
 use crate::server::Server;
 
@@ -52,6 +61,10 @@ pub struct SimConfig {
     /// The search endpoints' own limit, per second per token; its 429 carries
     /// no rate-limit headers.
     pub search_rate_per_s: u32,
+    /// The scopes granted to the token. A call whose endpoint accepts none of
+    /// them is answered 403 `MISSING_SCOPES` (see [`required_scopes`]).
+    /// Default: every scope in [`SCOPES`], so every call is allowed.
+    pub scopes: BTreeSet<String>,
 }
 
 impl Default for SimConfig {
@@ -62,6 +75,7 @@ impl Default for SimConfig {
             rate_limit_window_ms: 10_000,
             search_lag_ms: 2_000,
             search_rate_per_s: 5,
+            scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 }

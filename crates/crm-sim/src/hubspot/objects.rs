@@ -151,6 +151,15 @@ pub(crate) fn association_target(from: ObjectType, type_id: u32) -> Option<Objec
         .map(|t| t.to)
 }
 
+/// The HUBSPOT_DEFINED association type id from `from` to `to`, if any
+/// (e.g. contact → note is 201).
+pub(crate) fn association_type_id(from: ObjectType, to: ObjectType) -> Option<u32> {
+    ASSOCIATION_TYPES
+        .iter()
+        .find(|t| t.from == from && t.to == to)
+        .map(|t| t.id)
+}
+
 /// The label HubSpot shows on read, e.g. `contact_to_note`.
 pub(crate) fn association_label(from: ObjectType, to: ObjectType) -> String {
     format!("{}_to_{}", from.singular(), to.singular())
@@ -171,6 +180,14 @@ mod tests {
             Some(ObjectType::Deal)
         );
         assert_eq!(association_target(ObjectType::Contact, 202), None);
+        assert_eq!(
+            association_type_id(ObjectType::Contact, ObjectType::Note),
+            Some(201)
+        );
+        assert_eq!(
+            association_type_id(ObjectType::Contact, ObjectType::Contact),
+            None
+        );
     }
 
     #[test]

@@ -103,29 +103,124 @@ pub(crate) fn record_json(
     body
 }
 
-/// Adds `"associations":{"notes":{"results":[{"id","type"}]}}` for the requested
-/// kinds that have any.
+/// How many associated ids per type a v3 record read lists before paging:
+/// "if your request returns more than 100 associations, you will need to use
+/// the value of the after field returned in the response to get the next set"
+/// (C5, https://developers.hubspot.com/changelog/announcing-a-change-to-how-v3-crm-apis-return-association-data,
+/// for `GET /crm/v3/objects/{objectType}` and `/{objectId}`, in force since 18 Jan 2021).
+pub(crate) const V3_ASSOCIATIONS_PAGE: usize = 100;
+
+/// Adds `"associations":{"notes":{"results":[{"id","type"}],"paging"?}}` for the
+/// requested kinds that have any (`CollectionResponseAssociatedId`, S1
+/// `PublicApiSpecs/CRM/Contacts/Rollouts/424/v3/contacts.json`): at most
+/// [`V3_ASSOCIATIONS_PAGE`] ids per kind in creation order; when there are more,
+/// `paging.next` has an `after` cursor and a `link`. C5 says the link is "the
+/// next paginated request URL for that object" with `after` appended; which
+/// endpoint HubSpot's link names is not documented, so the simulator's link is
+/// the v4 association list (`GET /crm/v4/objects/{from}/{id}/associations/{to}`),
+/// which takes the same cursor. `base_url` is `http://host`.
 pub(crate) fn add_associations(
     body: &mut Map<String, Value>,
     store: &Store,
     object: ObjectType,
     id: u64,
     kinds: &[ObjectType],
+    base_url: &str,
 ) {
     let mut associations = Map::new();
     for kind in kinds {
-        let results: Vec<Value> = store
-            .associations_of(object, id, *kind)
+        let page = store.associations_page(object, id, *kind, 0, V3_ASSOCIATIONS_PAGE);
+        if page.items.is_empty() {
+            continue;
+        }
+        let results: Vec<Value> = page
+            .items
             .into_iter()
             .map(|(to_id, label)| json!({"id": to_id.to_string(), "type": label}))
             .collect();
-        if !results.is_empty() {
-            associations.insert(kind.plural().into(), json!({ "results": results }));
+        let mut collection = Map::new();
+        collection.insert("results".into(), Value::Array(results));
+        if let Some(next) = page.next {
+            let after = paging_token(next);
+            let link = format!(
+                "{base_url}/crm/v4/objects/{}/{id}/associations/{}?after={}",
+                object.plural(),
+                kind.plural(),
+                encode(&after)
+            );
+            collection.insert(
+                "paging".into(),
+                json!({"next": {"after": after, "link": link}}),
+            );
         }
+        associations.insert(kind.plural().into(), Value::Object(collection));
     }
     if !associations.is_empty() {
         body.insert("associations".into(), Value::Object(associations));
     }
+}
+
+/// `http://host` of a request, for `paging.next.link`.
+pub(crate) fn base_url(headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// An association paging cursor. HubSpot's are opaque base64 strings (e.g.
+/// `"after": "MTAtNi0xODQ3MjAxMzg5%3D"` in
+/// https://developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api),
+/// so clients must echo them, URL-encoded, rather than parse them; the
+/// simulator's are base64 too (of the association sequence number).
+pub(crate) fn paging_token(seq: u64) -> String {
+    base64_encode(seq.to_string().as_bytes())
+}
+
+/// The sequence number of a cursor made by [`paging_token`].
+pub(crate) fn parse_paging_token(token: &str) -> Option<u64> {
+    let bytes = base64_decode(token.trim())?;
+    std::str::from_utf8(&bytes).ok()?.parse().ok()
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(BASE64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(input: &str) -> Option<Vec<u8>> {
+    let input = input.trim_end_matches('=');
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in input.bytes() {
+        let v = BASE64.iter().position(|b| *b == c)?;
+        acc = (acc << 6) | u32::try_from(v).ok()?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xFF).ok()?);
+        }
+    }
+    Some(out)
 }
 
 /// Query parameters as given (repeated keys kept).
@@ -238,6 +333,17 @@ mod tests {
         assert_eq!(params(&[("limit", "500")]).limit(10, 100).ok(), Some(100));
         assert!(params(&[("limit", "0")]).limit(10, 100).is_err());
         assert!(params(&[("limit", "x")]).limit(10, 100).is_err());
+    }
+
+    #[test]
+    fn paging_tokens_are_base64_and_round_trip() {
+        assert_eq!(paging_token(100), "MTAw");
+        assert_eq!(paging_token(1), "MQ==");
+        for seq in [0, 1, 99, 100, 12_345, u64::MAX] {
+            assert_eq!(parse_paging_token(&paging_token(seq)), Some(seq));
+        }
+        assert_eq!(parse_paging_token("not base64!"), None);
+        assert_eq!(parse_paging_token("YWJj"), None, "decodes to \"abc\"");
     }
 
     #[test]

@@ -22,6 +22,10 @@ use super::writes::{CreateInput, UpsertInput};
 /// Large enough for 100 notes of 65,536 characters each.
 const BODY_LIMIT_BYTES: usize = 32 * 1024 * 1024;
 
+/// The v4 association list, named as in HubSpot's guide (D6).
+const V4_ASSOCIATIONS: &str =
+    "/crm/v4/objects/{fromObjectType}/{objectId}/associations/{toObjectType}";
+
 pub(crate) fn build(app: App) -> Router {
     let mut business: Router<App> = Router::new();
     for object in ObjectType::ALL {
@@ -47,8 +51,9 @@ pub(crate) fn build(app: App) -> Router {
                 get(
                     move |State(app): State<App>,
                           HsPath(id): HsPath<String>,
-                          HsQuery(q): HsQuery<Vec<(String, String)>>| {
-                        handlers::read(app, object, id, QueryParams(q))
+                          HsQuery(q): HsQuery<Vec<(String, String)>>,
+                          headers: HeaderMap| {
+                        handlers::read(app, object, id, QueryParams(q), headers)
                     },
                 )
                 .patch(
@@ -104,6 +109,19 @@ pub(crate) fn build(app: App) -> Router {
             post(
                 |State(app): State<App>, HsJson(input): HsJson<BatchInputs<UpsertInput>>| {
                     handlers::batch_upsert(app, input)
+                },
+            ),
+        )
+        // One template for every pair of object types, as HubSpot documents it;
+        // the handler parses the types (plural, singular or ids).
+        .route(
+            V4_ASSOCIATIONS,
+            get(
+                |State(app): State<App>,
+                 HsPath(path): HsPath<(String, String, String)>,
+                 HsQuery(q): HsQuery<Vec<(String, String)>>,
+                 headers: HeaderMap| {
+                    handlers::list_associations(app, path, QueryParams(q), headers)
                 },
             ),
         )

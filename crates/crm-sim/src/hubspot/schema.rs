@@ -358,6 +358,18 @@ fn default_properties(object: ObjectType) -> Vec<PropertyDef> {
                 )
                 .field("radio")
                 .options(LEAD_STATUSES),
+                // Searchable by default (D3, "Default searchable properties");
+                // added in the UI or by merges, not by API writes (D1,
+                // "Additional emails") — read-only here, set through
+                // `PUT /__admin/contacts/{id}/additional-emails`. Type from
+                // third-party property dumps (`enumeration`); read-only unconfirmed.
+                PropertyDef::new(
+                    "hs_additional_emails",
+                    "Additional email addresses",
+                    Enumeration,
+                    info,
+                )
+                .read_only(),
                 PropertyDef::new("hs_object_id", "Record ID", Number, info).read_only(),
                 PropertyDef::new("createdate", "Create Date", Datetime, info).read_only(),
                 PropertyDef::new("lastmodifieddate", "Last Modified Date", Datetime, info)

@@ -3,6 +3,12 @@
 //! The index is modelled per record: search sees the version of each record
 //! that was current `search_lag_ms` ago (see `Record::as_of`), so a record
 //! created less than the lag ago is not found and updates show up late.
+//!
+//! Two kinds of contact property match differently from plain text:
+//! - phone numbers ([`PHONE_PROPERTIES`]) compare national numbers, so a
+//!   filter value with the country code finds nothing, as in HubSpot
+//!   ([`searchable_phone`]);
+//! - `hs_additional_emails` matches one address of its `;`-separated list.
 
 use std::cmp::Ordering;
 use std::time::Instant;
@@ -15,7 +21,7 @@ use super::objects::ObjectType;
 use super::render::{record_json, RecordView, Selection};
 use super::schema::{PropertyType, Schema};
 use super::state::State;
-use super::store::{Record, Snapshot};
+use super::store::{split_emails, Record, Snapshot, ADDITIONAL_EMAILS};
 use super::validation::parse_datetime;
 
 const DEFAULT_LIMIT: usize = 10;
@@ -91,12 +97,57 @@ impl Operator {
     }
 }
 
+/// Contact properties HubSpot searches through its phone-standardising
+/// `hs_searchable_calculated_*` properties (D3, see [`searchable_phone`]).
+const PHONE_PROPERTIES: [&str; 3] = ["phone", "mobilephone", "hs_whatsapp_phone_number"];
+
+/// How a filter compares its values with a stored value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Matching {
+    /// By the property's type; text case-insensitively.
+    Typed,
+    /// National phone numbers, for `EQ`/`NEQ`/`IN`/`NOT_IN` on phone properties.
+    Phone,
+    /// One address of a `;`-separated list, for `EQ`/`NEQ`/`IN`/`NOT_IN`/
+    /// `CONTAINS_TOKEN`/`NOT_CONTAINS_TOKEN` on `hs_additional_emails`.
+    EmailList,
+}
+
 /// A checked filter.
 struct Filter {
     property: String,
     kind: PropertyType,
     operator: Operator,
     values: Vec<String>,
+    matching: Matching,
+}
+
+/// What phone search compares a stored number as: "When searching for phone
+/// numbers, HubSpot uses special calculated properties to standardize the
+/// format. These properties all start with `hs_searchable_calculated_*`. As a
+/// part of this standardization, HubSpot only uses the area code and local
+/// number. You should refrain from including the country code in your search
+/// or filter criteria." (D3, search guide, "Limits",
+/// https://developers.hubspot.com/docs/api-reference/legacy/crm/search-the-crm).
+/// Modelled as: a stored value in international form (`+…`) becomes its
+/// national significant number (E.164 without the country code); any other
+/// stored value, and every filter value, becomes its digits. So the filter
+/// `4155552671` finds `+14155552671` and `(415) 555-2671`, while
+/// `+14155552671` and `14155552671` find neither. How HubSpot standardises a
+/// number stored without a country code (the portal's default country?) is
+/// unconfirmed; the simulator keeps its digits as written.
+fn searchable_phone(stored: &str) -> String {
+    let stored = stored.trim();
+    if stored.starts_with('+') {
+        if let Ok(number) = phonenumber::parse(None, stored) {
+            return number.national().to_string();
+        }
+    }
+    phone_digits(stored)
+}
+
+fn phone_digits(value: &str) -> String {
+    value.chars().filter(char::is_ascii_digit).collect()
 }
 
 impl Filter {
@@ -140,19 +191,69 @@ impl Filter {
                 input.property_name, input.operator
             )));
         }
+        let matching = match operator {
+            Operator::Eq | Operator::Neq | Operator::In | Operator::NotIn
+                if object == ObjectType::Contact
+                    && PHONE_PROPERTIES.contains(&def.name.as_str()) =>
+            {
+                Matching::Phone
+            }
+            Operator::Eq
+            | Operator::Neq
+            | Operator::In
+            | Operator::NotIn
+            | Operator::ContainsToken
+            | Operator::NotContainsToken
+                if object == ObjectType::Contact && def.name == ADDITIONAL_EMAILS =>
+            {
+                Matching::EmailList
+            }
+            _ => Matching::Typed,
+        };
+        let values = match matching {
+            Matching::Phone => values.iter().map(|v| phone_digits(v)).collect(),
+            Matching::EmailList | Matching::Typed => values,
+        };
         Ok(Filter {
             property: def.name.clone(),
             kind: def.kind,
             operator,
             values,
+            matching,
         })
+    }
+
+    /// Whether the stored value equals one of the filter values, the way this
+    /// filter compares.
+    fn equals_any(&self, stored: Option<&String>) -> bool {
+        let Some(stored) = stored else {
+            return false;
+        };
+        match self.matching {
+            Matching::Typed => self
+                .values
+                .iter()
+                .any(|v| compare(self.kind, stored, v) == Ordering::Equal),
+            Matching::Phone => {
+                let national = searchable_phone(stored);
+                !national.is_empty() && self.values.contains(&national)
+            }
+            Matching::EmailList => split_emails(stored).any(|address| {
+                self.values
+                    .iter()
+                    .any(|v| token_matches(&address, &v.trim().to_lowercase()))
+            }),
+        }
     }
 
     fn matches(&self, properties: &std::collections::BTreeMap<String, String>) -> bool {
         let stored = properties.get(&self.property).filter(|v| !v.is_empty());
         let cmp = |v: &str| stored.map(|s| compare(self.kind, s, v));
-        let eq_any = || self.values.iter().any(|v| cmp(v) == Some(Ordering::Equal));
+        let eq_any = || self.equals_any(stored);
         let token = || {
+            if self.matching == Matching::EmailList {
+                return self.equals_any(stored);
+            }
             let needle = self.values[0].trim_matches('*').to_lowercase();
             stored.is_some_and(|s| s.to_lowercase().contains(&needle))
         };
@@ -178,6 +279,30 @@ impl Filter {
             Operator::NotContainsToken => !token(),
         }
     }
+}
+
+/// Whether one token (an address of `hs_additional_emails`, lower-cased)
+/// matches a lower-cased filter value: exactly, or with `*` wildcards standing
+/// for any run of characters (D3: "you can use wildcards (*) to complete a
+/// partial search", e.g. `*@hubspot.com`).
+fn token_matches(token: &str, pattern: &str) -> bool {
+    if !pattern.contains('*') {
+        return token == pattern;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !token.starts_with(first) || !token.ends_with(last) || token.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &token[first.len()..token.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Compares a stored value with a filter value by the property's type;
@@ -434,6 +559,31 @@ mod tests {
             json!({"filterGroups": [{"filters": [{"propertyName": "firstname", "operator": "HAS_PROPERTY"}]}]}),
         );
         assert_eq!(none["total"], 0);
+    }
+
+    #[test]
+    fn phone_numbers_are_compared_as_national_numbers() {
+        assert_eq!(searchable_phone("+14155552671"), "4155552671");
+        assert_eq!(searchable_phone(" +1 (415) 555-2671 "), "4155552671");
+        assert_eq!(
+            searchable_phone("+39 06 1234 5678"),
+            "0612345678",
+            "Italian numbers keep their leading zero"
+        );
+        assert_eq!(searchable_phone("(415) 555-2671"), "4155552671");
+        assert_eq!(searchable_phone("+not a number"), "");
+    }
+
+    #[test]
+    fn tokens_match_whole_or_by_wildcard() {
+        assert!(token_matches("jane@old.example", "jane@old.example"));
+        assert!(!token_matches("jane@old.example", "old.example"));
+        assert!(token_matches("jane@old.example", "*@old.example"));
+        assert!(token_matches("jane@old.example", "jane*"));
+        assert!(token_matches("jane@old.example", "j*@*example"));
+        assert!(!token_matches("jane@old.example", "j*@*other"));
+        assert!(!token_matches("ab", "ab*b"));
+        assert!(token_matches("anything", "*"));
     }
 
     #[test]

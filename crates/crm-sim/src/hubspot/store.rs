@@ -1,9 +1,11 @@
 //! Records, their search-visible history, associations and the email index.
 //!
 //! Invariant: `emails` maps every contact's (lower-cased) `email` to its id and
-//! nothing else. Associations are stored in both directions.
+//! nothing else. Associations are stored in both directions, each with the
+//! sequence number of its creation: association lists are served in creation
+//! order and paged by that number.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -61,12 +63,23 @@ struct Association {
     to_id: u64,
 }
 
+/// One page of a record's associations to one object type.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct AssociationPage {
+    /// `(to_id, label)` in creation order.
+    pub items: Vec<(u64, String)>,
+    /// Where the next page starts (an association sequence number), if any.
+    pub next: Option<u64>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Store {
     next_id: u64,
     records: BTreeMap<ObjectType, BTreeMap<u64, Record>>,
     emails: HashMap<String, u64>,
-    associations: BTreeSet<Association>,
+    /// Each association with the sequence number of its creation.
+    associations: BTreeMap<Association, u64>,
+    next_association: u64,
 }
 
 impl Default for Store {
@@ -75,7 +88,8 @@ impl Default for Store {
             next_id: FIRST_ID,
             records: BTreeMap::new(),
             emails: HashMap::new(),
-            associations: BTreeSet::new(),
+            associations: BTreeMap::new(),
+            next_association: 1,
         }
     }
 }
@@ -85,8 +99,10 @@ impl Store {
     /// cached before a reset never names a different record after it.
     pub(crate) fn clear(&mut self) {
         let next_id = self.next_id;
+        let next_association = self.next_association;
         *self = Store {
             next_id,
+            next_association,
             ..Store::default()
         };
     }
@@ -194,29 +210,42 @@ impl Store {
         true
     }
 
-    /// Associates two records in both directions (idempotent).
+    /// Associates two records in both directions (idempotent: an existing
+    /// association keeps its place in the order).
     pub(crate) fn associate(&mut self, from: ObjectType, from_id: u64, to: ObjectType, to_id: u64) {
-        self.associations.insert(Association {
+        let forward = Association {
             from,
             from_id,
             to,
             to_id,
-        });
-        self.associations.insert(Association {
-            from: to,
-            from_id: to_id,
-            to: from,
-            to_id: from_id,
-        });
+        };
+        if self.associations.contains_key(&forward) {
+            return;
+        }
+        let seq = self.next_association;
+        self.next_association += 1;
+        self.associations.insert(forward, seq);
+        self.associations.insert(
+            Association {
+                from: to,
+                from_id: to_id,
+                to: from,
+                to_id: from_id,
+            },
+            seq,
+        );
     }
 
-    /// `(id, label)` of the `to` records associated with a record, by id.
-    pub(crate) fn associations_of(
+    /// Up to `limit` of the `to` records associated with a record, in creation
+    /// order, starting at sequence number `after` (a previous page's `next`).
+    pub(crate) fn associations_page(
         &self,
         from: ObjectType,
         from_id: u64,
         to: ObjectType,
-    ) -> Vec<(u64, String)> {
+        after: u64,
+        limit: usize,
+    ) -> AssociationPage {
         let start = Association {
             from,
             from_id,
@@ -227,11 +256,48 @@ impl Store {
             to_id: u64::MAX,
             ..start
         };
-        self.associations
+        let mut all: Vec<(u64, u64)> = self
+            .associations
             .range(start..=end)
-            .map(|a| (a.to_id, association_label(from, to)))
-            .collect()
+            .map(|(a, seq)| (*seq, a.to_id))
+            .filter(|(seq, _)| *seq >= after)
+            .collect();
+        all.sort_unstable();
+        let next = all.get(limit).map(|(seq, _)| *seq);
+        let items = all
+            .into_iter()
+            .take(limit)
+            .map(|(_, to_id)| (to_id, association_label(from, to)))
+            .collect();
+        AssociationPage { items, next }
     }
+
+    /// The contact other than `except` whose primary email or one of whose
+    /// `hs_additional_emails` is `email` (compared lower-cased).
+    pub(crate) fn contact_identified_by(&self, email: &str, except: u64) -> Option<u64> {
+        let email = super::validation::normalise_email(email);
+        if let Some(id) = self.contact_by_email(&email).filter(|id| *id != except) {
+            return Some(id);
+        }
+        self.range(ObjectType::Contact, 0)
+            .filter(|r| r.id != except)
+            .find(|r| {
+                r.properties
+                    .get(ADDITIONAL_EMAILS)
+                    .is_some_and(|list| split_emails(list).any(|e| e == email))
+            })
+            .map(|r| r.id)
+    }
+}
+
+/// The contact property listing a contact's additional (secondary) emails.
+pub(crate) const ADDITIONAL_EMAILS: &str = "hs_additional_emails";
+
+/// The entries of a `;`-separated `hs_additional_emails` value, lower-cased.
+pub(crate) fn split_emails(list: &str) -> impl Iterator<Item = String> + '_ {
+    list.split(';')
+        .map(super::validation::normalise_email)
+        .filter(|e| !e.is_empty())
 }
 
 #[cfg(test)]
@@ -282,13 +348,39 @@ mod tests {
         let note = store.insert(ObjectType::Note, writes(&[]), Duration::ZERO);
         store.associate(ObjectType::Note, note, ObjectType::Contact, contact);
         assert_eq!(
-            store.associations_of(ObjectType::Contact, contact, ObjectType::Note),
+            store
+                .associations_page(ObjectType::Contact, contact, ObjectType::Note, 0, 10)
+                .items,
             vec![(note, "contact_to_note".to_owned())]
         );
         assert_eq!(
-            store.associations_of(ObjectType::Note, note, ObjectType::Contact),
+            store
+                .associations_page(ObjectType::Note, note, ObjectType::Contact, 0, 10)
+                .items,
             vec![(contact, "note_to_contact".to_owned())]
         );
+    }
+
+    #[test]
+    fn associations_page_in_creation_order_and_stay_put_when_repeated() {
+        let mut store = Store::default();
+        let contact = store.insert(ObjectType::Contact, writes(&[]), Duration::ZERO);
+        let late = store.insert(ObjectType::Note, writes(&[]), Duration::ZERO);
+        let early = store.insert(ObjectType::Note, writes(&[]), Duration::ZERO);
+        let third = store.insert(ObjectType::Note, writes(&[]), Duration::ZERO);
+        // Associated in an order other than id order.
+        store.associate(ObjectType::Contact, contact, ObjectType::Note, early);
+        store.associate(ObjectType::Note, late, ObjectType::Contact, contact);
+        store.associate(ObjectType::Contact, contact, ObjectType::Note, third);
+        store.associate(ObjectType::Note, early, ObjectType::Contact, contact);
+        let first = store.associations_page(ObjectType::Contact, contact, ObjectType::Note, 0, 2);
+        let ids: Vec<u64> = first.items.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [early, late]);
+        let next = first.next.expect("a second page");
+        let second =
+            store.associations_page(ObjectType::Contact, contact, ObjectType::Note, next, 2);
+        assert_eq!(second.items, vec![(third, "contact_to_note".to_owned())]);
+        assert_eq!(second.next, None);
     }
 
     #[test]
