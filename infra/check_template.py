@@ -80,8 +80,11 @@ POLICIES = {
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
-            "dynamodb:BatchWriteItem",
+            # a person's identities in one read
+            "dynamodb:BatchGetItem",
         },
+        # possible_duplicate alerts (one person, several CRM records)
+        "AlertsTopic": {"sns:Publish"},
         "HubSpotSecret": {"secretsmanager:GetSecretValue"},
         "ConnectionSecretArns": {"secretsmanager:GetSecretValue"},
     },
@@ -124,6 +127,7 @@ ENV = {
         "LEADS_QUEUE_URL": {"Ref": "LeadsQueue"},
         "LEADS_DLQ_URL": {"Ref": "LeadsDlq"},
         "LEDGER_TABLE": {"Ref": "LedgerTable"},
+        "ALERTS_TOPIC_ARN": {"Ref": "AlertsTopic"},
         "LEADBRIDGE_CONFIG": {"Fn::If": ["HasConfigFile", "/opt/leadbridge.toml", ""]},
         "HUBSPOT_SECRET_ID": {"Ref": "HubSpotSecret"},
         "HUBSPOT_BASE_URL": {"Ref": "HubSpotBaseUrl"},

@@ -5,6 +5,7 @@ mod chaos;
 mod clean;
 mod corpus;
 mod failures;
+mod identity;
 mod ingest;
 mod logs;
 mod replay;

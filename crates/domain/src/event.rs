@@ -356,12 +356,20 @@ impl LeadEvent {
     }
 
     /// Every identity of the person this event carries, strongest first: email,
-    /// phone, WhatsApp id (see [`crate::identity::resolve`]).
+    /// phone, the WhatsApp number as a phone, WhatsApp id (see
+    /// [`crate::identity::resolve`]). A WhatsApp id is the sender's phone number
+    /// without `+` (WhatsApp Cloud API), so a WhatsApp-first person who later
+    /// types that number in a web chat is recognised by it.
     pub fn identities(&self) -> Vec<ContactKey> {
         let v = &self.visitor;
-        let mut out = Vec::with_capacity(3);
+        let mut out = Vec::with_capacity(4);
         out.extend(v.email.clone().map(ContactKey::Email));
         out.extend(v.phone.clone().map(ContactKey::Phone));
+        if let Some(number) = v.wa_id.as_ref().and_then(WaId::as_phone) {
+            if v.phone.as_ref() != Some(&number) {
+                out.push(ContactKey::Phone(number));
+            }
+        }
         out.extend(v.wa_id.clone().map(ContactKey::WaId));
         out
     }

@@ -211,7 +211,7 @@ impl Phone {
     /// longer parses.
     pub fn national_number(&self) -> String {
         match phonenumber::parse(None, &self.0) {
-            Ok(n) => n.national().value().to_string(),
+            Ok(n) => n.national().to_string(),
             Err(_) => self.0.chars().filter(char::is_ascii_digit).collect(),
         }
     }

@@ -92,6 +92,25 @@ impl StackClient {
         anyhow::bail!("HubSpot simulator kept answering 429 to GET {path}")
     }
 
+    /// POST on the HubSpot simulator's business API (with the token), as a rep's
+    /// tool or a form would write to HubSpot; the answer's JSON.
+    pub async fn hubspot_post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let hs = &self.info.crm.hubspot;
+        let resp = self
+            .http
+            .post(format!("{}{path}", hs.base_url))
+            .bearer_auth(&hs.token)
+            .json(body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "HubSpot simulator answered {} to POST {path}",
+            resp.status()
+        );
+        Ok(resp.json().await?)
+    }
+
     /// Every record of `object` (contacts, notes, deals), paging through the list endpoint.
     pub async fn hubspot_all(&self, object: &str, extra_query: &str) -> anyhow::Result<Vec<Value>> {
         let mut out = Vec::new();
@@ -105,6 +124,56 @@ impl StackClient {
             out.extend(v["results"].as_array().cloned().unwrap_or_default());
             match v["paging"]["next"]["after"].as_str() {
                 Some(a) => after = format!("&after={a}"),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The ids of the `to` records (`contacts`, `notes`…) associated with one
+    /// `from` record, through the v4 association list, from the cursor `after`
+    /// (a v3 read's `associations.<to>.paging.next.after`, or `None` for all).
+    pub async fn hubspot_associations(
+        &self,
+        from: &str,
+        id: &str,
+        to: &str,
+        after: Option<&str>,
+    ) -> anyhow::Result<Vec<String>> {
+        let encode = |s: &str| -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        char::from(b).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        let mut after = after.map(str::to_string);
+        loop {
+            let cursor = after
+                .as_deref()
+                .map(|a| format!("&after={}", encode(a)))
+                .unwrap_or_default();
+            let v = self
+                .hubspot(&format!(
+                    "/crm/v4/objects/{from}/{id}/associations/{to}?limit=500{cursor}"
+                ))
+                .await?;
+            out.extend(
+                v["results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| match &r["toObjectId"] {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    }),
+            );
+            match v["paging"]["next"]["after"].as_str() {
+                Some(a) => after = Some(a.to_string()),
                 None => return Ok(out),
             }
         }
