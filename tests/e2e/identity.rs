@@ -56,6 +56,11 @@ async fn a_phone_first_lead_who_later_gives_an_email_stays_one_contact() {
     t.post(&lead("evt_pf1", json!({"phone": "+1 415 555 2671"})))
         .await;
     let first = synced_contact(&t, "evt_pf1").await;
+    let named = contacts(&t).await;
+    assert_eq!(
+        named[0]["properties"]["firstname"], "+14155552671",
+        "HubSpot needs a name: a number-only contact is named after its number"
+    );
     let (s, b) = t
         .post(&lead(
             "evt_pf2",
@@ -196,6 +201,44 @@ async fn two_records_known_for_one_person_the_emails_record_wins_and_one_alert_n
         .await
         .iter()
         .all(|(s, _)| !s.contains("possible duplicate")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_that_another_contact_already_has_takes_the_write_and_is_reported() {
+    let t = start("taken", |_| {}).await;
+    t.post(&lead(
+        "evt_t1",
+        json!({"phone": "+1 303 555 0188", "name": "Kim"}),
+    ))
+    .await;
+    let by_phone = synced_contact(&t, "evt_t1").await;
+    let created = t
+        .client
+        .hubspot_post(
+            "/crm/v3/objects/contacts",
+            &json!({"properties": {"email": "kim@example.com", "firstname": "Kim"}}),
+        )
+        .await
+        .expect("create");
+    let owner = created["id"].as_str().unwrap().to_string();
+    t.post(&lead(
+        "evt_t2",
+        json!({"email": "kim@example.com", "phone": "+1 303 555 0188"}),
+    ))
+    .await;
+    assert_eq!(
+        synced_contact(&t, "evt_t2").await,
+        owner,
+        "the email's record wins"
+    );
+    assert_eq!(contacts(&t).await.len(), 2);
+    let alerts = t.alerts().await;
+    assert!(
+        alerts.iter().any(|(s, _)| s.contains("possible duplicate")
+            && s.contains(&by_phone)
+            && s.contains(&owner)),
+        "{alerts:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
