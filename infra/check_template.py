@@ -90,6 +90,8 @@ POLICIES = {
     },
     "DlqAlerterFunction": {
         "LeadsDlq": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+        # a lead redriven without a real attempt goes back on the leads queue
+        "LeadsQueue": {"sqs:SendMessage"},
         "LedgerTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "AlertsTopic": {"sns:Publish"},
     },
@@ -140,6 +142,8 @@ ENV = {
     "DlqAlerterFunction": {
         "LEDGER_TABLE": {"Ref": "LedgerTable"},
         "ALERTS_TOPIC_ARN": {"Ref": "AlertsTopic"},
+        "LEADS_QUEUE_URL": {"Ref": "LeadsQueue"},
+        "LEADS_DLQ_URL": {"Ref": "LeadsDlq"},
     },
 }
 

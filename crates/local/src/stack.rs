@@ -304,6 +304,7 @@ impl LocalStack {
         });
         let alerter_app = Arc::new(AlerterApp {
             ledger: ledger.clone(),
+            queue: queue.clone(),
             alerts,
         });
 

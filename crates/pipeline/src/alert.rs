@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use lb_domain::{mask, QueuedLead};
 use tracing::{info, warn};
 
-use crate::ports::{Alerts, DeadLetter, ErrorClass, FailureReason, Ledger, PortError};
+use crate::ports::{
+    Alerts, DeadLetter, ErrorClass, FailureReason, LeadQueue, Ledger, LedgerStatus, PortError,
+};
 
 /// SQS message attribute names carried by explicit dead letters.
 pub mod attrs {
@@ -84,12 +86,23 @@ pub struct AlertEntry {
     pub reason: FailureReason,
 }
 
+/// How many times a lead the queue redrove without a single real attempt (it
+/// only waited: behind an earlier event of the same person, or on rate limits)
+/// is put back on the leads queue instead of dead-lettered.
+pub const MAX_HELD_REQUEUES: u32 = 3;
+
 /// Records every dead letter as `dead` (with reason and payload) and publishes
 /// one alert for the batch. Any failure fails the whole batch, so that the
-/// queue delivers it again; both steps are idempotent.
+/// queue delivers it again; every step is idempotent.
+///
+/// A lead the queue redrove after maxReceiveCount that was never really
+/// attempted (0 attempts: it was held behind an earlier event of its person,
+/// or only rate-limited) is not dead: it goes back on the leads queue as a
+/// replay, up to [`MAX_HELD_REQUEUES`] times, without an alert.
 pub async fn alert_dead_letters(
     ledger: &dyn Ledger,
     alerts: &dyn Alerts,
+    queue: &dyn LeadQueue,
     messages: &[DeadLetterMessage],
     now: DateTime<Utc>,
 ) -> Result<Vec<AlertEntry>, PortError> {
@@ -102,6 +115,12 @@ pub async fn alert_dead_letters(
             .map(|l| l.delivery_id())
             .or_else(|| m.attributes.get(attrs::EVENT_ID).cloned())
             .unwrap_or_else(|| format!("sqs:{}", m.message_id));
+        let redriven = reason_from_attributes(&m.attributes).is_none();
+        if let (true, Some(l)) = (redriven, &lead) {
+            if requeue_if_only_held(ledger, queue, l, &event_id, now).await? {
+                continue;
+            }
+        }
         let reason = match reason_from_attributes(&m.attributes) {
             Some(r) => r,
             None => {
@@ -163,6 +182,48 @@ pub async fn alert_dead_letters(
     alerts.publish(&subject, &body).await?;
     info!(count = entries.len(), "dead-letter alert published");
     Ok(entries)
+}
+
+/// Puts a redriven lead that never had a real attempt back on the queue (as a
+/// replay). `false`: it did have attempts, is done, or was put back too often.
+async fn requeue_if_only_held(
+    ledger: &dyn Ledger,
+    queue: &dyn LeadQueue,
+    lead: &QueuedLead,
+    delivery_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, PortError> {
+    let Some(rec) = ledger.get(delivery_id).await? else {
+        return Ok(false);
+    };
+    let waiting = matches!(
+        rec.status,
+        LedgerStatus::Received | LedgerStatus::Queued | LedgerStatus::Retrying
+    );
+    if !waiting || rec.attempts > 0 || rec.replays >= MAX_HELD_REQUEUES {
+        return Ok(false);
+    }
+    let reason = FailureReason {
+        class: ErrorClass::Transient,
+        code: "held_too_long".into(),
+        message: "redriven by the queue without a real attempt (it waited behind an earlier \
+                  event of the same person, or on rate limits); put back on the queue"
+            .into(),
+        crm: rec.last_error.as_ref().and_then(|l| l.crm.clone()),
+        http_status: None,
+    };
+    ledger
+        .mark_dead(delivery_id, &reason, Some(&lead.to_json()), now)
+        .await?;
+    let Some(replay) = ledger.requeue(delivery_id, now).await? else {
+        return Ok(false);
+    };
+    queue.requeue(lead, replay).await?;
+    info!(
+        event_id = delivery_id,
+        replay, "redriven without a real attempt; put back on the leads queue"
+    );
+    Ok(true)
 }
 
 /// Subject (≤ 100 chars, as SNS requires) and a plain-text body a person reads in an email.
@@ -246,7 +307,6 @@ pub fn render_possible_duplicate(c: &crate::ports::IdentityConflict) -> (String,
 mod tests {
     use super::*;
     use crate::fakes::*;
-    use crate::ports::LedgerStatus;
 
     #[tokio::test]
     async fn a_routed_delivery_is_recorded_dead_under_its_own_delivery_id() {
@@ -257,9 +317,15 @@ mod tests {
             object: "contact".into(),
         });
         let reason = permanent("refused").reason();
-        alert_dead_letters(&ledger, &alerts, &[letter(&lead, &reason)], Utc::now())
-            .await
-            .unwrap();
+        alert_dead_letters(
+            &ledger,
+            &alerts,
+            &InMemoryQueue::default(),
+            &[letter(&lead, &reason)],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             ledger.record("evt_x1@zapier").unwrap().status,
             LedgerStatus::Dead
@@ -303,6 +369,7 @@ mod tests {
         alert_dead_letters(
             &ledger,
             &alerts,
+            &InMemoryQueue::default(),
             &[letter(&a, &reason), letter(&b, &reason)],
             Utc::now(),
         )
@@ -324,6 +391,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_redriven_lead_that_only_waited_goes_back_on_the_queue_a_few_times_then_dies() {
+        let (ledger, alerts, queue) = (
+            InMemoryLedger::default(),
+            RecordingAlerts::default(),
+            InMemoryQueue::default(),
+        );
+        let held = sample_lead("evt_held", "a@b.co");
+        ledger
+            .record_received(&held, &held.to_json(), Utc::now())
+            .await
+            .unwrap();
+        let redriven = DeadLetterMessage {
+            message_id: "m1".into(),
+            body: held.to_json(),
+            attributes: HashMap::new(),
+        };
+        for n in 1..=MAX_HELD_REQUEUES {
+            let entries =
+                alert_dead_letters(&ledger, &alerts, &queue, &[redriven.clone()], Utc::now())
+                    .await
+                    .unwrap();
+            assert!(entries.is_empty(), "not dead: {entries:?}");
+            let rec = ledger.record("evt_held").unwrap();
+            assert_eq!((rec.status, rec.replays), (LedgerStatus::Queued, n));
+            assert_eq!(queue.enqueued().len(), n as usize, "back on the queue");
+        }
+        assert!(alerts.sent().is_empty());
+        // a lead that keeps coming back without progress is dead after all, and alerted
+        let entries = alert_dead_letters(&ledger, &alerts, &queue, &[redriven], Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            ledger.record("evt_held").unwrap().status,
+            LedgerStatus::Dead
+        );
+        assert_eq!(alerts.sent().len(), 1);
+    }
+
+    #[tokio::test]
     async fn a_redriven_message_gets_its_last_error_from_the_ledger() {
         let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
         let a = sample_lead("evt_1", "a@b.co");
@@ -333,9 +440,15 @@ mod tests {
             body: a.to_json(),
             attributes: HashMap::new(),
         };
-        let entries = alert_dead_letters(&ledger, &alerts, &[m], Utc::now())
-            .await
-            .unwrap();
+        let entries = alert_dead_letters(
+            &ledger,
+            &alerts,
+            &InMemoryQueue::default(),
+            &[m],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(entries[0].reason.code, "max_receive_count_exceeded");
         assert_eq!(entries[0].reason.http_status, Some(503));
         assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Dead);
@@ -349,6 +462,7 @@ mod tests {
         let r = alert_dead_letters(
             &ledger,
             &alerts,
+            &InMemoryQueue::default(),
             &[letter(&a, &permanent("x").reason())],
             Utc::now(),
         )
@@ -364,9 +478,15 @@ mod tests {
             body: "garbage".into(),
             attributes: HashMap::new(),
         };
-        alert_dead_letters(&ledger, &alerts, &[m], Utc::now())
-            .await
-            .unwrap();
+        alert_dead_letters(
+            &ledger,
+            &alerts,
+            &InMemoryQueue::default(),
+            &[m],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(ledger.record("sqs:m9").unwrap().status, LedgerStatus::Dead);
         assert!(alerts.sent()[0].1.contains("sqs:m9"));
     }

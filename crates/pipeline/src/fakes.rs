@@ -97,10 +97,14 @@ impl InMemoryLedger {
             r.lease_until = Some(Utc::now() - chrono::Duration::seconds(1));
         }
     }
+    /// The delivery as after one failed attempt.
     pub fn seed_failure(&self, event_id: &str, reason: FailureReason) {
         self.records.lock().unwrap().insert(
             event_id.to_string(),
-            blank(event_id, LedgerStatus::Retrying, Some(reason)),
+            LedgerRecord {
+                attempts: 1,
+                ..blank(event_id, LedgerStatus::Retrying, Some(reason))
+            },
         );
     }
 }

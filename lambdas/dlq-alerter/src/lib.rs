@@ -5,17 +5,21 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use lb_pipeline::alert::{alert_dead_letters, DeadLetterMessage};
-use lb_pipeline::{env_var, Alerts, Ledger};
+use lb_pipeline::{env_var, Alerts, LeadQueue, Ledger};
 
 pub struct AlerterApp {
     pub ledger: Arc<dyn Ledger>,
     pub alerts: Arc<dyn Alerts>,
+    /// Where a lead redriven without a real attempt goes back.
+    pub queue: Arc<dyn LeadQueue>,
 }
 
 #[derive(Debug, Clone)]
 pub struct AlerterEnv {
     pub table_name: String,
     pub topic_arn: String,
+    pub queue_url: String,
+    pub dlq_url: String,
 }
 
 impl AlerterEnv {
@@ -23,6 +27,8 @@ impl AlerterEnv {
         Ok(Self {
             table_name: env_var("LEDGER_TABLE")?,
             topic_arn: env_var("ALERTS_TOPIC_ARN")?,
+            queue_url: env_var("LEADS_QUEUE_URL")?,
+            dlq_url: env_var("LEADS_DLQ_URL")?,
         })
     }
 }
@@ -49,6 +55,7 @@ pub async fn handle(
     alert_dead_letters(
         app.ledger.as_ref(),
         app.alerts.as_ref(),
+        app.queue.as_ref(),
         &messages,
         chrono::Utc::now(),
     )
@@ -69,6 +76,7 @@ mod tests {
         let app = Arc::new(AlerterApp {
             ledger: ledger.clone(),
             alerts: alerts.clone(),
+            queue: Arc::new(InMemoryQueue::default()),
         });
         let mut ev = SqsEvent::default();
         for (i, email) in ["a@b.co", "c@d.co"].iter().enumerate() {

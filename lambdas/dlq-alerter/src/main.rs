@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use dlq_alerter::{handle, AlerterApp, AlerterEnv};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use lb_aws::{aws_sdk_dynamodb, aws_sdk_sns, DynamoLedger, SnsAlerts};
+use lb_aws::{aws_sdk_dynamodb, aws_sdk_sns, aws_sdk_sqs, DynamoLedger, SnsAlerts, SqsLeadQueue};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,6 +19,11 @@ async fn main() -> Result<(), Error> {
         alerts: Arc::new(SnsAlerts::new(
             aws_sdk_sns::Client::new(&cfg),
             &env.topic_arn,
+        )),
+        queue: Arc::new(SqsLeadQueue::new(
+            aws_sdk_sqs::Client::new(&cfg),
+            &env.queue_url,
+            &env.dlq_url,
         )),
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
