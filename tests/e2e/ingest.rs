@@ -111,3 +111,45 @@ async fn oversized_body_is_413_and_wrong_content_type_is_400() {
         .await;
     assert_eq!(status, 400, "{problem}");
 }
+
+/// One parse, one truth: a body that names its bot twice (or any key twice) is
+/// refused before anything is queued, and the refusal is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_with_a_duplicate_key_is_refused_with_400_and_recorded() {
+    let t = start("dupkey", |_| {}).await;
+    let raw = br#"{"event_id":"evt_dupkey","event_type":"lead.created","occurred_at":"2026-05-04T11:23:45Z","bot_id":"bot_a","bot_id":"bot_b","visitor":{"email":"a@b.co"}}"#.to_vec();
+    let sig = lb_vendors::signature::sign(t.secret(), chrono::Utc::now().timestamp(), &raw);
+    let (status, problem) = t
+        .post_raw(
+            raw,
+            &[
+                ("content-type", "application/json"),
+                ("leadbridge-signature", &sig),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["type"], "urn:leadbridge:problem:invalid_json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("duplicate key \"/bot_id\""),
+        "{problem}"
+    );
+    assert!(t.ledger("evt_dupkey").await.is_none(), "nothing accepted");
+    let ops = lb_local::ops::OpsTarget::from_stack(&t.stack.info)
+        .connect()
+        .await;
+    let rejected = ops
+        .list(&lb_pipeline::ListFilter::status(
+            lb_pipeline::LedgerStatus::Rejected,
+        ))
+        .await
+        .expect("list");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(
+        rejected[0].last_error.as_ref().unwrap().code,
+        "invalid_json"
+    );
+}

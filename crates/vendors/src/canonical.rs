@@ -64,9 +64,27 @@ pub fn parse(body: &[u8]) -> Result<LeadEvent, ParseError> {
 /// Parses, validates and normalizes a canonical event body: every field error
 /// is collected; card and national id numbers in free text are redacted.
 pub fn parse_with(body: &[u8], norm: &Normalization) -> Result<LeadEvent, ParseError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
-    let Value::Object(map) = &value else {
+    parse_value_with(&read_json(body)?, norm)
+}
+
+/// The body as JSON, read once and strictly (a duplicate key is not JSON we take).
+pub fn read_json(body: &[u8]) -> Result<Value, ParseError> {
+    crate::json::parse_strict(body).map_err(|e| ParseError::NotJson(e.to_string()))
+}
+
+/// The `bot_id` a body claims, when it is a valid id: what picks the signing
+/// secrets and the route, and what the event is queued under.
+pub fn claimed_bot(value: &Value) -> Option<String> {
+    value
+        .get("bot_id")
+        .and_then(Value::as_str)
+        .and_then(|b| BotId::parse(b).ok())
+        .map(|b| b.as_str().to_string())
+}
+
+/// [`parse_with`] on a body already read by [`read_json`].
+pub fn parse_value_with(value: &Value, norm: &Normalization) -> Result<LeadEvent, ParseError> {
+    let Value::Object(map) = value else {
         return Err(ParseError::Invalid(vec![FieldError::new(
             "",
             "invalid_type",

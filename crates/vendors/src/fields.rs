@@ -77,8 +77,13 @@ impl<'a> Reader<'a> {
 
     pub fn required_string(&self, key: &str, max: usize, errs: &mut FieldErrors) -> Option<String> {
         let present = self.get(key).is_some();
+        // Blank (or absent) is `required`; too long or the wrong type already said why.
+        let blank = match self.get(key) {
+            Some(Value::String(s)) => s.trim().is_empty(),
+            _ => !present,
+        };
         let v = self.string(key, max, errs);
-        if v.is_none() && (!present || matches!(self.get(key), Some(Value::String(_)))) {
+        if v.is_none() && blank {
             errs.push(FieldError::new(
                 self.field(key),
                 "required",

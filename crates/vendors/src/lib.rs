@@ -4,6 +4,7 @@
 
 pub mod canonical;
 pub mod fields;
+pub mod json;
 pub mod signature;
 
 /// Why a payload could not become a lead event.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lb_domain::{mask, split_delivery_id, BotId, EventId, FieldError, QueuedLead};
+use lb_domain::{mask, split_delivery_id, EventId, FieldError, QueuedLead};
 use lb_pipeline::accept::{accept_deliveries, AcceptError, Accepted};
 use lb_pipeline::reject::record_rejection;
 use lb_pipeline::secrets::{secret_values, string_values, CachedSecret};
@@ -264,8 +264,10 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
             &[],
         );
     }
-    // Read once: it picks the bot's signing secrets, its route and its rejection record.
-    let claimed = claimed_bot(&req.body);
+    // Parsed once, strictly (no duplicate keys): the bot it claims picks the signing
+    // secrets, the route and the rejection record, and is the bot the event is queued under.
+    let parsed = canonical::read_json(&req.body);
+    let claimed = parsed.as_ref().ok().and_then(canonical::claimed_bot);
     let signing = match app.webhook_secret.get().await {
         Ok(s) => SigningSecrets::for_bot(s.expose(), claimed.as_deref()),
         Err(e) => {
@@ -304,12 +306,12 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
             &[],
         );
     }
-    let deliveries = match admit(app, &req.body, claimed.as_deref(), now) {
+    let deliveries = match admit(app, &parsed, claimed.as_deref(), now) {
         Ok(d) => d,
         Err(refusal) => {
             let codes: Vec<&str> = refusal.errors.iter().map(|e| e.code.as_str()).collect();
             info!(status = refusal.status, code = refusal.code, codes = ?codes, "webhook rejected");
-            let rejection = rejection_of(&req.body, claimed, &refusal);
+            let rejection = rejection_of(&req.body, parsed.as_ref().ok(), claimed, &refusal);
             record_rejection(
                 app.ledger.as_ref(),
                 app.alerts.as_ref(),
@@ -411,7 +413,7 @@ impl Refusal {
 /// queue message per connection the route names.
 fn admit(
     app: &Ingest,
-    body: &[u8],
+    parsed: &Result<serde_json::Value, ParseError>,
     claimed: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<QueuedLead>, Refusal> {
@@ -439,7 +441,11 @@ fn admit(
             None => Normalization::default(),
         }
     };
-    let mut event = match canonical::parse_with(body, &norm) {
+    let parsed = match parsed {
+        Ok(v) => canonical::parse_value_with(v, &norm),
+        Err(e) => Err(e.clone()),
+    };
+    let mut event = match parsed {
         Ok(e) => e,
         Err(ParseError::NotJson(msg)) => {
             return Err(Refusal {
@@ -477,23 +483,16 @@ fn admit(
     })
 }
 
-/// The `bot_id` a body claims (before it is validated), when it is a valid id.
-fn claimed_bot(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Claimed {
-        bot_id: Option<String>,
-    }
-    serde_json::from_slice::<Claimed>(body)
-        .ok()
-        .and_then(|c| c.bot_id)
-        .and_then(|b| BotId::parse(&b).ok())
-        .map(|b| b.as_str().to_string())
-}
-
 /// What the ledger keeps of a refused event: ids, codes, fields and a masked
 /// identity read leniently from the body; never the body itself.
-fn rejection_of(body: &[u8], claimed: Option<String>, refusal: &Refusal) -> Rejection {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+fn rejection_of(
+    body: &[u8],
+    parsed: Option<&serde_json::Value>,
+    claimed: Option<String>,
+    refusal: &Refusal,
+) -> Rejection {
+    let none = serde_json::Value::Null;
+    let v = parsed.unwrap_or(&none);
     let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::trim);
     let id = text("/event_id")
         .and_then(|e| EventId::parse(e).ok())
