@@ -248,6 +248,8 @@ def check_template(t: dict, c: Checker) -> None:
     c.eq(q.get("ContentBasedDeduplication"), False, "LeadsQueue.ContentBasedDeduplication")
     c.eq(q.get("VisibilityTimeout"), 360, "LeadsQueue.VisibilityTimeout")
     c.eq(q.get("MessageRetentionPeriod"), 345600, "LeadsQueue.MessageRetentionPeriod")
+    # ingest refuses (413) a lead whose message would not fit this, with room for a dead letter
+    c.eq(q.get("MaximumMessageSize"), 262144, "LeadsQueue.MaximumMessageSize")
     c.eq(q.get("SqsManagedSseEnabled"), True, "LeadsQueue.SqsManagedSseEnabled")
     rp = q.get("RedrivePolicy", {}) or {}
     c.eq(rp.get("deadLetterTargetArn"), {"Fn::GetAtt": ["LeadsDlq", "Arn"]},
@@ -258,6 +260,7 @@ def check_template(t: dict, c: Checker) -> None:
     c.eq(d.get("QueueName"), _sub("${Prefix}-leads-dlq.fifo"), "LeadsDlq.QueueName")
     c.eq(d.get("FifoQueue"), True, "LeadsDlq.FifoQueue")
     c.eq(d.get("MessageRetentionPeriod"), 1209600, "LeadsDlq.MessageRetentionPeriod")
+    c.eq(d.get("MaximumMessageSize"), 262144, "LeadsDlq.MaximumMessageSize")
     c.eq(d.get("VisibilityTimeout"), 180, "LeadsDlq.VisibilityTimeout")
     c.eq(d.get("SqsManagedSseEnabled"), True, "LeadsDlq.SqsManagedSseEnabled")
 

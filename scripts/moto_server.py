@@ -3,26 +3,60 @@
 Prints one JSON line {"port": N} once listening, then serves until its standard
 input closes: the parent (the local stack or a test binary) going away ends it.
 Usage: python scripts/moto_server.py [PORT]   (0 or absent: a free port)
+
+DynamoDB requests are served one at a time. moto (5.x) runs a
+TransactWriteItems on a deep copy of every table and, when the transaction is
+cancelled, puts that copy back: whatever another thread wrote to any table in
+the meantime is lost. DynamoDB itself isolates transactions; serializing the
+DynamoDB calls gives moto the same behaviour. Other services stay concurrent
+(SQS long polls must not hold up the table).
 """
 
 import json
 import logging
 import sys
+import threading
+from threading import Thread
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.server import MotoRequestHandler
+from werkzeug.serving import make_server
+
+
+class OneDynamoDBCallAtATime:
+    """WSGI middleware: requests with a DynamoDB `X-Amz-Target` hold one lock
+    until their whole response is produced."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self.app(environ, start_response)
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
 
 
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    _, bound = server.get_host_and_port()
-    print(json.dumps({"port": bound}), flush=True)
+    app = OneDynamoDBCallAtATime(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, True, request_handler=MotoRequestHandler)
+    thread = Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    print(json.dumps({"port": server.server_address[1]}), flush=True)
     try:
         sys.stdin.read()
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
 
 
 if __name__ == "__main__":

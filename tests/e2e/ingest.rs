@@ -153,3 +153,46 @@ async fn a_body_with_a_duplicate_key_is_refused_with_400_and_recorded() {
         "invalid_json"
     );
 }
+
+/// Size is checked on what is stored: a body under the HTTP cap whose queue
+/// message (with room for a dead letter's attributes) would not fit SQS is
+/// refused up front with 413 and recorded, never accepted and then lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_whose_queue_message_would_not_fit_is_refused_with_413() {
+    let t = start("toobig", |_| {}).await;
+    let line =
+        |n: usize| json!({"at": "2026-05-04T11:20:01Z", "from": "visitor", "text": "x".repeat(n)});
+    let mut ev = lead("evt_toobig", json!({"email": "big@example.com"}));
+    ev["transcript"]["lines"] = json!([line(63_500), line(63_500), line(63_500), line(63_500)]);
+    let body = serde_json::to_vec(&ev).unwrap();
+    assert!(
+        body.len() < lb_vendors::canonical::MAX_BODY_BYTES,
+        "under the HTTP cap: {}",
+        body.len()
+    );
+    let (status, problem) = t.post(&ev).await;
+    assert_eq!(status, 413, "{problem}");
+    assert_eq!(problem["type"], "urn:leadbridge:problem:payload_too_large");
+    assert!(t.ledger("evt_toobig").await.is_none(), "nothing accepted");
+    let ops = lb_local::ops::OpsTarget::from_stack(&t.stack.info)
+        .connect()
+        .await;
+    let rejected = ops
+        .list(&lb_pipeline::ListFilter::status(
+            lb_pipeline::LedgerStatus::Rejected,
+        ))
+        .await
+        .expect("list");
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        rejected[0].last_error.as_ref().unwrap().code,
+        "payload_too_large"
+    );
+    // the same lead with a shorter transcript is taken, and syncs
+    ev["event_id"] = json!("evt_fits");
+    ev["transcript"]["lines"] = json!([line(63_500), line(63_500), line(63_500)]);
+    let (status, body) = t.post(&ev).await;
+    assert_eq!(status, 202, "{body}");
+    t.wait_status("evt_fits", lb_pipeline::LedgerStatus::Synced)
+        .await;
+}

@@ -7,6 +7,7 @@ mod corpus;
 mod failures;
 mod identity;
 mod ingest;
+mod ledger;
 mod logs;
 mod replay;
 mod sync;

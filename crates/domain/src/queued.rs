@@ -41,6 +41,17 @@ fn contact_object() -> String {
     "contact".into()
 }
 
+/// SQS's maximum message size, which the template pins on both queues
+/// (`MaximumMessageSize: 262144`): body and message attributes together.
+pub const MAX_QUEUE_MESSAGE_BYTES: usize = 262_144;
+/// What a dead letter adds to its lead's message (the reason's attributes,
+/// whose error text is capped at 4,000 bytes): kept free so that any lead
+/// that was queued can also be dead-lettered.
+pub const DEAD_LETTER_RESERVE_BYTES: usize = 8 * 1024;
+/// The largest queue message a lead may become: a lead that would not fit is
+/// refused at ingest (413) rather than accepted and then lost.
+pub const MAX_LEAD_MESSAGE_BYTES: usize = MAX_QUEUE_MESSAGE_BYTES - DEAD_LETTER_RESERVE_BYTES;
+
 /// Separates an event id from a connection name in a delivery id
 /// (event ids never contain it).
 pub const DELIVERY_SEPARATOR: char = '@';

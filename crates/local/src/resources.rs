@@ -110,6 +110,10 @@ pub async fn create(
                 QueueAttributeName::MessageRetentionPeriod,
                 DLQ_RETENTION_SECS.to_string(),
             ),
+            (
+                QueueAttributeName::MaximumMessageSize,
+                lb_domain::queued::MAX_QUEUE_MESSAGE_BYTES.to_string(),
+            ),
         ])))
         .send()
         .await
@@ -136,6 +140,10 @@ pub async fn create(
             (
                 QueueAttributeName::MessageRetentionPeriod,
                 LEADS_RETENTION_SECS.to_string(),
+            ),
+            (
+                QueueAttributeName::MaximumMessageSize,
+                lb_domain::queued::MAX_QUEUE_MESSAGE_BYTES.to_string(),
             ),
             (QueueAttributeName::RedrivePolicy, redrive),
         ])))
@@ -306,6 +314,13 @@ mod tests {
             num(&props("LeadsDlq")["VisibilityTimeout"]),
             Some(DLQ_VISIBILITY_SECS)
         );
+        for q in ["LeadsQueue", "LeadsDlq"] {
+            assert_eq!(
+                num(&props(q)["MaximumMessageSize"]),
+                Some(lb_domain::queued::MAX_QUEUE_MESSAGE_BYTES as u64),
+                "{q}: ingest's size check assumes this maximum"
+            );
+        }
         assert_eq!(
             num(&props("LeadsDlq")["MessageRetentionPeriod"]),
             Some(DLQ_RETENTION_SECS)

@@ -22,7 +22,9 @@ pub mod attrs {
     pub const ATTEMPTS: &str = "leadbridge-attempts";
 }
 
-/// SQS caps a message attribute value at 256 KiB; keep the CRM's text readable and bounded.
+/// The CRM's text in a dead letter's attributes, at most this many bytes, so that
+/// every queued lead can be dead-lettered within SQS's message size
+/// (see [`lb_domain::queued::DEAD_LETTER_RESERVE_BYTES`]).
 const MAX_ATTR_MESSAGE: usize = 4_000;
 
 /// The message attributes of a dead letter (what the alerter reads back).
@@ -31,7 +33,10 @@ pub fn dead_letter_attributes(letter: &DeadLetter) -> Vec<(&'static str, String)
     let mut v = vec![
         (attrs::ERROR_CLASS, r.class.as_str().to_string()),
         (attrs::ERROR_CODE, r.code.clone()),
-        (attrs::ERROR_MESSAGE, truncate(&r.message, MAX_ATTR_MESSAGE)),
+        (
+            attrs::ERROR_MESSAGE,
+            truncate_bytes(&r.message, MAX_ATTR_MESSAGE),
+        ),
         (attrs::ATTEMPTS, letter.attempts.to_string()),
     ];
     if let Some(e) = &letter.event_id {
@@ -60,6 +65,18 @@ pub fn reason_from_attributes(a: &HashMap<String, String>) -> Option<FailureReas
         crm: a.get(attrs::CRM).cloned(),
         http_status: a.get(attrs::HTTP_STATUS).and_then(|s| s.parse().ok()),
     })
+}
+
+/// At most `max` bytes (cut at a character boundary, marked with `…`).
+fn truncate_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -408,10 +425,15 @@ mod tests {
             attributes: HashMap::new(),
         };
         for n in 1..=MAX_HELD_REQUEUES {
-            let entries =
-                alert_dead_letters(&ledger, &alerts, &queue, &[redriven.clone()], Utc::now())
-                    .await
-                    .unwrap();
+            let entries = alert_dead_letters(
+                &ledger,
+                &alerts,
+                &queue,
+                std::slice::from_ref(&redriven),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
             assert!(entries.is_empty(), "not dead: {entries:?}");
             let rec = ledger.record("evt_held").unwrap();
             assert_eq!((rec.status, rec.replays), (LedgerStatus::Queued, n));

@@ -194,7 +194,8 @@ impl Ledger for InMemoryLedger {
         match r.status {
             LedgerStatus::Synced => return Ok(Begin::AlreadySynced(r.outcome.clone())),
             LedgerStatus::Dead => return Ok(Begin::AlreadyDead),
-            LedgerStatus::InProgress if r.lease_until.is_some_and(|l| l > now) => {
+            // Held up to and including its last instant (`lease_until < now` has run out).
+            LedgerStatus::InProgress if r.lease_until.is_some_and(|l| l >= now) => {
                 return Ok(Begin::InProgress {
                     lease_until: r.lease_until.unwrap_or(now),
                 })
@@ -228,6 +229,7 @@ impl Ledger for InMemoryLedger {
         r.status = LedgerStatus::Synced;
         r.outcome = Some(outcome.clone());
         r.lease_until = None;
+        r.next_attempt_at = None;
         r.updated_at = Some(now);
         Ok(())
     }
@@ -241,9 +243,10 @@ impl Ledger for InMemoryLedger {
     ) -> Result<(), PortError> {
         down(&self.failing, "ledger")?;
         let mut m = self.records.lock().unwrap();
-        let r = m
-            .get_mut(delivery_id)
-            .ok_or_else(|| PortError::new("no such event"))?;
+        // Like the conditional update: an unknown, synced or dead event is left alone.
+        let Some(r) = m.get_mut(delivery_id) else {
+            return Ok(());
+        };
         if matches!(r.status, LedgerStatus::Synced | LedgerStatus::Dead) {
             return Ok(());
         }
@@ -275,9 +278,11 @@ impl Ledger for InMemoryLedger {
         r.status = LedgerStatus::Dead;
         r.last_error = Some(reason.clone());
         r.lease_until = None;
+        r.next_attempt_at = None;
         if r.payload.is_none() {
             r.payload = payload.map(str::to_string);
         }
+        r.received_at.get_or_insert(now);
         r.updated_at = Some(now);
         Ok(true)
     }
@@ -485,6 +490,8 @@ impl Ledger for InMemoryLedger {
                 r.status = LedgerStatus::Queued;
                 r.attempts = 0;
                 r.replays += 1;
+                r.lease_until = None;
+                r.next_attempt_at = None;
                 r.updated_at = Some(now);
                 Ok(Some(r.replays))
             }

@@ -4,7 +4,8 @@
 //! [`accept::accept_lead`] (ingest), [`sync::sync_batch`] (worker) and
 //! [`alert::alert_dead_letters`] (dlq-alerter). Adapters live elsewhere
 //! (`lb-aws`, `lb-crm`); in-memory fakes of every port are in [`fakes`]
-//! behind the `test-util` feature.
+//! behind the `test-util` feature, with the ledger's contract suite, run
+//! against the fake and the DynamoDB adapter alike, in [`contract`].
 
 pub mod accept;
 pub mod alert;
@@ -17,6 +18,8 @@ pub mod secrets;
 pub mod status;
 pub mod sync;
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod contract;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lb_domain::queued::MAX_LEAD_MESSAGE_BYTES;
 use lb_domain::{mask, split_delivery_id, EventId, FieldError, QueuedLead};
 use lb_pipeline::accept::{accept_deliveries, AcceptError, Accepted};
 use lb_pipeline::reject::record_rejection;
@@ -473,14 +474,33 @@ fn admit(
             "send at least one of visitor.email, visitor.phone, visitor.wa_id",
         )]));
     };
-    Ok(match route {
+    let deliveries: Vec<QueuedLead> = match route {
         Some(r) => r
             .deliveries()
             .into_iter()
             .map(|d| lead.for_delivery(d))
             .collect(),
         None => vec![lead],
-    })
+    };
+    // Checked on what is stored, not only on what arrived: every queue message
+    // (and the ledger item and dead letter made of it) must fit.
+    if let Some(size) = deliveries
+        .iter()
+        .map(|d| d.to_json().len())
+        .find(|&n| n > MAX_LEAD_MESSAGE_BYTES)
+    {
+        return Err(Refusal {
+            status: 413,
+            code: "payload_too_large",
+            title: "Payload Too Large",
+            detail: format!(
+                "the normalized lead is {size} bytes, more than the {MAX_LEAD_MESSAGE_BYTES} a \
+                 queue message may hold; send a shorter transcript (or a transcript_url)"
+            ),
+            errors: Vec::new(),
+        });
+    }
+    Ok(deliveries)
 }
 
 /// What the ledger keeps of a refused event: ids, codes, fields and a masked
