@@ -163,3 +163,33 @@ async fn a_lead_that_keeps_failing_is_dead_lettered_after_the_attempt_cap() {
         err.message
     );
 }
+
+/// A token without a scope the lead needs: HubSpot's 403 MISSING_SCOPES is a
+/// dead letter whose reason names the scope (the simulator checks scopes per
+/// endpoint as HubSpot's specs give them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_missing_a_scope_dead_letters_naming_the_scope() {
+    let t = start("scopes", |o| {
+        o.sim.scopes = crm_sim::hubspot::SCOPES
+            .iter()
+            .filter(|s| **s != "crm.objects.contacts.read")
+            .map(|s| s.to_string())
+            .collect();
+    })
+    .await;
+    // a phone-only lead needs a search, which needs contacts.read
+    t.post(&lead("evt_scope", json!({"phone": "+1 415 555 0142"})))
+        .await;
+    let rec = t.wait_status("evt_scope", LedgerStatus::Dead).await;
+    let err = rec.last_error.expect("reason");
+    assert_eq!(
+        (err.code.as_str(), err.http_status),
+        ("crm_rejected", Some(403)),
+        "{err:?}"
+    );
+    assert!(
+        err.message.contains("crm.objects.contacts.read"),
+        "{}",
+        err.message
+    );
+}

@@ -809,6 +809,17 @@ fn error_message(status: StatusCode, v: &Value, raw: &str) -> String {
         if !details.is_empty() {
             msg = format!("{msg} ({})", details.join("; "));
         }
+        // A 403 MISSING_SCOPES names the scopes in `context.requiredGranularScopes`:
+        // say which one the token lacks, so the fix is one step.
+        let scopes: Vec<&str> = errs
+            .iter()
+            .filter_map(|e| e["context"]["requiredGranularScopes"].as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !scopes.is_empty() {
+            msg = format!("{msg} [token needs one of: {}]", scopes.join(", "));
+        }
     }
     msg
 }
