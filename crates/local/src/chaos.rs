@@ -1,16 +1,21 @@
 //! The chaos suite: many signed events through the local stack while the CRM
-//! fails, throttles, stalls and goes down, and the worker crashes between the CRM
-//! write and the ledger write. Then it checks what must hold: nothing lost,
-//! nothing duplicated, no older event overwriting a newer one.
+//! fails, throttles, stalls, refuses writes and goes down, and the worker crashes
+//! between the CRM write and the ledger write; dead events are replayed mid-run.
+//! The events are those of people known by an email, a phone number, a WhatsApp
+//! id or several of them, arriving in every order. Then it checks, from what the
+//! CRM holds, what must hold: nothing lost, one CRM record per person, exactly
+//! one note per synced event, no older event overwriting a newer one; and that
+//! older events did arrive after newer ones (the ordering guard was exercised).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lb_pipeline::retry::RetryPolicy;
-use lb_pipeline::LedgerStatus;
-use rand::seq::SliceRandom;
+use lb_pipeline::{LedgerStatus, ListFilter};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::Rng;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -18,6 +23,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::client::StackClient;
 use crate::moto::Moto;
+use crate::ops::OpsTarget;
 use crate::{LocalStack, StackOptions};
 
 #[derive(Debug, Clone)]
@@ -27,8 +33,13 @@ pub struct ChaosConfig {
     pub events: usize,
     /// Share of deliveries that repeat an earlier event (half of them concurrently with it).
     pub duplicate_ratio: f64,
-    /// Share of distinct events that are a second event for a person, sent in the same second.
+    /// Share of distinct events that belong to a person with 2–4 events (the
+    /// rest are one person each). A person's events carry different identity
+    /// sets, arrive in random order, some in the same second, and for every
+    /// third such person the oldest event is sent last.
     pub same_person_ratio: f64,
+    /// Share of distinct events (phone-only or WhatsApp-only ones) sent without any name.
+    pub nameless_ratio: f64,
     pub concurrency: usize,
     /// Deliveries started per second (`None`: as fast as possible). Pacing keeps the
     /// queue short: moto scans a FIFO queue's whole backlog on every receive.
@@ -40,6 +51,12 @@ pub struct ChaosConfig {
     /// Share of CRM requests that stall past the worker's timeout, and for how long.
     pub stall_rate: f64,
     pub stall: Duration,
+    /// Writes the CRM refuses with a 400 (a permanent error: the event dies), on
+    /// the contact upsert and on the note create, this many of each before and
+    /// again after the outage. They are what the mid-run replay brings back.
+    pub refused_writes: u32,
+    /// Share of the events dead once the outage is over that are replayed (at least one).
+    pub replay_share: f64,
     /// A total CRM outage, starting this long after the first delivery.
     pub outage_after: Duration,
     pub outage: Duration,
@@ -59,7 +76,8 @@ impl ChaosConfig {
             prefix: "leadbridge-chaos".into(),
             events: 5_000,
             duplicate_ratio: 0.2,
-            same_person_ratio: 0.1,
+            same_person_ratio: 0.5,
+            nameless_ratio: 0.03,
             concurrency: 16,
             send_rate: Some(3.0),
             error_rate: 0.2,
@@ -68,6 +86,8 @@ impl ChaosConfig {
             // the visibility timeout.
             stall_rate: 0.002,
             stall: Duration::from_secs(25),
+            refused_writes: 10,
+            replay_share: 0.5,
             outage_after: Duration::from_secs(10),
             outage: Duration::from_secs(60),
             crash_every: 50,
@@ -88,12 +108,16 @@ impl ChaosConfig {
         Self {
             prefix: format!("chaos{}", rand::random::<u32>()),
             events: 150,
+            // Fewer people with several events than the full run: their retries
+            // (one person's record is written by one event at a time) set the wall time.
+            same_person_ratio: 0.3,
             send_rate: None,
             outage_after: Duration::from_millis(500),
             outage: Duration::from_secs(3),
             crash_every: 25,
             stall_rate: 0.02,
             stall: Duration::from_secs(4),
+            refused_writes: 2,
             worker_timeout: Duration::from_secs(3),
             worker_concurrency: 3,
             rate_limit: (40, 1_000),
@@ -115,13 +139,35 @@ pub struct ChaosReport {
     pub sent: usize,
     pub distinct_events: usize,
     pub people: usize,
+    /// People with 2–4 events.
+    pub people_with_several_events: usize,
+    /// Distinct events per identity set (`email`, `phone+whatsapp`, …).
+    pub identity_mix: BTreeMap<String, usize>,
+    /// Events sent without any name (phone-only or WhatsApp-only).
+    pub nameless_events: usize,
     pub accepted: usize,
     pub synced: usize,
     pub dead: usize,
     pub dead_by_reason: BTreeMap<String, usize>,
+    /// Dead events put back on the queue mid-run (as `leadbridge replay` does).
+    pub replayed: usize,
     pub lost: usize,
+    /// Contacts in the CRM at the end.
+    pub crm_contacts: usize,
+    /// Per person, the CRM contacts holding any of their identities beyond the first, summed.
     pub crm_duplicates: usize,
+    /// People with a synced event and no CRM contact holding any of their identities.
+    pub persons_without_record: usize,
+    /// Contacts holding the identities of more than one person.
+    pub merged_people: usize,
+    /// Possible duplicates the pipeline alerted on (`possible duplicate` alerts).
+    pub identity_conflicts: usize,
+    /// Notes carrying an event's tag beyond the first one for that event.
     pub duplicate_notes: usize,
+    /// Synced events with no note of their own on the contact the ledger names.
+    pub missing_notes: usize,
+    /// Notes created after a note of the same contact for a newer event.
+    pub out_of_order_arrivals: usize,
     pub out_of_order_overwrites: usize,
     pub crashes_injected: u64,
     /// Worker invocations (batches).
@@ -140,52 +186,197 @@ pub struct ChaosReport {
     pub left_on_queues: (u64, u64),
 }
 
+/// The identities an event carries (bits).
+const EMAIL: u8 = 1;
+const PHONE: u8 = 2;
+const WHATSAPP: u8 = 4;
+
+/// The identity sets of a person's events, by the person's anchor: the identity
+/// every one of their events carries (so any two of them share an identity,
+/// whatever order they are processed in). The first set is the anchor alone.
+const BY_ANCHOR: [&[u8]; 3] = [
+    &[
+        PHONE,
+        EMAIL | PHONE,
+        PHONE | WHATSAPP,
+        EMAIL | PHONE | WHATSAPP,
+    ],
+    &[
+        WHATSAPP,
+        WHATSAPP | PHONE,
+        WHATSAPP | EMAIL,
+        WHATSAPP | EMAIL | PHONE,
+    ],
+    &[EMAIL, EMAIL | PHONE, EMAIL | WHATSAPP],
+];
+
+fn identity_set_name(set: u8) -> String {
+    [(EMAIL, "email"), (PHONE, "phone"), (WHATSAPP, "whatsapp")]
+        .iter()
+        .filter(|(bit, _)| set & bit != 0)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// One person of the run and their identities.
+#[derive(Debug, Clone)]
+struct Person {
+    email: String,
+    /// As sent: `+1 415 555 0123`.
+    phone: String,
+    /// E.164: `+14155550123`.
+    e164: String,
+    /// The same number's digits, as WhatsApp sends them: `14155550123`.
+    wa_id: String,
+}
+
+impl Person {
+    /// Distinct, valid US numbers (`+1 415 555 0000` … `+1 415 555 9999`, then other area codes).
+    fn new(n: usize) -> Self {
+        const AREAS: [u16; 8] = [415, 212, 312, 617, 206, 303, 512, 404];
+        let area = AREAS[(n / 10_000) % AREAS.len()];
+        let line = n % 10_000;
+        Self {
+            email: format!("chaos.p{n}@example.com"),
+            phone: format!("+1 {area} 555 {line:04}"),
+            e164: format!("+1{area}555{line:04}"),
+            wa_id: format!("1{area}555{line:04}"),
+        }
+    }
+}
+
 struct Planned {
     event_id: String,
     person: usize,
+    identities: u8,
+    nameless: bool,
+    occurred_at: DateTime<Utc>,
     body: Value,
 }
 
-fn plan(cfg: &ChaosConfig) -> (Vec<Planned>, Vec<usize>, usize) {
+struct Plan {
+    events: Vec<Planned>,
+    persons: Vec<Person>,
+    /// Indexes into `events`, in sending order (duplicates repeat an index).
+    deliveries: Vec<usize>,
+}
+
+fn plan(cfg: &ChaosConfig) -> Plan {
     let distinct = ((cfg.events as f64) * (1.0 - cfg.duplicate_ratio))
         .round()
         .max(1.0) as usize;
-    let pairs = ((distinct as f64) * cfg.same_person_ratio / 2.0).round() as usize;
-    let people = distinct - pairs;
-    let base: DateTime<Utc> = Utc::now() - chrono::Duration::hours(1);
     let mut rng = rand::rng();
-    let mut events = Vec::with_capacity(distinct);
-    for i in 0..distinct {
-        // The first `pairs` people get two events each, sent back to back; within a pair
-        // the older event is sent second half of the time.
-        let person = if i < 2 * pairs { i / 2 } else { i - pairs };
-        let mut occurred = base + chrono::Duration::seconds(i as i64);
-        if i < 2 * pairs && i % 2 == 1 && rand::random_bool(0.5) {
-            occurred = base + chrono::Duration::seconds(i as i64 - 2);
-        }
-        let event_id = format!("evt_chaos_{i:06}");
-        let body = json!({
-            "event_id": event_id,
-            "event_type": "lead.created",
-            "occurred_at": occurred.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "bot_id": "bot_chaos",
-            "visitor": {"email": format!("chaos.p{person}@example.com"), "name": format!("Chaos Person{person}"),
-                        "company": format!("Co {event_id}")},
-            "context": {"source_url": "https://example.com/chaos", "utm_source": "chaos"},
-            "transcript": {"summary": format!("chaos event {i}")}
-        });
-        events.push(Planned {
-            event_id,
-            person,
-            body,
-        });
+    // How many events each person has: 2–4 for the first ones, then one each.
+    let several = ((distinct as f64) * cfg.same_person_ratio).round() as usize;
+    let mut sizes = Vec::new();
+    let mut in_groups = 0;
+    while several.min(distinct) - in_groups >= 2 {
+        let k = rng
+            .random_range(2..=4)
+            .min(several.min(distinct) - in_groups);
+        sizes.push(k);
+        in_groups += k;
     }
-    let duplicates = cfg.events.saturating_sub(distinct);
-    let mut order: Vec<usize> = (0..distinct).collect();
-    // Shuffle whole blocks of 2 so that pairs stay within the same second.
-    let mut blocks: Vec<Vec<usize>> = order.chunks(2).map(<[usize]>::to_vec).collect();
+    sizes.extend(std::iter::repeat_n(1, distinct - in_groups));
+
+    let base: DateTime<Utc> = Utc::now() - chrono::Duration::hours(1);
+    let mut events = Vec::with_capacity(distinct);
+    let mut persons = Vec::with_capacity(sizes.len());
+    let mut of_person: Vec<Vec<usize>> = Vec::with_capacity(sizes.len());
+    for (n, &k) in sizes.iter().enumerate() {
+        persons.push(Person::new(n));
+        let sets = BY_ANCHOR[n % BY_ANCHOR.len()];
+        // A mix: the anchor alone, one multi-identity set, the rest at random; in random order.
+        let mut chosen: Vec<u8> = if k == 1 {
+            vec![*sets.choose(&mut rng).expect("sets")]
+        } else {
+            let mut c = vec![sets[0], *sets[1..].choose(&mut rng).expect("sets")];
+            c.extend((2..k).map(|_| *sets.choose(&mut rng).expect("sets")));
+            c
+        };
+        chosen.shuffle(&mut rng);
+        // One event of the person is `evt_chaos_<n>`, the others `evt_chaos_<n>.<m>`:
+        // its note tag is the start of theirs, which a tag search must not mistake.
+        let mut suffixes: Vec<usize> = (0..k).collect();
+        suffixes.shuffle(&mut rng);
+        let mut mine = Vec::with_capacity(k);
+        for (identities, m) in chosen.into_iter().zip(suffixes) {
+            let i = events.len();
+            mine.push(i);
+            events.push(Planned {
+                event_id: match m {
+                    0 => format!("evt_chaos_{n:05}"),
+                    m => format!("evt_chaos_{n:05}.{m}"),
+                },
+                person: n,
+                identities,
+                nameless: false,
+                // A person's events are one second apart; their index order is their age.
+                occurred_at: base + chrono::Duration::seconds(i as i64),
+                body: Value::Null,
+            });
+        }
+        of_person.push(mine);
+    }
+
+    // A few phone-only or WhatsApp-only events carry no name at all (at least one).
+    let mut single_non_email: Vec<usize> = (0..distinct)
+        .filter(|&i| matches!(events[i].identities, PHONE | WHATSAPP))
+        .collect();
+    single_non_email.shuffle(&mut rng);
+    let nameless = (((distinct as f64) * cfg.nameless_ratio).round() as usize)
+        .max(1)
+        .min(single_non_email.len());
+    for &i in &single_non_email[..nameless] {
+        events[i].nameless = true;
+    }
+    for e in &mut events {
+        e.body = event_body(e, &persons[e.person]);
+    }
+
+    // Sending order: each person's events in random order, some of them in pairs
+    // sent in the same second; blocks shuffled across people. For every third
+    // person with several events, the block holding their oldest event is sent
+    // at the very end, after their newer ones.
+    let mut blocks: Vec<Vec<usize>> = Vec::new();
+    let mut late: Vec<Vec<usize>> = Vec::new();
+    for (n, mine) in of_person.iter().enumerate() {
+        if mine.len() == 1 {
+            blocks.push(mine.clone());
+            continue;
+        }
+        let mut order = mine.clone();
+        order.shuffle(&mut rng);
+        let mut own: Vec<Vec<usize>> = Vec::new();
+        let mut j = 0;
+        while j < order.len() {
+            if j + 1 < order.len() && rng.random_bool(0.5) {
+                own.push(vec![order[j], order[j + 1]]);
+                j += 2;
+            } else {
+                own.push(vec![order[j]]);
+                j += 1;
+            }
+        }
+        if n % 3 == 0 {
+            let oldest = mine[0];
+            let at = own
+                .iter()
+                .position(|b| b.contains(&oldest))
+                .expect("the oldest is in a block");
+            let mut b = own.remove(at);
+            b.sort_by_key(|&i| i == oldest);
+            late.push(b);
+        }
+        blocks.extend(own);
+    }
     blocks.shuffle(&mut rng);
-    order = blocks.concat();
+    late.shuffle(&mut rng);
+    let is_late: HashSet<usize> = late.iter().flatten().copied().collect();
+    let order: Vec<usize> = blocks.into_iter().chain(late).flatten().collect();
+
+    let duplicates = cfg.events.saturating_sub(distinct);
     let mut deliveries = Vec::with_capacity(cfg.events);
     let every = if duplicates == 0 {
         usize::MAX
@@ -196,8 +387,9 @@ fn plan(cfg: &ChaosConfig) -> (Vec<Planned>, Vec<usize>, usize) {
     for (n, i) in order.iter().copied().enumerate() {
         deliveries.push(i);
         if dups < duplicates && n % every == 0 {
-            // Half right behind the original (concurrent), half later.
-            if dups % 2 == 0 {
+            // Half right behind the original (concurrent), half earlier in the run
+            // (never for an event that must arrive late).
+            if dups % 2 == 0 || is_late.contains(&i) {
                 deliveries.push(i);
             } else {
                 let at = deliveries.len() / 2;
@@ -206,7 +398,278 @@ fn plan(cfg: &ChaosConfig) -> (Vec<Planned>, Vec<usize>, usize) {
             dups += 1;
         }
     }
-    (events, deliveries, people)
+    Plan {
+        events,
+        persons,
+        deliveries,
+    }
+}
+
+/// The webhook body of one planned event (README, "The webhook contract").
+fn event_body(e: &Planned, p: &Person) -> Value {
+    let mut visitor = serde_json::Map::new();
+    if e.identities & EMAIL != 0 {
+        visitor.insert("email".into(), json!(p.email));
+    }
+    if e.identities & PHONE != 0 {
+        visitor.insert("phone".into(), json!(p.phone));
+    }
+    if e.identities & WHATSAPP != 0 {
+        visitor.insert("wa_id".into(), json!(p.wa_id));
+    }
+    if !e.nameless {
+        visitor.insert("name".into(), json!(format!("Chaos Person{}", e.person)));
+    }
+    // The per-event marker that shows which event last wrote the contact's fields.
+    visitor.insert("company".into(), json!(format!("Co {}", e.event_id)));
+    json!({
+        "event_id": e.event_id,
+        "event_type": "lead.created",
+        "occurred_at": e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "bot_id": BOT_ID,
+        "visitor": visitor,
+        "context": {"source_url": "https://example.com/chaos", "utm_source": "chaos"},
+        "transcript": {"summary": format!("chaos event {}", e.event_id)}
+    })
+}
+
+const BOT_ID: &str = "bot_chaos";
+const NOTE_TAG: &str = "leadbridge-event:";
+
+/// A character of an event id (README: `A-Z a-z 0-9 - _ . :`).
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.:".contains(c)
+}
+
+/// The event ids tagged in a note body: each `leadbridge-event:` followed by the
+/// whole id (up to the first character no id contains), so that the tag of
+/// `evt_1` is never read as `evt_10`'s.
+fn tagged_event_ids(body: &str) -> Vec<&str> {
+    body.match_indices(NOTE_TAG)
+        .map(|(at, _)| {
+            let rest = &body[at + NOTE_TAG.len()..];
+            let end = rest.find(|c: char| !is_id_char(c)).unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+/// The digits of a phone value (`+1 (415) 555-0123` → `14155550123`).
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// A HubSpot timestamp: RFC 3339, or milliseconds since the epoch.
+fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+    match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+            .or_else(|| {
+                s.parse::<i64>()
+                    .ok()
+                    .and_then(DateTime::from_timestamp_millis)
+            }),
+        Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
+        _ => None,
+    }
+}
+
+/// How a settled event ended, as the ledger says.
+#[derive(Debug, Clone)]
+struct Settled {
+    synced: bool,
+    /// The contact the ledger's outcome names.
+    contact_id: Option<String>,
+}
+
+/// What the checks found in the CRM.
+#[derive(Debug, Default)]
+struct Findings {
+    crm_contacts: usize,
+    crm_duplicates: usize,
+    persons_without_record: usize,
+    merged_people: usize,
+    duplicate_notes: usize,
+    missing_notes: usize,
+    out_of_order_arrivals: usize,
+    out_of_order_overwrites: usize,
+    /// When the first note of each event was created.
+    note_created: HashMap<usize, DateTime<Utc>>,
+}
+
+/// The checks, on every contact (`email`, `phone`, `mobilephone`,
+/// `hs_whatsapp_phone_number`, `company`) and every note (`hs_note_body`,
+/// `hs_timestamp`, `createdAt`, its associated contacts) the CRM holds.
+fn check(
+    events: &[Planned],
+    persons: &[Person],
+    settled: &HashMap<usize, Settled>,
+    contacts: &[Value],
+    notes: &[Value],
+) -> Findings {
+    let mut f = Findings {
+        crm_contacts: contacts.len(),
+        ..Findings::default()
+    };
+    let index_of: HashMap<&str, usize> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event_id.as_str(), i))
+        .collect();
+    // Every identity of every person; phones by their E.164 digits and by their
+    // national number (a CRM may keep either).
+    let mut person_of: HashMap<String, usize> = HashMap::new();
+    for (n, p) in persons.iter().enumerate() {
+        person_of.insert(format!("e:{}", p.email), n);
+        let e164 = digits(&p.e164);
+        person_of.insert(format!("p:{}", &e164[1..]), n);
+        person_of.insert(format!("p:{e164}"), n);
+    }
+
+    // One record per person: the contacts holding any of a person's identities.
+    let mut contacts_of: HashMap<usize, BTreeSet<String>> = HashMap::new();
+    let mut company_of: HashMap<String, Option<String>> = HashMap::new();
+    for c in contacts {
+        let id = c["id"].as_str().unwrap_or_default().to_string();
+        let props = &c["properties"];
+        let mut people = BTreeSet::new();
+        if let Some(email) = props["email"].as_str() {
+            people.extend(person_of.get(&format!("e:{}", email.trim().to_lowercase())));
+        }
+        for prop in ["phone", "mobilephone", "hs_whatsapp_phone_number"] {
+            if let Some(v) = props[prop].as_str() {
+                people.extend(person_of.get(&format!("p:{}", digits(v))));
+            }
+        }
+        if people.len() > 1 {
+            f.merged_people += 1;
+        }
+        for n in people {
+            contacts_of.entry(n).or_default().insert(id.clone());
+        }
+        company_of.insert(id, props["company"].as_str().map(str::to_string));
+    }
+    f.crm_duplicates = contacts_of
+        .values()
+        .map(|c| c.len().saturating_sub(1))
+        .sum();
+    let with_synced: HashSet<usize> = settled
+        .iter()
+        .filter(|(_, s)| s.synced)
+        .map(|(i, _)| events[*i].person)
+        .collect();
+    f.persons_without_record = with_synced
+        .iter()
+        .filter(|n| contacts_of.get(n).is_none_or(BTreeSet::is_empty))
+        .count();
+
+    // The notes: which events they are for, on which contacts, in creation order.
+    struct Note {
+        id: u64,
+        created: Option<DateTime<Utc>>,
+        timestamp: Option<DateTime<Utc>>,
+        contacts: Vec<String>,
+    }
+    let mut notes_of_event: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut parsed: Vec<Note> = Vec::with_capacity(notes.len());
+    for n in notes {
+        let body = n["properties"]["hs_note_body"].as_str().unwrap_or("");
+        let tagged: Vec<usize> = tagged_event_ids(body)
+            .into_iter()
+            .filter_map(|id| index_of.get(id).copied())
+            .collect();
+        let created = timestamp(&n["createdAt"]);
+        let timestamp = timestamp(&n["properties"]["hs_timestamp"])
+            .or_else(|| tagged.first().map(|&i| events[i].occurred_at));
+        for &i in &tagged {
+            notes_of_event.entry(i).or_default().push(parsed.len());
+            if let Some(t) = created {
+                f.note_created
+                    .entry(i)
+                    .and_modify(|c| *c = (*c).min(t))
+                    .or_insert(t);
+            }
+        }
+        let contacts = n["associations"]["contacts"]["results"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|a| a["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        parsed.push(Note {
+            id: n["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+            created,
+            timestamp,
+            contacts,
+        });
+    }
+    // Exactly one note per synced event, on the contact the ledger names.
+    f.duplicate_notes = notes_of_event
+        .values()
+        .map(|v| v.len().saturating_sub(1))
+        .sum();
+    f.missing_notes = settled
+        .iter()
+        .filter(|(_, s)| s.synced)
+        .filter(|(i, s)| {
+            let on_contact = |n: &usize| {
+                s.contact_id
+                    .as_ref()
+                    .is_some_and(|c| parsed[*n].contacts.contains(c))
+            };
+            !notes_of_event
+                .get(i)
+                .is_some_and(|ns| ns.iter().any(on_contact))
+        })
+        .count();
+    // Out-of-order arrivals: per contact, a note created after a note for a newer event.
+    let mut by_contact: HashMap<&str, Vec<&Note>> = HashMap::new();
+    for n in &parsed {
+        for c in &n.contacts {
+            by_contact.entry(c.as_str()).or_default().push(n);
+        }
+    }
+    for notes in by_contact.values_mut() {
+        notes.sort_by_key(|n| (n.created, n.id));
+        let mut newest: Option<DateTime<Utc>> = None;
+        for n in notes.iter() {
+            if let (Some(t), Some(max)) = (n.timestamp, newest) {
+                if t < max {
+                    f.out_of_order_arrivals += 1;
+                }
+            }
+            newest = newest.max(n.timestamp);
+        }
+    }
+
+    // Out-of-order overwrites: a contact's fields are those of an older event than
+    // one synced to it (every contact of every person the ledger names).
+    let mut synced_to: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, s) in settled {
+        if let (true, Some(c)) = (s.synced, s.contact_id.as_deref()) {
+            synced_to.entry(c).or_default().push(*i);
+        }
+    }
+    for (contact, synced) in &synced_to {
+        let holder = company_of
+            .get(*contact)
+            .and_then(Option::as_deref)
+            .and_then(|co| co.strip_prefix("Co "))
+            .and_then(|id| index_of.get(id));
+        if let Some(&e) = holder {
+            if synced
+                .iter()
+                .any(|&s| events[s].occurred_at > events[e].occurred_at)
+            {
+                f.out_of_order_overwrites += 1;
+            }
+        }
+    }
+    f
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -228,6 +691,21 @@ async fn set_faults(client: &StackClient, cfg: &ChaosConfig) -> anyhow::Result<(
     client
         .admin(Method::POST, "faults", Some(json!({"kind": "latency", "ms": cfg.stall.as_millis() as u64, "probability": cfg.stall_rate})))
         .await?;
+    if cfg.refused_writes > 0 {
+        for route in [
+            "POST /crm/v3/objects/contacts/batch/upsert",
+            "POST /crm/v3/objects/notes",
+        ] {
+            client
+                .admin(
+                    Method::POST,
+                    "faults",
+                    Some(json!({"kind": "error", "status": 400, "probability": 0.05,
+                                "count": cfg.refused_writes, "route": route})),
+                )
+                .await?;
+        }
+    }
     Ok(())
 }
 
@@ -257,7 +735,11 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
     let started = Instant::now();
     set_faults(&client, &cfg).await?;
 
-    let (events, deliveries, people) = plan(&cfg);
+    let Plan {
+        events,
+        persons,
+        deliveries,
+    } = plan(&cfg);
     let events = Arc::new(events);
     let accepted_at: Arc<Mutex<HashMap<usize, DateTime<Utc>>>> = Arc::default();
 
@@ -305,11 +787,21 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
     while tasks.join_next().await.is_some() {}
     outage.await??;
 
-    // Settle: every accepted event synced or dead.
+    // Settle: every accepted event synced or dead. The outage is over: the first
+    // time events are dead, the operator replays a share of them, as
+    // `leadbridge replay` does, and they settle again like any other.
     let accepted = accepted_at.lock().await.clone();
     let ledger = stack.ledger();
+    let ops = OpsTarget::from_stack(&stack.info).connect().await;
+    let index_of: HashMap<String, usize> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event_id.clone(), i))
+        .collect();
     let mut pending: Vec<usize> = accepted.keys().copied().collect();
     let mut records: HashMap<usize, lb_pipeline::LedgerRecord> = HashMap::new();
+    let mut replayed = 0;
+    let mut replay_done = false;
     let deadline = Instant::now() + cfg.settle_timeout;
     while !pending.is_empty() && Instant::now() < deadline {
         let mut still = Vec::new();
@@ -322,6 +814,27 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
             }
         }
         pending = still;
+        let dead_now = records
+            .values()
+            .filter(|r| r.status == LedgerStatus::Dead)
+            .count();
+        if !replay_done && dead_now > 0 {
+            replay_done = true;
+            let mut filter = ListFilter::status(LedgerStatus::Dead);
+            filter.bot_id = Some(BOT_ID.into());
+            filter.limit = Some((((dead_now as f64) * cfg.replay_share).round() as usize).max(1));
+            let report = ops.replay(&filter, false, Utc::now()).await?;
+            for entry in &report.entries {
+                if entry.action.name() != "replayed" {
+                    continue;
+                }
+                replayed += 1;
+                if let Some(&i) = index_of.get(&entry.event_id) {
+                    records.remove(&i);
+                    pending.push(i);
+                }
+            }
+        }
         if !pending.is_empty() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -368,81 +881,57 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         depth(stack.info.dlq_url.clone()).await,
     );
 
-    // What the CRM holds.
+    // Possible duplicates, as the pipeline reports them: one alert each on the
+    // alerts topic, read from the inbox queue subscribed to it.
+    let identity_conflicts = client
+        .take_alerts(&sqs)
+        .await?
+        .iter()
+        .filter(|(subject, _)| subject.to_lowercase().contains("possible duplicate"))
+        .count();
+
+    // What the CRM holds: every contact, and every note with its contacts (the
+    // note list pages; each note has few associations, unlike a contact).
     let stats = client.admin(Method::GET, "stats", None).await?;
     let contacts = client
-        .hubspot_all("contacts", "&properties=email,company")
+        .hubspot_all(
+            "contacts",
+            "&properties=email,phone,mobilephone,hs_whatsapp_phone_number,company",
+        )
         .await?;
-    let notes = client
-        .hubspot_all("notes", "&properties=hs_note_body")
+    let mut notes = client
+        .hubspot_all(
+            "notes",
+            "&properties=hs_note_body,hs_timestamp&associations=contacts",
+        )
         .await?;
-    let mut per_email: HashMap<String, Vec<&Value>> = HashMap::new();
-    for c in &contacts {
-        per_email
-            .entry(c["properties"]["email"].as_str().unwrap_or("").to_string())
-            .or_default()
-            .push(c);
-    }
-    let crm_duplicates = per_email.values().map(|v| v.len().saturating_sub(1)).sum();
-    let mut notes_per_event: HashMap<usize, usize> = HashMap::new();
-    let mut note_created: HashMap<usize, DateTime<Utc>> = HashMap::new();
-    for n in &notes {
-        let body = n["properties"]["hs_note_body"].as_str().unwrap_or("");
-        let Some(idx) = body
-            .split("leadbridge-event:evt_chaos_")
-            .nth(1)
-            .and_then(|s| s.get(..6))
-            .and_then(|s| s.parse::<usize>().ok())
-        else {
+    // A record read lists at most 100 associations per type; the rest page.
+    for n in &mut notes {
+        let next = &n["associations"]["contacts"]["paging"]["next"]["after"];
+        let Some(after) = next.as_str().map(str::to_string) else {
             continue;
         };
-        *notes_per_event.entry(idx).or_default() += 1;
-        if let Some(t) = n["createdAt"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        {
-            note_created.entry(idx).or_insert(t.with_timezone(&Utc));
+        let id = n["id"].as_str().unwrap_or_default().to_string();
+        let rest = client
+            .hubspot_associations("notes", &id, "contacts", Some(&after))
+            .await?;
+        if let Some(results) = n["associations"]["contacts"]["results"].as_array_mut() {
+            results.extend(rest.into_iter().map(|id| json!({"id": id})));
         }
     }
-    let duplicate_notes = notes_per_event.values().map(|n| n.saturating_sub(1)).sum();
-
-    // An out-of-order overwrite: the contact holds the fields of event E while a
-    // newer event F of the same person was synced.
-    let occurred = |i: usize| {
-        events[i].body["occurred_at"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    };
-    let mut by_person: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (i, r) in &records {
-        if r.status == LedgerStatus::Synced {
-            by_person.entry(events[*i].person).or_default().push(*i);
-        }
-    }
-    let index_of: HashMap<&str, usize> = events
+    let settled: HashMap<usize, Settled> = records
         .iter()
-        .enumerate()
-        .map(|(i, e)| (e.event_id.as_str(), i))
+        .map(|(i, r)| {
+            (
+                *i,
+                Settled {
+                    synced: r.status == LedgerStatus::Synced,
+                    contact_id: r.outcome.as_ref().map(|o| o.contact_id.clone()),
+                },
+            )
+        })
         .collect();
-    let mut out_of_order = 0;
-    for (person, synced) in &by_person {
-        let Some(c) = per_email
-            .get(&format!("chaos.p{person}@example.com"))
-            .and_then(|v| v.first())
-        else {
-            continue;
-        };
-        let holder = c["properties"]["company"]
-            .as_str()
-            .and_then(|co| co.strip_prefix("Co "))
-            .and_then(|id| index_of.get(id));
-        if let Some(&e) = holder {
-            if synced.iter().any(|&f| occurred(f) > occurred(e)) {
-                out_of_order += 1;
-            }
-        }
-    }
+    let found = check(&events, &persons, &settled, &contacts, &notes);
 
     let synced = records
         .values()
@@ -461,7 +950,8 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
             *dead_by_reason.entry(code).or_default() += 1;
         }
     }
-    let mut latencies: Vec<f64> = note_created
+    let mut latencies: Vec<f64> = found
+        .note_created
         .iter()
         .filter_map(|(i, created)| {
             accepted
@@ -470,20 +960,39 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let distinct = events.len();
+    let mut identity_mix: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events.iter() {
+        *identity_mix
+            .entry(identity_set_name(e.identities))
+            .or_default() += 1;
+    }
+    let mut per_person: HashMap<usize, usize> = HashMap::new();
+    for e in events.iter() {
+        *per_person.entry(e.person).or_default() += 1;
+    }
     let seen: HashSet<usize> = deliveries.iter().copied().collect();
     let report = ChaosReport {
         sent: deliveries.len(),
-        distinct_events: distinct,
-        people,
+        distinct_events: events.len(),
+        people: persons.len(),
+        people_with_several_events: per_person.values().filter(|&&n| n > 1).count(),
+        identity_mix,
+        nameless_events: events.iter().filter(|e| e.nameless).count(),
         accepted: accepted.len(),
         synced,
         dead: records.len() - synced,
         dead_by_reason,
+        replayed,
         lost: seen.len() - records.len(),
-        crm_duplicates,
-        duplicate_notes,
-        out_of_order_overwrites: out_of_order,
+        crm_contacts: found.crm_contacts,
+        crm_duplicates: found.crm_duplicates,
+        persons_without_record: found.persons_without_record,
+        merged_people: found.merged_people,
+        identity_conflicts,
+        duplicate_notes: found.duplicate_notes,
+        missing_notes: found.missing_notes,
+        out_of_order_arrivals: found.out_of_order_arrivals,
+        out_of_order_overwrites: found.out_of_order_overwrites,
         crashes_injected: crash.crashes(),
         worker_invocations: stack
             .worker_stats
@@ -505,29 +1014,85 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
 }
 
 impl ChaosReport {
-    /// The zeros the suite exists to prove.
+    /// The promises the suite exists to prove: nothing lost, one CRM record per
+    /// person, exactly one note per synced event, no field overwritten out of
+    /// order — and older events did arrive after newer ones, so the ordering
+    /// guard was exercised. (Identity conflicts are reported, not required to be 0.)
     pub fn holds(&self) -> bool {
-        self.lost == 0
-            && self.crm_duplicates == 0
-            && self.duplicate_notes == 0
-            && self.out_of_order_overwrites == 0
+        self.broken().is_empty()
+    }
+
+    /// The promises this run broke, in words.
+    pub fn broken(&self) -> Vec<&'static str> {
+        [
+            (
+                self.lost > 0,
+                "an accepted event was neither synced nor dead",
+            ),
+            (self.crm_duplicates > 0, "a person has several CRM records"),
+            (
+                self.persons_without_record > 0,
+                "a person with a synced event has no CRM record",
+            ),
+            (
+                self.merged_people > 0,
+                "a CRM record holds the identities of several people",
+            ),
+            (self.duplicate_notes > 0, "an event has several notes"),
+            (
+                self.missing_notes > 0,
+                "a synced event has no note of its own on its contact",
+            ),
+            (
+                self.out_of_order_overwrites > 0,
+                "an older event overwrote the fields of a newer one",
+            ),
+            (
+                self.out_of_order_arrivals == 0,
+                "no older event arrived after a newer one (the ordering guard was not exercised)",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(broke, what)| broke.then_some(what))
+        .collect()
     }
 
     pub fn table(&self) -> String {
         let mut t = String::new();
-        let mut row = |k: &str, v: String| t.push_str(&format!("  {k:<28} {v:>10}\n"));
+        let mut row = |k: &str, v: String| t.push_str(&format!("  {k:<32} {v:>10}\n"));
         row("events sent", self.sent.to_string());
         row("distinct events", self.distinct_events.to_string());
         row("people", self.people.to_string());
+        row(
+            "  with 2-4 events",
+            self.people_with_several_events.to_string(),
+        );
+        for (set, n) in &self.identity_mix {
+            row(&format!("  events: {set}"), n.to_string());
+        }
+        row("  events without a name", self.nameless_events.to_string());
         row("accepted (202)", self.accepted.to_string());
         row("synced", self.synced.to_string());
         row("dead", self.dead.to_string());
         for (reason, n) in &self.dead_by_reason {
             row(&format!("  dead: {reason}"), n.to_string());
         }
+        row("replayed mid-run", self.replayed.to_string());
         row("lost", self.lost.to_string());
+        row("CRM contacts", self.crm_contacts.to_string());
         row("CRM duplicates", self.crm_duplicates.to_string());
+        row(
+            "persons without a record",
+            self.persons_without_record.to_string(),
+        );
+        row("records of several people", self.merged_people.to_string());
+        row("identity conflicts", self.identity_conflicts.to_string());
         row("duplicate notes", self.duplicate_notes.to_string());
+        row("missing notes", self.missing_notes.to_string());
+        row(
+            "out-of-order arrivals",
+            self.out_of_order_arrivals.to_string(),
+        );
         row(
             "out-of-order overwrites",
             self.out_of_order_overwrites.to_string(),
@@ -552,5 +1117,216 @@ impl ChaosReport {
             t.push_str(&format!("  unsettled: {u}\n"));
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_person_has_valid_distinct_numbers_and_their_events_share_an_identity() {
+        let cfg = ChaosConfig::full();
+        let Plan {
+            events,
+            persons,
+            deliveries,
+        } = plan(&cfg);
+        assert_eq!(deliveries.len(), cfg.events);
+        assert_eq!(
+            deliveries.iter().collect::<HashSet<_>>().len(),
+            events.len(),
+            "every event is sent"
+        );
+        let mut numbers = HashSet::new();
+        for p in &persons {
+            let phone = lb_domain::Phone::parse(&p.phone, None).expect("a valid number");
+            assert_eq!(phone.as_str(), p.e164);
+            let wa = lb_domain::WaId::parse(&p.wa_id).expect("a valid wa_id");
+            assert_eq!(format!("+{}", wa.as_str()), p.e164, "the same number");
+            assert!(numbers.insert(p.e164.clone()), "{} is shared", p.e164);
+        }
+        let mut of_person: HashMap<usize, Vec<&Planned>> = HashMap::new();
+        for e in &events {
+            of_person.entry(e.person).or_default().push(e);
+            assert!(e.identities != 0);
+            if e.nameless {
+                assert!(matches!(e.identities, PHONE | WHATSAPP), "{}", e.event_id);
+                assert!(e.body["visitor"].get("name").is_none());
+            } else {
+                assert!(e.body["visitor"]["name"].is_string());
+            }
+            assert_eq!(
+                e.body["visitor"]["company"],
+                json!(format!("Co {}", e.event_id))
+            );
+        }
+        let ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids.len(), events.len(), "event ids are unique");
+        for evs in of_person.values() {
+            let common = evs.iter().fold(7u8, |acc, e| acc & e.identities);
+            assert_ne!(common, 0, "a person's events share an identity");
+            let bare: Vec<&&Planned> = evs.iter().filter(|e| !e.event_id.contains('.')).collect();
+            assert_eq!(bare.len(), 1, "one event id is the start of the others'");
+            assert!(evs
+                .iter()
+                .all(|e| e.event_id.starts_with(&bare[0].event_id)));
+            if evs.len() > 1 {
+                assert!(evs.iter().any(|e| e.identities.count_ones() == 1));
+                assert!(evs.iter().any(|e| e.identities.count_ones() > 1));
+            }
+        }
+        let mix: HashSet<u8> = events.iter().map(|e| e.identities).collect();
+        for set in [
+            EMAIL,
+            PHONE,
+            WHATSAPP,
+            EMAIL | PHONE | WHATSAPP,
+            PHONE | WHATSAPP,
+        ] {
+            assert!(mix.contains(&set), "{}", identity_set_name(set));
+        }
+        assert!(events.iter().any(|e| e.nameless));
+        assert!(of_person.values().any(|v| v.len() == 4));
+    }
+
+    #[test]
+    fn the_reduced_plan_has_several_people_a_nameless_event_and_late_old_events() {
+        let Plan { events, .. } = plan(&ChaosConfig::reduced());
+        let mut per_person: HashMap<usize, usize> = HashMap::new();
+        for e in &events {
+            *per_person.entry(e.person).or_default() += 1;
+        }
+        assert!(per_person.values().filter(|&&n| n > 1).count() >= 5);
+        assert!(events.iter().any(|e| e.nameless));
+    }
+
+    #[test]
+    fn a_tag_is_read_whole() {
+        let body = "<p>x</p><p>Ref: leadbridge-event:evt_10</p>";
+        assert_eq!(tagged_event_ids(body), ["evt_10"]);
+        assert_eq!(
+            tagged_event_ids("leadbridge-event:evt_1.2:a"),
+            ["evt_1.2:a"]
+        );
+        assert!(tagged_event_ids("leadbridge-event:</p>").is_empty());
+    }
+
+    fn planned(id: &str, person: usize, secs: i64) -> Planned {
+        Planned {
+            event_id: id.into(),
+            person,
+            identities: EMAIL,
+            nameless: false,
+            occurred_at: DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap(),
+            body: Value::Null,
+        }
+    }
+
+    fn contact(id: &str, props: Value) -> Value {
+        json!({"id": id, "properties": props})
+    }
+
+    fn note(id: u64, event: &str, contact: &str, created_ms: i64, ts_secs: i64) -> Value {
+        json!({
+            "id": id.to_string(),
+            "createdAt": DateTime::from_timestamp_millis(1_800_000_000_000 + created_ms).unwrap().to_rfc3339(),
+            "properties": {
+                "hs_note_body": format!("<p>Ref: leadbridge-event:{event}</p>"),
+                "hs_timestamp": DateTime::from_timestamp(1_700_000_000 + ts_secs, 0).unwrap().to_rfc3339(),
+            },
+            "associations": {"contacts": {"results": [{"id": contact, "type": "note_to_contact"}]}}
+        })
+    }
+
+    fn synced(contact: &str) -> Settled {
+        Settled {
+            synced: true,
+            contact_id: Some(contact.into()),
+        }
+    }
+
+    #[test]
+    fn the_checks_find_what_breaks_a_promise() {
+        let persons = vec![Person::new(0), Person::new(1), Person::new(2)];
+        let events = vec![
+            planned("evt_1", 0, 0),
+            planned("evt_10", 0, 10),
+            planned("evt_2", 1, 2),
+            planned("evt_3", 1, 3),
+            planned("evt_4", 2, 4),
+        ];
+        let settled: HashMap<usize, Settled> = [
+            (0, synced("101")),
+            (1, synced("102")),
+            (2, synced("201")),
+            (3, synced("201")),
+            (4, synced("301")),
+        ]
+        .into_iter()
+        .collect();
+        let contacts = vec![
+            // Person 0 twice: by email, and by a phone written otherwise.
+            contact(
+                "101",
+                json!({"email": "Chaos.P0@example.com", "company": "Co evt_1"}),
+            ),
+            contact(
+                "102",
+                json!({"phone": "(415) 555-0000", "company": "Co evt_10"}),
+            ),
+            // Person 1 once (WhatsApp), with the fields of their older event.
+            contact(
+                "201",
+                json!({"hs_whatsapp_phone_number": "+14155550001", "company": "Co evt_2"}),
+            ),
+        ];
+        let notes = vec![
+            // evt_10's note only: evt_1 has none although evt_10's tag starts with it.
+            note(1, "evt_10", "102", 0, 10),
+            // evt_3 then evt_2 (older) on one contact, and evt_3 a second time.
+            note(2, "evt_3", "201", 10, 3),
+            note(3, "evt_2", "201", 20, 2),
+            note(4, "evt_3", "201", 30, 3),
+            // evt_4's note on another contact than the one the ledger names.
+            note(5, "evt_4", "999", 40, 4),
+        ];
+        let f = check(&events, &persons, &settled, &contacts, &notes);
+        assert_eq!(f.crm_contacts, 3);
+        assert_eq!(f.crm_duplicates, 1, "{f:?}");
+        assert_eq!(f.persons_without_record, 1, "person 2: {f:?}");
+        assert_eq!(f.merged_people, 0);
+        assert_eq!(f.duplicate_notes, 1, "{f:?}");
+        assert_eq!(f.missing_notes, 2, "evt_1 and evt_4: {f:?}");
+        assert_eq!(f.out_of_order_arrivals, 1, "evt_2 after evt_3: {f:?}");
+        assert_eq!(f.out_of_order_overwrites, 1, "contact 201: {f:?}");
+    }
+
+    #[test]
+    fn a_clean_crm_passes_the_checks() {
+        let persons = vec![Person::new(0)];
+        let events = vec![planned("evt_a", 0, 0), planned("evt_b", 0, 1)];
+        let settled: HashMap<usize, Settled> =
+            [(0, synced("7")), (1, synced("7"))].into_iter().collect();
+        let contacts = vec![contact(
+            "7",
+            json!({"email": "chaos.p0@example.com", "phone": "+14155550000",
+                   "hs_whatsapp_phone_number": "+14155550000", "company": "Co evt_b"}),
+        )];
+        let notes = vec![note(1, "evt_b", "7", 0, 1), note(2, "evt_a", "7", 5, 0)];
+        let f = check(&events, &persons, &settled, &contacts, &notes);
+        assert_eq!(
+            (
+                f.crm_duplicates,
+                f.persons_without_record,
+                f.merged_people,
+                f.duplicate_notes,
+                f.missing_notes,
+                f.out_of_order_overwrites
+            ),
+            (0, 0, 0, 0, 0, 0),
+            "{f:?}"
+        );
+        assert_eq!(f.out_of_order_arrivals, 1);
     }
 }
