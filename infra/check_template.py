@@ -152,8 +152,8 @@ PARAMETER_DEFAULTS = {
     "AlertEmail": "",
     "HubSpotBaseUrl": "https://api.hubapi.com",
     "RetryBaseMs": 2000,
-    "RetryCapMs": 900000,
-    "RetryMaxAttempts": 8,
+    "RetryCapMs": 3600000,
+    "RetryMaxAttempts": 16,
     "LogLevel": "info",
     "UseConfigFile": "false",
     "ConnectionSecretArns": "",
@@ -254,7 +254,7 @@ def check_template(t: dict, c: Checker) -> None:
     rp = q.get("RedrivePolicy", {}) or {}
     c.eq(rp.get("deadLetterTargetArn"), {"Fn::GetAtt": ["LeadsDlq", "Arn"]},
          "LeadsQueue.RedrivePolicy.deadLetterTargetArn")
-    c.eq(rp.get("maxReceiveCount"), 20, "LeadsQueue.RedrivePolicy.maxReceiveCount")
+    c.eq(rp.get("maxReceiveCount"), 40, "LeadsQueue.RedrivePolicy.maxReceiveCount")
 
     d = props("LeadsDlq", "AWS::SQS::Queue")
     c.eq(d.get("QueueName"), _sub("${Prefix}-leads-dlq.fifo"), "LeadsDlq.QueueName")

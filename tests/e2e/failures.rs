@@ -193,3 +193,48 @@ async fn a_token_missing_a_scope_dead_letters_naming_the_scope() {
         err.message
     );
 }
+
+/// Outages are ridden out, not dead-lettered: the default schedule (2 s base,
+/// 1 h cap, 16 attempts) spans at least 2.5 h; scaled down 1,000 times, a
+/// two-hour outage (7.2 s) ends with every lead synced, none dead, no replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_hour_outage_on_a_scaled_schedule_is_ridden_out_without_a_dead_letter() {
+    let scale = 1_000;
+    let production = lb_pipeline::retry::RetryPolicy::default();
+    let policy = lb_pipeline::retry::RetryPolicy {
+        base: production.base / scale,
+        cap: production.cap / scale,
+        max_attempts: production.max_attempts,
+    };
+    let outage = Duration::from_secs(2 * 3600) / scale;
+    assert!(policy.span().0 > outage, "{:?}", policy.span());
+    let t = start("outage2h", |o| o.policy = policy).await;
+    t.admin(
+        Method::POST,
+        "faults",
+        Some(json!({"kind": "error", "status": 503, "probability": 1.0})),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let ids: Vec<String> = (0..5).map(|i| format!("evt_out_{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let (s, _) = t
+            .post(&lead(id, json!({"email": format!("out{i}@example.com")})))
+            .await;
+        assert_eq!(s, 202);
+    }
+    tokio::time::sleep(outage.saturating_sub(started.elapsed())).await;
+    t.admin(Method::DELETE, "faults", None).await;
+    for id in &ids {
+        let rec = eventually(&format!("{id} synced"), Duration::from_secs(60), || async {
+            t.ledger(id)
+                .await
+                .filter(|r| matches!(r.status, LedgerStatus::Synced | LedgerStatus::Dead))
+        })
+        .await;
+        assert_eq!(rec.status, LedgerStatus::Synced, "{id}: {rec:?}");
+        assert_eq!(rec.replays, 0, "no replay was needed");
+        assert!(rec.attempts > 1, "{id} waited out the outage: {rec:?}");
+    }
+    assert!(t.alerts().await.is_empty(), "nothing was dead-lettered");
+}

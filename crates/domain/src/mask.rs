@@ -49,6 +49,29 @@ mod tests {
         assert_eq!(name("Priya  Sharma"), "P*** S***");
         assert_eq!(email("nonsense"), "***");
     }
+
+    #[test]
+    fn free_text_loses_every_email_and_international_number() {
+        let crm_said =
+            "Contact jane@x.io (+1 (415) 555-2671) already exists. Existing ID: 51234567890; \
+                        also +44 20 7946 0958.";
+        let s = scrub(crm_said, &[]);
+        assert!(!s.contains("jane@x.io") && s.contains("j***@x.io"), "{s}");
+        assert!(!s.contains("555-2671") && !s.contains("7946"), "{s}");
+        assert!(
+            s.contains("+14*****2671") && s.contains("+44******0958"),
+            "{s}"
+        );
+        assert!(
+            s.contains("Existing ID: 51234567890"),
+            "record ids stay: {s}"
+        );
+        assert_eq!(
+            scrub("call +1 2 3 now", &[]),
+            "call +1 2 3 now",
+            "too short to be a number"
+        );
+    }
 }
 
 /// Masks personal data inside free text (a CRM's error message, say): each
@@ -76,7 +99,47 @@ pub fn scrub(text: &str, known: &[&str]) -> String {
                 tok.to_string()
             }
         })
-        .collect()
+        .collect::<String>()
+        .pipe(international_numbers)
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl Pipe for String {}
+
+/// Masks anything written like an international phone number (`+` then at
+/// least 7 digits, spaces, dashes, dots or brackets between them): a CRM's or
+/// webhook target's own error text may echo a number in any format. Plain
+/// digit runs (record ids) are left alone.
+fn international_numbers(text: String) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+            let mut j = i + 1;
+            let mut digits = String::from("+");
+            let mut end = j;
+            while j < chars.len() && (chars[j].is_ascii_digit() || " -().".contains(chars[j])) {
+                if chars[j].is_ascii_digit() {
+                    digits.push(chars[j]);
+                    end = j + 1;
+                }
+                j += 1;
+            }
+            if digits.len() > 7 {
+                out.push_str(&phone(&digits));
+                i = end;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
 }
 
 fn replace_case_insensitive(hay: &str, needle: &str, with: &str) -> String {

@@ -16,7 +16,7 @@ pub mod settings {
     pub const ALERTER_TIMEOUT_SECS: u64 = 30;
     pub const LEADS_VISIBILITY_SECS: u64 = 6 * WORKER_TIMEOUT_SECS;
     pub const LEADS_RETENTION_SECS: u64 = 345_600;
-    pub const MAX_RECEIVE_COUNT: u32 = 20;
+    pub const MAX_RECEIVE_COUNT: u32 = 40;
     pub const DLQ_VISIBILITY_SECS: u64 = 6 * ALERTER_TIMEOUT_SECS;
     pub const DLQ_RETENTION_SECS: u64 = 1_209_600;
     pub const BATCH_SIZE: i32 = 10;

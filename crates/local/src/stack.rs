@@ -363,7 +363,7 @@ impl LocalStack {
             let app = app.clone();
             async move {
                 match dlq_alerter::handle(app, ev).await {
-                    Ok(()) => BatchResult::Partial(Default::default()),
+                    Ok(r) => BatchResult::Partial(r),
                     Err(e) => {
                         tracing::warn!(error = %e, "dlq-alerter failed; the batch will be retried");
                         BatchResult::Failed

@@ -35,7 +35,8 @@ pub fn dead_letter_attributes(letter: &DeadLetter) -> Vec<(&'static str, String)
         (attrs::ERROR_CODE, r.code.clone()),
         (
             attrs::ERROR_MESSAGE,
-            truncate_bytes(&r.message, MAX_ATTR_MESSAGE),
+            // The CRM's own text may echo the lead: scrubbed like an alert.
+            truncate_bytes(&scrub_for(&r.message, &letter.body), MAX_ATTR_MESSAGE),
         ),
         (attrs::ATTEMPTS, letter.attempts.to_string()),
     ];
@@ -49,6 +50,29 @@ pub fn dead_letter_attributes(letter: &DeadLetter) -> Vec<(&'static str, String)
         v.push((attrs::HTTP_STATUS, s.to_string()));
     }
     v
+}
+
+/// The lead's identities and name as they may appear in free text.
+fn known_identities(lead: &QueuedLead) -> Vec<String> {
+    let v = &lead.event.visitor;
+    let mut known: Vec<String> = Vec::new();
+    known.extend(v.email.as_ref().map(|e| e.as_str().to_string()));
+    known.extend(v.phone.as_ref().map(|p| p.as_str().to_string()));
+    known.extend(v.wa_id.as_ref().map(|w| w.as_str().to_string()));
+    known.extend(v.name.clone());
+    known.extend(v.first_name.clone());
+    known.extend(v.last_name.clone());
+    known
+}
+
+/// `text` without the lead's identities (read from its queue message `body`),
+/// email addresses or international numbers.
+fn scrub_for(text: &str, body: &str) -> String {
+    let known = QueuedLead::from_json(body)
+        .map(|l| known_identities(&l))
+        .unwrap_or_default();
+    let refs: Vec<&str> = known.iter().map(String::as_str).collect();
+    mask::scrub(text, &refs)
 }
 
 /// The reason an explicit dead letter carries; `None` for a message the queue
@@ -67,6 +91,24 @@ pub fn reason_from_attributes(a: &HashMap<String, String>) -> Option<FailureReas
     })
 }
 
+/// An SNS subject: ASCII only (SNS refuses others; a non-ASCII character
+/// becomes `?`), no line breaks, at most 100 characters (`...` when cut).
+pub fn subject_line(s: &str) -> String {
+    let ascii: String = s
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '?',
+        })
+        .collect();
+    if ascii.len() <= 100 {
+        ascii
+    } else {
+        format!("{}...", &ascii[..97])
+    }
+}
+
 /// At most `max` bytes (cut at a character boundary, marked with `…`).
 fn truncate_bytes(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -77,14 +119,6 @@ fn truncate_bytes(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        s.chars().take(max).collect::<String>() + "…"
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -108,9 +142,22 @@ pub struct AlertEntry {
 /// is put back on the leads queue instead of dead-lettered.
 pub const MAX_HELD_REQUEUES: u32 = 3;
 
+/// What became of a batch of dead letters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterReport {
+    /// The alert's lines (one per dead lead), in order.
+    pub entries: Vec<AlertEntry>,
+    /// Message ids to deliver again (the ledger could not be updated for them;
+    /// they were alerted all the same).
+    pub failed: Vec<String>,
+}
+
 /// Records every dead letter as `dead` (with reason and payload) and publishes
-/// one alert for the batch. Any failure fails the whole batch, so that the
-/// queue delivers it again; every step is idempotent.
+/// one alert for the batch. Each message stands on its own: a ledger that
+/// cannot record one does not stop the others, nor the alert (which says so);
+/// that message is reported in [`DeadLetterReport::failed`] for the queue to
+/// deliver again (every step is idempotent). Only an alert that cannot be
+/// published fails the whole batch.
 ///
 /// A lead the queue redrove after maxReceiveCount that was never really
 /// attempted (0 attempts: it was held behind an earlier event of its person,
@@ -122,8 +169,9 @@ pub async fn alert_dead_letters(
     queue: &dyn LeadQueue,
     messages: &[DeadLetterMessage],
     now: DateTime<Utc>,
-) -> Result<Vec<AlertEntry>, PortError> {
+) -> Result<DeadLetterReport, PortError> {
     let mut entries = Vec::with_capacity(messages.len());
+    let mut failed = Vec::new();
     for m in messages {
         let lead = QueuedLead::from_json(&m.body).ok();
         // The delivery id (`<event_id>@<connection>` for a routed event): the ledger's key.
@@ -134,15 +182,29 @@ pub async fn alert_dead_letters(
             .unwrap_or_else(|| format!("sqs:{}", m.message_id));
         let redriven = reason_from_attributes(&m.attributes).is_none();
         if let (true, Some(l)) = (redriven, &lead) {
-            if requeue_if_only_held(ledger, queue, l, &event_id, now).await? {
-                continue;
+            match requeue_if_only_held(ledger, queue, l, &event_id, now).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    // Not known to be dead yet: try again, alert nothing.
+                    warn!(event_id, error = %e, "could not check a redriven lead; it comes back");
+                    failed.push(m.message_id.clone());
+                    continue;
+                }
             }
         }
+        let mut ledger_error: Option<PortError> = None;
         let reason = match reason_from_attributes(&m.attributes) {
             Some(r) => r,
             None => {
                 // Redriven by the queue: the ledger knows the last error.
-                let last = ledger.get(&event_id).await?.and_then(|r| r.last_error);
+                let last = match ledger.get(&event_id).await {
+                    Ok(r) => r.and_then(|r| r.last_error),
+                    Err(e) => {
+                        ledger_error = Some(e);
+                        None
+                    }
+                };
                 FailureReason {
                     class: last.as_ref().map(|l| l.class).unwrap_or(ErrorClass::Transient),
                     code: "max_receive_count_exceeded".into(),
@@ -155,36 +217,39 @@ pub async fn alert_dead_letters(
                 }
             }
         };
-        let changed = ledger
-            .mark_dead(&event_id, &reason, Some(&m.body), now)
-            .await?;
-        if !changed {
-            warn!(
-                event_id,
-                "dead letter for an event the ledger has as synced; ledger left as is"
-            );
+        if ledger_error.is_none() {
+            match ledger
+                .mark_dead(&event_id, &reason, Some(&m.body), now)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => warn!(
+                    event_id,
+                    "dead letter for an event the ledger has as synced; ledger left as is"
+                ),
+                Err(e) => ledger_error = Some(e),
+            }
+        }
+        if let Some(e) = &ledger_error {
+            warn!(event_id, error = %e, "dead letter not recorded in the ledger; alerted, and it comes back");
+            failed.push(m.message_id.clone());
         }
         let (bot_id, who, known) = match &lead {
-            Some(l) => {
-                let v = &l.event.visitor;
-                let mut known: Vec<String> = Vec::new();
-                known.extend(v.email.as_ref().map(|e| e.as_str().to_string()));
-                known.extend(v.phone.as_ref().map(|p| p.as_str().to_string()));
-                known.extend(v.wa_id.as_ref().map(|w| w.as_str().to_string()));
-                known.extend(v.name.clone());
-                (
-                    l.event.bot_id.as_str().to_string(),
-                    l.contact_key.masked(),
-                    known,
-                )
-            }
+            Some(l) => (
+                l.event.bot_id.as_str().to_string(),
+                l.contact_key.masked(),
+                known_identities(l),
+            ),
             None => ("?".into(), "unreadable message".into(), vec![]),
         };
         let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
-        let reason = FailureReason {
-            message: mask::scrub(&reason.message, &known_refs),
-            ..reason
-        };
+        let mut message = mask::scrub(&reason.message, &known_refs);
+        if ledger_error.is_some() {
+            message.push_str(
+                " [not yet recorded in the ledger: the ledger was unavailable; it will be]",
+            );
+        }
+        let reason = FailureReason { message, ..reason };
         entries.push(AlertEntry {
             event_id,
             bot_id,
@@ -193,12 +258,12 @@ pub async fn alert_dead_letters(
         });
     }
     if entries.is_empty() {
-        return Ok(entries);
+        return Ok(DeadLetterReport { entries, failed });
     }
     let (subject, body) = render_alert(&entries);
     alerts.publish(&subject, &body).await?;
     info!(count = entries.len(), "dead-letter alert published");
-    Ok(entries)
+    Ok(DeadLetterReport { entries, failed })
 }
 
 /// Puts a redriven lead that never had a real attempt back on the queue (as a
@@ -258,10 +323,9 @@ pub fn render_alert(entries: &[AlertEntry]) -> (String, String) {
     } else {
         crms.join(", ")
     };
-    let subject = truncate(
-        &format!("[leadbridge] {n} {plural} could not be delivered to {target}"),
-        100,
-    );
+    let subject = subject_line(&format!(
+        "[leadbridge] {n} {plural} could not be delivered to {target}"
+    ));
     let mut b = format!(
         "leadbridge could not deliver {n} {plural} to {target}.\n\
          Each is stored in the ledger as `dead`, with its reason and full payload, and can be replayed.\n\n"
@@ -297,14 +361,11 @@ pub fn render_alert(entries: &[AlertEntry]) -> (String, String) {
 /// The alert for one person found with several CRM records: subject (ASCII,
 /// ≤ 100 chars) and body, masked identities only.
 pub fn render_possible_duplicate(c: &crate::ports::IdentityConflict) -> (String, String) {
-    let subject = truncate(
-        &format!(
-            "[leadbridge] possible duplicate in {}: records {}",
-            c.crm,
-            c.records().join(", ")
-        ),
-        100,
-    );
+    let subject = subject_line(&format!(
+        "[leadbridge] possible duplicate in {}: records {}",
+        c.crm,
+        c.records().join(", ")
+    ));
     let body = format!(
         "leadbridge found one person with more than one record in {crm}.\n\n         Records: {records}\n         Identities (masked) and the record each pointed to before this event: {detail}\n         Event {delivery} was written to record {to}, the record of its strongest identity \
          (email, then phone, then WhatsApp id); the other records were left as they are and \
@@ -318,6 +379,54 @@ pub fn render_possible_duplicate(c: &crate::ports::IdentityConflict) -> (String,
         to = c.written_to,
     );
     (subject, body)
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_is_ascii_on_one_line_and_at_most_100_characters() {
+        let s = subject_line("[leadbridge] 2 leads could not be delivered to hubspot_münchen\nX");
+        assert!(s.is_ascii() && !s.contains('\n'), "{s}");
+        assert!(s.contains("hubspot_m?nchen"), "{s}");
+        let long = subject_line(&"x".repeat(300));
+        assert_eq!(long.len(), 100);
+        assert!(long.ends_with("..."));
+    }
+
+    #[test]
+    fn a_dead_letters_error_text_is_scrubbed_and_bounded() {
+        let lead =
+            crate::fakes::sample_lead_with_phone("evt_1", Some("priya@acme.in"), "+14155552671");
+        let letter = DeadLetter {
+            body: lead.to_json(),
+            group_id: "g".into(),
+            dedup_id: "d".into(),
+            event_id: Some("evt_1".into()),
+            attempts: 1,
+            reason: FailureReason {
+                class: ErrorClass::Permanent,
+                code: "crm_rejected".into(),
+                message: format!(
+                    "Priya Sharma <priya@acme.in> (+14155552671, +1 415-555-2671) refused {}",
+                    "é".repeat(5_000)
+                ),
+                crm: None,
+                http_status: Some(400),
+            },
+        };
+        let attrs = dead_letter_attributes(&letter);
+        let msg = &attrs
+            .iter()
+            .find(|(k, _)| *k == attrs::ERROR_MESSAGE)
+            .unwrap()
+            .1;
+        for raw in ["priya@acme.in", "Priya Sharma", "555-2671", "4155552671"] {
+            assert!(!msg.contains(raw), "{raw} in {msg}");
+        }
+        assert!(msg.len() <= MAX_ATTR_MESSAGE, "{}", msg.len());
+    }
 }
 
 #[cfg(test)]
@@ -433,7 +542,8 @@ mod tests {
                 Utc::now(),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .entries;
             assert!(entries.is_empty(), "not dead: {entries:?}");
             let rec = ledger.record("evt_held").unwrap();
             assert_eq!((rec.status, rec.replays), (LedgerStatus::Queued, n));
@@ -443,7 +553,8 @@ mod tests {
         // a lead that keeps coming back without progress is dead after all, and alerted
         let entries = alert_dead_letters(&ledger, &alerts, &queue, &[redriven], Utc::now())
             .await
-            .unwrap();
+            .unwrap()
+            .entries;
         assert_eq!(entries.len(), 1);
         assert_eq!(
             ledger.record("evt_held").unwrap().status,
@@ -470,7 +581,8 @@ mod tests {
             Utc::now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
         assert_eq!(entries[0].reason.code, "max_receive_count_exceeded");
         assert_eq!(entries[0].reason.http_status, Some(503));
         assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Dead);

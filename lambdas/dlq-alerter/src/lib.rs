@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use lb_pipeline::alert::{alert_dead_letters, DeadLetterMessage};
 use lb_pipeline::{env_var, Alerts, LeadQueue, Ledger};
@@ -45,22 +45,39 @@ pub fn dead_letter(m: &SqsMessage) -> DeadLetterMessage {
     }
 }
 
-/// Fails the whole batch when the ledger or SNS is unavailable: SQS delivers it
-/// again, and both steps are idempotent.
+/// Reports per message (`ReportBatchItemFailures`): a message the ledger could
+/// not record comes back on its own (it was alerted all the same); only an
+/// alert SNS did not take fails the whole batch. Every step is idempotent.
 pub async fn handle(
     app: Arc<AlerterApp>,
     event: LambdaEvent<SqsEvent>,
-) -> Result<(), lambda_runtime::Error> {
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let messages: Vec<DeadLetterMessage> = event.payload.records.iter().map(dead_letter).collect();
-    alert_dead_letters(
+    let failed: Vec<String> = match alert_dead_letters(
         app.ledger.as_ref(),
         app.alerts.as_ref(),
         app.queue.as_ref(),
         &messages,
         chrono::Utc::now(),
     )
-    .await?;
-    Ok(())
+    .await
+    {
+        Ok(report) => report.failed,
+        Err(e) => {
+            tracing::error!(error = %e, "the alert could not be published; the batch comes back");
+            messages.iter().map(|m| m.message_id.clone()).collect()
+        }
+    };
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    Ok(response)
 }
 
 #[cfg(test)]
@@ -106,5 +123,73 @@ mod tests {
             ledger.record("evt_1").unwrap().status,
             lb_pipeline::LedgerStatus::Dead
         );
+    }
+
+    fn batch(n: usize) -> SqsEvent {
+        let mut ev = SqsEvent::default();
+        for i in 0..n {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m{i}"));
+            m.body = Some(sample_lead(&format!("evt_{i}"), "a@b.co").to_json());
+            let mut a = SqsMessageAttribute::default();
+            a.string_value = Some("permanent".into());
+            a.data_type = Some("String".into());
+            m.message_attributes
+                .insert("leadbridge-error-class".into(), a);
+            ev.records.push(m);
+        }
+        ev
+    }
+
+    fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
+        r.batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_ledger_that_cannot_record_does_not_blind_the_alert() {
+        let ledger = Arc::new(InMemoryLedger::default());
+        let alerts = Arc::new(RecordingAlerts::default());
+        let app = Arc::new(AlerterApp {
+            ledger: ledger.clone(),
+            alerts: alerts.clone(),
+            queue: Arc::new(InMemoryQueue::default()),
+        });
+        ledger.set_failing(true);
+        let r = handle(
+            app,
+            LambdaEvent::new(batch(2), lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        let sent = alerts.sent();
+        assert_eq!(sent.len(), 1, "published although the ledger is down");
+        assert!(sent[0].1.contains("evt_0") && sent[0].1.contains("evt_1"));
+        assert!(sent[0].1.contains("not yet recorded in the ledger"));
+        assert_eq!(
+            failed_ids(&r),
+            vec!["m0", "m1"],
+            "each comes back to be recorded"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_alert_sns_refuses_brings_the_whole_batch_back() {
+        let alerts = Arc::new(RecordingAlerts::default());
+        let app = Arc::new(AlerterApp {
+            ledger: Arc::new(InMemoryLedger::default()),
+            alerts: alerts.clone(),
+            queue: Arc::new(InMemoryQueue::default()),
+        });
+        alerts.set_failing(true);
+        let r = handle(
+            app,
+            LambdaEvent::new(batch(3), lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(failed_ids(&r), vec!["m0", "m1", "m2"]);
     }
 }

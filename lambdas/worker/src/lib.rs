@@ -67,8 +67,8 @@ impl WorkerEnv {
             secret_ttl: Duration::from_secs(env_parse("SECRET_TTL_SECONDS", 300u64)?),
             policy: RetryPolicy {
                 base: Duration::from_millis(env_parse("RETRY_BASE_MS", 2_000u64)?),
-                cap: Duration::from_millis(env_parse("RETRY_CAP_MS", 900_000u64)?),
-                max_attempts: env_parse("RETRY_MAX_ATTEMPTS", 8u32)?,
+                cap: Duration::from_millis(env_parse("RETRY_CAP_MS", 3_600_000u64)?),
+                max_attempts: env_parse("RETRY_MAX_ATTEMPTS", 16u32)?,
             },
         })
     }
