@@ -10,12 +10,18 @@ use lb_config::Config;
 pub enum ConfigCmd {
     /// Validate a configuration file: prints its connections and routes, or
     /// every error as FILE:LINE:COLUMN: key: message (exit status 1).
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// Allow connections on this machine over plain http (a config for the
+        /// local stack); a deployment's config may not have them.
+        #[arg(long)]
+        local: bool,
+    },
 }
 
 pub fn run(cmd: ConfigCmd) -> anyhow::Result<()> {
     match cmd {
-        ConfigCmd::Check { file } => match check(&file) {
+        ConfigCmd::Check { file, local } => match check(&file, local) {
             Ok(report) => {
                 print!("{report}");
                 Ok(())
@@ -30,11 +36,16 @@ pub fn run(cmd: ConfigCmd) -> anyhow::Result<()> {
 
 /// `Ok`: the summary line, then one line per warning. `Err`: one
 /// `FILE:LINE:COLUMN: key: message` line per error. Every line ends in `\n`.
-pub fn check(file: &Path) -> Result<String, String> {
+pub fn check(file: &Path, local: bool) -> Result<String, String> {
     let name = file.display();
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("{name}: cannot read the configuration file: {e}\n"))?;
-    let config = Config::parse(&text).map_err(|errors| {
+    let parsed = if local {
+        Config::parse_local(&text)
+    } else {
+        Config::parse(&text)
+    };
+    let config = parsed.map_err(|errors| {
         errors
             .iter()
             .map(|e| format!("{name}:{}:{}: {}: {}\n", e.line, e.column, e.key, e.message))
@@ -87,7 +98,7 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/leadbridge.example.toml");
         let text = std::fs::read_to_string(&example).unwrap();
         let path = temp_file("example.toml", &text);
-        let out = check(&path).unwrap();
+        let out = check(&path, false).unwrap();
         assert_eq!(
             out,
             format!(
@@ -103,7 +114,7 @@ mod tests {
             "warn.toml",
             "version = 1\n[connections.a]\nkind = \"webhook\"\nurl = \"https://example.com\"\n[connections.b]\nkind = \"webhook\"\nurl = \"https://example.com\"\n[[routes]]\nbot_id = \"*\"\nconnections = [\"a\"]\n",
         );
-        let out = check(&path).unwrap();
+        let out = check(&path, false).unwrap();
         let p = path.display();
         assert_eq!(
             out,
@@ -117,7 +128,7 @@ mod tests {
             "bad.toml",
             "version = 1\n[connections.hubspot]\nkind = \"hubspot\"\nsecret = \"lb/hs\"\n[connections.zapier]\nkind = \"webhook\"\nurl = \"zapier\"\n[[routes]]\nbot_id = \"*\"\nconnections = [\"hubsopt\"]\n",
         );
-        let err = check(&path).unwrap_err();
+        let err = check(&path, false).unwrap_err();
         let p = path.display();
         assert_eq!(
             err,
@@ -125,7 +136,7 @@ mod tests {
                 "{p}:7:7: connections.zapier.url: \"zapier\" is not an absolute URL: relative URL without a base\n{p}:10:16: routes[0].connections[0]: unknown connection \"hubsopt\"; defined: hubspot, zapier\n"
             )
         );
-        let missing = check(&temp_file("x", "").with_file_name("nope.toml")).unwrap_err();
+        let missing = check(&temp_file("x", "").with_file_name("nope.toml"), false).unwrap_err();
         assert!(
             missing.contains("nope.toml: cannot read the configuration file"),
             "{missing}"

@@ -63,14 +63,21 @@ impl SourceArgs {
             (Some(path), stack) => {
                 let mut text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
+                let local = stack.is_some();
                 if let Some(s) = stack {
                     text = with_stack_urls(&text, s);
                 }
-                Config::parse(&text).map_err(|e| {
+                // Against the local stack, connections point at its simulators (http on loopback).
+                let parsed = if local {
+                    Config::parse_local(&text)
+                } else {
+                    Config::parse(&text)
+                };
+                parsed.map_err(|e| {
                     anyhow::anyhow!("{}: the config is not valid:\n{e}", path.display())
                 })?
             }
-            (None, Some(s)) => Config::parse(&local_default(s))
+            (None, Some(s)) => Config::parse_local(&local_default(s))
                 .map_err(|e| anyhow::anyhow!("the local default config: {e}"))?,
             (None, None) => {
                 bail!("with --aws, name the config file: --config FILE or {CONFIG_ENV}")
@@ -240,7 +247,7 @@ mod tests {
                     "webhook": {"base_url": "http://127.0.0.1:4"}}
         }))
         .unwrap();
-        let c = Config::parse(&local_default(&info)).unwrap();
+        let c = Config::parse_local(&local_default(&info)).unwrap();
         match &c.connection("hubspot").unwrap().kind {
             ConnectionKind::HubSpot(h) => {
                 assert_eq!(h.secret, "p/hubspot");

@@ -11,6 +11,7 @@
 
 mod error;
 mod parse;
+mod targets;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -92,8 +93,11 @@ pub struct Connection {
     /// `None`: the adapter's built-in mapping (no `fields` table). `Some`: the
     /// `fields` and `static` tables, with `split_name` from `[defaults]`.
     pub mapping: Option<Mapping>,
-    /// Per-request timeout (`timeout_ms`, default 10 s).
+    /// Per-request timeout (`timeout_ms`, default 10 s, at most 20 s).
     pub timeout: Duration,
+    /// Parsed for a local run ([`Config::parse_local`]): the connection may
+    /// reach this machine or a private network (the local stack's simulators).
+    pub allow_internal: bool,
 }
 
 impl Connection {
@@ -244,9 +248,15 @@ fn enum_slot<'e>(event: &'e mut LeadEvent, field: &FieldPath) -> Option<&'e mut 
 
 impl Config {
     /// Parses and validates a whole file; every error found is returned, in
-    /// file order.
+    /// file order. Connections must be https on public hosts.
     pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
-        parse::parse(text)
+        parse::parse(text, false)
+    }
+
+    /// [`Config::parse`] for a local run: connections may also point at this
+    /// machine over plain http (the local stack's simulators).
+    pub fn parse_local(text: &str) -> Result<Config, ConfigErrors> {
+        parse::parse(text, true)
     }
 
     /// Reads and parses `path`. The error is one line per problem, each

@@ -35,6 +35,9 @@ struct Cx<'s> {
     lines: Lines<'s>,
     errors: Vec<ConfigError>,
     warnings: Vec<(usize, usize, String)>,
+    /// Connections may point at this machine over plain http (the local stack
+    /// and its simulators); a deployment's config may not.
+    local_targets: bool,
 }
 
 impl Cx<'_> {
@@ -282,13 +285,16 @@ const ROUTE_KEYS: &[&str] = &["bot_id", "connections", "object", "lead_source", 
 const FIELD_KEYS: &[&str] = &["property", "truncate", "case", "values"];
 const MAX_TARGET_CHARS: usize = 100;
 const DEFAULT_TIMEOUT_MS: i64 = 10_000;
+/// The longest connection timeout: the worker runs 60 s and a sync makes several calls.
+const MAX_TIMEOUT_MS: i64 = 20_000;
 const DEFAULT_SCHEMA_TTL_SECONDS: i64 = 300;
 
-pub(crate) fn parse(text: &str) -> Result<Config, ConfigErrors> {
+pub(crate) fn parse(text: &str, local_targets: bool) -> Result<Config, ConfigErrors> {
     let mut cx = Cx {
         lines: Lines::new(text),
         errors: Vec::new(),
         warnings: Vec::new(),
+        local_targets,
     };
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
@@ -630,8 +636,10 @@ fn connections(
         };
         t.only(cx, &allowed, &here);
 
+        // A sync makes several calls (contact, note, deal…) within the worker's 60 s,
+        // which also keeps the slowest timeout plus 2 s free before starting a lead.
         let timeout_ms = t
-            .int_in(cx, "timeout_ms", 100..60_001, "timeout_ms")
+            .int_in(cx, "timeout_ms", 100..MAX_TIMEOUT_MS + 1, "timeout_ms")
             .unwrap_or(DEFAULT_TIMEOUT_MS);
         let mapping = mapping(cx, &t, kind, defaults.split_name);
         let kind = match kind {
@@ -647,6 +655,7 @@ fn connections(
                     kind,
                     mapping,
                     timeout: Duration::from_millis(timeout_ms as u64),
+                    allow_internal: cx.local_targets,
                 },
             );
         }
@@ -661,10 +670,43 @@ fn valid_connection_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// An absolute http(s) URL.
+/// A connection's URL: absolute https on a public host. Plain http, loopback,
+/// private, link-local (the instance metadata service) and other internal
+/// addresses are refused: a config must not be able to point the worker at the
+/// Lambda's own runtime API or the VPC. Only a local run (`local_targets`)
+/// may use http on loopback, for its simulators.
 fn http_url(cx: &mut Cx<'_>, key: &str, v: &At<String>) -> Option<String> {
     match url::Url::parse(v.v.trim()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            let host = u.host().expect("checked");
+            let loopback = crate::targets::is_loopback(&host);
+            let refusal = if loopback && cx.local_targets {
+                None
+            } else if let Some(why) = crate::targets::internal(&host) {
+                Some(format!(
+                    "{:?} points at {why}; a connection must reach a public host",
+                    v.v
+                ))
+            } else if u.scheme() != "https" {
+                Some(format!(
+                    "{:?} is plain http; leads (personal data) and credentials go over https only",
+                    v.v
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = refusal {
+                cx.error(key, &v.span, message);
+                return None;
+            }
+            if !u.username().is_empty() || u.password().is_some() {
+                cx.error(
+                    key,
+                    &v.span,
+                    "credentials in a URL end up in logs; put them in the connection's secret",
+                );
+                return None;
+            }
             Some(v.v.trim().to_string())
         }
         Ok(u) => {

@@ -290,8 +290,18 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nurl = \"https://x.example\"", "connections.k.url", 4, "unknown key \"url\" in a hubspot connection"),
     ("[connections.k]\nkind = \"hubspot\"\nsecret = \"\"", "connections.k.secret", 3, "must not be empty"),
     ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nbase_url = \"api.hubapi.com\"", "connections.k.base_url", 4, "not an absolute URL"),
-    ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\ntimeout_ms = 50", "connections.k.timeout_ms", 4, "50 is out of range: timeout_ms must be between 100 and 60000"),
-    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\ntimeout_ms = 60001", "connections.k.timeout_ms", 4, "must be between 100 and 60000"),
+    ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\ntimeout_ms = 50", "connections.k.timeout_ms", 4, "50 is out of range: timeout_ms must be between 100 and 20000"),
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\ntimeout_ms = 20001", "connections.k.timeout_ms", 4, "must be between 100 and 20000"),
+    // where a connection may point: https, public hosts, no credentials in the URL
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"http://hooks.example.com/x\"", "connections.k.url", 3, "is plain http"),
+    ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nbase_url = \"http://api.hubapi.com\"", "connections.k.base_url", 4, "is plain http"),
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://127.0.0.1:9001/2018-06-01/runtime\"", "connections.k.url", 3, "a loopback address"),
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://localhost/x\"", "connections.k.url", 3, "this machine (localhost)"),
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://169.254.169.254/latest/meta-data/\"", "connections.k.url", 3, "a link-local address"),
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://10.0.12.7/hook\"", "connections.k.url", 3, "a private address"),
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://[fd00::1]/hook\"", "connections.k.url", 3, "a private (unique local) address"),
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://[::ffff:192.168.0.1]/hook\"", "connections.k.url", 3, "a private address"),
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://user:pw@hooks.example.com/x\"", "connections.k.url", 3, "credentials in a URL"),
     ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\ntimeout_ms = \"10s\"", "connections.k.timeout_ms", 4, "expected an integer, found string"),
     ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nschema_ttl_seconds = 86401", "connections.k.schema_ttl_seconds", 4, "must be between 0 and 86400"),
     ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\n[connections.k.fields]\n\"visitor.email\" = \"email\"", "connections.k.fields.\"visitor.email\"", 5, "the hubspot adapter writes visitor.email itself"),
@@ -444,7 +454,7 @@ fn an_error_on_line_7_says_line_7_and_its_column() {
     assert_eq!(e.len(), 1);
     assert_eq!(
         e[0].to_string(),
-        "line 7, column 17: connections.crm.timeout_ms: 5 is out of range: timeout_ms must be between 100 and 60000"
+        "line 7, column 17: connections.crm.timeout_ms: 5 is out of range: timeout_ms must be between 100 and 20000"
     );
 }
 
@@ -513,7 +523,7 @@ fn toml_syntax_errors_have_positions_too() {
 fn webhook_auth_variants() {
     let conn = |extra: &str| {
         let text = format!(
-            "version = 1\n[connections.w]\nkind = \"webhook\"\nurl = \"http://localhost:9000/x\"\n{extra}\n[[routes]]\nbot_id = \"*\"\nconnections = [\"w\"]\n"
+            "version = 1\n[connections.w]\nkind = \"webhook\"\nurl = \"https://hooks.example.com/x\"\n{extra}\n[[routes]]\nbot_id = \"*\"\nconnections = [\"w\"]\n"
         );
         match parse_ok(&text).connection("w").unwrap().kind.clone() {
             ConnectionKind::Webhook(w) => w.auth,
@@ -747,4 +757,25 @@ fn the_readme_example_is_the_example_file_and_parses() {
         .expect("a toml block");
     let inline = parse_ok(block);
     assert_eq!(inline, parse_ok(EXAMPLE));
+}
+
+#[test]
+fn a_local_run_may_point_connections_at_this_machine_over_http_and_a_deployment_may_not() {
+    let text = "version = 1\n[connections.sim]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:8082/hook\"\n\
+                [connections.hs]\nkind = \"hubspot\"\nsecret = \"s\"\nbase_url = \"http://localhost:8081\"\n\
+                [[routes]]\nbot_id = \"*\"\nconnections = [\"sim\", \"hs\"]\n";
+    let local = Config::parse_local(text).expect("a local config");
+    assert!(local.connections.values().all(|c| c.allow_internal));
+    // still no private networks or plain http elsewhere, even locally
+    assert!(Config::parse_local(&text.replace("127.0.0.1:8082", "10.0.0.1")).is_err());
+    assert!(Config::parse_local(&text.replace("127.0.0.1:8082", "hooks.example.com")).is_err());
+    let errors = Config::parse(text).expect_err("not for a deployment");
+    assert_eq!(errors.iter().count(), 2, "{errors}");
+    let deployed = Config::parse(
+        &text
+            .replace("http://127.0.0.1:8082", "https://hooks.example.com")
+            .replace("http://localhost:8081", "https://api.hubapi.com"),
+    )
+    .expect("https on public hosts");
+    assert!(deployed.connections.values().all(|c| !c.allow_internal));
 }

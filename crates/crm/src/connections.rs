@@ -58,6 +58,7 @@ pub fn hubspot(
             .deal_pipeline
             .clone()
             .unwrap_or(defaults.default_deal_pipeline),
+        allow_internal: conn.allow_internal,
     };
     let token = Arc::new(CachedSecret::new(secrets, &h.secret, secret_ttl));
     HubSpotCrm::new(cfg, token).map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))
@@ -88,6 +89,7 @@ pub fn webhook(
         headers: w.headers.clone(),
         timeout: conn.timeout,
         mapping: conn.mapping.clone().unwrap_or_else(default_webhook_mapping),
+        allow_internal: conn.allow_internal,
     };
     let secret = secret.map(|id| Arc::new(CachedSecret::new(secrets, id, secret_ttl)));
     WebhookCrm::new(settings, secret)

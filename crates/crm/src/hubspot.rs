@@ -60,7 +60,14 @@ pub struct HubSpotConfig {
     pub schema_ttl: Duration,
     pub default_deal_stage: String,
     pub default_deal_pipeline: String,
+    /// A local run: `base_url` may resolve to this machine or a private network
+    /// (the simulator); deployments reach public hosts only (`net`).
+    pub allow_internal: bool,
 }
+
+/// The largest answer read from HubSpot (a contact schema of a big portal is a
+/// few hundred KB).
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for HubSpotConfig {
     fn default() -> Self {
@@ -72,6 +79,7 @@ impl Default for HubSpotConfig {
             schema_ttl: Duration::from_secs(300),
             default_deal_stage: "appointmentscheduled".into(),
             default_deal_pipeline: "default".into(),
+            allow_internal: false,
         }
     }
 }
@@ -132,10 +140,9 @@ pub struct HubSpotCrm {
 impl HubSpotCrm {
     /// `token` is the secret holding the private-app token (plain, or JSON `{"token": "…"}`).
     pub fn new(cfg: HubSpotConfig, token: Arc<CachedSecret>) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder(cfg.allow_internal)
             .timeout(cfg.timeout)
-            .connect_timeout(Duration::from_secs(3))
-            .user_agent(concat!("leadbridge/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(crate::net::connect_timeout(cfg.timeout))
             .build()?;
         Ok(Self {
             http,
@@ -193,10 +200,19 @@ impl HubSpotCrm {
                 .map_err(|e| classify::transport(&self.cfg.name, &e))?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            let text = resp
-                .text()
-                .await
-                .map_err(|e| classify::transport(&self.cfg.name, &e))?;
+            let text = match crate::net::read_capped(resp, MAX_ANSWER_BYTES).await {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(crate::net::BodyError::Transport(e)) => {
+                    return Err(classify::transport(&self.cfg.name, &e))
+                }
+                Err(crate::net::BodyError::TooLarge(max)) => {
+                    return Err(self.err(
+                        ErrorClass::Transient,
+                        Some(status.as_u16()),
+                        format!("HubSpot answered more than {max} bytes; not read"),
+                    ))
+                }
+            };
             debug!(crm = %self.cfg.name, %method, route = route_name(path), status = status.as_u16(), "crm call");
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {

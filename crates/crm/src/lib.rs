@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod connections;
 pub mod hubspot;
+pub mod net;
 pub mod webhook;
 
 pub use hubspot::{

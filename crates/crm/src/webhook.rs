@@ -61,7 +61,6 @@ pub const TEST_BOT_ID: &str = "leadbridge-test";
 const ERROR_TEXT_CHARS: usize = 500;
 /// How much of the target's answer a test reply keeps.
 const TEST_REPLY_BYTES: usize = 2048;
-const USER_AGENT: &str = concat!("leadbridge/", env!("CARGO_PKG_VERSION"));
 
 /// How a webhook connection authenticates. The credential is in the
 /// connection's secret.
@@ -101,7 +100,13 @@ pub struct WebhookSettings {
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub mapping: Mapping,
+    /// A local run: the URL may resolve to this machine or a private network;
+    /// deployments reach public hosts only (`net`).
+    pub allow_internal: bool,
 }
+
+/// The largest answer read from a webhook target (its `id`, or its error text).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 impl fmt::Debug for WebhookSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,11 +170,9 @@ impl WebhookCrm {
         settings: WebhookSettings,
         secret: Option<Arc<CachedSecret>>,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder(settings.allow_internal)
             .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(3)))
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(crate::net::connect_timeout(settings.timeout))
             .build()?;
         let prepared = prepare(&settings);
         Ok(Self {
@@ -303,7 +306,14 @@ impl WebhookCrm {
                 .map_err(|e| self.transport(&e))?;
             let status = resp.status();
             let resp_headers = resp.headers().clone();
-            let text = resp.text().await.map_err(|e| self.transport(&e))?;
+            let text = match crate::net::read_capped(resp, MAX_ANSWER_BYTES).await {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(crate::net::BodyError::Transport(e)) => return Err(self.transport(&e)),
+                // An answer that large is not one we read; the status still counts.
+                Err(crate::net::BodyError::TooLarge(max)) => {
+                    format!("(an answer of more than {max} bytes, not read)")
+                }
+            };
             let elapsed = started.elapsed();
             debug!(
                 crm = %self.settings.name,
@@ -744,6 +754,7 @@ mod tests {
             headers,
             timeout: Duration::from_secs(5),
             mapping: Mapping::default(),
+            allow_internal: false,
         };
         let why = prepare(&settings(
             vec![("x-token".into(), "bad\nvalue".into())],

@@ -47,6 +47,8 @@ impl Harness {
             headers: vec![("X-Team".into(), "growth".into())],
             timeout: Duration::from_secs(5),
             mapping,
+            // the simulator runs on this machine
+            allow_internal: true,
         }
     }
 

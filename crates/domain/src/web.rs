@@ -125,3 +125,88 @@ mod tests {
         assert_eq!(url(&grows), Err("too_long".into()));
     }
 }
+
+/// Why an address is not a public one a connection may reach, or `None`:
+/// loopback (the Lambda runtime API listens there), private and shared (VPC,
+/// carrier-grade NAT), link-local (the instance metadata service at
+/// 169.254.169.254), unspecified, broadcast, multicast and documentation
+/// ranges; IPv4-mapped IPv6 addresses are judged as the IPv4 they carry.
+pub fn internal_ip(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4.is_private() {
+                Some("a private address")
+            } else if o[0] == 100 && (64..128).contains(&o[1]) {
+                Some("a shared (carrier-grade NAT) address")
+            } else if v4.is_link_local() {
+                Some("a link-local address (instance metadata)")
+            } else if v4.is_unspecified() || o[0] == 0 {
+                Some("an unspecified address")
+            } else if v4.is_broadcast() || v4.is_multicast() {
+                Some("a broadcast or multicast address")
+            } else if v4.is_documentation() {
+                Some("a documentation address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return internal_ip(IpAddr::V4(v4));
+            }
+            if v6.is_loopback() {
+                Some("a loopback address")
+            } else if v6.is_unspecified() {
+                Some("an unspecified address")
+            } else if v6.is_unique_local() {
+                Some("a private (unique local) address")
+            } else if v6.is_unicast_link_local() {
+                Some("a link-local address")
+            } else if v6.is_multicast() {
+                Some("a multicast address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod internal_ip_tests {
+    use super::internal_ip;
+
+    #[test]
+    fn internal_addresses_are_named_and_public_ones_pass() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(internal_ip(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        for ip in [
+            "93.184.216.34",
+            "2606:2800:220:1::1",
+            "100.128.0.1",
+            "172.32.0.1",
+        ] {
+            assert!(internal_ip(ip.parse().unwrap()).is_none(), "{ip}");
+        }
+    }
+}

@@ -214,7 +214,7 @@ impl LocalStack {
                 let text = text
                     .replace("{hubspot_url}", &sim.base_url)
                     .replace("{webhook_url}", &webhook_sim.base_url);
-                let cfg = lb_config::Config::parse(&text)
+                let cfg = lb_config::Config::parse_local(&text)
                     .map_err(|e| anyhow::anyhow!("the stack's config file is not valid:\n{e}"))?;
                 Some(Arc::new(cfg))
             }
@@ -280,6 +280,8 @@ impl LocalStack {
             HubSpotConfig {
                 base_url: sim.base_url.clone(),
                 timeout: opts.hubspot_timeout,
+                // the simulator runs on this machine
+                allow_internal: true,
                 ..Default::default()
             },
             token,

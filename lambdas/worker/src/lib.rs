@@ -26,6 +26,10 @@ pub struct WorkerApp {
     pub hooks: Hooks,
 }
 
+/// The longest CRM timeout the worker accepts (the config file's `timeout_ms`
+/// has the same bound).
+pub const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// How long before the function's deadline a batch still in flight is aborted.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
@@ -49,6 +53,20 @@ pub struct WorkerEnv {
 
 impl WorkerEnv {
     pub fn from_env() -> Result<Self, String> {
+        let env = Self::read()?;
+        // The worker runs 60 s and keeps the slowest timeout plus 2 s free before
+        // it starts a lead; a sync makes several calls.
+        if env.hubspot_timeout > MAX_CONNECTION_TIMEOUT {
+            return Err(format!(
+                "HUBSPOT_TIMEOUT_MS is {} ms; at most {} ms leaves the worker time to sync a lead",
+                env.hubspot_timeout.as_millis(),
+                MAX_CONNECTION_TIMEOUT.as_millis()
+            ));
+        }
+        Ok(env)
+    }
+
+    fn read() -> Result<Self, String> {
         Ok(Self {
             queue_url: env_var("LEADS_QUEUE_URL")?,
             dlq_url: env_var("LEADS_DLQ_URL")?,
