@@ -67,6 +67,7 @@ POLICIES = {
         "StatusApiKeySecret": {"secretsmanager:GetSecretValue"},
         # Rate-limited alerts about leads rejected at ingest.
         "AlertsTopic": {"sns:Publish"},
+        "AlertsKey": {"kms:GenerateDataKey", "kms:Decrypt"},
     },
     "WorkerFunction": {
         "LeadsQueue": {
@@ -85,6 +86,7 @@ POLICIES = {
         },
         # possible_duplicate alerts (one person, several CRM records)
         "AlertsTopic": {"sns:Publish"},
+        "AlertsKey": {"kms:GenerateDataKey", "kms:Decrypt"},
         "HubSpotSecret": {"secretsmanager:GetSecretValue"},
         "ConnectionSecretArns": {"secretsmanager:GetSecretValue"},
     },
@@ -94,6 +96,7 @@ POLICIES = {
         "LeadsQueue": {"sqs:SendMessage"},
         "LedgerTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "AlertsTopic": {"sns:Publish"},
+        "AlertsKey": {"kms:GenerateDataKey", "kms:Decrypt"},
     },
 }
 
@@ -106,6 +109,7 @@ ARN_FORMS = {
     "HubSpotSecret": {("Ref",), ("GetAtt", "Id")},
     "StatusApiKeySecret": {("Ref",), ("GetAtt", "Id")},
     "AlertsTopic": {("Ref",), ("GetAtt", "TopicArn")},
+    "AlertsKey": {("GetAtt", "Arn")},
     # The secrets the config file's connections name (a parameter: exact ARNs, no wildcard).
     "ConnectionSecretArns": {("Ref",)},
 }
@@ -291,12 +295,22 @@ def check_template(t: dict, c: Checker) -> None:
     c.eq(tb.get("PointInTimeRecoverySpecification"), {"PointInTimeRecoveryEnabled": True},
          "LedgerTable.PointInTimeRecoverySpecification")
     c.eq((tb.get("SSESpecification") or {}).get("SSEEnabled"), True, "LedgerTable.SSESpecification.SSEEnabled")
+    c.eq((tb.get("SSESpecification") or {}).get("SSEType"), "KMS", "LedgerTable.SSESpecification.SSEType")
     c.eq(tb.get("DeletionProtectionEnabled"), True, "LedgerTable.DeletionProtectionEnabled")
     c.eq(res.get("LedgerTable", {}).get("DeletionPolicy"), "Retain", "LedgerTable.DeletionPolicy")
     c.eq(res.get("LedgerTable", {}).get("UpdateReplacePolicy"), "Retain", "LedgerTable.UpdateReplacePolicy")
 
     # ---------------------------------------------------------- (b) topic, secrets
     tp = props("AlertsTopic", "AWS::SNS::Topic")
+    c.eq(tp.get("KmsMasterKeyId"), {"Ref": "AlertsKey"}, "AlertsTopic.KmsMasterKeyId")
+    key = props("AlertsKey", "AWS::KMS::Key")
+    c.eq(key.get("EnableKeyRotation"), True, "AlertsKey.EnableKeyRotation")
+    alarms_may_publish = any(
+        (st.get("Principal") or {}).get("Service") == "cloudwatch.amazonaws.com"
+        and set(_as_list(st.get("Action"))) >= {"kms:Decrypt", "kms:GenerateDataKey*"}
+        for st in _as_list((key.get("KeyPolicy") or {}).get("Statement"))
+    )
+    c.check(alarms_may_publish, "AlertsKey.KeyPolicy: CloudWatch alarms must be able to publish to the encrypted topic")
     c.eq(tp.get("TopicName"), _sub("${Prefix}-alerts"), "AlertsTopic.TopicName")
     sub = res.get("AlertEmailSubscription", {})
     c.eq(sub.get("Type"), "AWS::SNS::Subscription", "AlertEmailSubscription.Type")
