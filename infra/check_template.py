@@ -450,10 +450,18 @@ def check_template(t: dict, c: Checker) -> None:
     props("HttpApi", "AWS::Serverless::HttpApi")
 
     # ---------------------------------------------------------- alarms, outputs
-    for alarm in ("DlqDepthAlarm", "OldestMessageAlarm", "WorkerErrorsAlarm", "IngestErrorsAlarm"):
+    for alarm in ("DlqDepthAlarm", "OldestMessageAlarm", "WorkerErrorsAlarm", "IngestErrorsAlarm",
+                  "AlerterErrorsAlarm", "DlqOldestMessageAlarm", "Ingest5xxAlarm", "RejectionRateAlarm"):
         a = props(alarm, "AWS::CloudWatch::Alarm")
         c.eq(a.get("AlarmActions"), [{"Ref": "AlertsTopic"}], f"{alarm}.AlarmActions")
         c.eq(a.get("TreatMissingData"), "notBreaching", f"{alarm}.TreatMissingData")
+    alerter_alarm = (res.get("AlerterErrorsAlarm", {}).get("Properties") or {})
+    c.eq(alerter_alarm.get("Dimensions"), [{"Name": "FunctionName", "Value": {"Ref": "DlqAlerterFunction"}}],
+         "AlerterErrorsAlarm.Dimensions")
+    api_alarm = (res.get("Ingest5xxAlarm", {}).get("Properties") or {})
+    c.eq([api_alarm.get("Namespace"), api_alarm.get("MetricName")], ["AWS/ApiGateway", "5xx"], "Ingest5xxAlarm metric")
+    mf = props("RejectionsMetricFilter", "AWS::Logs::MetricFilter")
+    c.eq(mf.get("LogGroupName"), {"Ref": "IngestLogGroup"}, "RejectionsMetricFilter.LogGroupName")
     dlq_alarm = (res.get("DlqDepthAlarm", {}).get("Properties") or {})
     c.eq(dlq_alarm.get("Dimensions"), [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["LeadsDlq", "QueueName"]}}],
          "DlqDepthAlarm.Dimensions")

@@ -53,7 +53,20 @@ async fn a_full_flow_logs_no_email_phone_name_token_or_secret() {
         .await;
     assert_eq!(s, 422);
 
-    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_lowercase();
+    // The template's RejectionsMetricFilter counts this line:
+    // `{ $.fields.message = "webhook rejected" && $.fields.status >= 400 && $.fields.status != 401 }`.
+    let raw = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    let refused: Vec<serde_json::Value> = raw
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "webhook rejected")
+        .collect();
+    assert!(
+        refused.iter().any(|v| v["fields"]["status"] == 422),
+        "the rejection's log line has the shape the metric filter reads: {refused:?}"
+    );
+    assert!(refused.iter().any(|v| v["fields"]["status"] == 401));
+    let text = raw.to_lowercase();
     assert!(
         text.contains("evt_leak_ok") && text.contains("evt_leak_dead"),
         "the flow's logs were captured"
