@@ -9,10 +9,14 @@ use serde::{Deserialize, Serialize};
 use crate::ports::{ErrorClass, Ledger, LedgerRecord, LedgerStatus, PortError};
 
 /// An event's status as an operator or the chatbot vendor sees it. The ledger's
-/// `received` and `queued` are both `queued` (accepted, waiting), `in_progress` is `processing`.
+/// `received` (recorded, never queued: the sender got 503) is `not_queued`,
+/// `in_progress` is `processing`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
+    /// Recorded, but the queue never took it: the sender was answered 503 and
+    /// must send it again (nothing will happen to it otherwise).
+    NotQueued,
     Queued,
     Processing,
     Retrying,
@@ -25,7 +29,8 @@ pub enum DeliveryStatus {
 impl DeliveryStatus {
     pub fn of(status: LedgerStatus) -> Self {
         match status {
-            LedgerStatus::Received | LedgerStatus::Queued => Self::Queued,
+            LedgerStatus::Received => Self::NotQueued,
+            LedgerStatus::Queued => Self::Queued,
             LedgerStatus::InProgress => Self::Processing,
             LedgerStatus::Retrying => Self::Retrying,
             LedgerStatus::Synced => Self::Synced,
@@ -35,6 +40,7 @@ impl DeliveryStatus {
     }
     pub fn as_str(&self) -> &'static str {
         match self {
+            Self::NotQueued => "not_queued",
             Self::Queued => "queued",
             Self::Processing => "processing",
             Self::Retrying => "retrying",
@@ -50,8 +56,9 @@ impl DeliveryStatus {
             Self::Queued => 1,
             Self::Processing => 2,
             Self::Retrying => 3,
-            Self::Rejected => 4,
-            Self::Dead => 5,
+            Self::NotQueued => 4,
+            Self::Rejected => 5,
+            Self::Dead => 6,
         }
     }
 }
@@ -232,7 +239,11 @@ mod tests {
             .await
             .unwrap();
         let v = event_status(&ledger, "evt_1").await.unwrap().unwrap();
-        assert_eq!(v.status, DeliveryStatus::Queued, "received reads as queued");
+        assert_eq!(
+            v.status,
+            DeliveryStatus::NotQueued,
+            "recorded but never on the queue: not shown as queued"
+        );
         let json = serde_json::to_value(&v).unwrap();
         let mut keys: Vec<&str> = json
             .as_object()
@@ -244,7 +255,10 @@ mod tests {
         keys.sort_unstable();
         want.sort_unstable();
         assert_eq!(keys, want, "every field, none absent, none undocumented");
-        assert_eq!(json["status"], "queued");
+        assert_eq!(json["status"], "not_queued");
+        ledger.mark_queued("evt_1", now).await.unwrap();
+        let v = event_status(&ledger, "evt_1").await.unwrap().unwrap();
+        assert_eq!(serde_json::to_value(&v).unwrap()["status"], "queued");
         assert_eq!(json["bot_id"], "bot_test");
 
         ledger

@@ -586,7 +586,7 @@ async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> Webho
         );
     }
     let keys = match app.status_api_key.get().await {
-        Ok(s) => secret_values(s.expose(), "keys"),
+        Ok(s) => StatusKeys::parse(s.expose()),
         Err(e) => {
             warn!(error = %e, "status API key secret unavailable");
             return unavailable("try again shortly");
@@ -595,7 +595,7 @@ async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> Webho
     if keys.is_empty() {
         warn!("the status API key secret holds no key; rejecting every status request");
     }
-    if !presented_api_key(req).is_some_and(|k| api_key_matches(k, &keys)) {
+    let Some(scope) = presented_api_key(req).and_then(|k| keys.scope_of(k)) else {
         info!(
             status = 401,
             "status request rejected: missing or wrong API key"
@@ -607,7 +607,7 @@ async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> Webho
             "send a valid API key as `Authorization: Bearer <key>` or `x-api-key: <key>`",
             &[],
         );
-    }
+    };
     let not_found = |id: &str| {
         problem(
             404,
@@ -627,6 +627,16 @@ async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> Webho
     }
     let event_id = id.as_str();
     match lb_pipeline::status::event_status(app.ledger.as_ref(), event_id).await {
+        // A key limited to some bots learns nothing of another bot's events, not
+        // even that they exist: the same 404 as an unknown id.
+        Ok(Some(view)) if !scope.may_read(view.bot_id.as_deref()) => {
+            info!(
+                event_id,
+                status = 404,
+                "status of an event outside the key's bots"
+            );
+            not_found(event_id)
+        }
         Ok(Some(view)) => {
             info!(
                 event_id,
@@ -652,6 +662,72 @@ async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> Webho
         Err(e) => {
             warn!(event_id, status = 503, error = %e, "ledger unavailable for a status request");
             unavailable("the ledger is unavailable; try again shortly")
+        }
+    }
+}
+
+/// The status API's keys: `"key"`, `{"keys": ["k1", "k2"]}` (every bot), and
+/// `"bots": {"bot_a": ["k3"]}` (keys that read only those bots' events).
+struct StatusKeys {
+    all: Vec<String>,
+    bots: Vec<(String, Vec<String>)>,
+}
+
+/// What one key may read.
+enum KeyScope {
+    All,
+    Bots(Vec<String>),
+}
+
+impl KeyScope {
+    fn may_read(&self, bot_id: Option<&str>) -> bool {
+        match self {
+            KeyScope::All => true,
+            KeyScope::Bots(bots) => bot_id.is_some_and(|b| bots.iter().any(|x| x == b)),
+        }
+    }
+}
+
+impl StatusKeys {
+    fn parse(raw: &str) -> Self {
+        let bots = match serde_json::from_str::<serde_json::Value>(raw) {
+            Ok(serde_json::Value::Object(m)) => m
+                .get("bots")
+                .and_then(|b| b.as_object())
+                .map(|b| {
+                    b.iter()
+                        .map(|(bot, keys)| (bot.clone(), string_values(keys)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Self {
+            all: secret_values(raw, "keys"),
+            bots,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.bots.iter().all(|(_, k)| k.is_empty())
+    }
+
+    /// What the presented key may read; `None` for an unknown key. Every key is
+    /// compared (in constant time), whichever matches.
+    fn scope_of(&self, presented: &str) -> Option<KeyScope> {
+        let all = api_key_matches(presented, &self.all);
+        let bots: Vec<String> = self
+            .bots
+            .iter()
+            .filter(|(_, keys)| api_key_matches(presented, keys))
+            .map(|(bot, _)| bot.clone())
+            .collect();
+        if all {
+            Some(KeyScope::All)
+        } else if !bots.is_empty() {
+            Some(KeyScope::Bots(bots))
+        } else {
+            None
         }
     }
 }
@@ -1304,6 +1380,32 @@ connections = ["hubspot"]
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    #[tokio::test]
+    async fn a_key_limited_to_bots_reads_only_their_events_and_learns_nothing_of_others() {
+        let t = app();
+        // sample leads are bot_test's
+        t.secrets.set(
+            "status",
+            r#"{"keys": ["admin"], "bots": {"bot_test": ["test-key"], "bot_other": ["other-key"]}}"#,
+        );
+        synced(&t, "evt_1").await;
+        let get = |path: &'static str, key: &'static str| {
+            let t = &t;
+            async move { handle(&t.app, &status_req(path, &[("x-api-key", key)]), Utc::now()).await }
+        };
+        assert_eq!(get("/v1/events/evt_1", "admin").await.status, 200);
+        assert_eq!(get("/v1/events/evt_1", "test-key").await.status, 200);
+        let other = get("/v1/events/evt_1", "other-key").await;
+        let unknown = get("/v1/events/evt_nope", "other-key").await;
+        assert_eq!((other.status, unknown.status), (404, 404));
+        assert_eq!(
+            other.body.replace("evt_1", "ID"),
+            unknown.body.replace("evt_nope", "ID"),
+            "the same answer whether the event exists or not"
+        );
+        assert_eq!(get("/v1/events/evt_1", "wrong").await.status, 401);
     }
 
     #[tokio::test]
