@@ -4,6 +4,7 @@
 mod chaos;
 mod clean;
 mod corpus;
+mod erase;
 mod failures;
 mod identity;
 mod ingest;

@@ -17,15 +17,16 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, DeleteRequest, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lb_domain::{split_delivery_id, QueuedLead};
 use lb_pipeline::{
-    Begin, FailureReason, IdentityConflict, Ledger, LedgerRecord, LedgerStatus, LinkedElsewhere,
-    ListFilter, Locked, PersonLock, PersonRelease, PortError, Received, Rejection, RejectionTally,
-    SyncOutcome,
+    Begin, Erased, FailureReason, IdentityConflict, Ledger, LedgerRecord, LedgerStatus,
+    LinkedElsewhere, ListFilter, Locked, PersonLock, PersonRelease, PortError, Received, Rejection,
+    RejectionTally, SyncOutcome,
 };
 
 use crate::port_err;
@@ -34,6 +35,10 @@ use crate::port_err;
 pub const SYNCED_RETENTION_DAYS: i64 = 90;
 /// Dead events are kept longer: they are the replay source.
 pub const DEAD_RETENTION_DAYS: i64 = 365;
+/// A delivery not yet synced or dead (received, queued, retrying, replayed):
+/// far beyond the longest retry schedule and the queue's 4-day retention, so
+/// only a record that can no longer move (never queued, lost) expires.
+pub const PENDING_RETENTION_DAYS: i64 = 30;
 /// How long the memory of a person (identity links, a record's newest applied
 /// event, a conflict) is kept after its last use.
 pub const PERSON_RETENTION_DAYS: i64 = 365;
@@ -211,6 +216,7 @@ impl Ledger for DynamoLedger {
             .item("attempts", n(0))
             .item("received_at", ts(now))
             .item("updated_at", ts(now))
+            .item("expires_at", expires(now, PENDING_RETENTION_DAYS))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -265,7 +271,8 @@ impl Ledger for DynamoLedger {
                  event_id = if_not_exists(event_id, :id), bot_id = if_not_exists(bot_id, :bot), \
                  contact_key_hash = if_not_exists(contact_key_hash, :key), \
                  payload_hash = if_not_exists(payload_hash, :hash), payload = if_not_exists(payload, :body), \
-                 received_at = if_not_exists(received_at, :now)",
+                 received_at = if_not_exists(received_at, :now), \
+                 expires_at = if_not_exists(expires_at, :pending)",
             )
             .condition_expression(
                 "(attribute_not_exists(payload_hash) OR payload_hash = :hash) AND \
@@ -287,6 +294,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":key", s(lead.contact_key.hashed()))
             .expression_attribute_values(":hash", s(&lead.payload_hash))
             .expression_attribute_values(":body", s(body))
+            .expression_attribute_values(":pending", expires(now, PENDING_RETENTION_DAYS))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -457,6 +465,156 @@ impl Ledger for DynamoLedger {
         Ok(out)
     }
 
+    async fn erase_person(&self, key_hashes: &[String]) -> Result<Erased, PortError> {
+        // One scan of the table's keys (an operator's command, not the hot path):
+        // identity links, record items, conflicts and deliveries.
+        struct Link {
+            pk: String,
+            crm: String,
+            hash: String,
+            record: Option<String>,
+        }
+        let mut links: Vec<Link> = Vec::new();
+        let mut persons: Vec<(String, String, String)> = Vec::new(); // pk, crm, record
+        let mut conflicts: Vec<(String, String, Vec<String>)> = Vec::new(); // pk, crm, records
+        let mut events: Vec<(String, String, String)> = Vec::new(); // pk, sk, contact hash
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("pk, sk, crm, crm_id, contact_key_hash, #r")
+                .expression_attribute_names("#r", "records")
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_err("dynamodb:Scan(erase)", e))?;
+            for item in page.items() {
+                let (Some(pk), Some(sk)) = (get_s(item, "pk"), get_s(item, "sk")) else {
+                    continue;
+                };
+                if let Some(rest) = pk.strip_prefix("CONTACT#") {
+                    if let Some((crm, hash)) = rest.split_once('#') {
+                        links.push(Link {
+                            pk: pk.to_string(),
+                            crm: crm.to_string(),
+                            hash: hash.to_string(),
+                            record: get_s(item, "crm_id").map(str::to_string),
+                        });
+                    }
+                } else if let Some(rest) = pk.strip_prefix("PERSON#") {
+                    if let Some((crm, record)) = rest.split_once('#') {
+                        persons.push((pk.to_string(), crm.to_string(), record.to_string()));
+                    }
+                } else if pk.starts_with("CONFLICT#") {
+                    let records = item
+                        .get("records")
+                        .and_then(|v| v.as_ss().ok())
+                        .cloned()
+                        .unwrap_or_default();
+                    conflicts.push((
+                        pk.to_string(),
+                        get_s(item, "crm").unwrap_or_default().to_string(),
+                        records,
+                    ));
+                } else if pk.starts_with("EVENT#") {
+                    if let Some(h) = get_s(item, "contact_key_hash") {
+                        events.push((pk.to_string(), sk.to_string(), h.to_string()));
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        // The person: the hashes asked, their records, and every identity of those records.
+        let mut hashes: std::collections::BTreeSet<String> = key_hashes.iter().cloned().collect();
+        let mut owned: std::collections::BTreeSet<(String, String)> = Default::default();
+        loop {
+            let before = (hashes.len(), owned.len());
+            for l in &links {
+                if let Some(r) = &l.record {
+                    if hashes.contains(&l.hash) {
+                        owned.insert((l.crm.clone(), r.clone()));
+                    }
+                    if owned.contains(&(l.crm.clone(), r.clone())) {
+                        hashes.insert(l.hash.clone());
+                    }
+                }
+            }
+            if (hashes.len(), owned.len()) == before {
+                break;
+            }
+        }
+        let mut out = Erased::default();
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for l in links.iter().filter(|l| hashes.contains(&l.hash)) {
+            keys.push((l.pk.clone(), "CONTACT".into()));
+            out.identity_links += 1;
+        }
+        for (pk, crm, record) in &persons {
+            if owned.contains(&(crm.clone(), record.clone())) {
+                keys.push((pk.clone(), "PERSON".into()));
+                out.records += 1;
+            }
+        }
+        for (pk, crm, records) in &conflicts {
+            if records
+                .iter()
+                .any(|r| owned.contains(&(crm.clone(), r.clone())))
+            {
+                keys.push((pk.clone(), "CONFLICT".into()));
+                out.conflicts += 1;
+            }
+        }
+        for (pk, sk, h) in &events {
+            if hashes.contains(h) {
+                keys.push((pk.clone(), sk.clone()));
+                let event_id = pk.trim_start_matches("EVENT#");
+                let connection = sk.strip_prefix("EVENT#");
+                out.deliveries
+                    .push(lb_domain::delivery_id(event_id, connection));
+            }
+        }
+        for chunk in keys.chunks(25) {
+            let mut writes = Vec::with_capacity(chunk.len());
+            for (pk, sk) in chunk {
+                let del = DeleteRequest::builder()
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .build()
+                    .map_err(|e| PortError::new(format!("dynamodb:DeleteRequest: {e}")))?;
+                writes.push(WriteRequest::builder().delete_request(del).build());
+            }
+            let mut pending = Some(HashMap::from([(self.table.clone(), writes)]));
+            for _ in 0..5 {
+                let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty()))
+                else {
+                    break;
+                };
+                let res = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(|e| port_err("dynamodb:BatchWriteItem(erase)", e))?;
+                pending = res.unprocessed_items;
+            }
+            if pending.is_some_and(|m| m.values().any(|v| !v.is_empty())) {
+                return Err(PortError::new(
+                    "dynamodb:BatchWriteItem left items unprocessed; run the erasure again",
+                ));
+            }
+        }
+        out.deliveries.sort();
+        out.key_hashes = hashes.into_iter().collect();
+        Ok(out)
+    }
+
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
         let mut out = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -520,7 +678,7 @@ impl Ledger for DynamoLedger {
             .update(event_key(delivery_id))
             .update_expression(
                 "SET #s = :queued, attempts = :zero, replays = if_not_exists(replays, :zero) + :one, \
-                 updated_at = :now REMOVE expires_at, lease_until, next_attempt_at",
+                 updated_at = :now, expires_at = :pending REMOVE lease_until, next_attempt_at",
             )
             .condition_expression("#s = :dead AND attribute_exists(payload)")
             .expression_attribute_names("#s", "status")
@@ -529,6 +687,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", ts(now))
+            .expression_attribute_values(":pending", expires(now, PENDING_RETENTION_DAYS))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;

@@ -87,6 +87,58 @@ impl LeadQueue for SqsLeadQueue {
         Ok(())
     }
 
+    /// Reads the whole DLQ: matching messages are deleted; the others are
+    /// handed back at once (a FIFO group shows its next messages only once the
+    /// earlier ones are back). Stops when a round brings nothing not seen yet.
+    async fn erase_dead_letters(&self, key_hashes: &[String]) -> Result<usize, PortError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut erased = 0;
+        let mut idle_rounds = 0;
+        while idle_rounds < 3 {
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(&self.dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .map_err(|e| port_err("sqs:ReceiveMessage(dlq)", e))?;
+            let messages = out.messages.unwrap_or_default();
+            let mut new = 0;
+            for m in &messages {
+                let Some(handle) = m.receipt_handle() else {
+                    continue;
+                };
+                if m.message_id().is_some_and(|id| seen.insert(id.to_string())) {
+                    new += 1;
+                }
+                if lb_pipeline::erase::carries_any(m.body().unwrap_or_default(), key_hashes) {
+                    self.client
+                        .delete_message()
+                        .queue_url(&self.dlq_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(|e| port_err("sqs:DeleteMessage(dlq)", e))?;
+                    erased += 1;
+                } else {
+                    self.client
+                        .change_message_visibility()
+                        .queue_url(&self.dlq_url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .map_err(|e| port_err("sqs:ChangeMessageVisibility(dlq)", e))?;
+                }
+            }
+            idle_rounds = if new == 0 { idle_rounds + 1 } else { 0 };
+        }
+        Ok(erased)
+    }
+
     async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
         let secs = delay.as_secs_f64().ceil() as u64;
         self.client

@@ -72,6 +72,9 @@ enum Cmd {
     List(ops::ListArgs),
     /// Put dead events back on the queue (after their cause is fixed).
     Replay(ops::ReplayArgs),
+    /// Erase a person (right to erasure): every ledger record and dead letter of
+    /// theirs, found by any of their identities; prints what was removed.
+    Erase(ops::EraseArgs),
     /// Configuration file tools: `config check FILE` validates a LEADBRIDGE_CONFIG file.
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
@@ -187,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Status(args) => ops::status(args).await,
         Cmd::List(args) => ops::list(args).await,
         Cmd::Replay(args) => ops::replay(args).await,
+        Cmd::Erase(args) => ops::erase(args).await,
         Cmd::Config(cmd) => config_cmd::run(cmd),
         Cmd::SchemaCheck(args) => crm_cmd::schema_check(args).await,
         Cmd::TestConnection(args) => crm_cmd::test_connection(args).await,

@@ -125,6 +125,47 @@ pub struct ReplayArgs {
     target: TargetArgs,
 }
 
+/// Who to erase: one or more of their identities.
+#[derive(Args, Debug, Clone)]
+pub struct EraseArgs {
+    /// The person's email (normalized as ingest does).
+    #[arg(long)]
+    email: Option<String>,
+    /// The person's phone number, with its +country code.
+    #[arg(long)]
+    phone: Option<String>,
+    /// The person's WhatsApp id.
+    #[arg(long)]
+    wa_id: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+pub async fn erase(args: EraseArgs) -> anyhow::Result<()> {
+    let mut identities = Vec::new();
+    if let Some(e) = &args.email {
+        let e =
+            lb_domain::Email::parse(e).map_err(|e| anyhow::anyhow!("--email: {}", e.message))?;
+        identities.push(lb_domain::ContactKey::Email(e));
+    }
+    if let Some(p) = &args.phone {
+        let p = lb_domain::Phone::parse(p, None)
+            .map_err(|e| anyhow::anyhow!("--phone: {}", e.message))?;
+        identities.push(lb_domain::ContactKey::Phone(p));
+    }
+    if let Some(w) = &args.wa_id {
+        let w = lb_domain::WaId::parse(w).map_err(|e| anyhow::anyhow!("--wa-id: {}", e.message))?;
+        identities.push(lb_domain::ContactKey::WaId(w));
+    }
+    if identities.is_empty() {
+        bail!("name the person: --email, --phone and/or --wa-id");
+    }
+    let ops = args.target.connect().await?;
+    let report = ops.erase(&identities).await?;
+    print!("{}", report.render());
+    Ok(())
+}
+
 fn parse_status(s: &str) -> Result<LedgerStatus, String> {
     match s {
         "processing" => Ok(LedgerStatus::InProgress),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use lb_aws::{aws_sdk_dynamodb, aws_sdk_sqs, DynamoLedger, SqsLeadQueue};
+use lb_pipeline::erase::{erase_person, ErasureReport};
 use lb_pipeline::replay::{replay_dead, ReplayReport};
 use lb_pipeline::status::{event_status, EventStatus};
 use lb_pipeline::{LeadQueue, Ledger, LedgerRecord, ListFilter, PortError};
@@ -96,6 +97,18 @@ impl Ops {
 
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
         self.ledger.list(filter).await
+    }
+
+    /// [`erase_person`] against this stack (the dead-letter queue needs its URL).
+    pub async fn erase(
+        &self,
+        identities: &[lb_domain::ContactKey],
+    ) -> anyhow::Result<ErasureReport> {
+        let queue = self
+            .queue
+            .as_ref()
+            .context("erase needs the queue URLs (--queue-url, --dlq-url, or LEADS_*_URL)")?;
+        Ok(erase_person(self.ledger.as_ref(), queue.as_ref(), identities).await?)
     }
 
     /// [`replay_dead`] against this stack.

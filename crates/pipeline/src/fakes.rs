@@ -444,6 +444,69 @@ impl Ledger for InMemoryLedger {
         }
         Ok(())
     }
+    async fn erase_person(&self, key_hashes: &[String]) -> Result<Erased, PortError> {
+        down(&self.failing, "ledger")?;
+        let mut ids = self.identities.lock().unwrap();
+        let mut persons = self.persons.lock().unwrap();
+        let mut conflicts = self.conflicts.lock().unwrap();
+        let mut records = self.records.lock().unwrap();
+        // (crm, hash) of every link; the person's hashes and records, to a fixpoint.
+        let split = |k: &str| {
+            k.split_once('#')
+                .map(|(c, h)| (c.to_string(), h.to_string()))
+        };
+        let mut hashes: std::collections::BTreeSet<String> = key_hashes.iter().cloned().collect();
+        let mut owned: std::collections::BTreeSet<(String, String)> = Default::default();
+        loop {
+            let before = (hashes.len(), owned.len());
+            for (k, item) in ids.iter() {
+                let (Some((crm, h)), Some(rec)) = (split(k), item.crm_id.clone()) else {
+                    continue;
+                };
+                if hashes.contains(&h) {
+                    owned.insert((crm.clone(), rec.clone()));
+                }
+                if owned.contains(&(crm, rec)) {
+                    hashes.insert(h);
+                }
+            }
+            if (hashes.len(), owned.len()) == before {
+                break;
+            }
+        }
+        let mut out = Erased::default();
+        ids.retain(|k, _| {
+            let gone = split(k).is_some_and(|(_, h)| hashes.contains(&h));
+            out.identity_links += usize::from(gone);
+            !gone
+        });
+        persons.retain(|k, _| {
+            let gone = split(k).is_some_and(|(c, r)| owned.contains(&(c, r)));
+            out.records += usize::from(gone);
+            !gone
+        });
+        conflicts.retain(|(_, c)| {
+            let gone = c
+                .records()
+                .iter()
+                .any(|r| owned.contains(&(c.crm.clone(), r.clone())));
+            out.conflicts += usize::from(gone);
+            !gone
+        });
+        records.retain(|id, r| {
+            let gone = r
+                .contact_key_hash
+                .as_ref()
+                .is_some_and(|h| hashes.contains(h));
+            if gone {
+                out.deliveries.push(id.clone());
+            }
+            !gone
+        });
+        out.deliveries.sort();
+        out.key_hashes = hashes.into_iter().collect();
+        Ok(out)
+    }
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
         down(&self.failing, "ledger")?;
         let mut v: Vec<LedgerRecord> = self
@@ -560,6 +623,13 @@ impl LeadQueue for InMemoryQueue {
         down(&self.failing, "queue")?;
         self.dead.lock().unwrap().push(letter.clone());
         Ok(())
+    }
+    async fn erase_dead_letters(&self, key_hashes: &[String]) -> Result<usize, PortError> {
+        down(&self.failing, "queue")?;
+        let mut dead = self.dead.lock().unwrap();
+        let before = dead.len();
+        dead.retain(|d| !crate::erase::carries_any(&d.body, key_hashes));
+        Ok(before - dead.len())
     }
     async fn requeue(&self, lead: &QueuedLead, _replay: u32) -> Result<(), PortError> {
         down(&self.failing, "queue")?;

@@ -9,6 +9,7 @@
 
 pub mod accept;
 pub mod alert;
+pub mod erase;
 pub mod hooks;
 pub mod ports;
 pub mod reject;

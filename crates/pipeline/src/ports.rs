@@ -379,6 +379,13 @@ pub trait Ledger: Send + Sync {
         progress: &SyncOutcome,
         now: DateTime<Utc>,
     ) -> Result<(), PortError>;
+    /// Right to erasure: removes everything the ledger keeps of the person
+    /// known by any of `key_hashes` (identity hashes), on every connection, and
+    /// of every identity linked to the same CRM records: identity links, record
+    /// items, conflicts naming those records, and every delivery whose contact
+    /// key is one of them (with its payload). Rejections keep no identity but a
+    /// masked one and are not touched.
+    async fn erase_person(&self, key_hashes: &[String]) -> Result<Erased, PortError>;
     /// Events in one status, newest first, narrowed by `filter`.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<LedgerRecord>, PortError>;
     /// Replay: a `dead` event goes back to `queued` with its attempts reset.
@@ -397,6 +404,22 @@ pub trait Ledger: Send + Sync {
         window_start: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<RejectionTally, PortError>;
+}
+
+/// What [`Ledger::erase_person`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Erased {
+    /// Delivery ids (`<event_id>[@<connection>]`) removed, sorted.
+    pub deliveries: Vec<String>,
+    /// Identity links removed (one per identity and connection).
+    pub identity_links: usize,
+    /// CRM record items (lease, newest applied event) removed.
+    pub records: usize,
+    /// Possible-duplicate records removed.
+    pub conflicts: usize,
+    /// Every identity hash of the person (the ones asked and the ones linked to
+    /// the same records), for erasing elsewhere (the dead-letter queue).
+    pub key_hashes: Vec<String>,
 }
 
 /// The lock on one person's record(s) for one connection (see [`Ledger::lock_person`]).
@@ -525,6 +548,9 @@ pub trait LeadQueue: Send + Sync {
     /// queue does not drop it as a copy of the original).
     async fn requeue(&self, lead: &QueuedLead, replay: u32) -> Result<(), PortError>;
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError>;
+    /// Right to erasure: deletes the dead letters of leads that carry any of
+    /// `key_hashes` (identity hashes); the number deleted.
+    async fn erase_dead_letters(&self, key_hashes: &[String]) -> Result<usize, PortError>;
     /// Makes a received message visible again after `delay`.
     async fn retry_later(
         &self,

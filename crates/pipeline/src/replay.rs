@@ -424,6 +424,9 @@ mod tests {
             ) -> Result<(), PortError> {
                 self.0.record_progress(e, o, n).await
             }
+            async fn erase_person(&self, k: &[String]) -> Result<crate::ports::Erased, PortError> {
+                self.0.erase_person(k).await
+            }
             async fn list(&self, _f: &ListFilter) -> Result<Vec<LedgerRecord>, PortError> {
                 Ok(self.1.clone())
             }
