@@ -59,6 +59,7 @@ pub fn cases() -> Vec<Case> {
         a_replaced_record_gives_its_identities_up,
         last_applied_only_moves_forward,
         a_conflict_is_recorded_once_per_set_of_records,
+        erasure_takes_the_person_and_every_identity_linked_to_them,
     ]
 }
 
@@ -1526,6 +1527,134 @@ async fn a_conflict_is_recorded_once_per_set_of_records(l: Arc<dyn Ledger>, cx: 
     assert!(
         record(conflict("other-crm", "r1", &["r2"])).await,
         "the same records on another connection"
+    );
+}
+
+/// `erase_person`: by one identity, everything of the person (the identities
+/// linked to the same record too), and nobody else's.
+async fn erasure_takes_the_person_and_every_identity_linked_to_them(l: Arc<dyn Ledger>, cx: Cx) {
+    let l = l.as_ref();
+    let lead = |event: &str, visitor: serde_json::Value| {
+        let e: lb_domain::LeadEvent = serde_json::from_value(serde_json::json!({
+            "event_id": cx.name(event),
+            "event_type": "lead.created",
+            "occurred_at": "2026-05-04T11:23:45Z",
+            "bot_id": cx.bot(),
+            "visitor": visitor,
+        }))
+        .expect("valid contract event");
+        QueuedLead::new(e, cx.t0).expect("an identity")
+    };
+    // Unique to this run and case, short enough for an email's local part.
+    let short = |what: &str| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        cx.name(what).hash(&mut h);
+        format!("{what}{:x}@example.com", h.finish())
+    };
+    let email = short("p");
+    let hers = lead(
+        "e1",
+        serde_json::json!({"email": email, "phone": "+14155550123"}),
+    );
+    let her_phone_only = lead("e2", serde_json::json!({"phone": "+14155550123"}));
+    let someone = lead("e3", serde_json::json!({"email": short("q")}));
+    for x in [&hers, &her_phone_only, &someone] {
+        l.record_received(x, &x.to_json(), cx.at(0))
+            .await
+            .expect("received");
+    }
+    let crm = cx.name("crm");
+    let link = |record: &str, keys: Vec<String>| {
+        let crm = crm.clone();
+        let record = cx.name(record);
+        let at = cx.at(1);
+        async move {
+            l.release_person(
+                &PersonRelease {
+                    crm,
+                    holder: "h".into(),
+                    written: Some(Written {
+                        record,
+                        link: keys,
+                        applied: Some(at),
+                        replaces: None,
+                    }),
+                    records: vec![],
+                    claims: vec![],
+                },
+                at,
+            )
+            .await
+            .expect("release")
+        }
+    };
+    let hashes = |x: &QueuedLead| -> Vec<String> {
+        x.event.identities().iter().map(|k| k.hashed()).collect()
+    };
+    link("r1", hashes(&hers)).await;
+    link("r2", hashes(&someone)).await;
+    l.record_conflict(
+        &IdentityConflict {
+            crm: crm.clone(),
+            written_to: cx.name("r1"),
+            others: vec![cx.name("r9")],
+            delivery_id: cx.name("e1"),
+            detail: "email p***@e***.com → r1".into(),
+        },
+        cx.at(2),
+    )
+    .await
+    .expect("conflict");
+
+    // asked by email only
+    let erased = l
+        .erase_person(&[hers.contact_key.hashed()])
+        .await
+        .expect("erase_person");
+    assert_eq!(
+        erased.deliveries,
+        vec![cx.name("e1"), cx.name("e2")],
+        "her deliveries, the phone-only one too (its phone is linked to her record)"
+    );
+    assert_eq!(erased.identity_links, 2, "her email and phone");
+    assert_eq!(erased.records, 1, "her record's item");
+    assert_eq!(erased.conflicts, 1, "the conflict naming her record");
+    let mut want = hashes(&hers);
+    want.sort();
+    assert_eq!(
+        erased.key_hashes, want,
+        "every identity of hers, for the DLQ"
+    );
+    for e in ["e1", "e2"] {
+        assert!(
+            l.get(&cx.name(e)).await.expect("get").is_none(),
+            "{e} erased"
+        );
+    }
+    assert!(
+        l.get(&cx.name("e3")).await.expect("get").is_some(),
+        "nobody else"
+    );
+    assert_eq!(
+        l.identities(&crm, &hashes(&hers))
+            .await
+            .expect("identities"),
+        vec![None, None]
+    );
+    assert_eq!(
+        l.identities(&crm, &hashes(&someone))
+            .await
+            .expect("identities"),
+        vec![Some(cx.name("r2"))]
+    );
+    let again = l
+        .erase_person(&[hers.contact_key.hashed()])
+        .await
+        .expect("erase_person");
+    assert!(
+        again.deliveries.is_empty() && again.identity_links == 0,
+        "{again:?}"
     );
 }
 
