@@ -4,12 +4,13 @@ Prints one JSON line {"port": N} once listening, then serves until its standard
 input closes: the parent (the local stack or a test binary) going away ends it.
 Usage: python scripts/moto_server.py [PORT]   (0 or absent: a free port)
 
-DynamoDB requests are served one at a time. moto (5.x) runs a
-TransactWriteItems on a deep copy of every table and, when the transaction is
-cancelled, puts that copy back: whatever another thread wrote to any table in
-the meantime is lost. DynamoDB itself isolates transactions; serializing the
-DynamoDB calls gives moto the same behaviour. Other services stay concurrent
-(SQS long polls must not hold up the table).
+DynamoDB requests are served one at a time. DynamoDB applies each conditional
+write atomically; moto checks the condition and then writes, so two threads can
+both pass the same condition (two holders of one lease). Serializing the
+DynamoDB calls gives moto DynamoDB's behaviour. (moto 5.x also runs a
+TransactWriteItems on a deep copy of every table and puts it back when the
+transaction is cancelled, losing other threads' writes.) Other services stay
+concurrent (SQS long polls must not hold up the table).
 """
 
 import json

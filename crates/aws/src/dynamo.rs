@@ -14,11 +14,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, ReturnValue, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -160,6 +158,23 @@ fn to_record(item: &Item) -> Result<LedgerRecord, PortError> {
 }
 
 impl DynamoLedger {
+    /// Releases claims this holder just took (a lock that could not be had
+    /// whole). Best effort: a claim left behind runs out at its `until`.
+    async fn give_back_claims(&self, crm: &str, holder: &str, hashes: &[String]) {
+        for h in hashes {
+            let res = self
+                .update(identity_key(crm, h))
+                .update_expression("REMOVE claim_by, claim_until")
+                .condition_expression("claim_by = :h")
+                .expression_attribute_values(":h", s(holder))
+                .send()
+                .await;
+            if let Err(e) = applied(res, "dynamodb:UpdateItem(give back claim)") {
+                tracing::warn!(error = %e, "a claim was not given back; it runs out at its deadline");
+            }
+        }
+    }
+
     /// An UpdateItem on one item of the table.
     fn update(
         &self,
@@ -816,6 +831,11 @@ impl Ledger for DynamoLedger {
             .collect())
     }
 
+    /// The claims one by one in a fixed order (sorted hashes), then the
+    /// record's lease: a refused step gives back what this call took, so the
+    /// lock is all or nothing as others see it. (Not a TransactWriteItems: the
+    /// same guarantee without a transaction's cost; moto, the local emulator,
+    /// deep-copies every table on each transaction.)
     async fn lock_person(
         &self,
         lock: &PersonLock,
@@ -824,66 +844,13 @@ impl Ledger for DynamoLedger {
         let holder = s(&lock.holder);
         let now_ms = n(now.timestamp_millis());
         let until = n(lock.until.timestamp_millis());
-        let lease_record = |record: &str| {
-            let (pk, sk) = record_key(&lock.crm, record);
-            Update::builder()
-                .table_name(&self.table)
-                .key("pk", pk)
-                .key("sk", sk)
-                .update_expression(
-                    "SET lease_by = :h, lease_until = :until, updated_at = :now, expires_at = :exp",
-                )
-                .condition_expression(
-                    "attribute_not_exists(lease_until) OR lease_until < :now_ms OR lease_by = :h",
-                )
-                .expression_attribute_values(":h", holder.clone())
-                .expression_attribute_values(":until", until.clone())
-                .expression_attribute_values(":now_ms", now_ms.clone())
-                .expression_attribute_values(":now", ts(now))
-                .expression_attribute_values(":exp", expires(now, PERSON_RETENTION_DAYS))
-        };
-        if lock.claim.is_empty() {
-            let Some(record) = &lock.record else {
-                return Ok(Locked::Held { last_applied: None });
-            };
-            // One conditional update takes the lease and reads the record's state.
-            let (pk, sk) = record_key(&lock.crm, record);
+        let mut claims = lock.claim.clone();
+        claims.sort();
+        claims.dedup();
+        let mut taken: Vec<String> = Vec::new();
+        for h in &claims {
             let res = self
-                .update((pk, sk))
-                .update_expression(
-                    "SET lease_by = :h, lease_until = :until, updated_at = :now, expires_at = :exp",
-                )
-                .condition_expression(
-                    "attribute_not_exists(lease_until) OR lease_until < :now_ms OR lease_by = :h",
-                )
-                .expression_attribute_values(":h", holder.clone())
-                .expression_attribute_values(":until", until.clone())
-                .expression_attribute_values(":now_ms", now_ms.clone())
-                .expression_attribute_values(":now", ts(now))
-                .expression_attribute_values(":exp", expires(now, PERSON_RETENTION_DAYS))
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await;
-            return match res {
-                Ok(out) => Ok(Locked::Held {
-                    last_applied: out
-                        .attributes
-                        .as_ref()
-                        .and_then(|a| get_n(a, "last_applied_ms"))
-                        .and_then(DateTime::from_timestamp_millis),
-                }),
-                Err(e) if is_condition_failure(&e) => Ok(Locked::Busy),
-                Err(e) => Err(port_err("dynamodb:UpdateItem(lease record)", e)),
-            };
-        }
-        // Claims (and the record's lease) all or nothing: one transaction.
-        let mut items = Vec::with_capacity(lock.claim.len() + 1);
-        for h in &lock.claim {
-            let (pk, sk) = identity_key(&lock.crm, h);
-            let claim = Update::builder()
-                .table_name(&self.table)
-                .key("pk", pk)
-                .key("sk", sk)
+                .update(identity_key(&lock.crm, h))
                 .update_expression(
                     "SET claim_by = :h, claim_until = :until, updated_at = :now, expires_at = :exp",
                 )
@@ -896,43 +863,57 @@ impl Ledger for DynamoLedger {
                 .expression_attribute_values(":now_ms", now_ms.clone())
                 .expression_attribute_values(":now", ts(now))
                 .expression_attribute_values(":exp", expires(now, PERSON_RETENTION_DAYS))
-                .build()
-                .map_err(|e| PortError::new(format!("dynamodb:Update: {e}")))?;
-            items.push(TransactWriteItem::builder().update(claim).build());
+                .send()
+                .await;
+            match applied(res, "dynamodb:UpdateItem(claim)") {
+                Ok(true) => taken.push(h.clone()),
+                Ok(false) => {
+                    self.give_back_claims(&lock.crm, &lock.holder, &taken).await;
+                    return Ok(Locked::Busy);
+                }
+                Err(e) => {
+                    self.give_back_claims(&lock.crm, &lock.holder, &taken).await;
+                    return Err(e);
+                }
+            }
         }
-        if let Some(record) = &lock.record {
-            let lease = lease_record(record)
-                .build()
-                .map_err(|e| PortError::new(format!("dynamodb:Update: {e}")))?;
-            items.push(TransactWriteItem::builder().update(lease).build());
-        }
+        let Some(record) = &lock.record else {
+            return Ok(Locked::Held { last_applied: None });
+        };
+        // One conditional update takes the lease and reads the record's state.
         let res = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
+            .update(record_key(&lock.crm, record))
+            .update_expression(
+                "SET lease_by = :h, lease_until = :until, updated_at = :now, expires_at = :exp",
+            )
+            .condition_expression(
+                "attribute_not_exists(lease_until) OR lease_until < :now_ms OR lease_by = :h",
+            )
+            .expression_attribute_values(":h", holder)
+            .expression_attribute_values(":until", until)
+            .expression_attribute_values(":now_ms", now_ms)
+            .expression_attribute_values(":now", ts(now))
+            .expression_attribute_values(":exp", expires(now, PERSON_RETENTION_DAYS))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match res {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(_))
-                ) =>
-            {
-                return Ok(Locked::Busy)
+            Ok(out) => Ok(Locked::Held {
+                last_applied: out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| get_n(a, "last_applied_ms"))
+                    .and_then(DateTime::from_timestamp_millis),
+            }),
+            Err(e) if is_condition_failure(&e) => {
+                self.give_back_claims(&lock.crm, &lock.holder, &taken).await;
+                Ok(Locked::Busy)
             }
-            Err(e) => return Err(port_err("dynamodb:TransactWriteItems(lock person)", e)),
+            Err(e) => {
+                self.give_back_claims(&lock.crm, &lock.holder, &taken).await;
+                Err(port_err("dynamodb:UpdateItem(lease record)", e))
+            }
         }
-        let last_applied = match &lock.record {
-            Some(record) => self
-                .get_item(record_key(&lock.crm, record))
-                .await?
-                .and_then(|i| get_n(&i, "last_applied_ms"))
-                .and_then(DateTime::from_timestamp_millis),
-            None => None,
-        };
-        Ok(Locked::Held { last_applied })
     }
 
     async fn release_person(

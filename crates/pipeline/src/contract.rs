@@ -67,9 +67,8 @@ pub fn cases() -> Vec<Case> {
 /// (a failed case does not stop the others); `run` makes this run's names
 /// unique (letters, digits, `-`, `_`). Panics listing every case that failed.
 ///
-/// One at a time: moto (5.x) undoes a cancelled `TransactWriteItems` by
-/// restoring a copy of the whole table taken before it, which erases whatever
-/// other requests wrote to the table meanwhile.
+/// One at a time: the cases read what they wrote, and each is easier to read
+/// on its own when it fails.
 pub async fn ledger_contract(ledger: Arc<dyn Ledger>, run: &str) {
     let now = Utc::now();
     let t0 = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);

@@ -327,7 +327,7 @@ impl Ledger for InMemoryLedger {
             held.as_ref()
                 .is_none_or(|(by, until)| *until < now || *by == lock.holder)
         };
-        // All or nothing, as the DynamoDB transaction.
+        // All or nothing, as the DynamoDB adapter (which gives back what it took).
         for h in &lock.claim {
             if let Some(i) = ids.get(&format!("{}#{h}", lock.crm)) {
                 if i.crm_id.is_some() || !free(&i.claim) {
