@@ -20,3 +20,25 @@ async fn the_dynamodb_ledger_keeps_the_ledger_contract() {
     let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), &created.table_name);
     ledger_contract(Arc::new(ledger), &run).await;
 }
+
+/// A request DynamoDB will never take (an item over 400 KB) is a refusal, not
+/// an outage: the worker dead-letters instead of retrying it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_dynamodb_refuses_is_a_permanent_error() {
+    use lb_pipeline::Ledger;
+    let moto = Moto::shared().expect("moto server (run `make venv` first)");
+    let sdk = lb_aws::sdk_config_for(&moto.endpoint, "us-east-1").await;
+    let run = format!("t{}-refused", rand::random::<u32>());
+    let created = resources::create(&sdk, &Names::new(&run), "whsec_x", "pat-x")
+        .await
+        .expect("resources");
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), &created.table_name);
+    let lead = lb_pipeline::fakes::sample_lead("evt_huge", "a@b.co");
+    let huge = "x".repeat(500 * 1024);
+    let err = ledger
+        .record_received(&lead, &huge, chrono::Utc::now())
+        .await
+        .expect_err("DynamoDB refuses a 500 KB item");
+    assert!(err.is_permanent(), "{err}");
+    assert!(err.to_string().contains("ValidationException"), "{err}");
+}

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, ReturnValue, WriteRequest,
@@ -99,6 +99,23 @@ fn is_condition_failure<R>(e: &SdkError<UpdateItemError, R>) -> bool {
     )
 }
 
+/// A DynamoDB error as a port error. A `ValidationException` (an item over
+/// 400 KB, a value DynamoDB does not take) is the request's own fault: asking
+/// again cannot help, so it is permanent, not an outage.
+fn ddb_err<E, R>(op: &str, e: SdkError<E, R>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let refused = e.code() == Some("ValidationException");
+    let p = port_err(op, e);
+    if refused {
+        PortError::refused(p.0)
+    } else {
+        p
+    }
+}
+
 /// Whether a conditional update applied: `Ok(false)` when its condition did not hold.
 fn applied<T>(
     res: Result<
@@ -110,7 +127,7 @@ fn applied<T>(
     match res {
         Ok(_) => Ok(true),
         Err(e) if is_condition_failure(&e) => Ok(false),
-        Err(e) => Err(port_err(op, e)),
+        Err(e) => Err(ddb_err(op, e)),
     }
 }
 
@@ -200,7 +217,7 @@ impl DynamoLedger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| port_err("dynamodb:GetItem", e))?;
+            .map_err(|e| ddb_err("dynamodb:GetItem", e))?;
         Ok(out.item)
     }
 }
@@ -243,7 +260,7 @@ impl Ledger for DynamoLedger {
                     Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
                 );
                 if !conditional {
-                    return Err(port_err("dynamodb:PutItem", e));
+                    return Err(ddb_err("dynamodb:PutItem", e));
                 }
                 let item = self
                     .get_item(event_key(&delivery))
@@ -348,7 +365,7 @@ impl Ledger for DynamoLedger {
                     },
                 })
             }
-            Err(e) => Err(port_err("dynamodb:UpdateItem(begin)", e)),
+            Err(e) => Err(ddb_err("dynamodb:UpdateItem(begin)", e)),
         }
     }
 
@@ -371,7 +388,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":exp", expires(now, SYNCED_RETENTION_DAYS))
             .send()
             .await
-            .map_err(|e| port_err("dynamodb:UpdateItem(complete)", e))?;
+            .map_err(|e| ddb_err("dynamodb:UpdateItem(complete)", e))?;
         Ok(())
     }
 
@@ -468,7 +485,7 @@ impl Ledger for DynamoLedger {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| port_err("dynamodb:Query(deliveries)", e))?;
+                .map_err(|e| ddb_err("dynamodb:Query(deliveries)", e))?;
             for item in page.items() {
                 out.push(to_record(item)?);
             }
@@ -505,7 +522,7 @@ impl Ledger for DynamoLedger {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| port_err("dynamodb:Scan(erase)", e))?;
+                .map_err(|e| ddb_err("dynamodb:Scan(erase)", e))?;
             for item in page.items() {
                 let (Some(pk), Some(sk)) = (get_s(item, "pk"), get_s(item, "sk")) else {
                     continue;
@@ -616,7 +633,7 @@ impl Ledger for DynamoLedger {
                     .set_request_items(Some(items))
                     .send()
                     .await
-                    .map_err(|e| port_err("dynamodb:BatchWriteItem(erase)", e))?;
+                    .map_err(|e| ddb_err("dynamodb:BatchWriteItem(erase)", e))?;
                 pending = res.unprocessed_items;
             }
             if pending.is_some_and(|m| m.values().any(|v| !v.is_empty())) {
@@ -670,7 +687,7 @@ impl Ledger for DynamoLedger {
             let page = q
                 .send()
                 .await
-                .map_err(|e| port_err("dynamodb:Query(status)", e))?;
+                .map_err(|e| ddb_err("dynamodb:Query(status)", e))?;
             for item in page.items() {
                 out.push(to_record(item)?);
                 if filter.limit.is_some_and(|l| out.len() >= l) {
@@ -715,7 +732,7 @@ impl Ledger for DynamoLedger {
                     .max(1) as u32,
             )),
             Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(port_err("dynamodb:UpdateItem(requeue)", e)),
+            Err(e) => Err(ddb_err("dynamodb:UpdateItem(requeue)", e)),
         }
     }
 
@@ -747,7 +764,7 @@ impl Ledger for DynamoLedger {
         }
         put.send()
             .await
-            .map_err(|e| port_err("dynamodb:PutItem(rejected)", e))?;
+            .map_err(|e| ddb_err("dynamodb:PutItem(rejected)", e))?;
         let window = format!(
             "REJECTIONS#{}",
             window_start.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -760,7 +777,7 @@ impl Ledger for DynamoLedger {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| port_err("dynamodb:UpdateItem(rejections)", e))?;
+            .map_err(|e| ddb_err("dynamodb:UpdateItem(rejections)", e))?;
         Ok(RejectionTally {
             in_window: out
                 .attributes
@@ -804,7 +821,7 @@ impl Ledger for DynamoLedger {
                 .request_items(&self.table, request)
                 .send()
                 .await
-                .map_err(|e| port_err("dynamodb:BatchGetItem(identities)", e))?;
+                .map_err(|e| ddb_err("dynamodb:BatchGetItem(identities)", e))?;
             for item in out
                 .responses
                 .unwrap_or_default()
@@ -911,7 +928,7 @@ impl Ledger for DynamoLedger {
             }
             Err(e) => {
                 self.give_back_claims(&lock.crm, &lock.holder, &taken).await;
-                Err(port_err("dynamodb:UpdateItem(lease record)", e))
+                Err(ddb_err("dynamodb:UpdateItem(lease record)", e))
             }
         }
     }
@@ -1044,7 +1061,7 @@ impl Ledger for DynamoLedger {
             {
                 Ok(false)
             }
-            Err(e) => Err(port_err("dynamodb:PutItem(conflict)", e)),
+            Err(e) => Err(ddb_err("dynamodb:PutItem(conflict)", e)),
         }
     }
 

@@ -13,10 +13,9 @@ use lb_domain::{split_delivery_id, EventId, QueuedLead};
 use crate::ports::*;
 
 fn down(flag: &AtomicBool, what: &str) -> Result<(), PortError> {
-    if flag.load(Ordering::SeqCst) {
-        Err(PortError::new(format!("{what} unavailable (fake)")))
-    } else {
-        Ok(())
+    match flag.load(Ordering::SeqCst) {
+        true => Err(PortError::new(format!("{what} unavailable (fake)"))),
+        false => Ok(()),
     }
 }
 
@@ -33,6 +32,8 @@ pub struct InMemoryLedger {
     rejection_windows: Mutex<HashMap<DateTime<Utc>, u64>>,
     failing: AtomicBool,
     fail_complete: AtomicBool,
+    /// `begin` refused as DynamoDB refuses an invalid request (ValidationException).
+    refusing: AtomicBool,
 }
 
 #[derive(Default)]
@@ -86,6 +87,10 @@ impl InMemoryLedger {
     }
     pub fn set_failing(&self, f: bool) {
         self.failing.store(f, Ordering::SeqCst);
+    }
+    /// `begin` is refused as DynamoDB refuses a request it will never take.
+    pub fn refuse_everything(&self, r: bool) {
+        self.refusing.store(r, Ordering::SeqCst);
     }
     /// The next `complete` fails (a crash between the CRM write and the ledger write).
     pub fn fail_next_complete(&self) {
@@ -181,6 +186,11 @@ impl Ledger for InMemoryLedger {
         lease_until: DateTime<Utc>,
     ) -> Result<Begin, PortError> {
         down(&self.failing, "ledger")?;
+        if self.refusing.load(Ordering::SeqCst) {
+            return Err(PortError::refused(
+                "ValidationException: Item size has exceeded the maximum allowed size (fake)",
+            ));
+        }
         let mut m = self.records.lock().unwrap();
         let r = m
             .entry(lead.delivery_id())

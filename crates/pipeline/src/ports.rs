@@ -8,14 +8,23 @@ use lb_domain::{EventId, QueuedLead};
 use serde::{Deserialize, Serialize};
 
 /// An infrastructure call failed (queue, table, topic, secret store). Use cases
-/// treat it as transient: nothing is acknowledged on the strength of it.
+/// treat it as transient (nothing is acknowledged on the strength of it),
+/// unless the service refused the request itself (`permanent`: DynamoDB's
+/// `ValidationException`, an item too large): asking again cannot help.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
-pub struct PortError(pub String);
+pub struct PortError(pub String, pub bool);
 
 impl PortError {
     pub fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
+        Self(msg.into(), false)
+    }
+    /// The service refused this request as it is (validation): not an outage.
+    pub fn refused(msg: impl Into<String>) -> Self {
+        Self(msg.into(), true)
+    }
+    pub fn is_permanent(&self) -> bool {
+        self.1
     }
 }
 

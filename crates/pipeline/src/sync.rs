@@ -148,6 +148,13 @@ impl StepError {
     fn reason(&self) -> FailureReason {
         match self {
             StepError::Crm(e) => e.reason(),
+            StepError::Port(e) if e.is_permanent() => FailureReason {
+                class: ErrorClass::Permanent,
+                code: "ledger_rejected".into(),
+                message: e.0.clone(),
+                crm: None,
+                http_status: None,
+            },
             StepError::Port(e) => FailureReason {
                 class: ErrorClass::Transient,
                 code: "infrastructure_unavailable".into(),
@@ -217,7 +224,7 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
     let now = w.clock.now();
     let begin = match w.ledger.begin(&lead, &m.body, now, deadline).await {
         Ok(b) => b,
-        Err(e) => return retry_infra(w, m, m.receive_count, e).await,
+        Err(e) => return ledger_failure(w, m, &lead, m.receive_count, e).await,
     };
     match begin {
         Begin::AlreadySynced(_) | Begin::AlreadyDead => {
@@ -273,7 +280,7 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
                     ItemOutcome::Synced(outcome)
                 }
                 // The CRM has it; the next attempt redoes the idempotent upsert and finds its note.
-                Err(e) => retry_infra(w, m, attempt, e).await,
+                Err(e) => ledger_failure(w, m, &lead, attempt, e).await,
             },
             Err(e) => {
                 let reason = e.reason();
@@ -720,6 +727,23 @@ async fn hand_back(
     ItemOutcome::RetryLater { delay, reason }
 }
 
+/// The ledger failed for this lead: a refusal of the request itself (an item
+/// DynamoDB will never take) is a dead letter, anything else is retried.
+async fn ledger_failure(
+    w: &Worker<'_>,
+    m: &InboundMessage,
+    lead: &QueuedLead,
+    attempt: u32,
+    e: PortError,
+) -> ItemOutcome {
+    if !e.is_permanent() {
+        return retry_infra(w, m, attempt, e).await;
+    }
+    let reason = StepError::Port(e).reason();
+    warn!(code = %reason.code, "the ledger refused this lead; dead-lettering");
+    dead_letter(w, m, lead, attempt, reason, false).await
+}
+
 async fn retry_infra(
     w: &Worker<'_>,
     m: &InboundMessage,
@@ -1090,6 +1114,19 @@ mod tests {
         };
         let out = env.run(&[m]).await;
         assert!(matches!(&out[0], ItemOutcome::DeadLettered(r) if r.code == "poison_message"));
+    }
+
+    #[tokio::test]
+    async fn a_lead_the_ledger_refuses_is_dead_lettered_not_retried_forever() {
+        let env = Env::new();
+        env.ledger.refuse_everything(true);
+        let out = env.run(&[msg("m1", &sample_lead("evt_1", "a@b.co"))]).await;
+        assert!(
+            matches!(&out[0], ItemOutcome::DeadLettered(r) if r.code == "ledger_rejected"),
+            "{out:?}"
+        );
+        assert_eq!(env.crm.calls(), 0);
+        assert_eq!(env.queue.dead_letters().len(), 1);
     }
 
     #[tokio::test]
