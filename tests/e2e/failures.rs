@@ -162,6 +162,46 @@ async fn a_lead_that_keeps_failing_is_dead_lettered_after_the_attempt_cap() {
         "{}",
         err.message
     );
+    let alerts = eventually("the alert", Duration::from_secs(20), || async {
+        Some(t.alerts().await).filter(|a| !a.is_empty())
+    })
+    .await;
+    assert!(
+        alerts
+            .iter()
+            .any(|(_, body)| body.contains("evt_cap") && body.contains("retries_exhausted")),
+        "{alerts:?}"
+    );
+}
+
+/// A message on the leads queue that is not a lead (poison) is dead-lettered at
+/// once and reaches an alert that names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_reaches_an_alert() {
+    let t = start("poison", |_| {}).await;
+    let sqs = aws_sdk_sqs::Client::new(&t.stack.sdk);
+    let sent = sqs
+        .send_message()
+        .queue_url(&t.stack.info.queue_url)
+        .message_body("{\"not\": \"a lead\"}")
+        .message_group_id("poison")
+        .message_deduplication_id("poison-1")
+        .send()
+        .await
+        .expect("sent");
+    assert!(sent.message_id().is_some());
+    let alerts = eventually("the alert", Duration::from_secs(30), || async {
+        Some(t.alerts().await).filter(|a| !a.is_empty())
+    })
+    .await;
+    assert!(
+        alerts
+            .iter()
+            .any(|(_, body)| body.contains("poison_message")
+                && body.contains("not a leadbridge queue message")
+                && body.contains("event sqs:")),
+        "{alerts:?}"
+    );
 }
 
 /// A token without a scope the lead needs: HubSpot's 403 MISSING_SCOPES is a
