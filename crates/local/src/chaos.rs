@@ -94,10 +94,12 @@ impl ChaosConfig {
             // Long enough for a whole batch against moto under load (production: 60 s).
             worker_timeout: Duration::from_secs(20),
             worker_concurrency: 4,
+            // The production schedule (2 s base, 1 h cap, 16 attempts) at 1/60 scale: the
+            // 60-second outage stands for an hour, and is ridden out without a dead letter.
             policy: RetryPolicy {
-                base: Duration::from_millis(250),
-                cap: Duration::from_secs(20),
-                max_attempts: 12,
+                base: Duration::from_millis(2_000 / 60),
+                cap: Duration::from_secs(3_600 / 60),
+                max_attempts: 16,
             },
             settle_timeout: Duration::from_secs(1_200),
         }
@@ -280,7 +282,9 @@ fn plan(cfg: &ChaosConfig) -> Plan {
     }
     sizes.extend(std::iter::repeat_n(1, distinct - in_groups));
 
-    let base: DateTime<Utc> = Utc::now() - chrono::Duration::hours(1);
+    // Every occurred_at in the past (ingest refuses one more than 5 minutes ahead).
+    let base: DateTime<Utc> =
+        Utc::now() - chrono::Duration::hours(1) - chrono::Duration::seconds(distinct as i64);
     let mut events = Vec::with_capacity(distinct);
     let mut persons = Vec::with_capacity(sizes.len());
     let mut of_person: Vec<Vec<usize>> = Vec::with_capacity(sizes.len());
