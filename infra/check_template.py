@@ -462,9 +462,12 @@ def check_template(t: dict, c: Checker) -> None:
     c.eq([api_alarm.get("Namespace"), api_alarm.get("MetricName")], ["AWS/ApiGateway", "5xx"], "Ingest5xxAlarm metric")
     api = props("HttpApi", "AWS::Serverless::HttpApi")
     status_route = (api.get("RouteSettings") or {}).get("GET /v1/events/{event_id}") or {}
-    c.check(bool(status_route.get("ThrottlingRateLimit")), "HttpApi.RouteSettings: the status API has a throttle")
-    c.check(bool((api.get("DefaultRouteSettings") or {}).get("ThrottlingRateLimit")),
-            "HttpApi.DefaultRouteSettings: the webhook has a throttle")
+    # the README's numbers
+    c.eq([status_route.get("ThrottlingRateLimit"), status_route.get("ThrottlingBurstLimit")], [10, 20],
+         "HttpApi.RouteSettings: the status API's throttle")
+    default = api.get("DefaultRouteSettings") or {}
+    c.eq([default.get("ThrottlingRateLimit"), default.get("ThrottlingBurstLimit")], [100, 200],
+         "HttpApi.DefaultRouteSettings: the webhook's throttle")
     mf = props("RejectionsMetricFilter", "AWS::Logs::MetricFilter")
     c.eq(mf.get("LogGroupName"), {"Ref": "IngestLogGroup"}, "RejectionsMetricFilter.LogGroupName")
     dlq_alarm = (res.get("DlqDepthAlarm", {}).get("Properties") or {})

@@ -141,8 +141,22 @@ async fn an_email_first_lead_then_phone_only_and_a_contact_the_ledger_never_saw_
         .await
         .expect("create");
     let rep_made = created["id"].as_str().unwrap().to_string();
-    // search sees it after its lag
-    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    // HubSpot's search sees a new contact after a lag: wait until it does.
+    let search = json!({"filterGroups": [{"filters": [
+        {"propertyName": "phone", "operator": "EQ", "value": "1614960000"}]}]});
+    lb_tests::eventually(
+        "the rep's contact in search",
+        std::time::Duration::from_secs(20),
+        || async {
+            let found = t
+                .client
+                .hubspot_post("/crm/v3/objects/contacts/search", &search)
+                .await
+                .ok()?;
+            (found["total"].as_u64().unwrap_or(0) > 0).then_some(())
+        },
+    )
+    .await;
     t.post(&lead("evt_ef3", json!({"phone": "+44 161 496 0000"})))
         .await;
     assert_eq!(synced_contact(&t, "evt_ef3").await, rep_made);

@@ -562,25 +562,11 @@ impl Ledger for DynamoLedger {
                 _ => break,
             }
         }
-        // The person: the hashes asked, their records, and every identity of those records.
-        let mut hashes: std::collections::BTreeSet<String> = key_hashes.iter().cloned().collect();
-        let mut owned: std::collections::BTreeSet<(String, String)> = Default::default();
-        loop {
-            let before = (hashes.len(), owned.len());
-            for l in &links {
-                if let Some(r) = &l.record {
-                    if hashes.contains(&l.hash) {
-                        owned.insert((l.crm.clone(), r.clone()));
-                    }
-                    if owned.contains(&(l.crm.clone(), r.clone())) {
-                        hashes.insert(l.hash.clone());
-                    }
-                }
-            }
-            if (hashes.len(), owned.len()) == before {
-                break;
-            }
-        }
+        let linked: Vec<(String, String, String)> = links
+            .iter()
+            .filter_map(|l| Some((l.crm.clone(), l.hash.clone(), l.record.clone()?)))
+            .collect();
+        let (hashes, owned) = lb_pipeline::erase::person_of(&linked, key_hashes);
         let mut out = Erased::default();
         let mut keys: Vec<(String, String)> = Vec::new();
         for l in links.iter().filter(|l| hashes.contains(&l.hash)) {

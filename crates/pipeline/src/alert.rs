@@ -52,24 +52,11 @@ pub fn dead_letter_attributes(letter: &DeadLetter) -> Vec<(&'static str, String)
     v
 }
 
-/// The lead's identities and name as they may appear in free text.
-fn known_identities(lead: &QueuedLead) -> Vec<String> {
-    let v = &lead.event.visitor;
-    let mut known: Vec<String> = Vec::new();
-    known.extend(v.email.as_ref().map(|e| e.as_str().to_string()));
-    known.extend(v.phone.as_ref().map(|p| p.as_str().to_string()));
-    known.extend(v.wa_id.as_ref().map(|w| w.as_str().to_string()));
-    known.extend(v.name.clone());
-    known.extend(v.first_name.clone());
-    known.extend(v.last_name.clone());
-    known
-}
-
 /// `text` without the lead's identities (read from its queue message `body`),
 /// email addresses or international numbers.
 fn scrub_for(text: &str, body: &str) -> String {
     let known = QueuedLead::from_json(body)
-        .map(|l| known_identities(&l))
+        .map(|l| crate::status::lead_identities(&l))
         .unwrap_or_default();
     let refs: Vec<&str> = known.iter().map(String::as_str).collect();
     mask::scrub(text, &refs)
@@ -238,7 +225,7 @@ pub async fn alert_dead_letters(
             Some(l) => (
                 l.event.bot_id.as_str().to_string(),
                 l.contact_key.masked(),
-                known_identities(l),
+                crate::status::lead_identities(l),
             ),
             None => ("?".into(), "unreadable message".into(), vec![]),
         };

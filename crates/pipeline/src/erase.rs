@@ -2,6 +2,8 @@
 //! Everything the ledger and the dead-letter queue keep of one person goes; the
 //! CRM's copy is the CRM's to erase (leadbridge prints the record ids to do it).
 
+use std::collections::BTreeSet;
+
 use lb_domain::ContactKey;
 
 use crate::ports::{Erased, LeadQueue, Ledger, PortError};
@@ -32,6 +34,32 @@ impl ErasureReport {
             "The CRM's records are the CRM's to erase (HubSpot: delete the contact and its notes, or use its GDPR delete).\n",
         );
         out
+    }
+}
+
+/// One person's identity hashes and `(connection, record)`s: the hashes asked,
+/// the records they are linked to, and every identity linked to those records,
+/// to a fixpoint. `links` are `(connection, identity hash, record)` as a ledger
+/// keeps them. (Shared by every [`Ledger::erase_person`].)
+pub type Person = (BTreeSet<String>, BTreeSet<(String, String)>);
+
+pub fn person_of(links: &[(String, String, String)], asked: &[String]) -> Person {
+    let mut hashes: BTreeSet<String> = asked.iter().cloned().collect();
+    let mut records: BTreeSet<(String, String)> = BTreeSet::new();
+    loop {
+        let before = (hashes.len(), records.len());
+        for (crm, hash, record) in links {
+            let key = (crm.clone(), record.clone());
+            if hashes.contains(hash) {
+                records.insert(key.clone());
+            }
+            if records.contains(&key) {
+                hashes.insert(hash.clone());
+            }
+        }
+        if (hashes.len(), records.len()) == before {
+            return (hashes, records);
+        }
     }
 }
 

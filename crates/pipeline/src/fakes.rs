@@ -460,30 +460,18 @@ impl Ledger for InMemoryLedger {
         let mut persons = self.persons.lock().unwrap();
         let mut conflicts = self.conflicts.lock().unwrap();
         let mut records = self.records.lock().unwrap();
-        // (crm, hash) of every link; the person's hashes and records, to a fixpoint.
         let split = |k: &str| {
             k.split_once('#')
                 .map(|(c, h)| (c.to_string(), h.to_string()))
         };
-        let mut hashes: std::collections::BTreeSet<String> = key_hashes.iter().cloned().collect();
-        let mut owned: std::collections::BTreeSet<(String, String)> = Default::default();
-        loop {
-            let before = (hashes.len(), owned.len());
-            for (k, item) in ids.iter() {
-                let (Some((crm, h)), Some(rec)) = (split(k), item.crm_id.clone()) else {
-                    continue;
-                };
-                if hashes.contains(&h) {
-                    owned.insert((crm.clone(), rec.clone()));
-                }
-                if owned.contains(&(crm, rec)) {
-                    hashes.insert(h);
-                }
-            }
-            if (hashes.len(), owned.len()) == before {
-                break;
-            }
-        }
+        let links: Vec<(String, String, String)> = ids
+            .iter()
+            .filter_map(|(k, i)| {
+                let (crm, h) = split(k)?;
+                Some((crm, h, i.crm_id.clone()?))
+            })
+            .collect();
+        let (hashes, owned) = crate::erase::person_of(&links, key_hashes);
         let mut out = Erased::default();
         ids.retain(|k, _| {
             let gone = split(k).is_some_and(|(_, h)| hashes.contains(&h));

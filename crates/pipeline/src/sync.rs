@@ -391,7 +391,7 @@ async fn sync_to_crm(
         .prior
         .as_ref()
         .filter(|p| p.crm == done.crm && p.contact_id == done.contact_id);
-    let written = write_activities(w, target, lead, attempt, prior, &mut done).await;
+    let written = write_activities(target, lead, attempt, prior, &mut done).await;
     match written {
         Ok(()) => Ok(done),
         Err(e) => {
@@ -417,14 +417,12 @@ async fn sync_to_crm(
 /// earlier attempt recorded it, looked up by the event's tag when an earlier
 /// attempt may have written it, else written.
 async fn write_activities(
-    w: &Worker<'_>,
     crm: &dyn Crm,
     lead: &QueuedLead,
     attempt: &Attempt,
     prior: Option<&SyncOutcome>,
     done: &mut SyncOutcome,
 ) -> Result<(), StepError> {
-    let _ = w;
     let event_id = &lead.event.event_id;
     let contact_id = done.contact_id.clone();
     let look = attempt.follows_earlier;

@@ -30,6 +30,19 @@ pub struct WorkerApp {
 /// has the same bound).
 pub const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The worker runs 60 s and keeps the slowest timeout plus 2 s free before it
+/// starts a lead; a sync makes several calls. Checked at cold start.
+pub fn check_timeout(timeout: Duration) -> Result<(), String> {
+    if timeout > MAX_CONNECTION_TIMEOUT {
+        return Err(format!(
+            "HUBSPOT_TIMEOUT_MS is {} ms; at most {} ms leaves the worker time to sync a lead",
+            timeout.as_millis(),
+            MAX_CONNECTION_TIMEOUT.as_millis()
+        ));
+    }
+    Ok(())
+}
+
 /// How long before the function's deadline a batch still in flight is aborted.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
@@ -54,15 +67,7 @@ pub struct WorkerEnv {
 impl WorkerEnv {
     pub fn from_env() -> Result<Self, String> {
         let env = Self::read()?;
-        // The worker runs 60 s and keeps the slowest timeout plus 2 s free before
-        // it starts a lead; a sync makes several calls.
-        if env.hubspot_timeout > MAX_CONNECTION_TIMEOUT {
-            return Err(format!(
-                "HUBSPOT_TIMEOUT_MS is {} ms; at most {} ms leaves the worker time to sync a lead",
-                env.hubspot_timeout.as_millis(),
-                MAX_CONNECTION_TIMEOUT.as_millis()
-            ));
-        }
+        check_timeout(env.hubspot_timeout)?;
         Ok(env)
     }
 
@@ -203,6 +208,13 @@ mod tests {
         m.attributes
             .insert("ApproximateReceiveCount".into(), "1".into());
         m
+    }
+
+    #[test]
+    fn a_hubspot_timeout_that_leaves_no_time_is_refused_at_cold_start() {
+        assert!(check_timeout(Duration::from_secs(20)).is_ok());
+        let e = check_timeout(Duration::from_millis(20_001)).unwrap_err();
+        assert!(e.contains("HUBSPOT_TIMEOUT_MS"), "{e}");
     }
 
     fn app_with(crm: Arc<FakeCrm>) -> Arc<WorkerApp> {
