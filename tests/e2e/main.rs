@@ -11,4 +11,5 @@ mod ingest;
 mod ledger;
 mod logs;
 mod replay;
+mod sources;
 mod sync;

@@ -39,6 +39,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// `[enums."<field>"]`, in file order.
     pub enums: Vec<EnumRule>,
+    /// By name (`[sources.<name>]`): the native inbound endpoints.
+    pub sources: BTreeMap<String, Source>,
     /// Things that are allowed but probably not meant (a connection no route
     /// uses), formatted like errors: `line L, column C: key: message`.
     pub warnings: Vec<String>,
@@ -83,6 +85,20 @@ pub struct Route {
     pub policy: Policy,
     /// Fields an event must carry (never `answers.*`).
     pub required: Vec<FieldPath>,
+}
+
+/// One `[sources.<name>]`: `POST /v1/sources/<name>` speaks one vendor's webhook
+/// for one bot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub name: String,
+    /// A [`lb_vendors::sources::KINDS`] name (`whatsapp`, `intercom`, …).
+    pub kind: &'static str,
+    /// The bot whose route and policies the source's leads take.
+    pub bot_id: String,
+    /// Secrets Manager id of the vendor's secret(s) (see [`lb_vendors::source::SourceSecrets`]).
+    pub secret: String,
+    pub options: lb_vendors::source::SourceOptions,
 }
 
 /// One `[connections.<name>]`.

@@ -15,6 +15,8 @@ use toml::de::{DeArray, DeTable, DeValue};
 use toml::Spanned;
 
 use crate::error::Lines;
+
+mod sources;
 use crate::{
     is_enumerable, Config, ConfigError, ConfigErrors, Connection, ConnectionKind, EnumRule,
     HubSpotConnection, Policy, Route, WebhookAuth, WebhookConnection, ENUMERABLE, HUBSPOT_BASE_URL,
@@ -265,7 +267,14 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-const TOP_KEYS: &[&str] = &["version", "defaults", "enums", "connections", "routes"];
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "defaults",
+    "enums",
+    "connections",
+    "routes",
+    "sources",
+];
 const POLICY_KEYS: &[&str] = &[
     "require_consent",
     "unknown_country",
@@ -372,6 +381,11 @@ pub(crate) fn parse(text: &str, local_targets: bool) -> Result<Config, ConfigErr
         }
     }
 
+    let sources = match root.table(&mut cx, "sources") {
+        Some(t) => sources::sources(&mut cx, &t, &routes),
+        None => BTreeMap::new(),
+    };
+
     if !cx.errors.is_empty() {
         return Err(finish(cx.errors));
     }
@@ -381,6 +395,7 @@ pub(crate) fn parse(text: &str, local_targets: bool) -> Result<Config, ConfigErr
         connections,
         routes,
         enums,
+        sources,
         warnings: cx.warnings.into_iter().map(|w| w.2).collect(),
     })
 }

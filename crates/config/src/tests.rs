@@ -399,7 +399,7 @@ fn unknown_top_level_keys_are_named_with_what_is_allowed() {
     assert_eq!(e.len(), 1);
     assert_eq!(
         e[0].to_string(),
-        "line 2, column 1: colour: unknown key \"colour\" in the top level; allowed: version, defaults, enums, connections, routes"
+        "line 2, column 1: colour: unknown key \"colour\" in the top level; allowed: version, defaults, enums, connections, routes, sources"
     );
 }
 
@@ -778,4 +778,129 @@ fn a_local_run_may_point_connections_at_this_machine_over_http_and_a_deployment_
     )
     .expect("https on public hosts");
     assert!(deployed.connections.values().all(|c| !c.allow_internal));
+}
+
+#[test]
+fn sources_are_read_with_their_kind_bot_secret_and_options() {
+    let cfg = parse_ok(&format!(
+        r#"{BASE}
+[sources.whatsapp]
+kind = "whatsapp"
+bot_id = "bot_wa"
+secret = "lb/sources/whatsapp"
+
+[sources.twilio-sms]
+kind = "twilio"
+bot_id = "bot_sms"
+secret = "lb/sources/twilio"
+public_url = "https://leads.example.com/v1/sources/twilio-sms"
+
+[sources.typebot]
+kind = "custom_json"
+bot_id = "bot_typebot"
+secret = "lb/sources/typebot"
+token_header = "X-Api-Key"
+
+[sources.typebot.fields]
+"visitor.email" = "/email"
+"visitor.name" = "/contact/name"
+"answers.*" = "/answers"
+"#
+    ));
+    let wa = &cfg.sources["whatsapp"];
+    assert_eq!(
+        (wa.kind, wa.bot_id.as_str(), wa.secret.as_str()),
+        ("whatsapp", "bot_wa", "lb/sources/whatsapp")
+    );
+    assert_eq!(
+        cfg.sources["twilio-sms"].options.extra["public_url"],
+        "https://leads.example.com/v1/sources/twilio-sms"
+    );
+    let tb = &cfg.sources["typebot"].options;
+    assert_eq!(tb.token_header.as_deref(), Some("x-api-key"));
+    assert_eq!(
+        tb.fields,
+        vec![
+            ("visitor.email".to_string(), "/email".to_string()),
+            ("visitor.name".to_string(), "/contact/name".to_string()),
+            ("answers.*".to_string(), "/answers".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn a_bad_source_is_reported_at_its_line_with_what_is_allowed() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[sources.x]\nkind = \"wechat\"\nbot_id = \"b\"\nsecret = \"s\"\n",
+            "sources.x.kind",
+            "unknown source kind \"wechat\"; expected one of",
+        ),
+        (
+            "[sources.x]\nkind = \"whatsapp\"\nsecret = \"s\"\n",
+            "sources.x.bot_id",
+            "missing: bot_id",
+        ),
+        (
+            "[sources.x]\nkind = \"whatsapp\"\nbot_id = \"b\"\n",
+            "sources.x.secret",
+            "missing: secret",
+        ),
+        (
+            "[sources.x]\nkind = \"whatsapp\"\nbot_id = \"b\"\nsecret = \"s\"\nfields = {}\n",
+            "sources.x.fields",
+            "unknown key \"fields\"",
+        ),
+        (
+            "[sources.x]\nkind = \"custom_json\"\nbot_id = \"b\"\nsecret = \"s\"\n",
+            "sources.x.fields",
+            "missing: a [sources.<name>.fields] table",
+        ),
+        (
+            "[sources.x]\nkind = \"custom_json\"\nbot_id = \"b\"\nsecret = \"s\"\n[sources.x.fields]\n\"visitor.mail\" = \"/email\"\n",
+            "sources.x.fields.\"visitor.mail\"",
+            "is not a canonical field",
+        ),
+        (
+            "[sources.x]\nkind = \"custom_json\"\nbot_id = \"b\"\nsecret = \"s\"\n[sources.x.fields]\n\"visitor.email\" = \"email\"\n",
+            "sources.x.fields.\"visitor.email\"",
+            "is not a JSON pointer",
+        ),
+        (
+            "[sources.Bad]\nkind = \"whatsapp\"\nbot_id = \"b\"\nsecret = \"s\"\n",
+            "sources.Bad",
+            "invalid source name",
+        ),
+    ];
+    for (snippet, key, message) in cases {
+        let text = format!("{BASE}\n{snippet}");
+        let errs = errors(&text);
+        assert!(
+            errs.iter()
+                .any(|e| e.key == *key && e.message.contains(message)),
+            "wanted {key}: {message:?} for:\n{snippet}\ngot:\n{}",
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert!(
+            errs.iter().all(|e| e.line > BASE.lines().count()),
+            "{errs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_source_needs_a_route_for_its_bot() {
+    let text = BASE.replace("bot_id = \"*\"", "bot_id = \"sales-bot\"")
+        + "\n[sources.wa]\nkind = \"whatsapp\"\nbot_id = \"bot_wa\"\nsecret = \"s\"\n";
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].key, "sources.wa.bot_id");
+    assert!(
+        errs[0].message.contains("no route for bot \"bot_wa\""),
+        "{}",
+        errs[0]
+    );
 }

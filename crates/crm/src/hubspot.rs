@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use lb_domain::conversation;
 use lb_domain::mapping::{FieldPath, Mapping, ValueKind};
 use lb_domain::{note, ContactKey, EventId, Phone, QueuedLead};
 use lb_pipeline::secrets::{secret_values, CachedSecret};
@@ -122,6 +123,11 @@ pub fn default_mapping(
             ("consent.given_at", "leadbridge_consent_given_at"),
             ("consent.text_version", "leadbridge_consent_text_version"),
             ("consent.purpose", "leadbridge_consent_purpose"),
+            ("context.channel", "leadbridge_channel"),
+            ("context.ad_click_id", "leadbridge_ad_click_id"),
+            ("context.ad_id", "leadbridge_ad_id"),
+            ("context.ad_headline", "leadbridge_ad_headline"),
+            ("last_inbound_at", "leadbridge_last_inbound_at"),
         ]);
     }
     if answer_properties {
@@ -707,6 +713,85 @@ impl Crm for HubSpotCrm {
     ) -> Result<Option<String>, CrmError> {
         self.find_tagged(contact_id, "deals", "description", event_id)
             .await
+    }
+
+    fn keeps_conversations(&self) -> bool {
+        true
+    }
+
+    fn note_max_chars(&self) -> usize {
+        NOTE_MAX_CHARS
+    }
+
+    /// The contact's notes (v4 association list), read 100 at a time, that
+    /// carry the conversation's tag, in association order (oldest first).
+    async fn conversation_notes(
+        &self,
+        contact_id: &str,
+        conversation_tag: &str,
+    ) -> Result<Vec<(String, String)>, CrmError> {
+        let ids = self.associated_ids(contact_id, "notes").await?;
+        let mut out = Vec::new();
+        for chunk in ids.chunks(100) {
+            let inputs: Vec<Value> = chunk.iter().map(|id| json!({"id": id})).collect();
+            let body = json!({"inputs": inputs, "properties": ["hs_note_body"]});
+            let (_, v) = self
+                .call(
+                    Method::POST,
+                    "/crm/v3/objects/notes/batch/read",
+                    Some(&body),
+                )
+                .await?;
+            let results = v["results"].as_array().cloned().unwrap_or_default();
+            // The batch answer's order is not the input's: put it back in association order.
+            for id in chunk {
+                let found = results
+                    .iter()
+                    .find(|o| id_of(o).as_deref() == Some(id.as_str()));
+                if let Some(b) = found.and_then(|o| o["properties"]["hs_note_body"].as_str()) {
+                    if conversation::is_note_of(b, conversation_tag) {
+                        out.push((id.clone(), b.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn add_note_body(
+        &self,
+        contact_id: &str,
+        body_html: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, CrmError> {
+        let body = json!({
+            "properties": {
+                "hs_timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "hs_note_body": body_html,
+            },
+            "associations": [association(contact_id, NOTE_TO_CONTACT)],
+        });
+        let (_, v) = self
+            .call(Method::POST, "/crm/v3/objects/notes", Some(&body))
+            .await?;
+        id_of(&v).ok_or_else(|| {
+            self.err(
+                ErrorClass::Transient,
+                Some(201),
+                "note created without an id",
+            )
+        })
+    }
+
+    async fn update_note(&self, note_id: &str, body_html: &str) -> Result<(), CrmError> {
+        let body = json!({"properties": {"hs_note_body": body_html}});
+        self.call(
+            Method::PATCH,
+            &format!("/crm/v3/objects/notes/{note_id}"),
+            Some(&body),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {

@@ -122,14 +122,19 @@ pub enum EventType {
     LeadQualified,
     #[serde(rename = "conversation.ended")]
     ConversationEnded,
+    /// One inbound message of a messaging conversation (WhatsApp, SMS): the
+    /// person is written at once; the message joins the conversation's note.
+    #[serde(rename = "message.received")]
+    MessageReceived,
 }
 
 impl EventType {
-    pub const ALL: [&'static str; 4] = [
+    pub const ALL: [&'static str; 5] = [
         "lead.created",
         "lead.updated",
         "lead.qualified",
         "conversation.ended",
+        "message.received",
     ];
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
@@ -138,6 +143,7 @@ impl EventType {
             "lead.updated" => Ok(Self::LeadUpdated),
             "lead.qualified" => Ok(Self::LeadQualified),
             "conversation.ended" => Ok(Self::ConversationEnded),
+            "message.received" => Ok(Self::MessageReceived),
             other => Err(FieldError::new(
                 "event_type",
                 "unknown_event_type",
@@ -154,6 +160,7 @@ impl EventType {
             Self::LeadUpdated => "lead.updated",
             Self::LeadQualified => "lead.qualified",
             Self::ConversationEnded => "conversation.ended",
+            Self::MessageReceived => "message.received",
         }
     }
 }
@@ -220,6 +227,18 @@ pub struct LeadContext {
     pub utm_content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The messaging channel a native source heard the visitor on (`whatsapp`, `sms`, `chat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// An ad's click id (WhatsApp click-to-chat ads: `ctwa_clid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_click_id: Option<String>,
+    /// The ad's id (WhatsApp `referral.source_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_id: Option<String>,
+    /// The ad's headline (WhatsApp `referral.headline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_headline: Option<String>,
 }
 
 impl LeadContext {

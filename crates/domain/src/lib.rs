@@ -3,6 +3,7 @@
 //! Every value type here can only be built valid (`parse`, or `TryFrom` during
 //! deserialization), so code downstream can trust what it holds.
 
+pub mod conversation;
 pub mod error;
 pub mod event;
 pub mod geo;

@@ -57,6 +57,15 @@ pub enum FieldPath {
     UtmTerm,
     UtmContent,
     SessionId,
+    /// The messaging channel (`whatsapp`, `sms`, `chat`) of a native source.
+    Channel,
+    /// An ad's click id (WhatsApp `ctwa_clid`).
+    AdClickId,
+    AdId,
+    AdHeadline,
+    /// When the person last wrote (the time of a `message.received` event; none
+    /// for other events): tells a rep whether WhatsApp's 24-hour window is open.
+    LastInboundAt,
     IntentPrimary,
     /// Labels joined with `;`.
     IntentLabels,
@@ -102,6 +111,11 @@ const NAMED: &[(&str, FieldPath)] = &[
     ("context.utm_term", FieldPath::UtmTerm),
     ("context.utm_content", FieldPath::UtmContent),
     ("context.session_id", FieldPath::SessionId),
+    ("context.channel", FieldPath::Channel),
+    ("context.ad_click_id", FieldPath::AdClickId),
+    ("context.ad_id", FieldPath::AdId),
+    ("context.ad_headline", FieldPath::AdHeadline),
+    ("last_inbound_at", FieldPath::LastInboundAt),
     ("intent.primary", FieldPath::IntentPrimary),
     ("intent.labels", FieldPath::IntentLabels),
     ("intent.qualification_score", FieldPath::QualificationScore),
@@ -162,7 +176,9 @@ impl FieldPath {
             FieldPath::QualificationScore | FieldPath::Messages | FieldPath::DurationSeconds => {
                 ValueKind::Number
             }
-            FieldPath::OccurredAt | FieldPath::ConsentGivenAt => ValueKind::DateTime,
+            FieldPath::OccurredAt | FieldPath::ConsentGivenAt | FieldPath::LastInboundAt => {
+                ValueKind::DateTime
+            }
             _ => ValueKind::Text,
         }
     }
@@ -229,6 +245,12 @@ impl FieldPath {
             FieldPath::UtmTerm => s(&c.utm_term),
             FieldPath::UtmContent => s(&c.utm_content),
             FieldPath::SessionId => s(&c.session_id),
+            FieldPath::Channel => s(&c.channel),
+            FieldPath::AdClickId => s(&c.ad_click_id),
+            FieldPath::AdId => s(&c.ad_id),
+            FieldPath::AdHeadline => s(&c.ad_headline),
+            FieldPath::LastInboundAt => (event.event_type == crate::EventType::MessageReceived)
+                .then(|| ts(&event.occurred_at)),
             FieldPath::IntentPrimary => event.intent.as_ref().and_then(|i| i.primary.clone()),
             FieldPath::IntentLabels => event.intent.as_ref().and_then(|i| joined(&i.labels)),
             FieldPath::QualificationScore => event

@@ -10,6 +10,7 @@ pub mod moto;
 pub mod ops;
 pub mod resources;
 pub mod server;
+pub mod sources;
 pub mod stack;
 
 pub use stack::{LocalStack, StackInfo, StackOptions};

@@ -17,7 +17,8 @@ async fn serve(State(app): State<Arc<Ingest>>, req: Request) -> Response {
         Ok(b) => b.to_vec(),
         Err(_) => vec![b' '; MAX_BODY_BYTES + 1],
     };
-    let request = WebhookRequest::from_http(&parts.method, parts.uri.path(), &parts.headers, body);
+    let request =
+        WebhookRequest::from_http(&parts.method, "http", &parts.uri, &parts.headers, body);
     handle(&app, &request, chrono::Utc::now())
         .await
         .into_http()

@@ -42,6 +42,9 @@ pub struct StackInfo {
     pub status_api_key: String,
     #[serde(default)]
     pub status_api_key_secret_id: String,
+    /// The native sources (`POST /v1/sources/<name>`), by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sources: std::collections::BTreeMap<String, crate::sources::SourceInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -262,14 +265,28 @@ impl LocalStack {
             alerts_topic_arn: created.topic_arn.clone(),
             rejection_window: opts.rejection_window,
         };
-        let ingest_app = Arc::new(Ingest::new(
+        let mut ingest_app = Ingest::new(
             ledger.clone(),
             ingest_queue,
             secrets.clone(),
             alerts.clone(),
             config.clone(),
             &ingest_env,
-        ));
+        );
+        // Secret values by id, for the stack file's `sources`.
+        let mut secret_values: std::collections::BTreeMap<String, String> =
+            opts.secrets.iter().cloned().collect();
+        if config.is_none() {
+            let defaults = crate::sources::defaults(&opts.prefix);
+            for s in defaults.values() {
+                let value = crate::sources::default_secret_value(s.kind);
+                resources::put_secret(&sdk, &s.secret, &value).await?;
+                secret_values.insert(s.secret.clone(), value);
+            }
+            ingest_app.set_sources(defaults);
+        }
+        let source_list = ingest_app.sources().clone();
+        let ingest_app = Arc::new(ingest_app);
 
         let token = Arc::new(CachedSecret::new(
             secrets.clone(),
@@ -397,6 +414,11 @@ impl LocalStack {
             },
             status_api_key: opts.status_api_key.clone(),
             status_api_key_secret_id: names.status_api_key_secret(),
+            sources: crate::sources::infos(
+                &source_list,
+                &format!("http://{ingest_addr}"),
+                &secret_values,
+            ),
         };
         Ok(LocalStack {
             info,

@@ -712,6 +712,8 @@ struct FakeContact {
 pub struct FakeCrm {
     contacts: Mutex<Vec<FakeContact>>,
     notes: Mutex<Vec<(String, String, String)>>,
+    /// Conversation notes: `(note id, contact id, body)`.
+    conversation_notes: Mutex<Vec<(String, String, String)>>,
     deals: Mutex<Vec<(String, String, String)>>,
     failures: Mutex<VecDeque<CrmError>>,
     /// `(n, error)`: the call after the next `n` successful ones fails.
@@ -746,6 +748,16 @@ impl FakeCrm {
     }
     pub fn note_count(&self) -> usize {
         self.notes.lock().unwrap().len()
+    }
+    /// The bodies of the conversation notes on a contact, in the order created.
+    pub fn conversation_bodies(&self, contact_id: &str) -> Vec<String> {
+        self.conversation_notes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, c, _)| c == contact_id)
+            .map(|(_, _, b)| b.clone())
+            .collect()
     }
     pub fn deal_count(&self) -> usize {
         self.deals.lock().unwrap().len()
@@ -955,6 +967,46 @@ impl Crm for FakeCrm {
         Ok(d.iter()
             .find(|(_, c, e)| c == contact_id && e == event_id.as_str())
             .map(|(id, _, _)| id.clone()))
+    }
+    fn keeps_conversations(&self) -> bool {
+        self.keeps_records()
+    }
+    async fn conversation_notes(
+        &self,
+        contact_id: &str,
+        conversation_tag: &str,
+    ) -> Result<Vec<(String, String)>, CrmError> {
+        self.call().await?;
+        let n = self.conversation_notes.lock().unwrap();
+        Ok(n.iter()
+            .filter(|(_, c, b)| {
+                c == contact_id && lb_domain::conversation::is_note_of(b, conversation_tag)
+            })
+            .map(|(id, _, b)| (id.clone(), b.clone()))
+            .collect())
+    }
+    async fn add_note_body(
+        &self,
+        contact_id: &str,
+        body: &str,
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, CrmError> {
+        self.call().await?;
+        let mut n = self.conversation_notes.lock().unwrap();
+        let id = format!("cn{}", n.len() + 1);
+        n.push((id.clone(), contact_id.into(), body.into()));
+        Ok(id)
+    }
+    async fn update_note(&self, note_id: &str, body: &str) -> Result<(), CrmError> {
+        self.call().await?;
+        let mut n = self.conversation_notes.lock().unwrap();
+        match n.iter_mut().find(|(id, _, _)| id == note_id) {
+            Some(note) => {
+                note.2 = body.to_string();
+                Ok(())
+            }
+            None => Err(permanent("no such note")),
+        }
     }
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {
         self.call().await?;

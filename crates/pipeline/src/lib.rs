@@ -11,6 +11,7 @@ pub mod accept;
 pub mod alert;
 pub mod erase;
 pub mod hooks;
+pub mod intake;
 pub mod ports;
 pub mod reject;
 pub mod replay;

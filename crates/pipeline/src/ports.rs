@@ -621,6 +621,47 @@ pub trait Crm: Send + Sync {
         event_id: &EventId,
     ) -> Result<Option<String>, CrmError>;
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
+
+    /// Whether messaging conversations are kept as one updatable note each
+    /// ([`lb_domain::conversation`]); otherwise every message is a note of its own.
+    fn keeps_conversations(&self) -> bool {
+        false
+    }
+    /// The longest note body the CRM takes, in characters.
+    fn note_max_chars(&self) -> usize {
+        65_536
+    }
+    /// The notes of one conversation on the contact (carrying
+    /// `conversation_tag`), oldest first, as `(note id, body)`.
+    async fn conversation_notes(
+        &self,
+        _contact_id: &str,
+        _conversation_tag: &str,
+    ) -> Result<Vec<(String, String)>, CrmError> {
+        Ok(Vec::new())
+    }
+    /// Adds a note with this body (a conversation's note) to the contact.
+    async fn add_note_body(
+        &self,
+        _contact_id: &str,
+        _body: &str,
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, CrmError> {
+        Err(no_conversations(self.name()))
+    }
+    /// Replaces a note's body (a message joins its conversation's note).
+    async fn update_note(&self, _note_id: &str, _body: &str) -> Result<(), CrmError> {
+        Err(no_conversations(self.name()))
+    }
+}
+
+fn no_conversations(crm: &str) -> CrmError {
+    CrmError::new(
+        crm,
+        ErrorClass::Permanent,
+        None,
+        "this connection keeps no conversation notes",
+    )
 }
 
 /// The CRM connections a worker writes to, by name.

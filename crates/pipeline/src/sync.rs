@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lb_domain::conversation;
 use lb_domain::{identity, ContactKey, QueuedLead};
 use tracing::{info, info_span, warn, Instrument};
 
@@ -427,6 +428,9 @@ async fn write_activities(
     let contact_id = done.contact_id.clone();
     let look = attempt.follows_earlier;
     let mut note = prior.and_then(|p| p.note_id.clone());
+    if note.is_none() && conversation::is_message(&lead.event) && crm.keeps_conversations() {
+        note = Some(write_message(crm, &contact_id, lead).await?);
+    }
     if note.is_none() && look {
         note = crm.find_note(&contact_id, event_id).await?;
     }
@@ -445,6 +449,48 @@ async fn write_activities(
         });
     }
     Ok(())
+}
+
+/// One message of a conversation joins the conversation's note, exactly once:
+/// the note that already carries the message's tag is its note (a retry, a
+/// redelivery); otherwise the message is appended to the latest note, or opens
+/// a new one after a silence or when that note is full
+/// ([`lb_domain::conversation`]). Messages of one person are one FIFO group, so
+/// two never edit a note at once.
+async fn write_message(
+    crm: &dyn Crm,
+    contact_id: &str,
+    lead: &QueuedLead,
+) -> Result<String, StepError> {
+    let event = &lead.event;
+    let conversation_tag = conversation::tag(event.conversation_id.as_deref().unwrap_or_default());
+    let notes = crm
+        .conversation_notes(contact_id, &conversation_tag)
+        .await?;
+    if let Some((id, _)) = notes
+        .iter()
+        .find(|(_, body)| lb_domain::note::carries_tag(body, &event.event_id))
+    {
+        return Ok(id.clone());
+    }
+    let max = crm.note_max_chars();
+    if let Some((id, body)) = notes.last() {
+        match conversation::append(body, event, max) {
+            conversation::Append::Already => return Ok(id.clone()),
+            conversation::Append::Body(new_body) => {
+                crm.update_note(id, &new_body).await?;
+                return Ok(id.clone());
+            }
+            conversation::Append::NewNote => {}
+        }
+    }
+    Ok(crm
+        .add_note_body(
+            contact_id,
+            &conversation::new_note(event, max),
+            event.occurred_at,
+        )
+        .await?)
 }
 
 /// What the person's lock holds: given back on every path.
@@ -857,6 +903,66 @@ mod tests {
             group_id: Some(lead.contact_key.hashed()),
             receive_count: 1,
         }
+    }
+
+    /// One WhatsApp message of a person (wa id 16505551234) at `at`.
+    fn wa_message(id: &str, at: &str, text: &str) -> QueuedLead {
+        let event: lb_domain::LeadEvent = serde_json::from_value(serde_json::json!({
+            "event_id": id, "event_type": "message.received", "occurred_at": at,
+            "bot_id": "bot_wa", "conversation_id": "whatsapp:106540352242922:16505551234",
+            "visitor": {"wa_id": "16505551234", "phone": "+16505551234", "name": "Sheena Nelson"},
+            "context": {"channel": "whatsapp"},
+            "transcript": {"lines": [{"at": at, "from": "visitor", "text": text}]}
+        }))
+        .unwrap();
+        QueuedLead::new(event, Utc::now()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn messages_of_one_conversation_are_one_contact_and_one_note_holding_each_once() {
+        let env = Env::new();
+        let a = wa_message("wa:1", "2026-05-04T11:00:00Z", "Hi");
+        let b = wa_message("wa:2", "2026-05-04T11:05:00Z", "Do you ship to Lisbon?");
+        let c = wa_message("wa:3", "2026-05-04T11:06:00Z", "Thanks");
+        env.run(&[msg("m1", &a)]).await;
+        env.run(&[msg("m2", &b), msg("m3", &c)]).await;
+        // an attempt that follows one which wrote the note but crashed before
+        // the ledger heard of it finds the message in the note and adds nothing
+        assert_eq!(write_message(&env.crm, "c1", &b).await.ok().unwrap(), "cn1");
+        assert_eq!(write_message(&env.crm, "c1", &a).await.ok().unwrap(), "cn1");
+        assert_eq!(env.crm.contact_count(), 1);
+        assert_eq!(env.crm.note_count(), 0, "no per-message notes");
+        let bodies = env.crm.conversation_bodies("c1");
+        assert_eq!(bodies.len(), 1, "{bodies:?}");
+        for text in ["Hi", "Do you ship to Lisbon?", "Thanks"] {
+            assert_eq!(
+                bodies[0].matches(&format!(": {text}</p>")).count(),
+                1,
+                "{text}: {}",
+                bodies[0]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_after_a_long_silence_opens_a_new_note_and_a_crash_after_writing_adds_nothing(
+    ) {
+        let env = Env::new();
+        env.run(&[msg("m1", &wa_message("wa:1", "2026-05-04T11:00:00Z", "Hi"))])
+            .await;
+        let later = wa_message("wa:2", "2026-05-04T15:00:00Z", "Back again");
+        env.run(&[msg("m2", &later)]).await;
+        // a crash after the new note was written: the retry finds it, not the older note
+        assert_eq!(
+            write_message(&env.crm, "c1", &later).await.ok().unwrap(),
+            "cn2"
+        );
+        let bodies = env.crm.conversation_bodies("c1");
+        assert_eq!(bodies.len(), 2, "{bodies:?}");
+        assert_eq!(
+            bodies.iter().filter(|b| b.contains("Back again")).count(),
+            1
+        );
     }
 
     #[tokio::test]

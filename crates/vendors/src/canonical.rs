@@ -262,6 +262,10 @@ fn context(c: &Reader<'_>, errs: &mut FieldErrors) -> LeadContext {
         utm_term: utm(c, "utm_term", errs),
         utm_content: utm(c, "utm_content", errs),
         session_id: c.string("session_id", 256, errs),
+        channel: c.string("channel", 32, errs),
+        ad_click_id: c.string("ad_click_id", 256, errs),
+        ad_id: c.string("ad_id", 256, errs),
+        ad_headline: utm(c, "ad_headline", errs),
     }
 }
 

@@ -6,6 +6,8 @@ pub mod canonical;
 pub mod fields;
 pub mod json;
 pub mod signature;
+pub mod source;
+pub mod sources;
 
 /// Why a payload could not become a lead event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,19 +3,20 @@
 //! [`handle`] is transport-neutral, so the Lambda (API Gateway) and the local
 //! runner (plain HTTP) serve exactly the same code.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lb_domain::queued::MAX_LEAD_MESSAGE_BYTES;
-use lb_domain::{mask, split_delivery_id, EventId, FieldError, QueuedLead};
+use lb_domain::{split_delivery_id, EventId, FieldError};
 use lb_pipeline::accept::{accept_deliveries, AcceptError, Accepted};
+use lb_pipeline::intake::{accept_source, admit, rejection_of, Intake, Refusal, SourceError};
 use lb_pipeline::reject::record_rejection;
 use lb_pipeline::secrets::{secret_values, string_values, CachedSecret};
-use lb_pipeline::{env_parse, env_var, Alerts, LeadQueue, Ledger, Rejection, SecretStore};
-use lb_vendors::canonical::{self, Normalization, MAX_BODY_BYTES};
+use lb_pipeline::{env_parse, env_var, Alerts, LeadQueue, Ledger, SecretStore};
+use lb_vendors::canonical::{self, MAX_BODY_BYTES};
 use lb_vendors::signature::{self, SignatureError};
-use lb_vendors::ParseError;
+use lb_vendors::source::{Inbound, SourceSecrets};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -33,9 +34,15 @@ pub struct Ingest {
     pub alerts: Arc<dyn Alerts>,
     /// One rejection alert per window at most; the rest are counted.
     pub rejection_window: Duration,
-    /// The mapping config (`LEADBRIDGE_CONFIG`): routes, policies, enumerations.
-    /// `None`: every bot goes to the single default connection.
+    /// The mapping config (`LEADBRIDGE_CONFIG`): routes, policies, enumerations, sources.
+    /// `None`: every bot goes to the single default connection (and there are no sources).
     pub config: Option<Arc<lb_config::Config>>,
+    /// The native sources (`[sources.<name>]`), by name.
+    sources: BTreeMap<String, lb_config::Source>,
+    /// One cached secret per source secret id.
+    source_secrets: BTreeMap<String, CachedSecret>,
+    secrets: Arc<dyn SecretStore>,
+    secret_ttl: Duration,
 }
 
 /// The settings ingest reads from its environment at cold start.
@@ -77,12 +84,20 @@ impl Ingest {
         config: Option<Arc<lb_config::Config>>,
         env: &IngestEnv,
     ) -> Self {
-        Self {
+        let sources = config
+            .as_ref()
+            .map(|c| c.sources.clone())
+            .unwrap_or_default();
+        let mut app = Self {
             ledger,
             queue,
             alerts,
             rejection_window: env.rejection_window,
             config,
+            sources: BTreeMap::new(),
+            source_secrets: BTreeMap::new(),
+            secrets: secrets.clone(),
+            secret_ttl: env.secret_ttl,
             webhook_secret: CachedSecret::new(
                 secrets.clone(),
                 &env.webhook_secret_id,
@@ -93,7 +108,29 @@ impl Ingest {
                 &env.status_api_key_secret_id,
                 env.secret_ttl,
             ),
-        }
+        };
+        app.set_sources(sources);
+        app
+    }
+
+    /// Serves these sources (the config's, or the local stack's defaults when it
+    /// runs without a config file).
+    pub fn set_sources(&mut self, sources: BTreeMap<String, lb_config::Source>) {
+        self.source_secrets = sources
+            .values()
+            .map(|src| {
+                (
+                    src.secret.clone(),
+                    CachedSecret::new(self.secrets.clone(), &src.secret, self.secret_ttl),
+                )
+            })
+            .collect();
+        self.sources = sources;
+    }
+
+    /// The sources served, by name.
+    pub fn sources(&self) -> &BTreeMap<String, lb_config::Source> {
+        &self.sources
     }
 }
 
@@ -101,7 +138,11 @@ impl Ingest {
 #[derive(Debug, Clone)]
 pub struct WebhookRequest {
     pub method: String,
+    /// `https` behind API Gateway; `http` on the local stack.
+    pub scheme: &'static str,
     pub path: String,
+    /// The raw query string, without `?`.
+    pub query: Option<String>,
     /// Header names lowercased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -111,13 +152,16 @@ impl WebhookRequest {
     /// From an HTTP request's parts (API Gateway through `lambda_http`, or a local server).
     pub fn from_http(
         method: &http::Method,
-        path: &str,
+        scheme: &'static str,
+        uri: &http::Uri,
         headers: &http::HeaderMap,
         body: Vec<u8>,
     ) -> Self {
         Self {
             method: method.to_string(),
-            path: path.to_string(),
+            scheme,
+            path: uri.path().to_string(),
+            query: uri.query().map(str::to_string),
             headers: headers
                 .iter()
                 .filter_map(|(k, v)| {
@@ -127,6 +171,15 @@ impl WebhookRequest {
                 })
                 .collect(),
             body,
+        }
+    }
+
+    /// The URL the sender called: scheme, `Host`, path and query.
+    pub fn url(&self) -> String {
+        let host = self.header("host").unwrap_or("localhost");
+        match &self.query {
+            Some(q) => format!("{}://{host}{}?{q}", self.scheme, self.path),
+            None => format!("{}://{host}{}", self.scheme, self.path),
         }
     }
 
@@ -216,6 +269,12 @@ pub async fn handle(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) -> W
     let path = req.path.trim_end_matches('/');
     if path == "/v1/events" {
         return accept_webhook(app, req, now).await;
+    }
+    if let Some(name) = path
+        .strip_prefix("/v1/sources/")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+    {
+        return serve_source(app, req, name, now).await;
     }
     if let Some(event_id) = path
         .strip_prefix("/v1/events/")
@@ -307,7 +366,7 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
             &[],
         );
     }
-    let deliveries = match admit(app, &parsed, claimed.as_deref(), now) {
+    let deliveries = match admit(app.config.as_deref(), &parsed, claimed.as_deref(), now) {
         Ok(d) => d,
         Err(refusal) => {
             let codes: Vec<&str> = refusal.errors.iter().map(|e| e.code.as_str()).collect();
@@ -321,7 +380,7 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
                 now,
             )
             .await;
-            return refusal.into_problem();
+            return refusal_problem(refusal);
         }
     };
     let Some(lead) = deliveries.first() else {
@@ -368,176 +427,97 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
     }
 }
 
-/// Why an event is refused: answered as problem+json, recorded as a rejection.
-#[derive(Debug)]
-struct Refusal {
-    status: u16,
-    code: &'static str,
-    title: &'static str,
-    detail: String,
-    errors: Vec<FieldError>,
+fn refusal_problem(r: Refusal) -> WebhookResponse {
+    problem(r.status, r.code, r.title, r.detail, &r.errors)
 }
 
-impl Refusal {
-    fn invalid(errors: Vec<FieldError>) -> Self {
-        let consent_only =
-            !errors.is_empty() && errors.iter().all(|e| e.code == "consent_required");
-        Self {
-            status: 422,
-            code: if consent_only {
-                "consent_required"
-            } else {
-                "invalid_lead"
-            },
-            title: "Unprocessable Content",
-            detail: if consent_only {
-                "this bot may send personal data only with the visitor's consent".to_string()
-            } else {
-                format!("{} field(s) are not valid", errors.len())
-            },
-            errors,
-        }
-    }
-    fn into_problem(self) -> WebhookResponse {
-        problem(
-            self.status,
-            self.code,
-            self.title,
-            self.detail,
-            &self.errors,
-        )
-    }
-}
-
-/// Parses, validates and normalizes the body under its bot's route (the
-/// config's policies, enumerations, required fields, consent) and plans one
-/// queue message per connection the route names.
-fn admit(
+/// `POST /v1/sources/{source}` (and the vendor's `GET` handshake): a vendor's
+/// own webhook, verified, read and admitted by `pipeline`'s intake.
+async fn serve_source(
     app: &Ingest,
-    parsed: &Result<serde_json::Value, ParseError>,
-    claimed: Option<&str>,
+    req: &WebhookRequest,
+    name: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<QueuedLead>, Refusal> {
-    let route = match (&app.config, claimed) {
-        (Some(cfg), Some(bot)) => match cfg.route_for(bot) {
-            Some(r) => Some(r),
-            None => {
-                return Err(Refusal::invalid(vec![FieldError::new(
-                    "bot_id",
-                    "no_route",
-                    "no route for this bot_id in the leadbridge config; add a [[routes]] entry for it (or a \"*\" route)",
-                )]))
+) -> WebhookResponse {
+    let Some(source) = app.sources.get(name) else {
+        return problem(404, "not_found", "Not Found", "no such source", &[]);
+    };
+    if req.body.len() > MAX_BODY_BYTES {
+        return problem(
+            413,
+            "payload_too_large",
+            "Payload Too Large",
+            format!(
+                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                req.body.len()
+            ),
+            &[],
+        );
+    }
+    let secrets = match app.source_secrets.get(&source.secret) {
+        Some(cached) => match cached.get().await {
+            Ok(s) => SourceSecrets::from_secret_string(s.expose()),
+            Err(e) => {
+                warn!(source = name, error = %e, "source secret unavailable");
+                return unavailable("try again shortly; nothing was accepted");
             }
         },
-        _ => None,
+        None => SourceSecrets::default(),
     };
-    let norm = Normalization {
-        not_after: Some(now + canonical::CLOCK_SKEW),
-        ..match route {
-            Some(r) => Normalization {
-                unknown_country: r.policy.unknown_country,
-                phone_region: r.policy.phone_region.clone(),
-                not_after: None,
-            },
-            None => Normalization::default(),
+    let url = source
+        .options
+        .extra
+        .get("public_url")
+        .map(|u| match &req.query {
+            Some(q) => format!("{u}?{q}"),
+            None => u.clone(),
+        })
+        .unwrap_or_else(|| req.url());
+    let inbound = Inbound {
+        method: &req.method,
+        url: &url,
+        headers: &req.headers,
+        body: &req.body,
+    };
+    let intake = Intake {
+        ledger: app.ledger.as_ref(),
+        queue: app.queue.as_ref(),
+        alerts: app.alerts.as_ref(),
+        rejection_window: app.rejection_window,
+        config: app.config.as_deref(),
+    };
+    match accept_source(&intake, source, &secrets, &inbound, now).await {
+        Ok(reply) => WebhookResponse {
+            status: reply.status,
+            content_type: reply.content_type,
+            body: reply.body,
+            retry_after: None,
+        },
+        Err(SourceError::UnknownSource) => {
+            problem(404, "not_found", "Not Found", "no such source", &[])
         }
-    };
-    let parsed = match parsed {
-        Ok(v) => canonical::parse_value_with(v, &norm),
-        Err(e) => Err(e.clone()),
-    };
-    let mut event = match parsed {
-        Ok(e) => e,
-        Err(ParseError::NotJson(msg)) => {
-            return Err(Refusal {
-                status: 400,
-                code: "invalid_json",
-                title: "Bad Request",
-                detail: format!("the body is not valid JSON: {msg}"),
-                errors: Vec::new(),
-            })
+        Err(SourceError::MethodNotAllowed) => problem(
+            405,
+            "method_not_allowed",
+            "Method Not Allowed",
+            format!("use POST /v1/sources/{name}"),
+            &[],
+        ),
+        Err(SourceError::Unauthorized(e)) => {
+            problem(401, "invalid_signature", "Unauthorized", e.to_string(), &[])
         }
-        Err(ParseError::Invalid(errors)) => return Err(Refusal::invalid(errors)),
-    };
-    let mut errors = Vec::new();
-    if let (Some(cfg), Some(route)) = (&app.config, route) {
-        errors.extend(cfg.apply_enums(&mut event));
-        errors.extend(route.check(&event));
-    }
-    if !errors.is_empty() {
-        return Err(Refusal::invalid(errors));
-    }
-    let Some(lead) = QueuedLead::new(event, now) else {
-        return Err(Refusal::invalid(vec![FieldError::new(
-            "visitor",
-            "identity_required",
-            "send at least one of visitor.email, visitor.phone, visitor.wa_id",
-        )]));
-    };
-    let deliveries: Vec<QueuedLead> = match route {
-        Some(r) => r
-            .deliveries()
-            .into_iter()
-            .map(|d| lead.for_delivery(d))
-            .collect(),
-        None => vec![lead],
-    };
-    // Checked on what is stored, not only on what arrived: every queue message
-    // (and the ledger item and dead letter made of it) must fit.
-    if let Some(size) = deliveries
-        .iter()
-        .map(|d| d.to_json().len())
-        .find(|&n| n > MAX_LEAD_MESSAGE_BYTES)
-    {
-        return Err(Refusal {
-            status: 413,
-            code: "payload_too_large",
-            title: "Payload Too Large",
-            detail: format!(
-                "the normalized lead is {size} bytes, more than the {MAX_LEAD_MESSAGE_BYTES} a \
-                 queue message may hold; send a shorter transcript (or a transcript_url)"
-            ),
-            errors: Vec::new(),
-        });
-    }
-    Ok(deliveries)
-}
-
-/// What the ledger keeps of a refused event: ids, codes, fields and a masked
-/// identity read leniently from the body; never the body itself.
-fn rejection_of(
-    body: &[u8],
-    parsed: Option<&serde_json::Value>,
-    claimed: Option<String>,
-    refusal: &Refusal,
-) -> Rejection {
-    let none = serde_json::Value::Null;
-    let v = parsed.unwrap_or(&none);
-    let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::trim);
-    let id = text("/event_id")
-        .and_then(|e| EventId::parse(e).ok())
-        .map(|e| e.as_str().to_string())
-        .unwrap_or_else(|| format!("body-{}", &hex::encode(Sha256::digest(body))[..16]));
-    let identity = text("/visitor/email")
-        .filter(|e| e.contains('@'))
-        .map(|e| mask::email(&e.to_lowercase()))
-        .or_else(|| text("/visitor/phone").map(mask::phone))
-        .or_else(|| {
-            v.pointer("/visitor/wa_id")
-                .map(|w| w.to_string().trim_matches('"').to_string())
-                .map(|w| mask::phone(&w))
-        });
-    let errors = if refusal.errors.is_empty() {
-        vec![FieldError::new("", refusal.code, refusal.detail.clone())]
-    } else {
-        refusal.errors.clone()
-    };
-    Rejection {
-        id,
-        bot_id: claimed,
-        errors,
-        identity,
-        http_status: refusal.status,
+        Err(SourceError::BadRequest(msg)) => problem(
+            400,
+            "invalid_body",
+            "Bad Request",
+            format!("the body is not what this source's vendor sends: {msg}"),
+            &[],
+        ),
+        Err(SourceError::Unavailable(msg)) => {
+            let mut r = problem(503, "queue_unavailable", "Service Unavailable", msg, &[]);
+            r.retry_after = Some(5);
+            r
+        }
     }
 }
 
@@ -810,6 +790,10 @@ mod tests {
             alerts: alerts.clone(),
             rejection_window: Duration::from_secs(900),
             config: None,
+            sources: BTreeMap::new(),
+            source_secrets: BTreeMap::new(),
+            secrets: secrets.clone(),
+            secret_ttl: ttl,
         };
         T {
             app,
@@ -1011,7 +995,9 @@ connections = ["hubspot"]
     fn req(body: Vec<u8>, secret: &str, now: DateTime<Utc>) -> WebhookRequest {
         WebhookRequest {
             method: "POST".into(),
+            scheme: "https",
             path: "/v1/events".into(),
+            query: None,
             headers: vec![
                 ("content-type".into(), "application/json".into()),
                 (
@@ -1238,7 +1224,9 @@ connections = ["hubspot"]
     fn status_req(path: &str, headers: &[(&str, &str)]) -> WebhookRequest {
         WebhookRequest {
             method: "GET".into(),
+            scheme: "https",
             path: path.into(),
+            query: None,
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -48,7 +48,7 @@ async fn main() -> Result<(), Error> {
                 _ => vec![],
             };
             let request =
-                WebhookRequest::from_http(&parts.method, parts.uri.path(), &parts.headers, body);
+                WebhookRequest::from_http(&parts.method, "https", &parts.uri, &parts.headers, body);
             let r = handle(&app, &request, chrono::Utc::now()).await;
             Ok::<_, Error>(r.into_http().map(Body::Text))
         }

@@ -439,6 +439,10 @@ fn leadbridge_contact_properties() -> Vec<PropertyDef> {
             "Leadbridge consent text version",
         ),
         ("leadbridge_consent_purpose", "Leadbridge consent purpose"),
+        ("leadbridge_channel", "Leadbridge channel"),
+        ("leadbridge_ad_click_id", "Leadbridge ad click id"),
+        ("leadbridge_ad_id", "Leadbridge ad id"),
+        ("leadbridge_ad_headline", "Leadbridge ad headline"),
         ("budget", "Budget"),
         ("timeline", "Timeline"),
         ("company_size", "Company size"),
@@ -449,6 +453,15 @@ fn leadbridge_contact_properties() -> Vec<PropertyDef> {
             PropertyDef::new(name, label, PropertyType::String, "leadbridge").custom()
         })
         .collect();
+    defs.push(
+        PropertyDef::new(
+            "leadbridge_last_inbound_at",
+            "Leadbridge last inbound message at",
+            PropertyType::Datetime,
+            "leadbridge",
+        )
+        .custom(),
+    );
     defs.push(
         PropertyDef::new(
             "leadbridge_qualification_score",
