@@ -68,6 +68,8 @@ POLICIES = {
         # Rate-limited alerts about leads rejected at ingest.
         "AlertsTopic": {"sns:Publish"},
         "AlertsKey": {"kms:GenerateDataKey", "kms:Decrypt"},
+        # The vendors' secrets the config file's [sources.<name>] name.
+        "SourceSecretArns": {"secretsmanager:GetSecretValue"},
     },
     "WorkerFunction": {
         "LeadsQueue": {
@@ -112,10 +114,11 @@ ARN_FORMS = {
     "AlertsKey": {("GetAtt", "Arn")},
     # The secrets the config file's connections name (a parameter: exact ARNs, no wildcard).
     "ConnectionSecretArns": {("Ref",)},
+    "SourceSecretArns": {("Ref",)},
 }
 
 # Conditions a policy statement may hang on.
-CONDITIONAL_STATEMENTS = {"HasConnectionSecrets"}
+CONDITIONAL_STATEMENTS = {"HasConnectionSecrets", "HasSourceSecrets"}
 
 ENV = {
     "IngestFunction": {
@@ -445,7 +448,8 @@ def check_template(t: dict, c: Checker) -> None:
     for e in http:
         c.eq(e.get("ApiId"), {"Ref": "HttpApi"}, "IngestFunction HttpApi event ApiId")
     c.eq(sorted((e.get("Method"), e.get("Path")) for e in http),
-         [("GET", "/v1/events/{event_id}"), ("POST", "/v1/events")],
+         [("GET", "/v1/events/{event_id}"), ("GET", "/v1/sources/{source}"),
+          ("POST", "/v1/events"), ("POST", "/v1/sources/{source}")],
          "IngestFunction HttpApi events (Method, Path)")
     props("HttpApi", "AWS::Serverless::HttpApi")
 

@@ -102,6 +102,8 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     };
 
     print_report(&stack, &client, &sent, &records, &alerts).await?;
+    crate::demo_sources::run(&stack, &client).await?;
+    println!("\nLogs (JSON, PII-masked): target/demo.log");
     stack.shutdown().await;
     Ok(())
 }
@@ -283,6 +285,5 @@ async fn print_report(
             println!("  | {line}");
         }
     }
-    println!("\nLogs (JSON, PII-masked): target/demo.log");
     Ok(())
 }

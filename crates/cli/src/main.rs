@@ -5,8 +5,10 @@ mod chaos;
 mod config_cmd;
 mod crm_cmd;
 mod demo;
+mod demo_sources;
 mod events;
 mod ops;
+mod sign;
 
 use std::path::PathBuf;
 
@@ -60,12 +62,10 @@ enum Cmd {
         #[arg(long, default_value = "target/leadbridge-local.json")]
         stack_file: PathBuf,
     },
-    /// Print the Leadbridge-Signature header for a body, signed now.
-    Sign {
-        #[arg(long, env = "LEADBRIDGE_WEBHOOK_SECRET")]
-        secret: String,
-        file: PathBuf,
-    },
+    /// Print the Leadbridge-Signature header for a body, signed now; with
+    /// `--source NAME`, a request to that native source signed the way its
+    /// vendor signs (a curl command, or `--send` it).
+    Sign(sign::SignArgs),
     /// Print one event's status from the ledger (the status API's view).
     Status(ops::StatusArgs),
     /// List ledger events in one status, newest first.
@@ -120,8 +120,14 @@ async fn main() -> anyhow::Result<()> {
                 .init();
             let stack = LocalStack::start(StackOptions::default().with_env_ports()?).await?;
             stack.write_stack_file(&stack_file)?;
+            let sources: String = stack
+                .info
+                .sources
+                .iter()
+                .map(|(name, s)| format!("\n    {name:<18} {}", s.url))
+                .collect();
             eprintln!(
-                "leadbridge local stack is up\n  ingest:  {}/v1/events\n  moto:    {}\n  hubspot: {} (admin: {}/__admin/stats)\n  stack file: {}\nCtrl-C to stop.",
+                "leadbridge local stack is up\n  ingest:  {}/v1/events\n  sources (secrets in the stack file; `leadbridge sign --source NAME`):{sources}\n  moto:    {}\n  hubspot: {} (admin: {}/__admin/stats)\n  stack file: {}\nCtrl-C to stop.",
                 stack.info.ingest_url,
                 stack.info.aws_endpoint,
                 stack.info.crm.hubspot.base_url,
@@ -178,15 +184,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Sign { secret, file } => {
-            let body =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            println!(
-                "{}",
-                lb_vendors::signature::sign(&secret, chrono::Utc::now().timestamp(), &body)
-            );
-            Ok(())
-        }
+        Cmd::Sign(args) => sign::run(args).await,
         Cmd::Status(args) => ops::status(args).await,
         Cmd::List(args) => ops::list(args).await,
         Cmd::Replay(args) => ops::replay(args).await,
