@@ -336,3 +336,141 @@ async fn a_whatsapp_conversation_is_one_contact_with_every_message_once_and_its_
     );
     assert_eq!(contacts_of(&t, "", &phone).await.len(), 1);
 }
+
+/// A genuine delivery of each vendor that carries no lead (from the vendor's
+/// own samples in `tests/fixtures/vendors/`): content type and body.
+fn non_leads() -> Vec<(&'static str, &'static str, &'static [u8])> {
+    const JSON: &str = "application/json";
+    vec![
+        (
+            "whatsapp",
+            JSON,
+            include_bytes!("../fixtures/vendors/whatsapp/status_delivered.CONSTRUCTED.json"),
+        ),
+        (
+            "twilio",
+            "application/x-www-form-urlencoded",
+            include_bytes!("../fixtures/vendors/twilio/status_callback_delivered.CONSTRUCTED.txt"),
+        ),
+        (
+            "intercom",
+            JSON,
+            include_bytes!("../fixtures/vendors/intercom/ping.zulip.json"),
+        ),
+        (
+            "crisp",
+            JSON,
+            include_bytes!("../fixtures/vendors/crisp/message_send.quickstart.json"),
+        ),
+        (
+            "tidio",
+            JSON,
+            include_bytes!(
+                "../fixtures/vendors/tidio/conversation_solved_by_operator.CONSTRUCTED.json"
+            ),
+        ),
+        (
+            "drift",
+            JSON,
+            include_bytes!("../fixtures/vendors/drift/new_message.CONSTRUCTED.json"),
+        ),
+        (
+            "chatbase",
+            JSON,
+            include_bytes!("../fixtures/vendors/chatbase/other_event.CONSTRUCTED.json"),
+        ),
+        (
+            "dialogflow_cx",
+            JSON,
+            include_bytes!(
+                "../fixtures/vendors/dialogflow_cx/python_docs_samples_log_session_info.json"
+            ),
+        ),
+        (
+            "standard_webhooks",
+            JSON,
+            include_bytes!("../fixtures/vendors/standard_webhooks/spec_example_event.json"),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendors_non_lead_notification_is_acknowledged_and_nothing_is_written() {
+    let t = start("nonlead", |_| {}).await;
+    for (name, ct, body) in non_leads() {
+        let (kind, url, secret) = t.client.source(name).unwrap();
+        let (status, _, reply) = t
+            .client
+            .send_signed(name, kind, &url, &secret, ct, body.to_vec())
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{name}: {reply}");
+        if let Ok(v) = serde_json::from_str::<Value>(&reply) {
+            if v.get("status").is_some() {
+                assert_eq!(v["status"], "ignored", "{name}: {v}");
+            }
+        }
+    }
+    // Ingest answers after it has recorded and queued whatever it accepts: an
+    // empty ledger now means nothing was (or will be) written.
+    for status in [
+        LedgerStatus::Received,
+        LedgerStatus::Queued,
+        LedgerStatus::Rejected,
+    ] {
+        let recs = t
+            .stack
+            .ledger()
+            .list(&lb_pipeline::ListFilter::status(status))
+            .await
+            .unwrap();
+        assert!(recs.is_empty(), "{}: {recs:?}", status.as_str());
+    }
+    assert!(t.hubspot_all("contacts", "").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_a_vendor_sends_that_validation_refuses_is_answered_200_recorded_and_alerted() {
+    let t = start("srcreject", |_| {}).await;
+    // Chatbase's documented lead form with a fictitious 555-01xx number, which
+    // no phone plan assigns: refused as invalid_phone.
+    let body =
+        include_bytes!("../fixtures/vendors/chatbase/chatbase_leads_submit.CONSTRUCTED.min.json");
+    let (kind, url, secret) = t.client.source("chatbase").unwrap();
+    let (status, _, reply) = t
+        .client
+        .send_signed(
+            "chatbase",
+            kind,
+            &url,
+            &secret,
+            "application/json",
+            body.to_vec(),
+        )
+        .await
+        .unwrap();
+    // 200, so that the vendor does not retry a lead that will never pass.
+    assert_eq!(status, 200, "{reply}");
+    let v: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(v["status"], "rejected", "{v}");
+    assert!(reply.contains("invalid_phone"), "{v}");
+    let rejected = t
+        .stack
+        .ledger()
+        .list(&lb_pipeline::ListFilter::status(LedgerStatus::Rejected))
+        .await
+        .unwrap();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].bot_id.as_deref(), Some("bot_chatbase"));
+    let alerts = eventually("the rejection alert", Duration::from_secs(30), || async {
+        let a = t.alerts().await;
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert!(alerts[0].0.contains("rejected"), "{alerts:?}");
+    assert!(alerts[0].1.contains("bot_chatbase"), "{alerts:?}");
+    assert!(
+        !alerts[0].1.contains("5555550100"),
+        "no raw phone in the alert"
+    );
+}
