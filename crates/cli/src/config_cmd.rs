@@ -72,11 +72,24 @@ pub fn summary(config: &Config) -> String {
         .map(|r| format!("{} → {}", r.bot_label(), r.connections.join(", ")))
         .collect::<Vec<_>>()
         .join("; ");
-    format!(
+    let mut out = format!(
         "{} connection(s) ({connections}), {} route(s) ({routes})",
         config.connections.len(),
         config.routes.len()
-    )
+    );
+    if !config.sources.is_empty() {
+        let sources = config
+            .sources
+            .values()
+            .map(|s| format!("{}: {} for {}", s.name, s.kind, s.bot_id))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!(
+            ", {} source(s) ({sources})",
+            config.sources.len()
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -102,7 +115,8 @@ mod tests {
         assert_eq!(
             out,
             format!(
-                "{}: OK — 2 connection(s) (hubspot: hubspot, zapier: webhook), 2 route(s) (sales-bot → hubspot, zapier; * → hubspot)\n",
+                "{}: OK — 2 connection(s) (hubspot: hubspot, zapier: webhook), 2 route(s) (sales-bot → hubspot, zapier; * → hubspot), \
+                 4 source(s) (intercom: intercom for sales-bot, twilio: twilio for whatsapp-bot, typebot: custom_json for sales-bot, whatsapp: whatsapp for whatsapp-bot)\n",
                 path.display()
             )
         );
