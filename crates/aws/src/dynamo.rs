@@ -162,6 +162,7 @@ fn to_record(item: &Item) -> Result<LedgerRecord, PortError> {
         contact_key_hash: get_s(item, "contact_key_hash").map(str::to_string),
         payload_hash: get_s(item, "payload_hash").map(str::to_string),
         payload: get_s(item, "payload").map(str::to_string),
+        contact: get_s(item, "contact").map(str::to_string),
         attempts: get_n(item, "attempts").unwrap_or(0).max(0) as u32,
         replays: get_n(item, "replays").unwrap_or(0).max(0) as u32,
         lease_until: get_n(item, "lease_until").and_then(DateTime::from_timestamp_millis),
@@ -245,6 +246,7 @@ impl Ledger for DynamoLedger {
             .item("contact_key_hash", s(lead.contact_key.hashed()))
             .item("payload_hash", s(&lead.payload_hash))
             .item("payload", s(body))
+            .item("contact", s(lead.contact_key.masked()))
             .item("attempts", n(0))
             .item("received_at", ts(now))
             .item("updated_at", ts(now))
@@ -303,6 +305,7 @@ impl Ledger for DynamoLedger {
                  event_id = if_not_exists(event_id, :id), bot_id = if_not_exists(bot_id, :bot), \
                  contact_key_hash = if_not_exists(contact_key_hash, :key), \
                  payload_hash = if_not_exists(payload_hash, :hash), payload = if_not_exists(payload, :body), \
+                 contact = if_not_exists(contact, :contact), \
                  received_at = if_not_exists(received_at, :now), \
                  expires_at = if_not_exists(expires_at, :pending)",
             )
@@ -326,6 +329,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":key", s(lead.contact_key.hashed()))
             .expression_attribute_values(":hash", s(&lead.payload_hash))
             .expression_attribute_values(":body", s(body))
+            .expression_attribute_values(":contact", s(lead.contact_key.masked()))
             .expression_attribute_values(":pending", expires(now, PENDING_RETENTION_DAYS))
             .return_values(ReturnValue::AllNew)
             .send()
@@ -378,7 +382,7 @@ impl Ledger for DynamoLedger {
         self.update(event_key(delivery_id))
             .update_expression(
                 "SET #s = :synced, outcome = :outcome, updated_at = :now, expires_at = :exp \
-                 REMOVE lease_until, next_attempt_at",
+                 REMOVE lease_until, next_attempt_at, payload",
             )
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#s", "status")

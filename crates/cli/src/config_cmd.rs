@@ -84,10 +84,7 @@ pub fn summary(config: &Config) -> String {
             .map(|s| format!("{}: {} for {}", s.name, s.kind, s.bot_id))
             .collect::<Vec<_>>()
             .join(", ");
-        out.push_str(&format!(
-            ", {} source(s) ({sources})",
-            config.sources.len()
-        ));
+        out.push_str(&format!(", {} source(s) ({sources})", config.sources.len()));
     }
     out
 }

@@ -268,10 +268,12 @@ impl ListedEvent {
 }
 
 fn masked_contact(r: &LedgerRecord) -> Option<String> {
-    r.payload
-        .as_deref()
-        .and_then(|p| QueuedLead::from_json(p).ok())
-        .map(|l| l.contact_key.masked())
+    r.contact.clone().or_else(|| {
+        r.payload
+            .as_deref()
+            .and_then(|p| QueuedLead::from_json(p).ok())
+            .map(|l| l.contact_key.masked())
+    })
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {
@@ -518,6 +520,7 @@ mod tests {
             contact_key_hash: None,
             payload_hash: None,
             payload: Some(lead.to_json()),
+            contact: None,
             attempts: 1,
             replays: 0,
             lease_until: None,
@@ -553,6 +556,21 @@ mod tests {
         assert_eq!(v["status"], "dead");
         assert_eq!(v["contact"], "p***@acmecorp.in");
         assert!(!v.to_string().contains("priya.sharma"), "{v}");
+    }
+
+    #[test]
+    fn a_synced_delivery_without_its_payload_still_lists_the_masked_person() {
+        let synced = LedgerRecord {
+            status: LedgerStatus::Synced,
+            payload: None,
+            contact: Some("p***@acmecorp.in".into()),
+            last_error: None,
+            ..dead_record()
+        };
+        assert_eq!(
+            ListedEvent::of(&synced).contact.as_deref(),
+            Some("p***@acmecorp.in")
+        );
     }
 
     #[test]

@@ -122,6 +122,23 @@ impl QueuedLead {
         }
     }
 
+    /// What the ledger keeps of the lead (for a replay of a dead delivery and
+    /// nothing else): the lead without the transcript's lines (no CRM write
+    /// reads them; a note carries the summary) and without unknown fields
+    /// (`extra`: no connection maps them). A messaging message keeps its line:
+    /// it is the message its conversation note holds. The payload hash is the
+    /// queued lead's, so a replay is the same event.
+    pub fn for_ledger(&self) -> QueuedLead {
+        let mut kept = self.clone();
+        if kept.event.event_type != crate::EventType::MessageReceived {
+            if let Some(t) = kept.event.transcript.as_mut() {
+                t.lines.clear();
+            }
+        }
+        kept.event.extra.clear();
+        kept
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a QueuedLead always serializes")
     }
@@ -140,4 +157,48 @@ impl QueuedLead {
 pub fn payload_hash(event: &LeadEvent) -> String {
     let bytes = serde_json::to_vec(event).expect("a LeadEvent always serializes");
     hex::encode(Sha256::digest(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead(event_type: &str) -> QueuedLead {
+        let event: LeadEvent = serde_json::from_value(serde_json::json!({
+            "event_id": "evt_1", "event_type": event_type, "occurred_at": "2026-05-04T11:00:00Z",
+            "bot_id": "bot_a", "conversation_id": "c1", "visitor": {"email": "a@b.co"},
+            "transcript": {"summary": "wants Pro", "lines": [{"from": "visitor", "text": "my number is +1 415 555 2671"}]},
+            "custom_field": {"kept": "by the queue only"}
+        }))
+        .unwrap();
+        QueuedLead::new(event, Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn the_ledger_keeps_no_transcript_lines_and_no_unknown_fields_but_the_same_event() {
+        let full = lead("lead.created");
+        let kept = full.for_ledger();
+        let t = kept.event.transcript.as_ref().unwrap();
+        assert!(t.lines.is_empty());
+        assert_eq!(
+            t.summary.as_deref(),
+            Some("wants Pro"),
+            "the note's summary stays"
+        );
+        assert!(kept.event.extra.is_empty());
+        assert_eq!(
+            kept.payload_hash, full.payload_hash,
+            "a replay is the same event"
+        );
+        assert_eq!(kept.delivery_id(), full.delivery_id());
+        assert!(kept.to_json().len() < full.to_json().len());
+        assert!(!kept.to_json().contains("555"));
+    }
+
+    #[test]
+    fn a_messaging_message_keeps_its_line() {
+        let kept = lead("message.received").for_ledger();
+        assert_eq!(kept.event.transcript.unwrap().lines.len(), 1);
+        assert!(kept.event.extra.is_empty());
+    }
 }

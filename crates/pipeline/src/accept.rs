@@ -37,7 +37,7 @@ pub async fn accept_lead(
     now: DateTime<Utc>,
 ) -> Result<Accepted, AcceptError> {
     let event_id = lead.event.event_id.as_str();
-    let body = lead.to_json();
+    let body = lead.for_ledger().to_json();
     let mut ledger_ok = true;
     match ledger.record_received(lead, &body, now).await {
         Ok(Received::New) => {}
@@ -112,6 +112,40 @@ mod tests {
         );
         assert_eq!(queue.enqueued().len(), 1);
         assert_eq!(ledger.record("evt_1").unwrap().status, LedgerStatus::Queued);
+    }
+
+    #[tokio::test]
+    async fn the_ledger_keeps_what_a_replay_needs_and_the_queue_gets_the_whole_lead() {
+        let (ledger, queue) = (InMemoryLedger::default(), InMemoryQueue::default());
+        let mut lead = sample_lead("evt_1", "a@b.co");
+        lead.event.transcript = Some(lb_domain::Transcript {
+            summary: Some("wants Pro".into()),
+            lines: vec![lb_domain::TranscriptLine {
+                at: None,
+                from: "visitor".into(),
+                text: "call me on +1 415 555 2671".into(),
+            }],
+            ..Default::default()
+        });
+        accept_lead(&ledger, &queue, &lead, Utc::now())
+            .await
+            .unwrap();
+        let stored = ledger.record("evt_1").unwrap().payload.unwrap();
+        assert!(
+            !stored.contains("555"),
+            "no transcript line in the ledger: {stored}"
+        );
+        assert!(stored.contains("wants Pro"));
+        assert_eq!(
+            queue.enqueued()[0]
+                .event
+                .transcript
+                .as_ref()
+                .unwrap()
+                .lines
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

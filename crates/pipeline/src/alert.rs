@@ -205,10 +205,11 @@ pub async fn alert_dead_letters(
             }
         };
         if ledger_error.is_none() {
-            match ledger
-                .mark_dead(&event_id, &reason, Some(&m.body), now)
-                .await
-            {
+            // What the ledger keeps for a replay (a poison message: as it came).
+            let kept = QueuedLead::from_json(&m.body)
+                .map(|l| l.for_ledger().to_json())
+                .unwrap_or_else(|_| m.body.clone());
+            match ledger.mark_dead(&event_id, &reason, Some(&kept), now).await {
                 Ok(true) => {}
                 Ok(false) => warn!(
                     event_id,
@@ -282,7 +283,12 @@ async fn requeue_if_only_held(
         http_status: None,
     };
     ledger
-        .mark_dead(delivery_id, &reason, Some(&lead.to_json()), now)
+        .mark_dead(
+            delivery_id,
+            &reason,
+            Some(&lead.for_ledger().to_json()),
+            now,
+        )
         .await?;
     let Some(replay) = ledger.requeue(delivery_id, now).await? else {
         return Ok(false);

@@ -226,6 +226,7 @@ async fn received_is_recorded_once(l: Arc<dyn Ledger>, cx: Cx) {
         contact_key_hash: Some(lead.contact_key.hashed()),
         payload_hash: Some(lead.payload_hash.clone()),
         payload: Some(body.clone()),
+        contact: Some(lead.contact_key.masked()),
         attempts: 0,
         replays: 0,
         lease_until: None,
@@ -438,6 +439,12 @@ async fn synced_is_final(l: Arc<dyn Ledger>, cx: Cx) {
         "a synced event has no next attempt"
     );
     assert_eq!(rec.updated_at, Some(cx.at(40)));
+    assert_eq!(rec.payload, None, "a synced delivery keeps no payload");
+    assert_eq!(
+        rec.contact,
+        Some(lead.contact_key.masked()),
+        "only the masked person, for lists and the status API"
+    );
     assert_eq!(
         begin(l, &lead, cx.at(50), 60).await,
         Begin::AlreadySynced(Some(done.clone())),

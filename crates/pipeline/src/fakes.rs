@@ -128,6 +128,7 @@ fn blank(
         contact_key_hash: None,
         payload_hash: None,
         payload: None,
+        contact: None,
         attempts: 0,
         replays: 0,
         lease_until: None,
@@ -145,6 +146,7 @@ fn fresh(lead: &QueuedLead, body: &str, status: LedgerStatus, now: DateTime<Utc>
         contact_key_hash: Some(lead.contact_key.hashed()),
         payload_hash: Some(lead.payload_hash.clone()),
         payload: Some(body.to_string()),
+        contact: Some(lead.contact_key.masked()),
         received_at: Some(now),
         updated_at: Some(now),
         ..blank(&lead.delivery_id(), status, None)
@@ -238,6 +240,7 @@ impl Ledger for InMemoryLedger {
             .ok_or_else(|| PortError::new("no such event"))?;
         r.status = LedgerStatus::Synced;
         r.outcome = Some(outcome.clone());
+        r.payload = None;
         r.lease_until = None;
         r.next_attempt_at = None;
         r.updated_at = Some(now);

@@ -197,8 +197,12 @@ pub struct LedgerRecord {
     pub bot_id: Option<String>,
     pub contact_key_hash: Option<String>,
     pub payload_hash: Option<String>,
-    /// The queue message body (the normalized event): kept so a dead event can be replayed.
+    /// What a replay needs of the lead ([`QueuedLead::for_ledger`]): kept while
+    /// the delivery is not synced (a dead one can be replayed), dropped once it is.
     pub payload: Option<String>,
+    /// The person, masked (`p***@a***.in`): what lists and the status API show
+    /// once the payload is gone.
+    pub contact: Option<String>,
     pub attempts: u32,
     /// How many times an operator replayed it after it was dead.
     pub replays: u32,

@@ -223,7 +223,11 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
         tracing::Span::current().record("connection", c);
     }
     let now = w.clock.now();
-    let begin = match w.ledger.begin(&lead, &m.body, now, deadline).await {
+    let begin = match w
+        .ledger
+        .begin(&lead, &lead.for_ledger().to_json(), now, deadline)
+        .await
+    {
         Ok(b) => b,
         Err(e) => return ledger_failure(w, m, &lead, m.receive_count, e).await,
     };
