@@ -278,3 +278,112 @@ async fn a_two_hour_outage_on_a_scaled_schedule_is_ridden_out_without_a_dead_let
     }
     assert!(t.alerts().await.is_empty(), "nothing was dead-lettered");
 }
+
+/// A delivery for a connection the worker does not have (the config changed
+/// between ingest and the worker) is dead-lettered as `unknown_connection` and
+/// reaches an alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_for_an_unknown_connection_reaches_an_alert() {
+    let hs = format!("e2e-{}/hubspot", rand::random::<u32>());
+    let t = start("unknownconn", |o| {
+        o.secrets = vec![(hs.clone(), o.sim.token.clone())];
+        o.config_toml = Some(format!(
+            "version = 1\n\n[connections.hubspot]\nkind = \"hubspot\"\nsecret = \"{hs}\"\n\
+             base_url = \"{{hubspot_url}}\"\n\n[[routes]]\nbot_id = \"*\"\nconnections = [\"hubspot\"]\n"
+        ));
+    })
+    .await;
+    let lead = lb_pipeline::fakes::sample_lead("evt_gone", "gone@example.com").for_delivery(
+        lb_domain::Delivery {
+            connection: "salesforce".into(),
+            lead_source: None,
+            object: "contact".into(),
+        },
+    );
+    let queue = lb_aws::SqsLeadQueue::new(
+        aws_sdk_sqs::Client::new(&t.stack.sdk),
+        &t.stack.info.queue_url,
+        &t.stack.info.dlq_url,
+    );
+    lb_pipeline::LeadQueue::enqueue(&queue, &lead)
+        .await
+        .expect("queued");
+    let rec = t
+        .wait_status("evt_gone@salesforce", LedgerStatus::Dead)
+        .await;
+    assert_eq!(rec.last_error.expect("reason").code, "unknown_connection");
+    let alerts = eventually("the alert", Duration::from_secs(30), || async {
+        Some(t.alerts().await).filter(|a| !a.is_empty())
+    })
+    .await;
+    assert!(
+        alerts
+            .iter()
+            .any(|(_, body)| body.contains("unknown_connection") && body.contains("salesforce")),
+        "{alerts:?}"
+    );
+}
+
+/// A lead the queue redrove to the DLQ after `maxReceiveCount` receives (the
+/// worker never completed it; its last attempt failed) reaches an alert as
+/// `max_receive_count_exceeded` with the last error, and the ledger has it dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_redriven_after_max_receive_count_reaches_an_alert() {
+    let t = start("redrive", |_| {}).await;
+    let lead = lb_pipeline::fakes::sample_lead("evt_redriven", "redriven@example.com");
+    let ledger = t.stack.ledger();
+    let now = chrono::Utc::now();
+    ledger
+        .begin(
+            &lead,
+            &lead.for_ledger().to_json(),
+            now,
+            now + chrono::Duration::seconds(30),
+        )
+        .await
+        .expect("begin");
+    ledger
+        .fail(
+            &lead.delivery_id(),
+            &lb_pipeline::fakes::transient(503).reason(),
+            now + chrono::Duration::seconds(60),
+            true,
+            now,
+        )
+        .await
+        .expect("fail");
+    // What SQS's redrive does: the same message, on the DLQ, without the
+    // attributes the worker's own dead letters carry.
+    aws_sdk_sqs::Client::new(&t.stack.sdk)
+        .send_message()
+        .queue_url(&t.stack.info.dlq_url)
+        .message_body(lead.to_json())
+        .message_group_id(lead.group_id())
+        .message_deduplication_id("redrive-1")
+        .send()
+        .await
+        .expect("sent");
+    let alerts = eventually("the alert", Duration::from_secs(30), || async {
+        Some(t.alerts().await).filter(|a| !a.is_empty())
+    })
+    .await;
+    assert!(
+        alerts
+            .iter()
+            .any(|(_, body)| body.contains("max_receive_count_exceeded")
+                && body.contains("evt_redriven")
+                && body.contains("HTTP 503")),
+        "{alerts:?}"
+    );
+    assert!(
+        !alerts
+            .iter()
+            .any(|(_, body)| body.contains("redriven@example.com")),
+        "masked: {alerts:?}"
+    );
+    let rec = t.wait_status("evt_redriven", LedgerStatus::Dead).await;
+    assert_eq!(
+        rec.last_error.expect("reason").code,
+        "max_receive_count_exceeded"
+    );
+}
