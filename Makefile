@@ -73,7 +73,7 @@ clean:
 # --- fuzzing and dependency policy (tools pinned in scripts/install_tools.sh) ---
 TOOLS_BIN    := .tools/bin
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := signature_header canonical_event
+FUZZ_TARGETS := signature_header canonical_event $(addprefix source_,whatsapp twilio intercom crisp tidio drift chatbase dialogflow_cx standard_webhooks custom_json)
 
 .PHONY: tools fuzz deny
 

@@ -5,6 +5,7 @@
 pub mod canonical;
 pub mod fields;
 pub mod json;
+pub mod robustness;
 pub mod signature;
 pub mod source;
 pub mod sources;

@@ -1,0 +1,9 @@
+//! The `dialogflow_cx` source kind through `lb_vendors::robustness::exercise` (input
+//! format and invariants: its documentation and fuzz/README.md).
+#![no_main]
+
+use lb_vendors::sources::dialogflow_cx::DialogflowCx;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    lb_vendors::robustness::exercise(&DialogflowCx, data);
+});

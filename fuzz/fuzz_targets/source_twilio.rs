@@ -1,0 +1,9 @@
+//! The `twilio` source kind through `lb_vendors::robustness::exercise` (input
+//! format and invariants: its documentation and fuzz/README.md).
+#![no_main]
+
+use lb_vendors::sources::twilio::Twilio;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    lb_vendors::robustness::exercise(&Twilio, data);
+});
