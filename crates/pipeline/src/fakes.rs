@@ -683,6 +683,10 @@ impl StaticSecrets {
     pub fn set(&self, id: &str, value: &str) {
         self.values.lock().unwrap().insert(id.into(), value.into());
     }
+    /// Secrets Manager no longer answers for `id`.
+    pub fn remove(&self, id: &str) {
+        self.values.lock().unwrap().remove(id);
+    }
 }
 
 #[async_trait]

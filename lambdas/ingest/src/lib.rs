@@ -132,6 +132,30 @@ impl Ingest {
     pub fn sources(&self) -> &BTreeMap<String, lb_config::Source> {
         &self.sources
     }
+
+    /// Reads every secret and opens the ledger's connection now (during the
+    /// Lambda's init), so that the first webhook does not pay for Secrets
+    /// Manager and TLS handshakes: vendors time out webhooks (Intercom and
+    /// Dialogflow CX after 5 s). Failures are logged only: each request reads
+    /// what it needs again. Returns how many secrets were read.
+    pub async fn warm_up(&self) -> usize {
+        let mut read = 0;
+        let all = [&self.webhook_secret, &self.status_api_key]
+            .into_iter()
+            .chain(self.source_secrets.values());
+        for secret in all {
+            match secret.get().await {
+                Ok(_) => read += 1,
+                Err(e) => {
+                    warn!(secret = secret.id(), error = %e, "secret not readable at init; requests will try again")
+                }
+            }
+        }
+        if let Err(e) = self.ledger.get("warm-up").await {
+            warn!(error = %e, "ledger not reachable at init; requests will try again");
+        }
+        read
+    }
 }
 
 /// A request as ingest sees it, whatever carried it.
@@ -853,6 +877,45 @@ connections = ["hubspot"]
             }
         }
         serde_json::to_vec(&v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn warm_up_reads_every_secret_at_init_so_the_first_request_needs_none() {
+        let mut t = app();
+        t.secrets.set(
+            "src/wa",
+            r#"{"secrets": ["app-secret"], "verify_token": "tok"}"#,
+        );
+        let source = lb_config::Source {
+            name: "wa".into(),
+            kind: "whatsapp",
+            bot_id: "bot_wa".into(),
+            secret: "src/wa".into(),
+            options: Default::default(),
+        };
+        t.app
+            .set_sources(BTreeMap::from([("wa".to_string(), source)]));
+        assert_eq!(
+            t.app.warm_up().await,
+            3,
+            "webhook, status key and the source's secret"
+        );
+        for id in ["wh", "status", "src/wa"] {
+            t.secrets.remove(id);
+        }
+        let now = Utc::now();
+        let r = handle(&t.app, &req(body(), "s1", now), now).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let handshake = WebhookRequest {
+            method: "GET".into(),
+            scheme: "https",
+            path: "/v1/sources/wa".into(),
+            query: Some("hub.mode=subscribe&hub.challenge=42&hub.verify_token=tok".into()),
+            headers: vec![("host".into(), "x.example".into())],
+            body: Vec::new(),
+        };
+        let r = handle(&t.app, &handshake, now).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "42"));
     }
 
     #[tokio::test]

@@ -37,6 +37,8 @@ async fn main() -> Result<(), Error> {
         config,
         &env,
     ));
+    // Secrets and connections during init, not on the first (timed) webhook.
+    app.warm_up().await;
     lambda_http::run(service_fn(move |req: Request| {
         let app = app.clone();
         async move {
