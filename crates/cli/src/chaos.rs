@@ -47,7 +47,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     println!(
         "chaos: {} deliveries at {}/s of people known by email, phone and/or WhatsApp, {:.0}% CRM 503s, \
          429 bursts over {}/{} ms, {:.1}% stalls of {:?} (worker timeout {:?}), a {:?} outage, \
-         a crash after every {}th CRM write, {} refused writes per route, dead events replayed mid-run",
+         a crash after every {}th CRM write, {} refused writes per route, dead events replayed mid-run, \
+         {:.0}% of the events as vendors' own webhooks",
         cfg.events,
         cfg.send_rate.map_or("max".to_string(), |r| format!("{r}")),
         cfg.error_rate * 100.0,
@@ -58,7 +59,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         cfg.worker_timeout,
         cfg.outage,
         cfg.crash_every,
-        cfg.refused_writes * 2
+        cfg.refused_writes * 2,
+        cfg.vendor_ratio * 100.0
     );
     let report = run_chaos(cfg, None).await?;
     println!("\n{}", report.table());

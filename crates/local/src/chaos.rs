@@ -2,10 +2,15 @@
 //! fails, throttles, stalls, refuses writes and goes down, and the worker crashes
 //! between the CRM write and the ledger write; dead events are replayed mid-run.
 //! The events are those of people known by an email, a phone number, a WhatsApp
-//! id or several of them, arriving in every order. Then it checks, from what the
+//! id or several of them, arriving in every order. A share of the events is
+//! sent as a vendor's own webhook to a native source (`POST /v1/sources/<kind>`:
+//! Intercom, Tidio, Standard Webhooks, Chatbase, a custom JSON form, WhatsApp and
+//! Twilio messages) instead of `POST /v1/events`. Then it checks, from what the
 //! CRM holds, what must hold: nothing lost, one CRM record per person, exactly
-//! one note per synced event, no older event overwriting a newer one; and that
-//! older events did arrive after newer ones (the ordering guard was exercised).
+//! one note per synced event (a message's note being its conversation's, shared
+//! with the other messages of that conversation), no older event overwriting a
+//! newer one; and that older events did arrive after newer ones (the ordering
+//! guard was exercised).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -20,6 +25,8 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::{Mutex, Semaphore};
+
+use lb_vendors::source::{Inbound, Parsed, Sample, SourceContext, SourceKind, SourceOptions};
 
 use crate::client::StackClient;
 use crate::moto::Moto;
@@ -40,6 +47,9 @@ pub struct ChaosConfig {
     pub same_person_ratio: f64,
     /// Share of distinct events (phone-only or WhatsApp-only ones) sent without any name.
     pub nameless_ratio: f64,
+    /// Share of distinct events sent as a vendor's own webhook to a native source
+    /// (see [`VENDORS`]) instead of the canonical `POST /v1/events`.
+    pub vendor_ratio: f64,
     pub concurrency: usize,
     /// Deliveries started per second (`None`: as fast as possible). Pacing keeps the
     /// queue short: moto scans a FIFO queue's whole backlog on every receive.
@@ -78,6 +88,7 @@ impl ChaosConfig {
             duplicate_ratio: 0.2,
             same_person_ratio: 0.5,
             nameless_ratio: 0.03,
+            vendor_ratio: 0.2,
             concurrency: 16,
             send_rate: Some(3.0),
             error_rate: 0.2,
@@ -147,6 +158,14 @@ pub struct ChaosReport {
     pub identity_mix: BTreeMap<String, usize>,
     /// Events sent without any name (phone-only or WhatsApp-only).
     pub nameless_events: usize,
+    /// Deliveries (duplicates included) sent as a vendor's own webhook to a native source.
+    pub vendor_deliveries: usize,
+    /// Those deliveries by source kind.
+    pub vendor_kinds: BTreeMap<String, usize>,
+    /// Distinct events that are messages of a conversation (WhatsApp, Twilio).
+    pub message_events: usize,
+    /// Notes carrying the tags of several events (a conversation's messages).
+    pub notes_with_several_events: usize,
     pub accepted: usize,
     pub synced: usize,
     pub dead: usize,
@@ -249,12 +268,197 @@ impl Person {
 }
 
 struct Planned {
+    /// The id ingest records the event under (ledger, note tag): the sender's
+    /// own for a canonical event; for a vendor's delivery, the one its source's
+    /// kind derives from the vendor's payload.
     event_id: String,
+    /// The event's name in the plan, `evt_chaos_<n>[.<m>]`: a canonical event's
+    /// id, the vendor's own id of a vendor's delivery.
+    key: String,
     person: usize,
     identities: u8,
     nameless: bool,
     occurred_at: DateTime<Utc>,
+    /// The canonical body (`POST /v1/events`); `Null` for a vendor's delivery.
     body: Value,
+    /// Sent as this vendor's own webhook instead of the canonical body.
+    vendor: Option<VendorDelivery>,
+}
+
+impl Planned {
+    /// Whether the event writes the `company` marker (a canonical event; a
+    /// vendor's payload has no place for it).
+    fn marks_fields(&self) -> bool {
+        self.vendor.is_none()
+    }
+}
+
+/// One event as a vendor delivers it: the exact bytes, sent (and resent) as they are.
+#[derive(Debug, Clone)]
+struct VendorDelivery {
+    /// The native source (`POST /v1/sources/<source>`), named after its kind in a
+    /// stack started without a config file.
+    source: &'static str,
+    content_type: String,
+    body: Vec<u8>,
+    /// A `message.received` event: its note is its conversation's.
+    message: bool,
+}
+
+/// A vendor the run sends as.
+struct Vendor {
+    source: &'static str,
+    /// The identity sets its delivery can carry.
+    sets: &'static [u8],
+    /// Its delivery carries the lead's time (`Sample::at`). The others are
+    /// stamped with the receive time, newer than every planned time: they only
+    /// send a person's only event.
+    dated: bool,
+}
+
+/// The vendors, each sent a person's identities as its payload carries them: an
+/// email and/or a phone number, or (messaging) a WhatsApp sender, its number
+/// being both.
+const VENDORS: [Vendor; 7] = [
+    Vendor {
+        source: "intercom",
+        sets: &[EMAIL, PHONE, EMAIL | PHONE],
+        dated: true,
+    },
+    Vendor {
+        source: "tidio",
+        sets: &[EMAIL, PHONE, EMAIL | PHONE],
+        dated: true,
+    },
+    Vendor {
+        source: "standard_webhooks",
+        sets: &[EMAIL, PHONE, EMAIL | PHONE],
+        dated: true,
+    },
+    Vendor {
+        source: "whatsapp",
+        sets: &[PHONE | WHATSAPP],
+        dated: true,
+    },
+    Vendor {
+        source: "chatbase",
+        sets: &[EMAIL, PHONE, EMAIL | PHONE],
+        dated: false,
+    },
+    Vendor {
+        source: "custom_json",
+        sets: &[EMAIL, PHONE, EMAIL | PHONE],
+        dated: false,
+    },
+    Vendor {
+        source: "twilio",
+        sets: &[PHONE | WHATSAPP],
+        dated: false,
+    },
+];
+
+/// The options of the local source of that kind (`crate::sources::defaults`).
+fn source_options(source: &str) -> SourceOptions {
+    SourceOptions {
+        fields: if source == "custom_json" {
+            crate::sources::local_custom_fields()
+        } else {
+            Vec::new()
+        },
+        ..SourceOptions::default()
+    }
+}
+
+/// The vendor's delivery of a planned event: `e.key` as the vendor's own id.
+fn vendor_delivery(source: &'static str, e: &Planned, p: &Person) -> VendorDelivery {
+    let kind = lb_vendors::sources::kind(source).expect("a vendor kind");
+    // Meta's message ids are not valid event ids: the source hashes them.
+    let vendor_id = match source {
+        "whatsapp" => format!("wamid.{}=", e.key),
+        _ => e.key.clone(),
+    };
+    let name = if e.nameless {
+        String::new()
+    } else {
+        format!("Chaos Person{}", e.person)
+    };
+    let text = format!("chaos message {}", e.key);
+    let sample = Sample {
+        vendor_id: &vendor_id,
+        name: &name,
+        email: if e.identities & EMAIL != 0 {
+            &p.email
+        } else {
+            ""
+        },
+        phone: if e.identities & (PHONE | WHATSAPP) != 0 {
+            &p.e164
+        } else {
+            ""
+        },
+        text: &text,
+        at: e.occurred_at,
+    };
+    let (content_type, body) = kind.sample(&sample, &source_options(source));
+    VendorDelivery {
+        source,
+        content_type,
+        body,
+        message: matches!(source, "whatsapp" | "twilio"),
+    }
+}
+
+/// What the source's kind makes of a delivery, as ingest reads it (signed for
+/// `url` with `secret`): the one canonical event it carries.
+fn vendor_event(
+    v: &VendorDelivery,
+    kind: &dyn SourceKind,
+    url: &str,
+    secret: &str,
+) -> anyhow::Result<Value> {
+    let mut headers = kind.sign(url, &v.body, secret, Utc::now());
+    headers.push(("content-type".into(), v.content_type.clone()));
+    let req = Inbound {
+        method: "POST",
+        url,
+        headers: &headers,
+        body: &v.body,
+    };
+    let options = source_options(v.source);
+    let bot = format!("bot_{}", v.source);
+    let cx = SourceContext {
+        source: v.source,
+        bot_id: &bot,
+        now: Utc::now(),
+        options: &options,
+    };
+    match kind.parse(&req, &cx) {
+        Ok(Parsed::Leads(mut leads)) if leads.len() == 1 => Ok(leads.remove(0)),
+        other => anyhow::bail!("{}: the delivery is not one lead: {other:?}", v.source),
+    }
+}
+
+/// The event id the source's kind gives the delivery (see [`vendor_event`]).
+fn vendor_event_id(
+    v: &VendorDelivery,
+    kind: &dyn SourceKind,
+    url: &str,
+    secret: &str,
+) -> anyhow::Result<String> {
+    let event = vendor_event(v, kind, url, secret)?;
+    event["event_id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("{}: no event id in {event}", v.source))
+}
+
+/// The local URL and secret a source is planned with (the ids its kind derives
+/// depend on neither; `run` checks them against the stack's).
+fn planned_source(source: &str) -> (String, String) {
+    (
+        format!("http://127.0.0.1/v1/sources/{source}"),
+        crate::sources::local_secret(source),
+    )
 }
 
 struct Plan {
@@ -274,20 +478,28 @@ fn plan(cfg: &ChaosConfig) -> Plan {
     let mut sizes = Vec::new();
     let mut in_groups = 0;
     while several.min(distinct) - in_groups >= 2 {
+        // The first person has 3 or 4 events: a WhatsApp conversation of two
+        // messages besides their other events (see below).
+        let fewest = if sizes.is_empty() { 3 } else { 2 };
         let k = rng
-            .random_range(2..=4)
+            .random_range(fewest..=4)
             .min(several.min(distinct) - in_groups);
         sizes.push(k);
         in_groups += k;
     }
     sizes.extend(std::iter::repeat_n(1, distinct - in_groups));
 
-    // Every occurred_at in the past (ingest refuses one more than 5 minutes ahead).
+    // Every occurred_at in the past (ingest refuses one more than 5 minutes ahead),
+    // in whole seconds (as most vendors send a time).
+    let now = Utc::now().timestamp();
     let base: DateTime<Utc> =
-        Utc::now() - chrono::Duration::hours(1) - chrono::Duration::seconds(distinct as i64);
+        DateTime::from_timestamp(now - 3_600 - distinct as i64, 0).expect("a time");
     let mut events = Vec::with_capacity(distinct);
     let mut persons = Vec::with_capacity(sizes.len());
     let mut of_person: Vec<Vec<usize>> = Vec::with_capacity(sizes.len());
+    // People whose two oldest events are WhatsApp messages of one conversation.
+    let mut conversing: Vec<usize> = Vec::new();
+    let mut could_converse = 0;
     for (n, &k) in sizes.iter().enumerate() {
         persons.push(Person::new(n));
         let sets = BY_ANCHOR[n % BY_ANCHOR.len()];
@@ -300,6 +512,23 @@ fn plan(cfg: &ChaosConfig) -> Plan {
             c
         };
         chosen.shuffle(&mut rng);
+        // Every other person known by a phone or a WhatsApp id with 3 or 4 events
+        // (the first one among them): their two oldest events are messages from
+        // their WhatsApp number, then the anchor alone, then the rest.
+        if k >= 3 && sets[0] & (PHONE | WHATSAPP) != 0 {
+            if could_converse % 2 == 0 {
+                conversing.push(n);
+                let mut rest: Vec<u8> = (3..k)
+                    .map(|_| *sets.choose(&mut rng).expect("sets"))
+                    .collect();
+                rest.shuffle(&mut rng);
+                chosen = [PHONE | WHATSAPP, PHONE | WHATSAPP, sets[0]]
+                    .into_iter()
+                    .chain(rest)
+                    .collect();
+            }
+            could_converse += 1;
+        }
         // One event of the person is `evt_chaos_<n>`, the others `evt_chaos_<n>.<m>`:
         // its note tag is the start of theirs, which a tag search must not mistake.
         let mut suffixes: Vec<usize> = (0..k).collect();
@@ -308,17 +537,20 @@ fn plan(cfg: &ChaosConfig) -> Plan {
         for (identities, m) in chosen.into_iter().zip(suffixes) {
             let i = events.len();
             mine.push(i);
+            let key = match m {
+                0 => format!("evt_chaos_{n:05}"),
+                m => format!("evt_chaos_{n:05}.{m}"),
+            };
             events.push(Planned {
-                event_id: match m {
-                    0 => format!("evt_chaos_{n:05}"),
-                    m => format!("evt_chaos_{n:05}.{m}"),
-                },
+                event_id: key.clone(),
+                key,
                 person: n,
                 identities,
                 nameless: false,
                 // A person's events are one second apart; their index order is their age.
                 occurred_at: base + chrono::Duration::seconds(i as i64),
                 body: Value::Null,
+                vendor: None,
             });
         }
         of_person.push(mine);
@@ -335,8 +567,24 @@ fn plan(cfg: &ChaosConfig) -> Plan {
     for &i in &single_non_email[..nameless] {
         events[i].nameless = true;
     }
+    choose_vendors(
+        cfg,
+        &mut events,
+        &persons,
+        &of_person,
+        &conversing,
+        &mut rng,
+    );
     for e in &mut events {
-        e.body = event_body(e, &persons[e.person]);
+        match e.vendor.clone() {
+            None => e.body = event_body(e, &persons[e.person]),
+            Some(v) => {
+                let kind = lb_vendors::sources::kind(v.source).expect("a vendor kind");
+                let (url, secret) = planned_source(v.source);
+                e.event_id = vendor_event_id(&v, kind, &url, &secret)
+                    .expect("the kind reads its own sample");
+            }
+        }
     }
 
     // Sending order: each person's events in random order, some of them in pairs
@@ -406,6 +654,92 @@ fn plan(cfg: &ChaosConfig) -> Plan {
         events,
         persons,
         deliveries,
+    }
+}
+
+/// Which events are sent as a vendor's webhook, and by which vendor: the
+/// conversing people's two oldest events on WhatsApp, then, people at random,
+/// a person's only event by any vendor whose payload carries its identities, or
+/// a person's oldest events (never their newest) by a dated vendor, until
+/// `vendor_ratio` of the events are. A vendor's payload has no place for the
+/// `company` marker the overwrite check reads, so a vendor event is never newer
+/// than a canonical event of the same person: the ordering guard never keeps a
+/// canonical event's fields out for a vendor event's sake, and the marker
+/// still names the newest canonical event applied. The least used fitting
+/// vendor goes first (each vendor once before any other), so that every vendor
+/// has its share.
+fn choose_vendors(
+    cfg: &ChaosConfig,
+    events: &mut [Planned],
+    persons: &[Person],
+    of_person: &[Vec<usize>],
+    conversing: &[usize],
+    rng: &mut impl Rng,
+) {
+    let target = ((events.len() as f64) * cfg.vendor_ratio).round() as usize;
+    let mut uses = [0usize; VENDORS.len()];
+    let mut assigned = 0;
+    let assign = |events: &mut [Planned], i: usize, v: usize, uses: &mut [usize]| {
+        let delivery = vendor_delivery(VENDORS[v].source, &events[i], &persons[events[i].person]);
+        events[i].vendor = Some(delivery);
+        uses[v] += 1;
+    };
+    let whatsapp = VENDORS
+        .iter()
+        .position(|v| v.source == "whatsapp")
+        .expect("whatsapp");
+    for &n in conversing {
+        for &i in &of_person[n][..2] {
+            assign(events, i, whatsapp, &mut uses);
+            assigned += 1;
+        }
+    }
+    let mut people: Vec<usize> = (0..of_person.len())
+        .filter(|n| !conversing.contains(n))
+        .collect();
+    people.shuffle(rng);
+    // Whether vendor `v` can send event `i`: a nameless event is left canonical.
+    let fits = |e: &Planned, v: usize, only: bool| {
+        !e.nameless && VENDORS[v].sets.contains(&e.identities) && (only || VENDORS[v].dated)
+    };
+    // Each vendor once first (the oldest event of the first person it fits).
+    for v in 0..VENDORS.len() {
+        if uses[v] > 0 || assigned >= target {
+            continue;
+        }
+        let first = people.iter().map(|&n| &of_person[n]).find(|mine| {
+            !mine.is_empty()
+                && events[mine[0]].vendor.is_none()
+                && fits(&events[mine[0]], v, mine.len() == 1)
+        });
+        if let Some(mine) = first {
+            assign(events, mine[0], v, &mut uses);
+            assigned += 1;
+        }
+    }
+    for n in people {
+        let mine = &of_person[n];
+        let candidates = if mine.len() == 1 {
+            &mine[..]
+        } else {
+            &mine[..mine.len() - 1]
+        };
+        for &i in candidates {
+            if assigned >= target {
+                return;
+            }
+            if events[i].vendor.is_some() {
+                continue;
+            }
+            let best = (0..VENDORS.len())
+                .filter(|&v| fits(&events[i], v, mine.len() == 1))
+                .min_by_key(|&v| uses[v]);
+            let Some(v) = best else {
+                break;
+            };
+            assign(events, i, v, &mut uses);
+            assigned += 1;
+        }
     }
 }
 
@@ -499,7 +833,10 @@ struct Findings {
     missing_notes: usize,
     out_of_order_arrivals: usize,
     out_of_order_overwrites: usize,
-    /// When the first note of each event was created.
+    /// Notes carrying the tags of several events (a conversation's messages).
+    notes_with_several_events: usize,
+    /// When the first note each event opened was created (a message that joined
+    /// its conversation's note later has none: the note is older than it).
     note_created: HashMap<usize, DateTime<Utc>>,
 }
 
@@ -587,14 +924,22 @@ fn check(
         let created = timestamp(&n["createdAt"]);
         let timestamp = timestamp(&n["properties"]["hs_timestamp"])
             .or_else(|| tagged.first().map(|&i| events[i].occurred_at));
+        // A conversation's note carries the tag of every message it holds, each
+        // once: it is the note of each of them (the same tag twice is a message
+        // written twice, counted as a duplicate note below).
         for &i in &tagged {
             notes_of_event.entry(i).or_default().push(parsed.len());
-            if let Some(t) = created {
-                f.note_created
-                    .entry(i)
-                    .and_modify(|c| *c = (*c).min(t))
-                    .or_insert(t);
-            }
+        }
+        if tagged.iter().collect::<HashSet<_>>().len() > 1 {
+            f.notes_with_several_events += 1;
+        }
+        // The note was created for the first event it holds (the tags are in the
+        // order the messages joined).
+        if let (Some(&i), Some(t)) = (tagged.first(), created) {
+            f.note_created
+                .entry(i)
+                .and_modify(|c| *c = (*c).min(t))
+                .or_insert(t);
         }
         let contacts = n["associations"]["contacts"]["results"]
             .as_array()
@@ -651,7 +996,9 @@ fn check(
     }
 
     // Out-of-order overwrites: a contact's fields are those of an older event than
-    // one synced to it (every contact of every person the ledger names).
+    // one synced to it (every contact of every person the ledger names). Only the
+    // events that write the marker count: a vendor's event leaves it as it is
+    // (and the plan makes none newer than a canonical event of its person).
     let mut synced_to: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, s) in settled {
         if let (true, Some(c)) = (s.synced, s.contact_id.as_deref()) {
@@ -667,13 +1014,40 @@ fn check(
         if let Some(&e) = holder {
             if synced
                 .iter()
-                .any(|&s| events[s].occurred_at > events[e].occurred_at)
+                .any(|&s| events[s].marks_fields() && events[s].occurred_at > events[e].occurred_at)
             {
                 f.out_of_order_overwrites += 1;
             }
         }
     }
     f
+}
+
+/// Sends a vendor's delivery to its source, signed as the vendor signs:
+/// `Some(true)` when ingest took it (a 2xx that is not a refusal), `Some(false)`
+/// to send it again (any other status), `None` for a 2xx refusal (rejected or
+/// ignored: a vendor does not send it again).
+async fn send_as_vendor(client: &StackClient, v: &VendorDelivery) -> anyhow::Result<Option<bool>> {
+    let (kind, url, secret) = client.source(v.source)?;
+    let (status, _, reply) = client
+        .send_signed(
+            v.source,
+            kind,
+            &url,
+            &secret,
+            &v.content_type,
+            v.body.clone(),
+        )
+        .await?;
+    if !(200..300).contains(&status) {
+        return Ok(Some(false));
+    }
+    // The JSON reply names the outcome; a vendor answered otherwise (Twilio's
+    // empty TwiML) gets the same 200 for every outcome.
+    match serde_json::from_str::<Value>(&reply) {
+        Ok(r) if r.get("status").is_some() => Ok((r["status"] == "queued").then_some(true)),
+        _ => Ok(Some(true)),
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -744,6 +1118,19 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         persons,
         deliveries,
     } = plan(&cfg);
+    // The stack's sources: the ids their kinds derive are those planned.
+    for e in &events {
+        if let Some(v) = &e.vendor {
+            let (kind, url, secret) = client.source(v.source)?;
+            let id = vendor_event_id(v, kind, &url, &secret)?;
+            anyhow::ensure!(
+                id == e.event_id,
+                "{}: the stack's source gives {id}, the plan {}",
+                v.source,
+                e.event_id
+            );
+        }
+    }
     let events = Arc::new(events);
     let accepted_at: Arc<Mutex<HashMap<usize, DateTime<Utc>>>> = Arc::default();
 
@@ -778,9 +1165,19 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         let (client, events, accepted_at) = (client.clone(), events.clone(), accepted_at.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            // A sender retries until it gets a 2xx, as chatbot platforms do.
+            // A sender retries until it gets a 2xx, as chatbot platforms and
+            // vendors do; a vendor's redelivery is the same bytes, signed anew.
             for _ in 0..20 {
-                if let Ok((202, _)) = client.post(&events[i].body).await {
+                let accepted = match &events[i].vendor {
+                    None => matches!(client.post(&events[i].body).await, Ok((202, _))),
+                    Some(v) => match send_as_vendor(&client, v).await {
+                        Ok(Some(accepted)) => accepted,
+                        // A 2xx that is not "queued": the vendor does not retry it.
+                        Ok(None) => return,
+                        Err(_) => false,
+                    },
+                };
+                if accepted {
                     accepted_at.lock().await.entry(i).or_insert_with(Utc::now);
                     return;
                 }
@@ -824,8 +1221,9 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
             .count();
         if !replay_done && dead_now > 0 {
             replay_done = true;
+            // Every bot's (the canonical one's and the sources'): the run's stack
+            // has a ledger of its own.
             let mut filter = ListFilter::status(LedgerStatus::Dead);
-            filter.bot_id = Some(BOT_ID.into());
             filter.limit = Some((((dead_now as f64) * cfg.replay_share).round() as usize).max(1));
             let report = ops.replay(&filter, false, Utc::now()).await?;
             for entry in &report.entries {
@@ -975,6 +1373,12 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         *per_person.entry(e.person).or_default() += 1;
     }
     let seen: HashSet<usize> = deliveries.iter().copied().collect();
+    let mut vendor_kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for &i in &deliveries {
+        if let Some(v) = &events[i].vendor {
+            *vendor_kinds.entry(v.source.to_string()).or_default() += 1;
+        }
+    }
     let report = ChaosReport {
         sent: deliveries.len(),
         distinct_events: events.len(),
@@ -982,6 +1386,13 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         people_with_several_events: per_person.values().filter(|&&n| n > 1).count(),
         identity_mix,
         nameless_events: events.iter().filter(|e| e.nameless).count(),
+        vendor_deliveries: vendor_kinds.values().sum(),
+        vendor_kinds,
+        message_events: events
+            .iter()
+            .filter(|e| e.vendor.as_ref().is_some_and(|v| v.message))
+            .count(),
+        notes_with_several_events: found.notes_with_several_events,
         accepted: accepted.len(),
         synced,
         dead: records.len() - synced,
@@ -1075,7 +1486,25 @@ impl ChaosReport {
             row(&format!("  events: {set}"), n.to_string());
         }
         row("  events without a name", self.nameless_events.to_string());
-        row("accepted (202)", self.accepted.to_string());
+        let kinds: Vec<String> = self
+            .vendor_kinds
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        row(
+            "vendor-format deliveries",
+            format!(
+                "{:>10} (kinds {})",
+                self.vendor_deliveries,
+                if kinds.is_empty() {
+                    "none".to_string()
+                } else {
+                    kinds.join(", ")
+                }
+            ),
+        );
+        row("  message events", self.message_events.to_string());
+        row("accepted (2xx)", self.accepted.to_string());
         row("synced", self.synced.to_string());
         row("dead", self.dead.to_string());
         for (reason, n) in &self.dead_by_reason {
@@ -1093,6 +1522,10 @@ impl ChaosReport {
         row("identity conflicts", self.identity_conflicts.to_string());
         row("duplicate notes", self.duplicate_notes.to_string());
         row("missing notes", self.missing_notes.to_string());
+        row(
+            "notes of several events",
+            self.notes_with_several_events.to_string(),
+        );
         row(
             "out-of-order arrivals",
             self.out_of_order_arrivals.to_string(),
@@ -1156,25 +1589,27 @@ mod tests {
             assert!(e.identities != 0);
             if e.nameless {
                 assert!(matches!(e.identities, PHONE | WHATSAPP), "{}", e.event_id);
+                assert!(e.vendor.is_none(), "{}", e.event_id);
                 assert!(e.body["visitor"].get("name").is_none());
-            } else {
+            } else if e.vendor.is_none() {
                 assert!(e.body["visitor"]["name"].is_string());
             }
-            assert_eq!(
-                e.body["visitor"]["company"],
-                json!(format!("Co {}", e.event_id))
-            );
+            if e.vendor.is_none() {
+                assert_eq!(e.event_id, e.key);
+                assert_eq!(
+                    e.body["visitor"]["company"],
+                    json!(format!("Co {}", e.event_id))
+                );
+            }
         }
         let ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(ids.len(), events.len(), "event ids are unique");
         for evs in of_person.values() {
             let common = evs.iter().fold(7u8, |acc, e| acc & e.identities);
             assert_ne!(common, 0, "a person's events share an identity");
-            let bare: Vec<&&Planned> = evs.iter().filter(|e| !e.event_id.contains('.')).collect();
-            assert_eq!(bare.len(), 1, "one event id is the start of the others'");
-            assert!(evs
-                .iter()
-                .all(|e| e.event_id.starts_with(&bare[0].event_id)));
+            let bare: Vec<&&Planned> = evs.iter().filter(|e| !e.key.contains('.')).collect();
+            assert_eq!(bare.len(), 1, "one event key is the start of the others'");
+            assert!(evs.iter().all(|e| e.key.starts_with(&bare[0].key)));
             if evs.len() > 1 {
                 assert!(evs.iter().any(|e| e.identities.count_ones() == 1));
                 assert!(evs.iter().any(|e| e.identities.count_ones() > 1));
@@ -1205,6 +1640,120 @@ mod tests {
         assert!(events.iter().any(|e| e.nameless));
     }
 
+    /// The vendor share of a plan: `vendor_ratio` of the events, every vendor,
+    /// each delivery read by its kind as the planned event (id, identities,
+    /// name, time), a person's vendor events older than their canonical ones,
+    /// the receive-time vendors on a person's only event, and a WhatsApp
+    /// conversation of two messages.
+    fn assert_the_vendor_share(cfg: &ChaosConfig) {
+        let Plan {
+            events,
+            persons,
+            deliveries,
+        } = plan(cfg);
+        let vendor: Vec<&Planned> = events.iter().filter(|e| e.vendor.is_some()).collect();
+        assert_eq!(
+            vendor.len(),
+            ((events.len() as f64) * cfg.vendor_ratio).round() as usize
+        );
+        let sent = deliveries
+            .iter()
+            .filter(|&&i| events[i].vendor.is_some())
+            .count() as f64
+            / deliveries.len() as f64;
+        assert!((0.1..0.3).contains(&sent), "{sent}");
+        let used: HashSet<&str> = vendor
+            .iter()
+            .map(|e| e.vendor.as_ref().unwrap().source)
+            .collect();
+        assert_eq!(used.len(), VENDORS.len(), "{used:?}");
+        let mut of_person: HashMap<usize, Vec<&Planned>> = HashMap::new();
+        for e in &events {
+            of_person.entry(e.person).or_default().push(e);
+        }
+        let mut conversations: HashMap<String, Vec<&str>> = HashMap::new();
+        for e in &vendor {
+            let v = e.vendor.as_ref().unwrap();
+            let p = &persons[e.person];
+            let (url, secret) = planned_source(v.source);
+            let kind = lb_vendors::sources::kind(v.source).unwrap();
+            let lead = vendor_event(v, kind, &url, &secret).unwrap();
+            assert_eq!(lead["event_id"], json!(e.event_id), "{}", v.source);
+            assert!(e.event_id.starts_with(&format!("{}:", v.source)));
+            assert_eq!(lead["bot_id"], json!(format!("bot_{}", v.source)));
+            let visitor = &lead["visitor"];
+            assert_eq!(
+                visitor["email"].as_str(),
+                (e.identities & EMAIL != 0).then_some(p.email.as_str()),
+                "{}: {lead}",
+                v.source
+            );
+            assert_eq!(
+                visitor["phone"].as_str().map(digits),
+                (e.identities & PHONE != 0).then(|| digits(&p.e164)),
+                "{}: {lead}",
+                v.source
+            );
+            assert_eq!(
+                visitor["wa_id"].as_str(),
+                (e.identities & WHATSAPP != 0).then_some(p.wa_id.as_str()),
+                "{}: {lead}",
+                v.source
+            );
+            let name = visitor["name"].as_str().map(str::to_string).or_else(|| {
+                Some(format!(
+                    "{} {}",
+                    visitor["first_name"].as_str()?,
+                    visitor["last_name"].as_str()?
+                ))
+            });
+            assert_eq!(name, Some(format!("Chaos Person{}", e.person)), "{lead}");
+            let ty = if v.message {
+                "message.received"
+            } else {
+                "lead.created"
+            };
+            assert_eq!(lead["event_type"], ty, "{}", v.source);
+            let at = timestamp(&lead["occurred_at"]).unwrap();
+            let vendor = VENDORS.iter().find(|x| x.source == v.source).unwrap();
+            if vendor.dated {
+                assert_eq!(at, e.occurred_at, "{}", v.source);
+            } else {
+                assert_eq!(of_person[&e.person].len(), 1, "{}", v.source);
+            }
+            assert!(
+                of_person[&e.person]
+                    .iter()
+                    .filter(|o| o.marks_fields())
+                    .all(|o| o.occurred_at > e.occurred_at),
+                "{} is older than every canonical event of its person",
+                e.event_id
+            );
+            if let Some(c) = lead["conversation_id"].as_str().filter(|_| v.message) {
+                conversations
+                    .entry(c.to_string())
+                    .or_default()
+                    .push(&e.event_id);
+            }
+        }
+        assert!(
+            conversations.values().any(|ids| ids.len() == 2),
+            "a conversation of two messages: {conversations:?}"
+        );
+        // Sent as planned: the event's own body, or the vendor's bytes alone.
+        for e in &events {
+            assert_eq!(e.vendor.is_some(), e.body.is_null(), "{}", e.event_id);
+        }
+    }
+
+    #[test]
+    fn a_share_of_the_events_is_sent_by_vendors_as_they_send_them() {
+        assert_the_vendor_share(&ChaosConfig::full());
+        for _ in 0..20 {
+            assert_the_vendor_share(&ChaosConfig::reduced());
+        }
+    }
+
     #[test]
     fn a_tag_is_read_whole() {
         let body = "<p>x</p><p>Ref: leadbridge-event:evt_10</p>";
@@ -1219,12 +1768,59 @@ mod tests {
     fn planned(id: &str, person: usize, secs: i64) -> Planned {
         Planned {
             event_id: id.into(),
+            key: id.into(),
             person,
             identities: EMAIL,
             nameless: false,
             occurred_at: DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap(),
             body: Value::Null,
+            vendor: None,
         }
+    }
+
+    /// A WhatsApp message of the person, sent as Meta sends it, with the event
+    /// id and the canonical event its kind reads from it.
+    fn message(
+        key: &str,
+        persons: &[Person],
+        person: usize,
+        secs: i64,
+    ) -> (Planned, lb_domain::LeadEvent) {
+        let mut e = planned(key, person, secs);
+        e.identities = PHONE | WHATSAPP;
+        let v = vendor_delivery("whatsapp", &e, &persons[person]);
+        let (url, secret) = planned_source("whatsapp");
+        let kind = lb_vendors::sources::kind("whatsapp").unwrap();
+        let lead = vendor_event(&v, kind, &url, &secret).unwrap();
+        e.event_id = lead["event_id"].as_str().unwrap().to_string();
+        e.vendor = Some(v);
+        (e, serde_json::from_value(lead).unwrap())
+    }
+
+    /// A note as the pipeline writes it for a conversation (the same footer).
+    fn conversation_note(
+        id: u64,
+        messages: &[&lb_domain::LeadEvent],
+        contact: &str,
+        created_ms: i64,
+    ) -> Value {
+        use lb_domain::conversation::{append, new_note, Append};
+        let mut body = new_note(messages[0], 65_536);
+        for m in &messages[1..] {
+            match append(&body, m, 65_536) {
+                Append::Body(b) => body = b,
+                other => panic!("{other:?}"),
+            }
+        }
+        json!({
+            "id": id.to_string(),
+            "createdAt": DateTime::from_timestamp_millis(1_800_000_000_000 + created_ms).unwrap().to_rfc3339(),
+            "properties": {
+                "hs_note_body": body,
+                "hs_timestamp": messages[0].occurred_at.to_rfc3339(),
+            },
+            "associations": {"contacts": {"results": [{"id": contact, "type": "note_to_contact"}]}}
+        })
     }
 
     fn contact(id: &str, props: Value) -> Value {
@@ -1304,6 +1900,116 @@ mod tests {
         assert_eq!(f.missing_notes, 2, "evt_1 and evt_4: {f:?}");
         assert_eq!(f.out_of_order_arrivals, 1, "evt_2 after evt_3: {f:?}");
         assert_eq!(f.out_of_order_overwrites, 1, "contact 201: {f:?}");
+    }
+
+    #[test]
+    fn a_conversation_note_counts_once_for_each_of_its_messages() {
+        let persons = vec![Person::new(0), Person::new(1)];
+        let (m1, l1) = message("evt_chaos_00000.1", &persons, 0, 0);
+        let (m2, l2) = message("evt_chaos_00000.2", &persons, 0, 1);
+        let (m3, l3) = message("evt_chaos_00001.1", &persons, 1, 3);
+        let (m4, l4) = message("evt_chaos_00001.2", &persons, 1, 4);
+        assert!(m1.event_id.starts_with("whatsapp:h"), "{}", m1.event_id);
+        let events = vec![
+            m1,
+            m2,
+            planned("evt_chaos_00000", 0, 2),
+            m3,
+            m4,
+            planned("evt_chaos_00001", 1, 5),
+        ];
+        let settled: HashMap<usize, Settled> = (0..3)
+            .map(|i| (i, synced("7")))
+            .chain((3..6).map(|i| (i, synced("8"))))
+            .collect();
+        let contacts = vec![
+            contact(
+                "7",
+                json!({"phone": "+14155550000", "hs_whatsapp_phone_number": "+14155550000",
+                       "company": "Co evt_chaos_00000"}),
+            ),
+            contact(
+                "8",
+                json!({"phone": "+14155550001", "hs_whatsapp_phone_number": "+14155550001",
+                       "company": "Co evt_chaos_00001"}),
+            ),
+        ];
+        // Person 0: the older message arrived last and joined the note of the
+        // newer one; the lead has a note of its own.
+        let clean = vec![
+            conversation_note(1, &[&l2, &l1], "7", 0),
+            note(2, "evt_chaos_00000", "7", 10, 2),
+            conversation_note(3, &[&l3, &l4], "8", 20),
+            note(4, "evt_chaos_00001", "8", 30, 5),
+        ];
+        let f = check(&events, &persons, &settled, &contacts, &clean);
+        assert_eq!(
+            (
+                f.duplicate_notes,
+                f.missing_notes,
+                f.notes_with_several_events,
+                f.out_of_order_overwrites
+            ),
+            (0, 0, 2, 0),
+            "{f:?}"
+        );
+        // The note was created for the message that opened it, not the one that joined.
+        assert!(f.note_created.contains_key(&1) && !f.note_created.contains_key(&0));
+        assert!(f.note_created.contains_key(&3) && !f.note_created.contains_key(&4));
+
+        // A message in two notes of its conversation, and a message in none.
+        let broken = vec![
+            conversation_note(1, &[&l2, &l1], "7", 0),
+            conversation_note(5, &[&l1], "7", 5),
+            note(2, "evt_chaos_00000", "7", 10, 2),
+            conversation_note(3, &[&l3], "8", 20),
+            note(4, "evt_chaos_00001", "8", 30, 5),
+        ];
+        let f = check(&events, &persons, &settled, &contacts, &broken);
+        assert_eq!(
+            (
+                f.duplicate_notes,
+                f.missing_notes,
+                f.notes_with_several_events
+            ),
+            (1, 1, 1),
+            "{f:?}"
+        );
+
+        // A message written twice into one note is a duplicate too.
+        let mut twice = conversation_note(3, &[&l3, &l4], "8", 20);
+        let body = twice["properties"]["hs_note_body"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let tag = format!("leadbridge-event:{}", events[4].event_id);
+        twice["properties"]["hs_note_body"] = json!(body.replace(&tag, &format!("{tag} {tag}")));
+        let notes = vec![clean[0].clone(), clean[1].clone(), twice, clean[3].clone()];
+        let f = check(&events, &persons, &settled, &contacts, &notes);
+        assert_eq!((f.duplicate_notes, f.missing_notes), (1, 0), "{f:?}");
+    }
+
+    #[test]
+    fn a_vendor_event_leaves_the_marker_of_the_newest_canonical_event() {
+        let persons = vec![Person::new(0)];
+        let (m, _) = message("evt_chaos_00000.9", &persons, 0, 5);
+        let events = vec![planned("evt_a", 0, 0), m, planned("evt_b", 0, 1)];
+        let contacts = vec![contact(
+            "7",
+            json!({"email": "chaos.p0@example.com", "company": "Co evt_a"}),
+        )];
+        // The message (newer than evt_a) wrote no marker: evt_a's stands.
+        let settled: HashMap<usize, Settled> =
+            [(0, synced("7")), (1, synced("7"))].into_iter().collect();
+        let f = check(&events, &persons, &settled, &contacts, &[]);
+        assert_eq!(f.out_of_order_overwrites, 0, "{f:?}");
+        // A newer canonical event synced and evt_a's marker stands: overwritten.
+        let settled: HashMap<usize, Settled> =
+            [(0, synced("7")), (1, synced("7")), (2, synced("7"))]
+                .into_iter()
+                .collect();
+        let f = check(&events, &persons, &settled, &contacts, &[]);
+        assert_eq!(f.out_of_order_overwrites, 1, "{f:?}");
     }
 
     #[test]
