@@ -387,3 +387,45 @@ async fn a_lead_redriven_after_max_receive_count_reaches_an_alert() {
         "max_receive_count_exceeded"
     );
 }
+
+/// HubSpot's daily quota: past 70% one alert; once spent, leads wait (rate
+/// limited, never dead) and are written after the quota resets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_daily_quota_delays_leads_until_it_resets_and_warns_once_at_seventy_percent() {
+    let t = start("dailyquota", |o| {
+        o.sim.daily_limit = 4;
+        o.hubspot_daily_recheck = Duration::from_secs(2);
+    })
+    .await;
+    // The schema read, the upsert and the note: 3 of 4 calls, 75%.
+    t.post(&lead("evt_quota_1", json!({"email": "quota1@example.com"})))
+        .await;
+    t.wait_status("evt_quota_1", LedgerStatus::Synced).await;
+    let alerts = eventually("the quota warning", Duration::from_secs(30), || async {
+        Some(t.alerts().await).filter(|a| !a.is_empty())
+    })
+    .await;
+    assert!(
+        alerts
+            .iter()
+            .any(|(s, _)| s.contains("hubspot has used 75% of its daily API quota")),
+        "{alerts:?}"
+    );
+    // The next lead meets the spent quota: it waits, it is not dead.
+    t.post(&lead("evt_quota_2", json!({"email": "quota2@example.com"})))
+        .await;
+    let waiting = t.wait_status("evt_quota_2", LedgerStatus::Retrying).await;
+    assert_eq!(waiting.last_error.expect("reason").code, "crm_rate_limited");
+    // Midnight in the account's time zone.
+    t.admin(Method::POST, "config", Some(json!({"daily_used": 0})))
+        .await;
+    let synced = t.wait_status("evt_quota_2", LedgerStatus::Synced).await;
+    assert!(synced.outcome.is_some());
+    assert!(
+        !t.alerts()
+            .await
+            .iter()
+            .any(|(s, _)| s.contains("could not be delivered")),
+        "nothing dead-lettered"
+    );
+}

@@ -40,6 +40,8 @@ pub const PENDING_RETENTION_DAYS: i64 = 30;
 /// How long the memory of a person (identity links, a record's newest applied
 /// event, a conflict) is kept after its last use.
 pub const PERSON_RETENTION_DAYS: i64 = 365;
+/// A once-only claim (a day's quota warning).
+pub const ONCE_RETENTION_DAYS: i64 = 8;
 /// The index that lists events by status (`status` + `updated_at`); contact items have no status.
 pub const STATUS_INDEX: &str = "status-updated_at-index";
 
@@ -1052,6 +1054,32 @@ impl Ledger for DynamoLedger {
                 Ok(false)
             }
             Err(e) => Err(ddb_err("dynamodb:PutItem(conflict)", e)),
+        }
+    }
+
+    async fn claim_once(&self, key: &str, now: DateTime<Utc>) -> Result<bool, PortError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("ONCE#{key}")))
+            .item("sk", s("ONCE"))
+            .item("updated_at", ts(now))
+            .item("expires_at", expires(now, ONCE_RETENTION_DAYS))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(ddb_err("dynamodb:PutItem(once)", e)),
         }
     }
 

@@ -97,6 +97,7 @@ async fn hubspot(args: HubSpotArgs) -> std::io::Result<()> {
                 .filter(|s| !s.is_empty())
                 .collect()
         }),
+        ..defaults
     };
     let sim = RunningSim::start(SocketAddr::new(args.host, args.port), config).await?;
     ready(&serde_json::json!({"base_url": sim.base_url, "token": sim.token}))?;

@@ -666,6 +666,50 @@ async fn the_rate_limit_answers_429_with_hubspot_body_and_headers_after_max_requ
 }
 
 #[tokio::test]
+async fn the_daily_limit_counts_every_admitted_call_and_then_answers_429_daily_until_midnight() {
+    let h = Harness::start(SimConfig {
+        daily_limit: 3,
+        ..SimConfig::default()
+    })
+    .await;
+    for remaining in ["2", "1", "0"] {
+        let answer = h.get("/crm/v3/objects/contacts").await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("x-hubspot-ratelimit-daily"), Some("3"));
+        assert_eq!(
+            answer.header("x-hubspot-ratelimit-daily-remaining"),
+            Some(remaining)
+        );
+    }
+    let limited = h.get("/crm/v3/objects/contacts").await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.body["policyName"], "DAILY");
+    assert_eq!(limited.body["errorType"], "RATE_LIMIT");
+    assert_eq!(
+        limited.header("x-hubspot-ratelimit-daily-remaining"),
+        Some("0")
+    );
+    // Search is not exempt from the daily quota.
+    let search = h
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"filterGroups": [], "limit": 1}),
+        )
+        .await;
+    assert_eq!(search.status, 429);
+    // Midnight in the account's time zone.
+    let config = h
+        .admin(
+            Method::POST,
+            "/__admin/config",
+            Some(json!({"daily_used": 0})),
+        )
+        .await;
+    assert_eq!(config.body["daily_used"], 0);
+    assert_eq!(h.get("/crm/v3/objects/contacts").await.status, 200);
+}
+
+#[tokio::test]
 async fn the_rate_limit_window_can_be_changed_at_runtime() {
     let h = Harness::start(SimConfig {
         rate_limit_max: 1,

@@ -59,6 +59,7 @@ pub fn hubspot(
             .clone()
             .unwrap_or(defaults.default_deal_pipeline),
         allow_internal: conn.allow_internal,
+        daily_recheck: defaults.daily_recheck,
     };
     let token = Arc::new(CachedSecret::new(secrets, &h.secret, secret_ttl));
     HubSpotCrm::new(cfg, token).map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))

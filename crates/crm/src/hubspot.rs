@@ -6,6 +6,7 @@
 //! connection's [`Mapping`] renders; every property is checked against the
 //! portal's schema before anything is written (module `schema`).
 
+mod quota;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -64,6 +65,10 @@ pub struct HubSpotConfig {
     /// A local run: `base_url` may resolve to this machine or a private network
     /// (the simulator); deployments reach public hosts only (`net`).
     pub allow_internal: bool,
+    /// When the daily quota is spent, how often one call checks whether it is
+    /// back (HubSpot resets it at midnight in the account's time zone, which
+    /// leadbridge does not know): 1 h.
+    pub daily_recheck: Duration,
 }
 
 /// The largest answer read from HubSpot (a contact schema of a big portal is a
@@ -81,6 +86,7 @@ impl Default for HubSpotConfig {
             default_deal_stage: "appointmentscheduled".into(),
             default_deal_pipeline: "default".into(),
             allow_internal: false,
+            daily_recheck: Duration::from_secs(3600),
         }
     }
 }
@@ -141,6 +147,7 @@ pub struct HubSpotCrm {
     cfg: HubSpotConfig,
     token: Arc<CachedSecret>,
     schema: SchemaCache,
+    quota: quota::DailyQuota,
 }
 
 impl HubSpotCrm {
@@ -152,6 +159,7 @@ impl HubSpotCrm {
             .build()?;
         Ok(Self {
             http,
+            quota: quota::DailyQuota::new(cfg.daily_recheck),
             cfg,
             token,
             schema: SchemaCache::default(),
@@ -194,6 +202,15 @@ impl HubSpotCrm {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), CrmError> {
         let url = format!("{}{}", self.cfg.base_url.trim_end_matches('/'), path);
+        if let Some(wait) = self.quota.wait(chrono::Utc::now()) {
+            let mut e = self.err(
+                ErrorClass::RateLimited,
+                Some(429),
+                "HubSpot's daily API quota is spent; waiting for it to reset",
+            );
+            e.retry_after = Some(wait);
+            return Err(e);
+        }
         for attempt in 0..2 {
             let token = self.bearer().await?;
             let mut req = self.http.request(method.clone(), &url).bearer_auth(token);
@@ -206,6 +223,7 @@ impl HubSpotCrm {
                 .map_err(|e| classify::transport(&self.cfg.name, &e))?;
             let status = resp.status();
             let headers = resp.headers().clone();
+            self.quota.observe(&headers);
             let text = match crate::net::read_capped(resp, MAX_ANSWER_BYTES).await {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                 Err(crate::net::BodyError::Transport(e)) => {
@@ -242,6 +260,12 @@ impl HubSpotCrm {
                 423 => Some(LOCKED_RETRY),
                 _ => None,
             });
+            if status == StatusCode::TOO_MANY_REQUESTS
+                && quota::DailyQuota::is_daily(&value, &headers)
+            {
+                warn!(crm = %self.cfg.name, "HubSpot's daily API quota is spent; leads wait for it");
+                e.retry_after = Some(self.quota.exhaust(chrono::Utc::now()));
+            }
             return Err(e);
         }
         unreachable!("the loop returns on its second pass")
@@ -717,6 +741,10 @@ impl Crm for HubSpotCrm {
 
     fn keeps_conversations(&self) -> bool {
         true
+    }
+
+    fn take_quota_warning(&self) -> Option<lb_pipeline::QuotaUsage> {
+        self.quota.take_warning(chrono::Utc::now())
     }
 
     fn note_max_chars(&self) -> usize {

@@ -83,6 +83,8 @@ pub struct StackOptions {
     /// The worker's function timeout (deadline of each batch).
     pub worker_timeout: Duration,
     pub hubspot_timeout: Duration,
+    /// How often a spent daily quota is checked again (production: 1 h).
+    pub hubspot_daily_recheck: Duration,
     /// Messages are not started with less than this left before the deadline
     /// (default: the HubSpot timeout + 2 s).
     pub safety_margin: Option<Duration>,
@@ -126,6 +128,7 @@ impl Default for StackOptions {
             worker_concurrency: 2,
             worker_timeout: Duration::from_secs(settings::WORKER_TIMEOUT_SECS),
             hubspot_timeout: Duration::from_secs(5),
+            hubspot_daily_recheck: Duration::from_secs(3600),
             safety_margin: None,
             leads_visibility_secs: None,
             worker_hooks: lb_pipeline::hooks::Hooks::NONE,
@@ -299,6 +302,7 @@ impl LocalStack {
                 timeout: opts.hubspot_timeout,
                 // the simulator runs on this machine
                 allow_internal: true,
+                daily_recheck: opts.hubspot_daily_recheck,
                 ..Default::default()
             },
             token,

@@ -60,6 +60,7 @@ pub fn cases() -> Vec<Case> {
         last_applied_only_moves_forward,
         a_conflict_is_recorded_once_per_set_of_records,
         erasure_takes_the_person_and_every_identity_linked_to_them,
+        a_key_is_claimed_once,
     ]
 }
 
@@ -415,6 +416,23 @@ async fn begin_refuses_another_payload_under_the_same_id(l: Arc<dyn Ledger>, cx:
         begin(l, &lead, cx.at(6), 60).await,
         Begin::AlreadySynced(Some(done)),
         "the same payload is a duplicate"
+    );
+}
+
+/// `claim_once`: the first caller has the key, every later one is told no.
+async fn a_key_is_claimed_once(l: Arc<dyn Ledger>, cx: Cx) {
+    let l = l.as_ref();
+    let key = cx.name("quota-warning#hubspot#2026-11-29");
+    assert!(l.claim_once(&key, cx.at(0)).await.expect("claim"), "first");
+    assert!(
+        !l.claim_once(&key, cx.at(1)).await.expect("claim"),
+        "a second instance is told no"
+    );
+    assert!(
+        l.claim_once(&cx.name("quota-warning#hubspot#2026-11-30"), cx.at(2))
+            .await
+            .expect("claim"),
+        "another day is another key"
     );
 }
 

@@ -30,6 +30,8 @@ pub struct InMemoryLedger {
     conflicts: Mutex<Vec<(String, IdentityConflict)>>,
     rejections: Mutex<Vec<LedgerRecord>>,
     rejection_windows: Mutex<HashMap<DateTime<Utc>, u64>>,
+    /// Keys claimed once ([`Ledger::claim_once`]).
+    claimed: Mutex<std::collections::HashSet<String>>,
     failing: AtomicBool,
     fail_complete: AtomicBool,
     /// `begin` refused as DynamoDB refuses an invalid request (ValidationException).
@@ -442,6 +444,10 @@ impl Ledger for InMemoryLedger {
         c.push((key, conflict.clone()));
         Ok(true)
     }
+    async fn claim_once(&self, key: &str, _now: DateTime<Utc>) -> Result<bool, PortError> {
+        down(&self.failing, "ledger")?;
+        Ok(self.claimed.lock().unwrap().insert(key.to_string()))
+    }
     async fn record_progress(
         &self,
         delivery_id: &str,
@@ -729,6 +735,8 @@ pub struct FakeCrm {
     stall: AtomicBool,
     /// `Some`: a named connection; `(name, keeps_records)`.
     identity: Option<(String, bool)>,
+    /// What the next [`Crm::take_quota_warning`] answers.
+    quota_warning: Mutex<Option<crate::ports::QuotaUsage>>,
 }
 
 impl FakeCrm {
@@ -738,6 +746,10 @@ impl FakeCrm {
             identity: Some((name.to_string(), keeps_records)),
             ..Self::default()
         }
+    }
+    /// The adapter reports this quota usage once (as past 70%).
+    pub fn report_quota(&self, usage: crate::ports::QuotaUsage) {
+        *self.quota_warning.lock().unwrap() = Some(usage);
     }
     /// The next call never answers (a CRM that holds the request).
     pub fn stall_next(&self) {
@@ -977,6 +989,9 @@ impl Crm for FakeCrm {
     }
     fn keeps_conversations(&self) -> bool {
         self.keeps_records()
+    }
+    fn take_quota_warning(&self) -> Option<crate::ports::QuotaUsage> {
+        self.quota_warning.lock().unwrap().take()
     }
     async fn conversation_notes(
         &self,

@@ -384,6 +384,9 @@ pub trait Ledger: Send + Sync {
         conflict: &IdentityConflict,
         now: DateTime<Utc>,
     ) -> Result<bool, PortError>;
+    /// Claims a key once across every instance (a quota warning per connection
+    /// per day): `true` for the first caller, `false` after. Kept 8 days.
+    async fn claim_once(&self, key: &str, now: DateTime<Utc>) -> Result<bool, PortError>;
     /// What an attempt wrote before it failed (contact, note, deal ids), kept so
     /// that a later attempt or replay skips it. Never touches a synced record.
     async fn record_progress(
@@ -626,6 +629,11 @@ pub trait Crm: Send + Sync {
     ) -> Result<Option<String>, CrmError>;
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
 
+    /// The day's quota usage, once it passes the warning threshold (70%): at
+    /// most once per day per adapter instance. `None` for CRMs without a daily quota.
+    fn take_quota_warning(&self) -> Option<QuotaUsage> {
+        None
+    }
     /// Whether messaging conversations are kept as one updatable note each
     /// ([`lb_domain::conversation`]); otherwise every message is a note of its own.
     fn keeps_conversations(&self) -> bool {
@@ -666,6 +674,15 @@ fn no_conversations(crm: &str) -> CrmError {
         None,
         "this connection keeps no conversation notes",
     )
+}
+
+/// A connection's use of its daily API quota (the CRM's day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaUsage {
+    pub used: u64,
+    pub limit: u64,
+    /// `YYYY-MM-DD` (UTC): one warning per connection per day.
+    pub day: String,
 }
 
 /// The CRM connections a worker writes to, by name.

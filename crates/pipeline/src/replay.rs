@@ -416,6 +416,9 @@ mod tests {
             ) -> Result<bool, PortError> {
                 self.0.record_conflict(c, n).await
             }
+            async fn claim_once(&self, k: &str, n: DateTime<Utc>) -> Result<bool, PortError> {
+                self.0.claim_once(k, n).await
+            }
             async fn record_progress(
                 &self,
                 e: &str,

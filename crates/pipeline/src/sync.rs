@@ -383,6 +383,22 @@ async fn sync_to_crm(
             deal_id: None,
         });
     }
+    let written = write_records(w, target, lead, attempt, deadline).await;
+    // What the calls just made say about the day's quota (success or not).
+    if let Some(usage) = target.take_quota_warning() {
+        warn_quota(w, target.name(), &usage).await;
+    }
+    written
+}
+
+/// The person, then the event's note and deal, on a connection that keeps records.
+async fn write_records(
+    w: &Worker<'_>,
+    target: &dyn Crm,
+    lead: &QueuedLead,
+    attempt: &Attempt,
+    deadline: DateTime<Utc>,
+) -> Result<SyncOutcome, StepError> {
     let contact = write_person(w, target, lead, deadline).await?;
     let mut done = SyncOutcome {
         crm: target.name().to_string(),
@@ -495,6 +511,41 @@ async fn write_message(
             event.occurred_at,
         )
         .await?)
+}
+
+/// One alert per connection per day when its daily API quota passes 70%
+/// (other tools share the quota; at 100% leads wait for the reset).
+async fn warn_quota(w: &Worker<'_>, connection: &str, usage: &crate::ports::QuotaUsage) {
+    let key = format!("quota-warning#{connection}#{}", usage.day);
+    match w.ledger.claim_once(&key, w.clock.now()).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            warn!(error = %e, "could not claim the quota warning; not alerting");
+            return;
+        }
+    }
+    let percent = usage.used * 100 / usage.limit.max(1);
+    warn!(
+        connection,
+        used = usage.used,
+        limit = usage.limit,
+        percent,
+        "daily API quota past the warning threshold"
+    );
+    let subject = format!("[leadbridge] {connection} has used {percent}% of its daily API quota");
+    let message = format!(
+        "The connection {connection} has made {} of the {} API calls its CRM account allows \
+         today ({}, {percent}%). The quota is shared with every other tool of the account.\n\n\
+         When it is spent, leads are not lost: they wait in the queue and are written after \
+         the quota resets (HubSpot: midnight in the account's time zone).\n\n\
+         What to do: find what else uses the account's API today, or raise the account's \
+         limit; leadbridge's own calls per lead are in `make bench`.",
+        usage.used, usage.limit, usage.day
+    );
+    if let Err(e) = w.alerts.publish(&subject, &message).await {
+        warn!(error = %e, "quota warning not published");
+    }
 }
 
 /// What the person's lock holds: given back on every path.
@@ -920,6 +971,33 @@ mod tests {
         }))
         .unwrap();
         QueuedLead::new(event, Utc::now()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_quota_past_seventy_percent_is_alerted_once_a_day_across_instances() {
+        let env = Env::new();
+        let usage = crate::ports::QuotaUsage {
+            used: 180_000,
+            limit: 250_000,
+            day: "2026-11-29".into(),
+        };
+        env.crm.report_quota(usage.clone());
+        env.run(&[msg("m1", &sample_lead("evt_1", "a@b.co"))]).await;
+        // another worker instance reports the same day
+        env.crm.report_quota(usage);
+        env.run(&[msg("m2", &sample_lead("evt_2", "b@b.co"))]).await;
+        let sent = env.alerts.sent();
+        let quota: Vec<_> = sent
+            .iter()
+            .filter(|(s, _)| s.contains("daily API quota"))
+            .collect();
+        assert_eq!(quota.len(), 1, "{sent:?}");
+        assert!(quota[0].0.contains("fake has used 72%"), "{}", quota[0].0);
+        assert!(
+            quota[0].1.contains("180000 of the 250000"),
+            "{}",
+            quota[0].1
+        );
     }
 
     #[tokio::test]

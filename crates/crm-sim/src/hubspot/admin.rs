@@ -102,6 +102,9 @@ struct ConfigUpdate {
     search_rate_per_s: Option<u32>,
     /// Replaces the granted scopes.
     scopes: Option<Vec<String>>,
+    daily_limit: Option<u64>,
+    /// Requests counted today (0: midnight passed).
+    daily_used: Option<u64>,
 }
 
 fn config_json(app: &App) -> Value {
@@ -113,6 +116,8 @@ fn config_json(app: &App) -> Value {
         "search_lag_ms": c.search_lag_ms,
         "search_rate_per_s": c.search_rate_per_s,
         "scopes": c.scopes,
+        "daily_limit": c.daily_limit,
+        "daily_used": c.daily_used,
     })
 }
 
@@ -152,6 +157,12 @@ async fn update_config(
         }
         if let Some(v) = update.scopes {
             c.scopes = v.into_iter().map(|s| s.trim().to_owned()).collect();
+        }
+        if let Some(v) = update.daily_limit {
+            c.daily_limit = v;
+        }
+        if let Some(v) = update.daily_used {
+            c.daily_used = v;
         }
         tracing::info!(config = ?c, "config changed");
     }

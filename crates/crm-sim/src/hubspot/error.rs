@@ -158,6 +158,8 @@ pub(crate) enum RateLimitPolicy {
     TenSecondlyRolling,
     /// The separate per-second limit of the search endpoints.
     Secondly,
+    /// The account's daily quota.
+    Daily,
 }
 
 /// HubSpot's 429 body (note: `errorType` and `policyName`, no `category`).
@@ -168,6 +170,7 @@ pub(crate) fn rate_limit_body(policy: RateLimitPolicy) -> Value {
             "TEN_SECONDLY_ROLLING",
         ),
         RateLimitPolicy::Secondly => ("You have reached your secondly limit.", "SECONDLY"),
+        RateLimitPolicy::Daily => ("You have reached your daily limit.", "DAILY"),
     };
     json!({
         "status": "error",

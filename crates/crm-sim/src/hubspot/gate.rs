@@ -28,6 +28,25 @@ struct RateHeaders {
     interval_ms: u64,
 }
 
+/// `X-HubSpot-RateLimit-Daily` and `-Daily-Remaining` (HubSpot changelog
+/// 2018-11-06: "midnight to midnight based on the time zone setting of the
+/// account"; present for private-app calls, absent for OAuth ones).
+#[derive(Clone, Copy, Debug)]
+struct DailyHeaders {
+    limit: u64,
+    remaining: u64,
+}
+
+impl DailyHeaders {
+    fn apply(self, headers: &mut HeaderMap) {
+        headers.insert("x-hubspot-ratelimit-daily", HeaderValue::from(self.limit));
+        headers.insert(
+            "x-hubspot-ratelimit-daily-remaining",
+            HeaderValue::from(self.remaining),
+        );
+    }
+}
+
 impl RateHeaders {
     fn apply(self, headers: &mut HeaderMap) {
         headers.insert("x-hubspot-ratelimit-max", HeaderValue::from(self.max));
@@ -77,6 +96,31 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
         return response;
     }
 
+    // The account's daily quota comes first: past it, nothing is admitted.
+    let daily = {
+        let mut state = app.lock();
+        let (limit, used) = (state.config.daily_limit, state.config.daily_used);
+        if used >= limit {
+            state.stats.rate_limited += 1;
+            drop(state);
+            tracing::info!(%route, "daily limit reached");
+            let mut response = rate_limited(RateLimitPolicy::Daily, None);
+            DailyHeaders {
+                limit,
+                remaining: 0,
+            }
+            .apply(response.headers_mut());
+            return response;
+        }
+        // Taken now (one lock for check and count); given back if the
+        // ten-secondly window refuses the request below.
+        state.config.daily_used += 1;
+        DailyHeaders {
+            limit,
+            remaining: limit - used - 1,
+        }
+    };
+
     let admitted = {
         let mut state = app.lock();
         let now = Instant::now();
@@ -120,6 +164,9 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
     let headers = match admitted {
         Ok(headers) => headers,
         Err(response) => {
+            let mut state = app.lock();
+            state.config.daily_used = state.config.daily_used.saturating_sub(1);
+            drop(state);
             tracing::info!(%route, "rate limited");
             return response;
         }
@@ -128,6 +175,7 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
     let mut response = next.run(request).await;
     if let Some(h) = headers {
         h.apply(response.headers_mut());
+        daily.apply(response.headers_mut());
     }
     response
 }

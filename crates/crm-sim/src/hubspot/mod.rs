@@ -16,8 +16,11 @@
 //!   [`required_scopes`]); `gate` answers 403 `MISSING_SCOPES` when the
 //!   configured [`SimConfig::scopes`] grant none of them.
 //!
+//! The account's daily quota ([`SimConfig::daily_limit`]) is counted on every
+//! admitted call; `daily_used` is set back through `/__admin/config` (midnight).
+//!
 //! Deliberately absent: archiving/deleting records, companies, owners,
-//! pipelines API, daily limits, OAuth, merges, and any API write of
+//! pipelines API, OAuth, merges, and any API write of
 //! `hs_additional_emails` (set them with `PUT /__admin/contacts/{id}/additional-emails`).
 
 mod admin;
@@ -65,6 +68,15 @@ pub struct SimConfig {
     /// them is answered 403 `MISSING_SCOPES` (see [`required_scopes`]).
     /// Default: every scope in [`SCOPES`], so every call is allowed.
     pub scopes: BTreeSet<String>,
+    /// Requests per day for the account (HubSpot Free/Starter: 250,000, shared
+    /// by every app of the account; it resets at midnight in the account's time
+    /// zone — here when `/__admin/config` sets `daily_used` back). Every
+    /// admitted request counts, search included; past it, every call is a 429
+    /// with `policyName: "DAILY"` (the policy name is documented in our
+    /// crm-apis notes; the body's exact text is unconfirmed).
+    pub daily_limit: u64,
+    /// Requests counted against the daily limit so far.
+    pub daily_used: u64,
 }
 
 impl Default for SimConfig {
@@ -76,6 +88,8 @@ impl Default for SimConfig {
             search_lag_ms: 2_000,
             search_rate_per_s: 5,
             scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            daily_limit: 250_000,
+            daily_used: 0,
         }
     }
 }
