@@ -7,6 +7,7 @@ mod corpus;
 mod erase;
 mod failures;
 mod identity;
+mod import;
 mod ingest;
 mod ledger;
 mod logs;

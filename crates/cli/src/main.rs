@@ -7,6 +7,7 @@ mod crm_cmd;
 mod demo;
 mod demo_sources;
 mod events;
+mod import_cmd;
 mod ops;
 mod sign;
 
@@ -66,6 +67,10 @@ enum Cmd {
     /// `--source NAME`, a request to that native source signed the way its
     /// vendor signs (a curl command, or `--send` it).
     Sign(sign::SignArgs),
+    /// Backfill leads from a CSV (header row) or JSON Lines file: every row is
+    /// validated first (bad rows reported by line, nothing sent), then sent;
+    /// re-running the same file sends nothing twice.
+    Import(import_cmd::ImportArgs),
     /// Print one event's status from the ledger (the status API's view).
     Status(ops::StatusArgs),
     /// List ledger events in one status, newest first.
@@ -185,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Sign(args) => sign::run(args).await,
+        Cmd::Import(args) => import_cmd::run(args).await,
         Cmd::Status(args) => ops::status(args).await,
         Cmd::List(args) => ops::list(args).await,
         Cmd::Replay(args) => ops::replay(args).await,

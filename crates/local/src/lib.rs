@@ -6,6 +6,7 @@
 pub mod chaos;
 pub mod client;
 pub mod esm;
+pub mod import;
 pub mod moto;
 pub mod ops;
 pub mod resources;
