@@ -4,13 +4,16 @@ SHELL := /bin/bash
 
 VENV  := .venv
 PY    := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum < requirements-dev.txt | cut -d' ' -f1)
+# Two stamps: the local stack's tools (moto) for demo/dev/chaos/bench, and the
+# rest (cfn-lint, cargo-lambda and its zig toolchain) only for test/build/watch.
+LOCAL_STAMP := $(VENV)/.local-$(shell cksum < requirements-local.txt | cut -d' ' -f1)
+DEV_STAMP   := $(VENV)/.dev-$(shell cat requirements-local.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export LEADBRIDGE_PYTHON := $(CURDIR)/$(PY)
 
 N ?= 2000
 
-.PHONY: help venv demo dev test lint unit template lambda-smoke chaos bench build watch events clean
+.PHONY: help venv venv-dev demo dev test lint unit template lambda-smoke chaos bench build watch events clean
 
 help:
 	@echo "make demo    run the whole pipeline locally on sample events and print a report"
@@ -22,11 +25,17 @@ help:
 	@echo "make watch   cargo lambda watch against a running 'make dev' stack"
 	@echo "make events  regenerate the signed API Gateway / SQS sample events under events/"
 
-venv: $(STAMP)
-$(STAMP): requirements-dev.txt
+venv: $(LOCAL_STAMP)
+$(LOCAL_STAMP): requirements-local.txt
 	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	rm -f $(VENV)/.local-*
+	touch $@
+
+venv-dev: $(DEV_STAMP)
+$(DEV_STAMP): $(LOCAL_STAMP) requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-*
+	rm -f $(VENV)/.dev-*
 	touch $@
 
 demo: venv
@@ -35,7 +44,7 @@ demo: venv
 dev: venv
 	cargo run --quiet -p leadbridge -- dev
 
-test: venv lint deny unit template lambda-smoke
+test: venv-dev lint deny unit template lambda-smoke
 
 lint:
 	cargo fmt --all -- --check
@@ -44,23 +53,23 @@ lint:
 unit: venv
 	cargo test --workspace --quiet
 
-template: venv
+template: venv-dev
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(PY) infra/check_template.py
 
 chaos: venv
 	cargo run --profile local-release --quiet -p leadbridge -- chaos
 
-lambda-smoke: venv
+lambda-smoke: venv-dev
 	./scripts/lambda_smoke.sh
 
 bench: venv
 	cargo run --profile local-release --quiet -p leadbridge -- bench --events $(N)
 
-build: venv
+build: venv-dev
 	cargo lambda build --release --arm64 --bin ingest --bin worker --bin dlq-alerter
 
-watch: venv
+watch: venv-dev
 	eval "$$(cargo run --quiet -p leadbridge -- env)" && cargo lambda watch
 
 events:
