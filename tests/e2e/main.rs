@@ -4,6 +4,7 @@
 mod chaos;
 mod clean;
 mod corpus;
+mod doctor;
 mod erase;
 mod failures;
 mod identity;

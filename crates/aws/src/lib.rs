@@ -85,6 +85,14 @@ impl Intercept for RequestCounter {
     }
 }
 
+/// An AWS SDK error with its whole chain of causes, for a person to read.
+pub fn port_err_text<E>(e: &E) -> String
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
+}
+
 pub(crate) fn port_err<E>(op: &str, e: E) -> PortError
 where
     E: std::error::Error + Send + Sync + 'static,

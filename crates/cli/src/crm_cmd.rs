@@ -94,7 +94,7 @@ impl SourceArgs {
     }
 }
 
-fn with_stack_urls(text: &str, s: &StackInfo) -> String {
+pub(crate) fn with_stack_urls(text: &str, s: &StackInfo) -> String {
     let mut t = text.replace("{hubspot_url}", &s.crm.hubspot.base_url);
     if let Some(w) = &s.crm.webhook {
         t = t.replace("{webhook_url}", &w.base_url);
@@ -103,7 +103,7 @@ fn with_stack_urls(text: &str, s: &StackInfo) -> String {
 }
 
 /// The local stack's own connection when no config file is named: its HubSpot simulator.
-fn local_default(s: &StackInfo) -> String {
+pub(crate) fn local_default(s: &StackInfo) -> String {
     format!(
         "version = 1\n\n[connections.hubspot]\nkind = \"hubspot\"\nsecret = \"{}\"\nbase_url = \"{}\"\n\n\
          [[routes]]\nbot_id = \"*\"\nconnections = [\"hubspot\"]\n",

@@ -6,6 +6,7 @@ mod config_cmd;
 mod crm_cmd;
 mod demo;
 mod demo_sources;
+mod doctor_cmd;
 mod events;
 mod import_cmd;
 mod ops;
@@ -71,6 +72,11 @@ enum Cmd {
     /// validated first (bad rows reported by line, nothing sent), then sent;
     /// re-running the same file sends nothing twice.
     Import(import_cmd::ImportArgs),
+    /// Day-one checks of the local stack (or a deployment with --aws): secrets set
+    /// and not placeholders, HubSpot authorized and its schema fitting, sources,
+    /// alert subscriptions, dead letters, backlog; each finding with its fix.
+    /// Exits 1 when something would lose or stall leads.
+    Doctor(doctor_cmd::DoctorArgs),
     /// Print one event's status from the ledger (the status API's view).
     Status(ops::StatusArgs),
     /// List ledger events in one status, newest first.
@@ -191,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Sign(args) => sign::run(args).await,
         Cmd::Import(args) => import_cmd::run(args).await,
+        Cmd::Doctor(args) => doctor_cmd::run(args).await,
         Cmd::Status(args) => ops::status(args).await,
         Cmd::List(args) => ops::list(args).await,
         Cmd::Replay(args) => ops::replay(args).await,

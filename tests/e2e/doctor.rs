@@ -1,0 +1,69 @@
+//! `leadbridge doctor` against a running local stack: healthy, then with the
+//! mistakes a first deployment makes (a placeholder HubSpot token, a WhatsApp
+//! source without its verify token), each found with its fix.
+
+use lb_local::doctor::{examine, render, Patient, Severity};
+use lb_tests::{start, TestStack};
+
+fn patient(t: &TestStack) -> Patient {
+    let info = &t.stack.info;
+    let prefix = info.table_name.strip_suffix("-ledger").unwrap().to_string();
+    let mut config = lb_config::Config::parse_local(&format!(
+        "version = 1\n\n[connections.hubspot]\nkind = \"hubspot\"\nsecret = \"{}\"\nbase_url = \"{}\"\n\n\
+         [[routes]]\nbot_id = \"*\"\nconnections = [\"hubspot\"]\n",
+        info.hubspot_secret_id, info.crm.hubspot.base_url
+    ))
+    .unwrap();
+    config.sources = lb_local::sources::defaults(&prefix);
+    Patient {
+        sdk: t.stack.sdk.clone(),
+        deployed: false,
+        prefix,
+        config,
+        topic_arn: Some(info.topic_arn.clone()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_finds_a_placeholder_token_and_a_missing_verify_token_with_their_fixes() {
+    let t = start("doctor", |_| {}).await;
+    let healthy = examine(&patient(&t)).await;
+    let (text, failed) = render(&healthy);
+    assert!(!failed, "a fresh local stack is healthy:\n{text}");
+    assert!(text.contains("the token is accepted"), "{text}");
+    assert!(
+        text.contains("source whatsapp (whatsapp): its secret is set"),
+        "{text}"
+    );
+
+    // What the template generates until someone puts the real token in.
+    lb_local::resources::put_secret(
+        &t.stack.sdk,
+        &t.stack.info.hubspot_secret_id,
+        r#"{"token": "Xk3v9QmZr2LpT8wYc4NbH7dFs6GjK1aE5uVoR0iWqB2xMnPe"}"#,
+    )
+    .await
+    .unwrap();
+    let wa = format!(
+        "{}/sources/whatsapp",
+        t.stack.info.table_name.strip_suffix("-ledger").unwrap()
+    );
+    lb_local::resources::put_secret(&t.stack.sdk, &wa, r#"{"secrets": ["app-secret"]}"#)
+        .await
+        .unwrap();
+    let sick = examine(&patient(&t)).await;
+    let (text, failed) = render(&sick);
+    assert!(failed, "{text}");
+    let errors: Vec<_> = sick
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    assert_eq!(errors.len(), 2, "{text}");
+    assert!(errors[0].what.contains("generated placeholder"), "{text}");
+    assert!(errors[0].fix.contains("pat-"), "{text}");
+    assert!(errors[1].what.contains("no verify_token"), "{text}");
+    assert!(
+        !text.contains("Xk3v9QmZ"),
+        "the doctor never prints a secret:\n{text}"
+    );
+}
