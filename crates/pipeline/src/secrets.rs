@@ -96,6 +96,39 @@ pub fn string_values(v: &serde_json::Value) -> Vec<String> {
     }
 }
 
+/// The secrets that may verify one webhook body.
+pub struct SigningSecrets {
+    pub secrets: Vec<String>,
+    /// The body's bot has its own entry: only its secrets count.
+    pub per_bot: bool,
+}
+
+impl SigningSecrets {
+    /// From the webhook secret (`{"secrets": [...], "bots": {"bot_acme": ["new", "old"]}}`,
+    /// or a plain string) and the `bot_id` the not yet verified body claims: that
+    /// bot's secrets when the secret lists the bot, otherwise the global ones (also
+    /// for a body that is not JSON or claims no valid bot id).
+    pub fn for_bot(raw_secret: &str, claimed: Option<&str>) -> Self {
+        let global = || Self {
+            secrets: secret_values(raw_secret, "secrets"),
+            per_bot: false,
+        };
+        let Ok(serde_json::Value::Object(secret)) = serde_json::from_str(raw_secret) else {
+            return global();
+        };
+        let Some(serde_json::Value::Object(bots)) = secret.get("bots") else {
+            return global();
+        };
+        match claimed.and_then(|b| bots.get(b)) {
+            Some(entry) => Self {
+                secrets: string_values(entry),
+                per_bot: true,
+            },
+            None => global(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

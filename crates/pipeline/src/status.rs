@@ -5,6 +5,10 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use lb_domain::{mask, QueuedLead};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::secrets::{secret_values, string_values};
 
 use crate::ports::{ErrorClass, Ledger, LedgerRecord, LedgerStatus, PortError};
 
@@ -221,6 +225,82 @@ mod millis {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
         Option::<DateTime<Utc>>::deserialize(d)
     }
+}
+
+/// The status API's keys: `"key"`, `{"keys": ["k1", "k2"]}` (every bot), and
+/// `"bots": {"bot_a": ["k3"]}` (keys that read only those bots' events).
+pub struct StatusKeys {
+    all: Vec<String>,
+    bots: Vec<(String, Vec<String>)>,
+}
+
+/// What one key may read.
+pub enum KeyScope {
+    All,
+    Bots(Vec<String>),
+}
+
+impl KeyScope {
+    pub fn may_read(&self, bot_id: Option<&str>) -> bool {
+        match self {
+            KeyScope::All => true,
+            KeyScope::Bots(bots) => bot_id.is_some_and(|b| bots.iter().any(|x| x == b)),
+        }
+    }
+}
+
+impl StatusKeys {
+    pub fn parse(raw: &str) -> Self {
+        let bots = match serde_json::from_str::<serde_json::Value>(raw) {
+            Ok(serde_json::Value::Object(m)) => m
+                .get("bots")
+                .and_then(|b| b.as_object())
+                .map(|b| {
+                    b.iter()
+                        .map(|(bot, keys)| (bot.clone(), string_values(keys)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Self {
+            all: secret_values(raw, "keys"),
+            bots,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.bots.iter().all(|(_, k)| k.is_empty())
+    }
+
+    /// What the presented key may read; `None` for an unknown key. Every key is
+    /// compared (in constant time), whichever matches.
+    pub fn scope_of(&self, presented: &str) -> Option<KeyScope> {
+        let all = api_key_matches(presented, &self.all);
+        let bots: Vec<String> = self
+            .bots
+            .iter()
+            .filter(|(_, keys)| api_key_matches(presented, keys))
+            .map(|(bot, _)| bot.clone())
+            .collect();
+        if all {
+            Some(KeyScope::All)
+        } else if !bots.is_empty() {
+            Some(KeyScope::Bots(bots))
+        } else {
+            None
+        }
+    }
+}
+
+/// Compares digests in constant time (neither the key nor its length leaks through timing).
+pub fn api_key_matches(presented: &str, keys: &[String]) -> bool {
+    let p = Sha256::digest(presented.as_bytes());
+    let mut ok = subtle::Choice::from(0u8);
+    for k in keys {
+        ok |= Sha256::digest(k.as_bytes()).ct_eq(&p);
+    }
+    bool::from(ok)
 }
 
 #[cfg(test)]

@@ -12,14 +12,13 @@ use lb_domain::{split_delivery_id, EventId, FieldError};
 use lb_pipeline::accept::{accept_deliveries, AcceptError, Accepted};
 use lb_pipeline::intake::{accept_source, admit, rejection_of, Intake, Refusal, SourceError};
 use lb_pipeline::reject::record_rejection;
-use lb_pipeline::secrets::{secret_values, string_values, CachedSecret};
+use lb_pipeline::secrets::{CachedSecret, SigningSecrets};
+use lb_pipeline::status::StatusKeys;
 use lb_pipeline::{env_parse, env_var, Alerts, LeadQueue, Ledger, SecretStore};
 use lb_vendors::canonical::{self, MAX_BODY_BYTES};
 use lb_vendors::signature::{self, SignatureError};
 use lb_vendors::source::{Inbound, SourceSecrets};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 pub struct Ingest {
@@ -545,39 +544,6 @@ async fn serve_source(
     }
 }
 
-/// The secrets that may verify one webhook body.
-struct SigningSecrets {
-    secrets: Vec<String>,
-    /// The body's bot has its own entry: only its secrets count.
-    per_bot: bool,
-}
-
-impl SigningSecrets {
-    /// From the webhook secret (`{"secrets": [...], "bots": {"bot_acme": ["new", "old"]}}`,
-    /// or a plain string) and the `bot_id` the not yet verified body claims: that
-    /// bot's secrets when the secret lists the bot, otherwise the global ones (also
-    /// for a body that is not JSON or claims no valid bot id).
-    fn for_bot(raw_secret: &str, claimed: Option<&str>) -> Self {
-        let global = || Self {
-            secrets: secret_values(raw_secret, "secrets"),
-            per_bot: false,
-        };
-        let Ok(serde_json::Value::Object(secret)) = serde_json::from_str(raw_secret) else {
-            return global();
-        };
-        let Some(serde_json::Value::Object(bots)) = secret.get("bots") else {
-            return global();
-        };
-        match claimed.and_then(|b| bots.get(b)) {
-            Some(entry) => Self {
-                secrets: string_values(entry),
-                per_bot: true,
-            },
-            None => global(),
-        }
-    }
-}
-
 /// `GET /v1/events/{event_id}` with an API key: the event's status as the ledger has it.
 async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> WebhookResponse {
     if req.method != "GET" {
@@ -624,7 +590,9 @@ async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> Webho
             &[],
         )
     };
-    let id = percent_decode(raw_id);
+    let id = percent_encoding::percent_decode_str(raw_id)
+        .decode_utf8_lossy()
+        .into_owned();
     // An event id, or one delivery of it: `<event_id>@<connection>`.
     if EventId::parse(split_delivery_id(&id).0).is_err() {
         return not_found(&id);
@@ -670,72 +638,6 @@ async fn serve_status(app: &Ingest, req: &WebhookRequest, raw_id: &str) -> Webho
     }
 }
 
-/// The status API's keys: `"key"`, `{"keys": ["k1", "k2"]}` (every bot), and
-/// `"bots": {"bot_a": ["k3"]}` (keys that read only those bots' events).
-struct StatusKeys {
-    all: Vec<String>,
-    bots: Vec<(String, Vec<String>)>,
-}
-
-/// What one key may read.
-enum KeyScope {
-    All,
-    Bots(Vec<String>),
-}
-
-impl KeyScope {
-    fn may_read(&self, bot_id: Option<&str>) -> bool {
-        match self {
-            KeyScope::All => true,
-            KeyScope::Bots(bots) => bot_id.is_some_and(|b| bots.iter().any(|x| x == b)),
-        }
-    }
-}
-
-impl StatusKeys {
-    fn parse(raw: &str) -> Self {
-        let bots = match serde_json::from_str::<serde_json::Value>(raw) {
-            Ok(serde_json::Value::Object(m)) => m
-                .get("bots")
-                .and_then(|b| b.as_object())
-                .map(|b| {
-                    b.iter()
-                        .map(|(bot, keys)| (bot.clone(), string_values(keys)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        Self {
-            all: secret_values(raw, "keys"),
-            bots,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.all.is_empty() && self.bots.iter().all(|(_, k)| k.is_empty())
-    }
-
-    /// What the presented key may read; `None` for an unknown key. Every key is
-    /// compared (in constant time), whichever matches.
-    fn scope_of(&self, presented: &str) -> Option<KeyScope> {
-        let all = api_key_matches(presented, &self.all);
-        let bots: Vec<String> = self
-            .bots
-            .iter()
-            .filter(|(_, keys)| api_key_matches(presented, keys))
-            .map(|(bot, _)| bot.clone())
-            .collect();
-        if all {
-            Some(KeyScope::All)
-        } else if !bots.is_empty() {
-            Some(KeyScope::Bots(bots))
-        } else {
-            None
-        }
-    }
-}
-
 /// The key from `Authorization: Bearer <key>`, else from `x-api-key`.
 fn presented_api_key(req: &WebhookRequest) -> Option<&str> {
     let bearer = req.header("authorization").and_then(|a| {
@@ -745,41 +647,6 @@ fn presented_api_key(req: &WebhookRequest) -> Option<&str> {
     bearer
         .or_else(|| req.header("x-api-key").map(str::trim))
         .filter(|k| !k.is_empty())
-}
-
-/// Compares digests in constant time (neither the key nor its length leaks through timing).
-fn api_key_matches(presented: &str, keys: &[String]) -> bool {
-    let p = Sha256::digest(presented.as_bytes());
-    let mut ok = subtle::Choice::from(0u8);
-    for k in keys {
-        ok |= Sha256::digest(k.as_bytes()).ct_eq(&p);
-    }
-    bool::from(ok)
-}
-
-/// `%3A` → `:`; a malformed escape is left as it is (and then fails `EventId::parse`).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
