@@ -455,7 +455,8 @@ def check_template(t: dict, c: Checker) -> None:
 
     # ---------------------------------------------------------- alarms, outputs
     for alarm in ("DlqDepthAlarm", "OldestMessageAlarm", "WorkerErrorsAlarm", "IngestErrorsAlarm",
-                  "AlerterErrorsAlarm", "DlqOldestMessageAlarm", "Ingest5xxAlarm", "RejectionRateAlarm"):
+                  "AlerterErrorsAlarm", "DlqOldestMessageAlarm", "Ingest5xxAlarm", "RejectionRateAlarm",
+                  "NoLeadsSyncedAlarm"):
         a = props(alarm, "AWS::CloudWatch::Alarm")
         c.eq(a.get("AlarmActions"), [{"Ref": "AlertsTopic"}], f"{alarm}.AlarmActions")
         c.eq(a.get("TreatMissingData"), "notBreaching", f"{alarm}.TreatMissingData")
@@ -477,6 +478,32 @@ def check_template(t: dict, c: Checker) -> None:
     dlq_alarm = (res.get("DlqDepthAlarm", {}).get("Properties") or {})
     c.eq(dlq_alarm.get("Dimensions"), [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["LeadsDlq", "QueueName"]}}],
          "DlqDepthAlarm.Dimensions")
+
+    # The lead-flow metrics the dashboard and the stalled-flow alarm read are the ones
+    # lb_pipeline::telemetry emits (EMF, namespace "leadbridge").
+    import re
+    telemetry = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "pipeline",
+                                  "src", "telemetry.rs"), encoding="utf-8").read()
+    emitted = set(re.findall(r'"(Leads[A-Za-z]+|SyncLatencyMs)"', telemetry))
+    c.check(re.search(r'NAMESPACE: &str = "leadbridge"', telemetry) is not None,
+            "telemetry.rs: the metrics namespace is leadbridge")
+    stalled = props("NoLeadsSyncedAlarm", "AWS::CloudWatch::Alarm")
+    used = {m["MetricStat"]["Metric"]["MetricName"] for m in stalled.get("Metrics", []) if "MetricStat" in m}
+    c.eq(sorted(used), ["LeadsAcceptedTotal", "LeadsSyncedTotal"], "NoLeadsSyncedAlarm metrics")
+    c.check(used <= emitted, f"NoLeadsSyncedAlarm reads metrics telemetry.rs emits: {sorted(used - emitted)}")
+    dash = props("LeadFlowDashboard", "AWS::CloudWatch::Dashboard")
+    body = dash.get("DashboardBody")
+    text = body.get("Fn::Sub") if isinstance(body, dict) else body
+    if c.check(isinstance(text, str), "LeadFlowDashboard.DashboardBody is a !Sub string"):
+        try:
+            doc = json.loads(re.sub(r"\$\{[^}]+\}", "x", text))
+        except ValueError as e:
+            doc = None
+            c.check(False, f"LeadFlowDashboard.DashboardBody is JSON once substituted: {e}")
+        if doc is not None:
+            named = set(re.findall(r'(Leads[A-Za-z]+|SyncLatencyMs)', json.dumps(doc)))
+            c.check(named and named <= emitted,
+                    f"the dashboard reads only metrics telemetry.rs emits: {sorted(named - emitted)}")
 
     outputs = t.get("Outputs", {}) or {}
     for o in ("IngestUrl", "LeadsQueueUrl", "LeadsDlqUrl", "LedgerTableName",

@@ -17,6 +17,8 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use lb_pipeline::PortError;
 
+pub mod emf;
+
 pub use dynamo::{DynamoLedger, STATUS_INDEX};
 pub use secrets::SecretsManagerStore;
 pub use sns::SnsAlerts;

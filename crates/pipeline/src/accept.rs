@@ -69,6 +69,7 @@ pub async fn accept_lead(
             warn!(event_id, error = %e, "event queued but ledger not updated to queued");
         }
     }
+    crate::telemetry::accepted(lead.event.bot_id.as_str());
     Ok(Accepted::Queued)
 }
 

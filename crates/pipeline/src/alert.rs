@@ -238,6 +238,12 @@ pub async fn alert_dead_letters(
             );
         }
         let reason = FailureReason { message, ..reason };
+        crate::telemetry::dead(
+            lead.as_ref()
+                .and_then(|l| l.connection())
+                .or(reason.crm.as_deref())
+                .unwrap_or("default"),
+        );
         entries.push(AlertEntry {
             event_id,
             bot_id,

@@ -19,6 +19,7 @@ pub mod retry;
 pub mod secrets;
 pub mod status;
 pub mod sync;
+pub mod telemetry;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod contract;

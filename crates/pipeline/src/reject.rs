@@ -35,6 +35,7 @@ pub async fn record_rejection(
     now: DateTime<Utc>,
 ) -> Recorded {
     let start = window_start(now, window);
+    crate::telemetry::rejected(rejection.bot_id.as_deref());
     let in_window = match ledger.record_rejected(rejection, start, now).await {
         Ok(t) => t.in_window,
         Err(e) => {

@@ -282,6 +282,8 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
                         created = outcome.contact_created,
                         "lead synced"
                     );
+                    let latency = (w.clock.now() - lead.received_at).num_milliseconds().max(0);
+                    crate::telemetry::synced(&outcome.crm, latency as f64);
                     ItemOutcome::Synced(outcome)
                 }
                 // The CRM has it; the next attempt redoes the idempotent upsert and finds its note.
@@ -819,6 +821,7 @@ async fn hand_back(
     delay: Duration,
     reason: FailureReason,
 ) -> ItemOutcome {
+    crate::telemetry::retried(reason.crm.as_deref().unwrap_or("default"));
     if let Err(e) = w.queue.retry_later(&m.receipt_handle, delay).await {
         // It comes back after the queue's visibility timeout instead.
         warn!(error = %e, "could not set the retry delay");

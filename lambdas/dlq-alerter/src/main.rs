@@ -26,8 +26,14 @@ async fn main() -> Result<(), Error> {
             &env.dlq_url,
         )),
     });
+    let metrics = lb_aws::emf::install();
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
-        handle(app.clone(), ev)
+        let app = app.clone();
+        async move {
+            let r = handle(app, ev).await;
+            lb_aws::emf::flush(metrics);
+            r
+        }
     }))
     .await
 }

@@ -39,6 +39,7 @@ async fn main() -> Result<(), Error> {
     ));
     // Secrets and connections during init, not on the first (timed) webhook.
     app.warm_up().await;
+    let metrics = lb_aws::emf::install();
     lambda_http::run(service_fn(move |req: Request| {
         let app = app.clone();
         async move {
@@ -52,6 +53,7 @@ async fn main() -> Result<(), Error> {
             let request =
                 WebhookRequest::from_http(&parts.method, "https", &parts.uri, &parts.headers, body);
             let r = handle(&app, &request, chrono::Utc::now()).await;
+            lb_aws::emf::flush(metrics);
             Ok::<_, Error>(r.into_http().map(Body::Text))
         }
     }))

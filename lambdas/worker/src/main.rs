@@ -79,8 +79,14 @@ async fn main() -> Result<(), Error> {
         safety_margin: slowest + Duration::from_secs(2),
         hooks: lb_pipeline::hooks::Hooks::NONE,
     });
+    let metrics = lb_aws::emf::install();
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
-        handle(app.clone(), ev)
+        let app = app.clone();
+        async move {
+            let r = handle(app, ev).await;
+            lb_aws::emf::flush(metrics);
+            r
+        }
     }))
     .await
 }
