@@ -9,6 +9,8 @@ pub mod robustness;
 pub mod signature;
 pub mod source;
 pub mod sources;
+#[cfg(test)]
+mod testing;
 
 /// Why a payload could not become a lead event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

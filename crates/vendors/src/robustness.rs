@@ -137,8 +137,8 @@ fn fuzzed_headers(head: &[u8], signed: &[(String, String)]) -> Vec<(String, Stri
 
 fn secrets(list: &[&str], verify_token: Option<&str>) -> SourceSecrets {
     SourceSecrets {
-        secrets: list.iter().map(|s| s.to_string()).collect(),
         verify_token: verify_token.map(str::to_string),
+        ..SourceSecrets::of(list)
     }
 }
 

@@ -126,6 +126,14 @@ impl SourceSecrets {
         }
     }
 
+    /// These secrets, as given, and no verify token.
+    pub fn of(secrets: &[&str]) -> Self {
+        Self {
+            secrets: secrets.iter().map(|s| s.to_string()).collect(),
+            verify_token: None,
+        }
+    }
+
     /// The secrets, or [`VerifyError::NoSecret`] when there are none.
     pub fn required(&self) -> Result<&[String], VerifyError> {
         if self.secrets.is_empty() {
@@ -133,6 +141,38 @@ impl SourceSecrets {
         } else {
             Ok(&self.secrets)
         }
+    }
+}
+
+/// Whether `matches` holds for any of `secrets`. Every secret is tried (no
+/// early exit), so the time taken does not tell which one matched (rotation).
+pub fn any_secret(secrets: &[String], mut matches: impl FnMut(&str) -> bool) -> bool {
+    secrets.iter().fold(false, |ok, s| matches(s) | ok)
+}
+
+/// Whether any presented credential equals any expected one (a secret, or
+/// what a secret signs). Every pair is compared in constant time (no early
+/// exit).
+pub fn credential_matches<P, E>(presented: &[P], expected: &[E]) -> bool
+where
+    P: AsRef<[u8]>,
+    E: AsRef<[u8]>,
+{
+    let mut ok = false;
+    for p in presented {
+        for e in expected {
+            ok |= same_bytes(p.as_ref(), e.as_ref());
+        }
+    }
+    ok
+}
+
+/// `Ok` when the request's credentials matched, [`VerifyError::Mismatch`] otherwise.
+pub fn ok_or_mismatch(matched: bool) -> Result<(), VerifyError> {
+    if matched {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
     }
 }
 
@@ -383,6 +423,31 @@ pub fn hex_matches(presented: &str, expected: &[u8]) -> bool {
     match hex::decode(presented.trim()) {
         Ok(p) => same_bytes(&p, expected),
         Err(_) => false,
+    }
+}
+
+/// A JSON delivery's content type and bytes ([`SourceKind::sample`]).
+pub fn json_body(body: &Value) -> (String, Vec<u8>) {
+    (
+        "application/json".to_string(),
+        body.to_string().into_bytes(),
+    )
+}
+
+/// A string value, trimmed; blank or not a string is absent.
+pub fn text(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// An id a vendor may write as a string or a number, as text (a string trimmed;
+/// blank or any other value is absent).
+pub fn id_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 

@@ -41,8 +41,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::source::{
-    hex_matches, hmac_sha1, Inbound, Parsed, Sample, SourceContext, SourceKind, SourceOptions,
-    SourceSecrets, VerifyError,
+    any_secret, hex_matches, hmac_sha1, id_text, json_body, ok_or_mismatch, Inbound, Parsed,
+    Sample, SourceContext, SourceKind, SourceOptions, SourceSecrets, VerifyError,
 };
 use crate::ParseError;
 
@@ -73,14 +73,9 @@ impl SourceKind for Chatbase {
         if presented.len() != SIGNATURE_CHARS || !presented.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(VerifyError::Malformed(HEADER));
         }
-        let matched = secrets.iter().fold(false, |ok, s| {
-            hex_matches(presented, &hmac_sha1(s.as_bytes(), &[req.body])) | ok
-        });
-        if matched {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        ok_or_mismatch(any_secret(secrets, |s| {
+            hex_matches(presented, &hmac_sha1(s.as_bytes(), &[req.body]))
+        }))
     }
 
     fn parse(&self, req: &Inbound<'_>, cx: &SourceContext<'_>) -> Result<Parsed, ParseError> {
@@ -114,8 +109,8 @@ impl SourceKind for Chatbase {
                 "leads.submit without an email or phone".into(),
             ));
         }
-        let chatbot = v.get("chatbotId").and_then(text).unwrap_or_default();
-        let conversation = p.get("conversationId").and_then(text);
+        let chatbot = id_text(v.get("chatbotId")).unwrap_or_default();
+        let conversation = id_text(p.get("conversationId"));
         let field = |k: &str| visitor.get(k).and_then(Value::as_str).unwrap_or("");
         let digest = hex::encode(Sha256::digest(
             [field("email"), field("phone"), field("name")]
@@ -167,16 +162,7 @@ impl SourceKind for Chatbase {
                 "customerPhone": lead.phone,
             },
         });
-        ("application/json".into(), body.to_string().into_bytes())
-    }
-}
-
-/// A non-blank string, or a number, as text.
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+        json_body(&body)
     }
 }
 
@@ -185,77 +171,48 @@ mod tests {
     use super::*;
     use crate::canonical::{parse_value_with, Normalization};
     use crate::source::{default_reply, Outcome};
+    use crate::testing::{
+        self, ada, assert_signed_verifies, at, canonical_lead, context, fixture, json_headers,
+        post, secrets, tampered,
+    };
 
-    const LEADS_SUBMIT: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/chatbase/chatbase_leads_submit.CONSTRUCTED.min.json"
-    );
+    const URL: &str = "https://hooks.example.com/v1/sources/chatbase";
+
+    const LEADS_SUBMIT: &[u8] = fixture!("chatbase/chatbase_leads_submit.CONSTRUCTED.min.json");
     /// The same body with a phone the phone library accepts (555-01xx is a fictitious range).
-    const LEADS_SUBMIT_VALID: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/chatbase/leads_submit.CONSTRUCTED.json");
-    const OTHER_EVENT: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/chatbase/other_event.CONSTRUCTED.json");
+    const LEADS_SUBMIT_VALID: &[u8] = fixture!("chatbase/leads_submit.CONSTRUCTED.json");
+    const OTHER_EVENT: &[u8] = fixture!("chatbase/other_event.CONSTRUCTED.json");
     /// Research `derived_vectors.json` (self-consistency, not vendor-published).
     const DERIVED_SECRET: &str = "test_chatbase_secret";
     const DERIVED_SIGNATURE: &str = "4a37c73c465c278c7a40992d53be3d2c2612a0ab";
 
+    /// 2025-06-01T12:00:00Z.
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
+        at(1_748_779_200)
     }
 
-    fn secrets(list: &[&str]) -> SourceSecrets {
-        SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
-            verify_token: None,
-        }
-    }
-
-    fn req<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url: "https://hooks.example.com/v1/sources/chatbase",
-            headers,
-            body,
-        }
-    }
-
-    fn sig(v: &str) -> Vec<(String, String)> {
-        vec![
-            ("content-type".into(), "application/json".into()),
-            (HEADER.into(), v.into()),
-        ]
-    }
-
-    fn parse(body: &[u8]) -> Parsed {
-        let opts = SourceOptions::default();
-        let cx = SourceContext {
-            source: "chatbase",
-            bot_id: "bot_cb",
-            now: now(),
-            options: &opts,
-        };
-        Chatbase.parse(&req(&[], body), &cx).unwrap()
+    fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
+        Chatbase.parse(&post(URL, &[], body), &context("chatbase", "bot_cb", now()))
     }
 
     fn one_lead(body: &[u8]) -> Value {
-        match parse(body) {
-            Parsed::Leads(mut v) => {
-                assert_eq!(v.len(), 1);
-                v.remove(0)
-            }
-            other => panic!("expected a lead, got {other:?}"),
-        }
+        testing::one_lead(parse(body).unwrap())
     }
 
     #[test]
     fn derived_vector_verifies() {
         let s = secrets(&[DERIVED_SECRET]);
-        let h = sig(DERIVED_SIGNATURE);
-        assert_eq!(Chatbase.verify(&req(&h, LEADS_SUBMIT), &s, now()), Ok(()));
+        let h = json_headers(HEADER, DERIVED_SIGNATURE);
+        assert_eq!(
+            Chatbase.verify(&post(URL, &h, LEADS_SUBMIT), &s, now()),
+            Ok(())
+        );
         // Upper-case hex is the same signature.
-        let h = sig(&DERIVED_SIGNATURE.to_ascii_uppercase());
-        assert_eq!(Chatbase.verify(&req(&h, LEADS_SUBMIT), &s, now()), Ok(()));
+        let h = json_headers(HEADER, &DERIVED_SIGNATURE.to_ascii_uppercase());
+        assert_eq!(
+            Chatbase.verify(&post(URL, &h, LEADS_SUBMIT), &s, now()),
+            Ok(())
+        );
         assert_eq!(
             Chatbase.sign("https://x", LEADS_SUBMIT, DERIVED_SECRET, now()),
             vec![(HEADER.to_string(), DERIVED_SIGNATURE.to_string())]
@@ -264,28 +221,34 @@ mod tests {
 
     #[test]
     fn rotation_and_refusals() {
-        let h = sig(DERIVED_SIGNATURE);
+        let h = json_headers(HEADER, DERIVED_SIGNATURE);
         assert_eq!(
             Chatbase.verify(
-                &req(&h, LEADS_SUBMIT),
+                &post(URL, &h, LEADS_SUBMIT),
                 &secrets(&["new", DERIVED_SECRET]),
                 now()
             ),
             Ok(())
         );
         assert_eq!(
-            Chatbase.verify(&req(&h, LEADS_SUBMIT), &secrets(&["wrong"]), now()),
+            Chatbase.verify(&post(URL, &h, LEADS_SUBMIT), &secrets(&["wrong"]), now()),
             Err(VerifyError::Mismatch)
         );
-        let mut tampered = LEADS_SUBMIT.to_vec();
-        let i = tampered.iter().position(|&b| b == b'J').unwrap();
-        tampered[i] = b'K';
+        let tampered = tampered(LEADS_SUBMIT, b'J', b'K');
         assert_eq!(
-            Chatbase.verify(&req(&h, &tampered), &secrets(&[DERIVED_SECRET]), now()),
+            Chatbase.verify(
+                &post(URL, &h, &tampered),
+                &secrets(&[DERIVED_SECRET]),
+                now()
+            ),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            Chatbase.verify(&req(&[], LEADS_SUBMIT), &secrets(&[DERIVED_SECRET]), now()),
+            Chatbase.verify(
+                &post(URL, &[], LEADS_SUBMIT),
+                &secrets(&[DERIVED_SECRET]),
+                now()
+            ),
             Err(VerifyError::Missing(HEADER))
         );
         for bad in [
@@ -296,7 +259,7 @@ mod tests {
         ] {
             assert_eq!(
                 Chatbase.verify(
-                    &req(&sig(bad), LEADS_SUBMIT),
+                    &post(URL, &json_headers(HEADER, bad), LEADS_SUBMIT),
                     &secrets(&[DERIVED_SECRET]),
                     now()
                 ),
@@ -305,7 +268,7 @@ mod tests {
             );
         }
         assert_eq!(
-            Chatbase.verify(&req(&h, LEADS_SUBMIT), &secrets(&[]), now()),
+            Chatbase.verify(&post(URL, &h, LEADS_SUBMIT), &secrets(&[]), now()),
             Err(VerifyError::NoSecret)
         );
     }
@@ -323,7 +286,7 @@ mod tests {
             id.starts_with("chatbase:leads.submit:xxxxxxxx:conv_123:"),
             "{id}"
         );
-        let lead = parse_value_with(&e, &Normalization::default()).unwrap();
+        let lead = canonical_lead(&e);
         assert_eq!(
             lead.visitor.email.as_ref().map(|m| m.as_str()),
             Some("jane@example.com")
@@ -368,36 +331,26 @@ mod tests {
     #[test]
     fn non_leads_and_garbage() {
         assert!(
-            matches!(parse(OTHER_EVENT), Parsed::NotALead(r) if r.contains("conversations.ended"))
+            matches!(parse(OTHER_EVENT).unwrap(), Parsed::NotALead(r) if r.contains("conversations.ended"))
         );
         assert!(matches!(
-            parse(br#"{"chatbotId":"x"}"#),
+            parse(br#"{"chatbotId":"x"}"#).unwrap(),
             Parsed::NotALead(_)
         ));
         assert!(matches!(
-            parse(br#"{"eventType":"leads.submit"}"#),
+            parse(br#"{"eventType":"leads.submit"}"#).unwrap(),
             Parsed::NotALead(_)
         ));
         assert!(matches!(
-            parse(br#"{"eventType":"leads.submit","chatbotId":"x","payload":{"conversationId":"c","customerName":"Only A Name","customerEmail":"","customerPhone":""}}"#),
+            parse(br#"{"eventType":"leads.submit","chatbotId":"x","payload":{"conversationId":"c","customerName":"Only A Name","customerEmail":"","customerPhone":""}}"#).unwrap(),
             Parsed::NotALead(r) if r.contains("email or phone")
         ));
-        let opts = SourceOptions::default();
-        let cx = SourceContext {
-            source: "chatbase",
-            bot_id: "bot_cb",
-            now: now(),
-            options: &opts,
-        };
         for body in [
             &b"nope"[..],
             b"",
             b"{\"eventType\":\"a\",\"eventType\":\"b\"}",
         ] {
-            assert!(matches!(
-                Chatbase.parse(&req(&[], body), &cx),
-                Err(ParseError::NotJson(_))
-            ));
+            assert!(matches!(parse(body), Err(ParseError::NotJson(_))));
         }
     }
 
@@ -405,21 +358,15 @@ mod tests {
     fn sign_and_sample_round_trip() {
         let lead = Sample {
             vendor_id: "3f1c9a52-8d1e-4c55-9a43-0f3d2b7c1e11",
-            name: "Ada Lovelace",
-            email: "ada@example.com",
             phone: "+447400123456",
             text: "I'd like a demo",
-            at: now(),
+            ..ada(now())
         };
         let (ct, body) = Chatbase.sample(&lead, &SourceOptions::default());
         assert_eq!(ct, "application/json");
-        let headers = Chatbase.sign("https://x.example/hook", &body, "s3cret", now());
-        assert_eq!(
-            Chatbase.verify(&req(&headers, &body), &secrets(&["s3cret"]), now()),
-            Ok(())
-        );
+        assert_signed_verifies(&Chatbase, URL, &body, "s3cret", now());
         let e = one_lead(&body);
-        let ev = parse_value_with(&e, &Normalization::default()).unwrap();
+        let ev = canonical_lead(&e);
         assert_eq!(
             ev.visitor.email.as_ref().map(|m| m.as_str()),
             Some("ada@example.com")

@@ -53,8 +53,9 @@ use sha2::{Digest, Sha256};
 
 use crate::canonical::read_json;
 use crate::source::{
-    hex_matches, hmac_sha256, same_bytes, vendor_time, Inbound, Parsed, Sample, SourceContext,
-    SourceKind, SourceOptions, SourceSecrets, VerifyError,
+    any_secret, hex_matches, hmac_sha256, id_text, json_body, ok_or_mismatch, same_bytes, text,
+    vendor_time, Inbound, Parsed, Sample, SourceContext, SourceKind, SourceOptions, SourceSecrets,
+    VerifyError,
 };
 use crate::ParseError;
 
@@ -102,22 +103,6 @@ fn compact(body: &[u8]) -> Option<Vec<u8>> {
     removed.then_some(out)
 }
 
-/// A string value, trimmed; blank or not a string is absent.
-fn text(v: Option<&Value>) -> Option<&str> {
-    v.and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
-/// A number or string id as text.
-fn id_text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 impl SourceKind for Crisp {
     fn name(&self) -> &'static str {
         "crisp"
@@ -135,15 +120,9 @@ impl SourceKind for Crisp {
                 .query_param(KEY_PARAM)
                 .ok_or(VerifyError::Missing(SIGNATURE))?;
             let presented = Sha256::digest(key.as_bytes());
-            let mut ok = false;
-            for secret in secrets.required()? {
-                ok |= same_bytes(&presented, &Sha256::digest(secret.as_bytes()));
-            }
-            return if ok {
-                Ok(())
-            } else {
-                Err(VerifyError::Mismatch)
-            };
+            return ok_or_mismatch(any_secret(secrets.required()?, |s| {
+                same_bytes(&presented, &Sha256::digest(s.as_bytes()))
+            }));
         };
         let sig = sig.trim();
         if sig.len() != 64 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -157,22 +136,10 @@ impl SourceKind for Crisp {
             return Err(VerifyError::Malformed(TIMESTAMP));
         }
         let secrets = secrets.required()?;
-        let mut ok = false;
-        for secret in secrets {
-            ok |= hex_matches(sig, &signature(secret, ts, req.body));
-        }
-        if !ok {
-            if let Some(body) = compact(req.body) {
-                for secret in secrets {
-                    ok |= hex_matches(sig, &signature(secret, ts, &body));
-                }
-            }
-        }
-        if ok {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        let signed =
+            |body: &[u8]| any_secret(secrets, |s| hex_matches(sig, &signature(s, ts, body)));
+        // The raw body first; the compact form only when that fails.
+        ok_or_mismatch(signed(req.body) || compact(req.body).is_some_and(|body| signed(&body)))
     }
 
     fn parse(&self, req: &Inbound<'_>, cx: &SourceContext<'_>) -> Result<Parsed, ParseError> {
@@ -291,29 +258,23 @@ impl SourceKind for Crisp {
             "data": data,
             "timestamp": lead.at.timestamp_millis(),
         });
-        ("application/json".into(), body.to_string().into_bytes())
+        json_body(&body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical::{parse_value_with, Normalization};
+    use crate::testing::{
+        self, ada, assert_signed_verifies, at, canonical_lead, context, fixture, post, secrets,
+        tampered,
+    };
 
-    const QUICKSTART: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/crisp/message_send.quickstart.json");
-    const QUICKSTART_PRETTY: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/crisp/message_send.quickstart.pretty.json"
-    );
-    const SET_EMAIL: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/crisp/session_set_email.CONSTRUCTED.json"
-    );
-    const SET_PHONE: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/crisp/session_set_phone.CONSTRUCTED.json"
-    );
-    const PROFILE_UPDATED: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/crisp/people_profile_updated.CONSTRUCTED.json"
-    );
+    const QUICKSTART: &[u8] = fixture!("crisp/message_send.quickstart.json");
+    const QUICKSTART_PRETTY: &[u8] = fixture!("crisp/message_send.quickstart.pretty.json");
+    const SET_EMAIL: &[u8] = fixture!("crisp/session_set_email.CONSTRUCTED.json");
+    const SET_PHONE: &[u8] = fixture!("crisp/session_set_phone.CONSTRUCTED.json");
+    const PROFILE_UPDATED: &[u8] = fixture!("crisp/people_profile_updated.CONSTRUCTED.json");
     /// derived_vectors.json (self-consistency, not Crisp-published).
     const DERIVED_SECRET: &str = "test_crisp_secret";
     const DERIVED_TS: &str = "1506985697";
@@ -321,7 +282,7 @@ mod tests {
     const URL: &str = "https://leads.example.com/v1/sources/crisp";
 
     fn now() -> DateTime<Utc> {
-        DateTime::from_timestamp(1_767_225_600, 0).unwrap()
+        at(1_767_225_600)
     }
 
     fn headers(ts: Option<&str>, sig: Option<&str>) -> Vec<(String, String)> {
@@ -335,38 +296,12 @@ mod tests {
         h
     }
 
-    fn req<'a>(url: &'a str, headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url,
-            headers,
-            body,
-        }
-    }
-
-    fn secrets(list: &[&str]) -> SourceSecrets {
-        SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
-            verify_token: None,
-        }
-    }
-
     fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
-        let opts = SourceOptions::default();
-        let cx = SourceContext {
-            source: "crisp",
-            bot_id: "bot_crisp",
-            now: now(),
-            options: &opts,
-        };
-        Crisp.parse(&req(URL, &[], body), &cx)
+        Crisp.parse(&post(URL, &[], body), &context("crisp", "bot_crisp", now()))
     }
 
     fn one_lead(body: &[u8]) -> Value {
-        match parse(body).unwrap() {
-            Parsed::Leads(mut v) if v.len() == 1 => v.remove(0),
-            other => panic!("expected one lead, got {other:?}"),
-        }
+        testing::one_lead(parse(body).unwrap())
     }
 
     #[test]
@@ -374,7 +309,7 @@ mod tests {
         let h = headers(Some(DERIVED_TS), Some(DERIVED_SIG));
         assert_eq!(
             Crisp.verify(
-                &req(URL, &h, QUICKSTART),
+                &post(URL, &h, QUICKSTART),
                 &secrets(&[DERIVED_SECRET]),
                 now()
             ),
@@ -395,7 +330,7 @@ mod tests {
         let h = headers(Some(DERIVED_TS), Some(DERIVED_SIG));
         assert_eq!(
             Crisp.verify(
-                &req(URL, &h, QUICKSTART_PRETTY),
+                &post(URL, &h, QUICKSTART_PRETTY),
                 &secrets(&[DERIVED_SECRET]),
                 now()
             ),
@@ -413,7 +348,7 @@ mod tests {
         let h = headers(Some(DERIVED_TS), Some(DERIVED_SIG));
         assert_eq!(
             Crisp.verify(
-                &req(URL, &h, QUICKSTART),
+                &post(URL, &h, QUICKSTART),
                 &secrets(&["new_secret", DERIVED_SECRET]),
                 now()
             ),
@@ -426,24 +361,22 @@ mod tests {
         let s = secrets(&[DERIVED_SECRET]);
         let h = headers(Some(DERIVED_TS), Some(DERIVED_SIG));
         assert_eq!(
-            Crisp.verify(&req(URL, &h, QUICKSTART), &secrets(&["wrong"]), now()),
+            Crisp.verify(&post(URL, &h, QUICKSTART), &secrets(&["wrong"]), now()),
             Err(VerifyError::Mismatch)
         );
-        let mut tampered = QUICKSTART.to_vec();
-        let i = tampered.iter().position(|&b| b == b'H').unwrap();
-        tampered[i] = b'J';
+        let tampered = tampered(QUICKSTART, b'H', b'J');
         assert_eq!(
-            Crisp.verify(&req(URL, &h, &tampered), &s, now()),
+            Crisp.verify(&post(URL, &h, &tampered), &s, now()),
             Err(VerifyError::Mismatch)
         );
         let other_ts = headers(Some("1506985698"), Some(DERIVED_SIG));
         assert_eq!(
-            Crisp.verify(&req(URL, &other_ts, QUICKSTART), &s, now()),
+            Crisp.verify(&post(URL, &other_ts, QUICKSTART), &s, now()),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
             Crisp.verify(
-                &req(URL, &headers(Some(DERIVED_TS), None), QUICKSTART),
+                &post(URL, &headers(Some(DERIVED_TS), None), QUICKSTART),
                 &s,
                 now()
             ),
@@ -451,7 +384,7 @@ mod tests {
         );
         assert_eq!(
             Crisp.verify(
-                &req(URL, &headers(None, Some(DERIVED_SIG)), QUICKSTART),
+                &post(URL, &headers(None, Some(DERIVED_SIG)), QUICKSTART),
                 &s,
                 now()
             ),
@@ -465,7 +398,7 @@ mod tests {
         ] {
             assert_eq!(
                 Crisp.verify(
-                    &req(URL, &headers(Some(DERIVED_TS), Some(bad)), QUICKSTART),
+                    &post(URL, &headers(Some(DERIVED_TS), Some(bad)), QUICKSTART),
                     &s,
                     now()
                 ),
@@ -476,7 +409,7 @@ mod tests {
         for bad in ["", "soon", "-1", "1.5", "123456789012345678901"] {
             assert_eq!(
                 Crisp.verify(
-                    &req(URL, &headers(Some(bad), Some(DERIVED_SIG)), QUICKSTART),
+                    &post(URL, &headers(Some(bad), Some(DERIVED_SIG)), QUICKSTART),
                     &s,
                     now()
                 ),
@@ -485,7 +418,7 @@ mod tests {
             );
         }
         assert_eq!(
-            Crisp.verify(&req(URL, &h, QUICKSTART), &secrets(&[]), now()),
+            Crisp.verify(&post(URL, &h, QUICKSTART), &secrets(&[]), now()),
             Err(VerifyError::NoSecret)
         );
     }
@@ -496,7 +429,7 @@ mod tests {
         let h = headers(Some(DERIVED_TS), Some(DERIVED_SIG));
         assert_eq!(
             Crisp.verify(
-                &req(URL, &h, QUICKSTART),
+                &post(URL, &h, QUICKSTART),
                 &secrets(&[DERIVED_SECRET]),
                 now()
             ),
@@ -510,31 +443,31 @@ mod tests {
         let h = headers(None, None);
         let ok_url = format!("{URL}?key=k3y%2Bwith%2Fodd%3Dchars");
         assert_eq!(
-            Crisp.verify(&req(&ok_url, &h, SET_EMAIL), &s, now()),
+            Crisp.verify(&post(&ok_url, &h, SET_EMAIL), &s, now()),
             Ok(())
         );
         let ok_first = format!("{URL}?x=1&key=old_key");
         assert_eq!(
-            Crisp.verify(&req(&ok_first, &h, SET_EMAIL), &s, now()),
+            Crisp.verify(&post(&ok_first, &h, SET_EMAIL), &s, now()),
             Ok(())
         );
         let wrong = format!("{URL}?key=old_ke");
         assert_eq!(
-            Crisp.verify(&req(&wrong, &h, SET_EMAIL), &s, now()),
+            Crisp.verify(&post(&wrong, &h, SET_EMAIL), &s, now()),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            Crisp.verify(&req(URL, &h, SET_EMAIL), &s, now()),
+            Crisp.verify(&post(URL, &h, SET_EMAIL), &s, now()),
             Err(VerifyError::Missing(SIGNATURE))
         );
         assert_eq!(
-            Crisp.verify(&req(&ok_first, &h, SET_EMAIL), &secrets(&[]), now()),
+            Crisp.verify(&post(&ok_first, &h, SET_EMAIL), &secrets(&[]), now()),
             Err(VerifyError::NoSecret)
         );
         // A signature header, when present, is what is checked.
         let signed = headers(Some(DERIVED_TS), Some(DERIVED_SIG));
         assert_eq!(
-            Crisp.verify(&req(&ok_first, &signed, SET_EMAIL), &s, now()),
+            Crisp.verify(&post(&ok_first, &signed, SET_EMAIL), &s, now()),
             Err(VerifyError::Mismatch)
         );
     }
@@ -581,7 +514,7 @@ mod tests {
             v["context"],
             json!({"channel": "chat", "session_id": "session_36ba3566-9651-4790-afc8-ffedbccc317f"})
         );
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(
             e.visitor.email.unwrap().as_str(),
             "visitor493603@example.com"
@@ -596,7 +529,7 @@ mod tests {
     fn set_phone_maps() {
         let v = one_lead(SET_PHONE);
         assert_eq!(v["visitor"], json!({"phone": "+33 6 12 34 56 78"}));
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.phone.unwrap().as_str(), "+33612345678");
         assert!(e.visitor.email.is_none());
     }
@@ -615,7 +548,7 @@ mod tests {
             json!({"crisp_people_id": "c0ad6e6d-0ae8-4a8c-95c9-6b61a1a2e1f0"})
         );
         assert!(v.get("conversation_id").is_none());
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "valerian@example.com");
         assert_eq!(e.visitor.country.as_deref(), Some("FR"));
     }
@@ -654,21 +587,13 @@ mod tests {
     fn sign_and_sample_round_trip() {
         let lead = Sample {
             vendor_id: "session_0b7c1e3a-5d55-4b8e-9a59-8f2f4d0e1c11",
-            name: "Ada Lovelace",
-            email: "ada@example.com",
-            phone: "+14155552671",
-            text: "Do you ship to Canada?",
-            at: now(),
+            ..ada(now())
         };
         let (ct, body) = Crisp.sample(&lead, &SourceOptions::default());
         assert_eq!(ct, "application/json");
-        let h = Crisp.sign(URL, &body, "plugin_secret", now());
-        assert_eq!(
-            Crisp.verify(&req(URL, &h, &body), &secrets(&["plugin_secret"]), now()),
-            Ok(())
-        );
+        assert_signed_verifies(&Crisp, URL, &body, "plugin_secret", now());
         let v = one_lead(&body);
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "ada@example.com");
         assert_eq!(
             e.conversation_id.as_deref(),
@@ -679,7 +604,7 @@ mod tests {
         // Without an email, the phone's own event.
         let phone_only = Sample { email: "", ..lead };
         let (_, body) = Crisp.sample(&phone_only, &SourceOptions::default());
-        let e = parse_value_with(&one_lead(&body), &Normalization::default()).unwrap();
+        let e = canonical_lead(&one_lead(&body));
         assert_eq!(e.visitor.phone.unwrap().as_str(), "+14155552671");
     }
 }

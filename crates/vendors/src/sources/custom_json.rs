@@ -46,8 +46,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::source::{
-    same_bytes, vendor_time, Inbound, Parsed, Sample, SourceContext, SourceKind, SourceOptions,
-    SourceSecrets, VerifyError,
+    credential_matches, json_body, ok_or_mismatch, vendor_time, Inbound, Parsed, Sample,
+    SourceContext, SourceKind, SourceOptions, SourceSecrets, VerifyError,
 };
 use crate::ParseError;
 
@@ -130,16 +130,6 @@ fn bearer(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn matches_any(presented: &[&str], secrets: &[String]) -> bool {
-    let mut ok = false;
-    for p in presented {
-        for s in secrets {
-            ok |= same_bytes(p.as_bytes(), s.as_bytes());
-        }
-    }
-    ok
-}
-
 /// Checks the token in `token_header` (`authorization`: `Bearer <secret>`;
 /// any other: the secret verbatim). `None`: the header is not known, so
 /// `Authorization: Bearer` or any header holding exactly a secret is taken.
@@ -157,22 +147,14 @@ pub fn verify_token(
             let token = bearer(value)
                 .filter(|_| value.len() <= MAX_TOKEN)
                 .ok_or(VerifyError::Malformed("Authorization"))?;
-            if matches_any(&[token], secrets) {
-                Ok(())
-            } else {
-                Err(VerifyError::Mismatch)
-            }
+            ok_or_mismatch(credential_matches(&[token], secrets))
         }
         Some(h) => {
             let value = req.header(&h).ok_or(VerifyError::Missing("token_header"))?;
             if value.len() > MAX_TOKEN {
                 return Err(VerifyError::Malformed("token_header"));
             }
-            if matches_any(&[value.trim()], secrets) {
-                Ok(())
-            } else {
-                Err(VerifyError::Mismatch)
-            }
+            ok_or_mismatch(credential_matches(&[value.trim()], secrets))
         }
         None => {
             let auth = req.header(DEFAULT_TOKEN_HEADER);
@@ -189,7 +171,7 @@ pub fn verify_token(
                     })
                     .map(|(_, v)| v.trim()),
             );
-            if matches_any(&presented, secrets) {
+            if credential_matches(&presented, secrets) {
                 Ok(())
             } else {
                 match auth {
@@ -406,10 +388,7 @@ impl SourceKind for CustomJson {
                 put(&mut body, &pointer, json!(value));
             }
         }
-        (
-            "application/json".to_string(),
-            body.to_string().into_bytes(),
-        )
+        json_body(&body)
     }
 }
 
@@ -417,97 +396,59 @@ impl SourceKind for CustomJson {
 mod tests {
     use super::*;
     use crate::canonical::{parse_value_with, Normalization};
+    use crate::testing::{
+        self, assert_signed_verifies, at, canonical_lead, context, fixture, pairs, pairs_of, post,
+        secrets, HOSTILE_BODIES,
+    };
     use crate::ParseError;
 
-    const TEMPLATE: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/custom_json/typebot_custom_body.template.json"
-    );
-    const TYPEBOT: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/custom_json/typebot_custom_body.filled.CONSTRUCTED.json"
-    );
-    const MANYCHAT: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/custom_json/manychat_full_contact.CONSTRUCTED.json"
-    );
-    const MAPS: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/custom_json/field_maps.json");
+    const URL: &str = "https://leads.example.com/v1/sources/tb";
+
+    const TEMPLATE: &[u8] = fixture!("custom_json/typebot_custom_body.template.json");
+    const TYPEBOT: &[u8] = fixture!("custom_json/typebot_custom_body.filled.CONSTRUCTED.json");
+    const MANYCHAT: &[u8] = fixture!("custom_json/manychat_full_contact.CONSTRUCTED.json");
+    const MAPS: &[u8] = fixture!("custom_json/field_maps.json");
 
     fn now() -> DateTime<Utc> {
-        DateTime::from_timestamp(1_777_000_000, 0).unwrap()
+        at(1_777_000_000)
     }
 
     fn map(name: &str) -> SourceOptions {
         let v: Value = serde_json::from_slice(MAPS).unwrap();
-        let fields = v[name]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p[0].as_str().unwrap().to_string(),
-                    p[1].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
+        with_fields(pairs_of(&v[name]))
+    }
+
+    fn with(list: &[(&str, &str)]) -> SourceOptions {
+        with_fields(pairs(list))
+    }
+
+    fn with_fields(fields: Vec<(String, String)>) -> SourceOptions {
         SourceOptions {
             fields,
             ..SourceOptions::default()
         }
     }
 
-    fn with(pairs: &[(&str, &str)]) -> SourceOptions {
-        SourceOptions {
-            fields: pairs
-                .iter()
-                .map(|(t, p)| (t.to_string(), p.to_string()))
-                .collect(),
-            ..SourceOptions::default()
-        }
-    }
-
-    fn req<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url: "https://leads.example.com/v1/sources/tb",
-            headers,
-            body,
-        }
-    }
-
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn secrets(list: &[&str]) -> SourceSecrets {
-        SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
-            verify_token: None,
-        }
-    }
-
     fn parse(body: &[u8], o: &SourceOptions) -> Result<Parsed, ParseError> {
         let cx = SourceContext {
-            source: "tb",
-            bot_id: "bot_tb",
-            now: now(),
             options: o,
+            ..context("tb", "bot_tb", now())
         };
-        CustomJson.parse(&req(&[], body), &cx)
+        CustomJson.parse(&post(URL, &[], body), &cx)
     }
 
     fn one_lead(body: &[u8], o: &SourceOptions) -> Value {
-        match parse(body, o).unwrap() {
-            Parsed::Leads(mut v) if v.len() == 1 => v.remove(0),
-            other => panic!("expected one lead, got {other:?}"),
-        }
+        testing::one_lead(parse(body, o).unwrap())
     }
 
     #[test]
     fn bearer_token_in_authorization() {
         let v = |hs: &[(&str, &str)], s: &[&str]| {
-            verify_token(&req(&h(hs), b"{}"), &secrets(s), Some("authorization"))
+            verify_token(
+                &post(URL, &pairs(hs), b"{}"),
+                &secrets(s),
+                Some("authorization"),
+            )
         };
         assert_eq!(v(&[("authorization", "Bearer tok_1")], &["tok_1"]), Ok(()));
         assert_eq!(
@@ -535,7 +476,11 @@ mod tests {
     #[test]
     fn a_named_header_holds_the_secret_verbatim() {
         let v = |hs: &[(&str, &str)], s: &[&str]| {
-            verify_token(&req(&h(hs), b"{}"), &secrets(s), Some("X-Typebot-Token"))
+            verify_token(
+                &post(URL, &pairs(hs), b"{}"),
+                &secrets(s),
+                Some("X-Typebot-Token"),
+            )
         };
         assert_eq!(v(&[("x-typebot-token", "tok_1")], &["tok_1"]), Ok(()));
         assert_eq!(
@@ -560,7 +505,7 @@ mod tests {
     #[test]
     fn the_kind_verify_takes_bearer_or_any_header_holding_a_secret() {
         let v = |hs: &[(&str, &str)], s: &[&str]| {
-            CustomJson.verify(&req(&h(hs), b"{}"), &secrets(s), now())
+            CustomJson.verify(&post(URL, &pairs(hs), b"{}"), &secrets(s), now())
         };
         assert_eq!(v(&[("authorization", "Bearer tok_1")], &["tok_1"]), Ok(()));
         assert_eq!(
@@ -595,7 +540,7 @@ mod tests {
             .map(|i| (format!("x-{i}"), "v".repeat(10)))
             .collect();
         assert!(CustomJson
-            .verify(&req(&many, b"{}"), &secrets(&["tok_1"]), now())
+            .verify(&post(URL, &many, b"{}"), &secrets(&["tok_1"]), now())
             .is_err());
     }
 
@@ -616,7 +561,7 @@ mod tests {
             id,
             "a redelivery is a duplicate"
         );
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(
             e.visitor.email.unwrap().as_str(),
             "priya.sharma@example.com"
@@ -643,7 +588,7 @@ mod tests {
         assert!(v["answers"].get("interests").is_none(), "not a scalar");
         assert!(v["answers"].get("address").is_none());
         assert!(v["answers"].get("notes").is_none());
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(
             e.visitor.email.unwrap().as_str(),
             "maria.garcia@example.com"
@@ -682,7 +627,7 @@ mod tests {
         assert_eq!(v["consent"]["given_at"], "2026-04-24T03:06:40.000Z");
         assert_eq!(v["answers"]["plan"], "Pro", "the explicit answer wins");
         assert!(v["visitor"].get("email").is_none());
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.wa_id.unwrap().as_str(), "16505551234");
         assert_eq!(e.context.utm_source.as_deref(), Some("google"));
         assert_eq!(e.answers["seats"], "3");
@@ -746,14 +691,10 @@ mod tests {
         let raw: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(raw["contact"]["first"], "Priya");
         assert_eq!(raw["a/b"], "Wants a demo");
-        let headers = CustomJson.sign("https://x", &body, "tok_1", now());
-        assert_eq!(
-            CustomJson.verify(&req(&headers, &body), &secrets(&["tok_1"]), now()),
-            Ok(())
-        );
+        assert_signed_verifies(&CustomJson, URL, &body, "tok_1", now());
         let v = one_lead(&body, &o);
         assert_eq!(v["event_id"], "tb:tb-result-42");
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "priya@example.com");
         assert_eq!(e.visitor.phone.unwrap().as_str(), "+919876543210");
         assert_eq!(e.visitor.last_name.as_deref(), Some("Sharma"));
@@ -764,13 +705,13 @@ mod tests {
         // The default map (no fields) round-trips too.
         let (_, body) = CustomJson.sample(&lead, &SourceOptions::default());
         let v = one_lead(&body, &SourceOptions::default());
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "priya@example.com");
         // A custom token header round-trips through verify_token.
         let headers = token_headers("tok_1", Some("x-api-key"));
         assert_eq!(
             verify_token(
-                &req(&headers, &body),
+                &post(URL, &headers, &body),
                 &secrets(&["tok_1"]),
                 Some("x-api-key")
             ),
@@ -778,27 +719,12 @@ mod tests {
         );
     }
 
-    const HOSTILE_BODIES: [&[u8]; 12] = [
-        b"",
-        b"null",
-        b"\"text\"",
-        b"[]",
-        b"{}",
-        b"{\"data\":null}",
-        b"{\"type\":7,\"timestamp\":{},\"data\":{\"visitor\":[]}}",
-        b"{\"sessionInfo\":{\"session\":\"/\",\"parameters\":[1]},\"pageInfo\":{\"formInfo\":{\"parameterInfo\":[1,{\"displayName\":3}]}}}",
-        b"{\"sessionInfo\":{\"parameters\":{\"email\":{\"name\":5},\"phone\":[1],\"\":1}}}",
-        &[0xff, 0xfe, 0x00],
-        b"{\"a\":\"\\ud800\"}",
-        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
-    ];
-
     #[test]
     fn hostile_inputs_never_panic() {
         let weird = ["", " ", "Bearer", "Bearer ", "\u{0}", "é é", "bearer  x "];
         for a in weird {
             for b in weird {
-                let hs = h(&[("authorization", a), ("x-k", b)]);
+                let hs = pairs(&[("authorization", a), ("x-k", b)]);
                 for th in [
                     None,
                     Some("authorization"),
@@ -806,7 +732,7 @@ mod tests {
                     Some(""),
                     Some("é"),
                 ] {
-                    let _ = verify_token(&req(&hs, b"{}"), &secrets(&[a, "x"]), th);
+                    let _ = verify_token(&post(URL, &hs, b"{}"), &secrets(&[a, "x"]), th);
                 }
             }
         }

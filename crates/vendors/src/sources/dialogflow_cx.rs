@@ -59,8 +59,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::source::{
-    same_bytes, Inbound, Outcome, Parsed, Reply, Sample, SourceContext, SourceKind, SourceOptions,
-    SourceSecrets, VerifyError,
+    credential_matches, json_body, Inbound, Outcome, Parsed, Reply, Sample, SourceContext,
+    SourceKind, SourceOptions, SourceSecrets, VerifyError,
 };
 use crate::ParseError;
 
@@ -165,16 +165,6 @@ fn parameters(request: &Value) -> Vec<(String, Value)> {
         }
     }
     out
-}
-
-fn credential_matches(presented: &[Vec<u8>], secrets: &[String]) -> bool {
-    let mut ok = false;
-    for p in presented {
-        for s in secrets {
-            ok |= same_bytes(p, s.as_bytes());
-        }
-    }
-    ok
 }
 
 impl SourceKind for DialogflowCx {
@@ -383,10 +373,7 @@ impl SourceKind for DialogflowCx {
             "text": lead.text,
             "languageCode": "en",
         });
-        (
-            "application/json".to_string(),
-            body.to_string().into_bytes(),
-        )
+        json_body(&body)
     }
 }
 
@@ -394,73 +381,35 @@ impl SourceKind for DialogflowCx {
 mod tests {
     use super::*;
     use crate::canonical::{parse_value_with, Normalization};
+    use crate::testing::{
+        self, assert_signed_verifies, at, canonical_lead, context, fixture, pairs, post, secrets,
+        HOSTILE_BODIES,
+    };
 
-    const PHONELINE: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/dialogflow_cx/python_docs_samples_validate_phoneline.json"
-    );
-    const SESSION: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/dialogflow_cx/python_docs_samples_log_session_info.json"
-    );
-    const SESSION_ENV: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/dialogflow_cx/python_docs_samples_log_session_info_env.json"
-    );
-    const WELCOME: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/dialogflow_cx/python_docs_samples_default_welcome.json"
-    );
-    const NULLS: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/dialogflow_cx/python_docs_samples_default_tag.json"
-    );
-    const LEAD: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/dialogflow_cx/lead_capture.CONSTRUCTED.json"
-    );
+    const URL: &str = "https://leads.example.com/v1/sources/cx";
+
+    const PHONELINE: &[u8] = fixture!("dialogflow_cx/python_docs_samples_validate_phoneline.json");
+    const SESSION: &[u8] = fixture!("dialogflow_cx/python_docs_samples_log_session_info.json");
+    const SESSION_ENV: &[u8] =
+        fixture!("dialogflow_cx/python_docs_samples_log_session_info_env.json");
+    const WELCOME: &[u8] = fixture!("dialogflow_cx/python_docs_samples_default_welcome.json");
+    const NULLS: &[u8] = fixture!("dialogflow_cx/python_docs_samples_default_tag.json");
+    const LEAD: &[u8] = fixture!("dialogflow_cx/lead_capture.CONSTRUCTED.json");
 
     fn now() -> DateTime<Utc> {
-        DateTime::from_timestamp(1_777_000_000, 0).unwrap()
-    }
-
-    fn req<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url: "https://leads.example.com/v1/sources/cx",
-            headers,
-            body,
-        }
-    }
-
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn secrets(list: &[&str]) -> SourceSecrets {
-        SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
-            verify_token: None,
-        }
+        at(1_777_000_000)
     }
 
     fn verify(headers: &[(String, String)], s: &[&str]) -> Result<(), VerifyError> {
-        DialogflowCx.verify(&req(headers, b"{}"), &secrets(s), now())
+        DialogflowCx.verify(&post(URL, headers, b"{}"), &secrets(s), now())
     }
 
     fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
-        let o = SourceOptions::default();
-        let cx = SourceContext {
-            source: "cx",
-            bot_id: "bot_cx",
-            now: now(),
-            options: &o,
-        };
-        DialogflowCx.parse(&req(&[], body), &cx)
+        DialogflowCx.parse(&post(URL, &[], body), &context("cx", "bot_cx", now()))
     }
 
     fn one_lead(body: &[u8]) -> Value {
-        match parse(body).unwrap() {
-            Parsed::Leads(mut v) if v.len() == 1 => v.remove(0),
-            other => panic!("expected one lead, got {other:?}"),
-        }
+        testing::one_lead(parse(body).unwrap())
     }
 
     fn basic(userpass: &str) -> String {
@@ -474,25 +423,28 @@ mod tests {
     fn basic_auth_bearer_and_token_header_verify() {
         let s = ["cx-user:s3cret-pass"];
         assert_eq!(
-            verify(&h(&[("authorization", &basic("cx-user:s3cret-pass"))]), &s),
+            verify(
+                &pairs(&[("authorization", &basic("cx-user:s3cret-pass"))]),
+                &s
+            ),
             Ok(())
         );
         assert_eq!(
-            verify(&h(&[("authorization", "Bearer tok_123")]), &["tok_123"]),
+            verify(&pairs(&[("authorization", "Bearer tok_123")]), &["tok_123"]),
             Ok(())
         );
         assert_eq!(
-            verify(&h(&[("authorization", "bearer tok_123")]), &["tok_123"]),
+            verify(&pairs(&[("authorization", "bearer tok_123")]), &["tok_123"]),
             Ok(())
         );
         assert_eq!(
-            verify(&h(&[(TOKEN_HEADER, "tok_123")]), &["tok_123"]),
+            verify(&pairs(&[(TOKEN_HEADER, "tok_123")]), &["tok_123"]),
             Ok(())
         );
         // Google's ID token in Authorization, the secret in the custom header.
         assert_eq!(
             verify(
-                &h(&[
+                &pairs(&[
                     ("authorization", "Bearer eyJhbGciOi.x.y"),
                     (TOKEN_HEADER, "tok_123")
                 ]),
@@ -505,40 +457,43 @@ mod tests {
     #[test]
     fn rotation_and_refusals() {
         assert_eq!(
-            verify(&h(&[(TOKEN_HEADER, "old")]), &["new", "old"]),
+            verify(&pairs(&[(TOKEN_HEADER, "old")]), &["new", "old"]),
             Ok(())
         );
         assert_eq!(
-            verify(&h(&[(TOKEN_HEADER, "olds")]), &["new", "old"]),
+            verify(&pairs(&[(TOKEN_HEADER, "olds")]), &["new", "old"]),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
             verify(
-                &h(&[("authorization", &basic("cx-user:wrong"))]),
+                &pairs(&[("authorization", &basic("cx-user:wrong"))]),
                 &["cx-user:s3cret"]
             ),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            verify(&h(&[]), &["x"]),
+            verify(&pairs(&[]), &["x"]),
             Err(VerifyError::Missing("Authorization"))
         );
         assert_eq!(
-            verify(&h(&[("authorization", "Negotiate abc")]), &["x"]),
+            verify(&pairs(&[("authorization", "Negotiate abc")]), &["x"]),
             Err(VerifyError::Malformed("Authorization"))
         );
         assert_eq!(
-            verify(&h(&[("authorization", "Basic %%%")]), &["x"]),
+            verify(&pairs(&[("authorization", "Basic %%%")]), &["x"]),
             Err(VerifyError::Malformed("Authorization"))
         );
         assert_eq!(
-            verify(&h(&[("authorization", &basic("nocolon"))]), &["nocolon"]),
+            verify(
+                &pairs(&[("authorization", &basic("nocolon"))]),
+                &["nocolon"]
+            ),
             Err(VerifyError::Malformed("Authorization"))
         );
         let huge = "Bearer ".to_string() + &"a".repeat(100_000);
-        assert!(verify(&h(&[("authorization", &huge)]), &["x"]).is_err());
+        assert!(verify(&pairs(&[("authorization", &huge)]), &["x"]).is_err());
         assert_eq!(
-            verify(&h(&[(TOKEN_HEADER, "x")]), &[]),
+            verify(&pairs(&[(TOKEN_HEADER, "x")]), &[]),
             Err(VerifyError::NoSecret)
         );
     }
@@ -558,7 +513,7 @@ mod tests {
         assert_eq!(v["answers"]["seats"], 25);
         assert!(v["answers"].get("leadbridge_status").is_none());
         assert!(v["answers"].get("email").is_none());
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "jordan.lee@example.com");
         assert_eq!(e.visitor.phone.unwrap().as_str(), "+442079460958");
         assert_eq!(e.visitor.company.as_deref(), Some("Globex Ltd"));
@@ -665,38 +620,19 @@ mod tests {
         let (ct, body) = DialogflowCx.sample(&lead, &SourceOptions::default());
         assert_eq!(ct, "application/json");
         for secret in ["tok_abc", "cx-user:pw:with:colons"] {
-            let headers = DialogflowCx.sign("https://x", &body, secret, now());
-            assert_eq!(
-                DialogflowCx.verify(&req(&headers, &body), &secrets(&[secret]), now()),
-                Ok(())
-            );
+            assert_signed_verifies(&DialogflowCx, URL, &body, secret, now());
         }
         let v = one_lead(&body);
         assert_eq!(
             v["event_id"],
             "cx:demo-session-1:5a1f8c2e-0000-4c9a-9e21-0b6f4d8a3c71"
         );
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "priya@example.com");
         assert_eq!(e.visitor.phone.unwrap().as_str(), "+919876543210");
         assert_eq!(e.visitor.name.as_deref(), Some("Priya Sharma"));
         assert_eq!(e.transcript.unwrap().lines[0].text, "I'd like a demo");
     }
-
-    const HOSTILE_BODIES: [&[u8]; 12] = [
-        b"",
-        b"null",
-        b"\"text\"",
-        b"[]",
-        b"{}",
-        b"{\"data\":null}",
-        b"{\"type\":7,\"timestamp\":{},\"data\":{\"visitor\":[]}}",
-        b"{\"sessionInfo\":{\"session\":\"/\",\"parameters\":[1]},\"pageInfo\":{\"formInfo\":{\"parameterInfo\":[1,{\"displayName\":3}]}}}",
-        b"{\"sessionInfo\":{\"parameters\":{\"email\":{\"name\":5},\"phone\":[1],\"\":1}}}",
-        &[0xff, 0xfe, 0x00],
-        b"{\"a\":\"\\ud800\"}",
-        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
-    ];
 
     #[test]
     fn hostile_inputs_never_panic() {
@@ -714,7 +650,10 @@ mod tests {
         ];
         for a in weird {
             for b in weird {
-                let _ = verify(&h(&[("authorization", a), (TOKEN_HEADER, b)]), &[a, "x:y"]);
+                let _ = verify(
+                    &pairs(&[("authorization", a), (TOKEN_HEADER, b)]),
+                    &[a, "x:y"],
+                );
             }
         }
         for body in HOSTILE_BODIES {

@@ -56,8 +56,8 @@ use sha2::{Digest, Sha256};
 
 use crate::canonical::MAX_BODY_BYTES;
 use crate::source::{
-    same_bytes, vendor_time, Inbound, Parsed, Sample, SourceContext, SourceKind, SourceOptions,
-    SourceSecrets, VerifyError,
+    any_secret, id_text, json_body, ok_or_mismatch, same_bytes, vendor_time, Inbound, Parsed,
+    Sample, SourceContext, SourceKind, SourceOptions, SourceSecrets, VerifyError,
 };
 use crate::ParseError;
 
@@ -88,15 +88,9 @@ impl SourceKind for Drift {
         if presented.is_empty() || presented.len() > MAX_TOKEN_BYTES {
             return Err(VerifyError::Malformed(HEADER));
         }
-        // Every secret is compared (no early exit): rotation without timing hints.
-        let matched = secrets.iter().fold(false, |ok, s| {
-            same_bytes(presented.as_bytes(), s.as_bytes()) | ok
-        });
-        if matched {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        ok_or_mismatch(any_secret(secrets, |s| {
+            same_bytes(presented.as_bytes(), s.as_bytes())
+        }))
     }
 
     fn parse(&self, req: &Inbound<'_>, cx: &SourceContext<'_>) -> Result<Parsed, ParseError> {
@@ -162,7 +156,7 @@ impl SourceKind for Drift {
                 "id": id,
             },
         });
-        ("application/json".into(), body.to_string().into_bytes())
+        json_body(&body)
     }
 }
 
@@ -266,32 +260,21 @@ fn finish(e: &mut Value, visitor: Map<String, Value>, d: &Map<String, Value>) {
         context["source_url"] = json!(url);
     }
     e["context"] = context;
-    if let Some(c) = d.get("conversationId").and_then(id_text) {
+    if let Some(c) = id_text(d.get("conversationId")) {
         e["conversation_id"] = json!(c);
     }
 }
 
 /// The contact's Drift id: `data.id` (contact model) or `data.endUserId`.
 fn contact_id(d: &Map<String, Value>) -> Option<String> {
-    d.get("id")
-        .and_then(id_text)
-        .or_else(|| d.get("endUserId").and_then(id_text))
+    id_text(d.get("id")).or_else(|| id_text(d.get("endUserId")))
 }
 
 /// `<type>:<contact id>:<ms>`, or `<type>:b<sha256 of the body>` when either is missing.
 fn vendor_id(kind: &str, id: Option<String>, at: Option<&Value>, body: &[u8]) -> String {
-    match (id, at.and_then(id_text)) {
+    match (id, id_text(at)) {
         (Some(id), Some(at)) => format!("{kind}:{id}:{at}"),
         _ => format!("{kind}:b{}", &hex::encode(Sha256::digest(body))[..32]),
-    }
-}
-
-/// A number or non-blank string as text (Drift ids and times are numbers).
-fn id_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        _ => None,
     }
 }
 
@@ -321,89 +304,58 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical::{parse_value_with, Normalization};
     use crate::source::{default_reply, Outcome};
+    use crate::testing::{
+        self, ada, assert_signed_verifies, at, canonical_lead, context, fixture, json_headers,
+        post, secrets,
+    };
+
+    const URL: &str = "https://hooks.example.com/v1/sources/drift";
 
     const TOKEN: &str = "test_drift_verification_token";
-    const IDENTIFIED: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/drift/contact_identified.CONSTRUCTED.json"
-    );
-    const IDENTIFIED_API: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/drift/contact_identified_api_attributes.CONSTRUCTED.json"
-    );
-    const UPDATED: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/drift/contact_updated.CONSTRUCTED.json");
-    const UPDATED_NAME_ONLY: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/drift/contact_updated_name_only.CONSTRUCTED.json"
-    );
-    const NEW_MESSAGE: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/drift/new_message.CONSTRUCTED.json");
+    const IDENTIFIED: &[u8] = fixture!("drift/contact_identified.CONSTRUCTED.json");
+    const IDENTIFIED_API: &[u8] =
+        fixture!("drift/contact_identified_api_attributes.CONSTRUCTED.json");
+    const UPDATED: &[u8] = fixture!("drift/contact_updated.CONSTRUCTED.json");
+    const UPDATED_NAME_ONLY: &[u8] = fixture!("drift/contact_updated_name_only.CONSTRUCTED.json");
+    const NEW_MESSAGE: &[u8] = fixture!("drift/new_message.CONSTRUCTED.json");
 
+    /// 2025-06-01T12:00:00Z.
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    fn secrets(list: &[&str]) -> SourceSecrets {
-        SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
-            verify_token: None,
-        }
-    }
-
-    fn req<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url: "https://hooks.example.com/v1/sources/drift",
-            headers,
-            body,
-        }
+        at(1_748_779_200)
     }
 
     fn hdr(token: &str) -> Vec<(String, String)> {
-        vec![
-            ("content-type".into(), "application/json".into()),
-            ("x-verification-token".into(), token.into()),
-        ]
+        json_headers("x-verification-token", token)
     }
 
-    fn parse(body: &[u8]) -> Parsed {
-        let opts = SourceOptions::default();
-        let cx = SourceContext {
-            source: "drift",
-            bot_id: "bot_drift",
-            now: now(),
-            options: &opts,
-        };
-        Drift.parse(&req(&[], body), &cx).unwrap()
+    fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
+        Drift.parse(&post(URL, &[], body), &context("drift", "bot_drift", now()))
     }
 
     fn one_lead(body: &[u8]) -> Value {
-        match parse(body) {
-            Parsed::Leads(mut v) => {
-                assert_eq!(v.len(), 1);
-                v.remove(0)
-            }
-            other => panic!("expected a lead, got {other:?}"),
-        }
+        testing::one_lead(parse(body).unwrap())
     }
 
     #[test]
     fn header_token_verifies_and_every_secret_rotates() {
         let h = hdr(TOKEN);
         assert_eq!(
-            Drift.verify(&req(&h, IDENTIFIED), &secrets(&[TOKEN]), now()),
+            Drift.verify(&post(URL, &h, IDENTIFIED), &secrets(&[TOKEN]), now()),
             Ok(())
         );
         assert_eq!(
-            Drift.verify(&req(&h, IDENTIFIED), &secrets(&["new_token", TOKEN]), now()),
+            Drift.verify(
+                &post(URL, &h, IDENTIFIED),
+                &secrets(&["new_token", TOKEN]),
+                now()
+            ),
             Ok(())
         );
         // Header names arrive lower-cased; case of the lookup does not matter.
         let h = vec![("X-Verification-Token".to_string(), TOKEN.to_string())];
         assert_eq!(
-            Drift.verify(&req(&h, b"{}"), &secrets(&[TOKEN]), now()),
+            Drift.verify(&post(URL, &h, b"{}"), &secrets(&[TOKEN]), now()),
             Ok(())
         );
     }
@@ -412,7 +364,7 @@ mod tests {
     fn wrong_or_malformed_header_token_is_refused() {
         let s = secrets(&[TOKEN]);
         assert_eq!(
-            Drift.verify(&req(&hdr("not_the_token"), IDENTIFIED), &s, now()),
+            Drift.verify(&post(URL, &hdr("not_the_token"), IDENTIFIED), &s, now()),
             Err(VerifyError::Mismatch)
         );
         // The token authenticates the sender, not the bytes: Drift signs nothing,
@@ -421,25 +373,25 @@ mod tests {
             .unwrap()
             .replace("Stephen", "Stephan");
         assert_eq!(
-            Drift.verify(&req(&hdr(TOKEN), edited.as_bytes()), &s, now()),
+            Drift.verify(&post(URL, &hdr(TOKEN), edited.as_bytes()), &s, now()),
             Ok(())
         );
         // A wrong header is refused even when the body's token is right.
         assert_eq!(
-            Drift.verify(&req(&hdr("x"), IDENTIFIED), &s, now()),
+            Drift.verify(&post(URL, &hdr("x"), IDENTIFIED), &s, now()),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            Drift.verify(&req(&hdr("  "), IDENTIFIED), &s, now()),
+            Drift.verify(&post(URL, &hdr("  "), IDENTIFIED), &s, now()),
             Err(VerifyError::Malformed(HEADER))
         );
         let huge = "a".repeat(100_000);
         assert_eq!(
-            Drift.verify(&req(&hdr(&huge), IDENTIFIED), &s, now()),
+            Drift.verify(&post(URL, &hdr(&huge), IDENTIFIED), &s, now()),
             Err(VerifyError::Malformed(HEADER))
         );
         assert_eq!(
-            Drift.verify(&req(&hdr(TOKEN), IDENTIFIED), &secrets(&[]), now()),
+            Drift.verify(&post(URL, &hdr(TOKEN), IDENTIFIED), &secrets(&[]), now()),
             Err(VerifyError::NoSecret)
         );
     }
@@ -447,9 +399,9 @@ mod tests {
     #[test]
     fn without_the_header_the_body_token_is_checked() {
         let s = secrets(&["other", TOKEN]);
-        assert_eq!(Drift.verify(&req(&[], IDENTIFIED), &s, now()), Ok(()));
+        assert_eq!(Drift.verify(&post(URL, &[], IDENTIFIED), &s, now()), Ok(()));
         assert_eq!(
-            Drift.verify(&req(&[], IDENTIFIED), &secrets(&["other"]), now()),
+            Drift.verify(&post(URL, &[], IDENTIFIED), &secrets(&["other"]), now()),
             Err(VerifyError::Mismatch)
         );
         // Tampering with the token (one byte) fails.
@@ -457,29 +409,29 @@ mod tests {
             .unwrap()
             .replace(TOKEN, "test_drift_verification_tokeN");
         assert_eq!(
-            Drift.verify(&req(&[], tampered.as_bytes()), &s, now()),
+            Drift.verify(&post(URL, &[], tampered.as_bytes()), &s, now()),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            Drift.verify(&req(&[], br#"{"type":"x"}"#), &s, now()),
+            Drift.verify(&post(URL, &[], br#"{"type":"x"}"#), &s, now()),
             Err(VerifyError::Missing(HEADER))
         );
         assert_eq!(
-            Drift.verify(&req(&[], b""), &s, now()),
+            Drift.verify(&post(URL, &[], b""), &s, now()),
             Err(VerifyError::Missing(HEADER))
         );
         assert_eq!(
-            Drift.verify(&req(&[], br#"{"token":12}"#), &s, now()),
+            Drift.verify(&post(URL, &[], br#"{"token":12}"#), &s, now()),
             Err(VerifyError::Malformed(HEADER))
         );
         assert_eq!(
-            Drift.verify(&req(&[], b"token=abc"), &s, now()),
+            Drift.verify(&post(URL, &[], b"token=abc"), &s, now()),
             Err(VerifyError::Malformed(HEADER))
         );
         // Two `token` keys: refused, whichever one a reader would take.
         let dup = format!(r#"{{"token":"{TOKEN}","token":"evil"}}"#);
         assert_eq!(
-            Drift.verify(&req(&[], dup.as_bytes()), &s, now()),
+            Drift.verify(&post(URL, &[], dup.as_bytes()), &s, now()),
             Err(VerifyError::Malformed(HEADER))
         );
     }
@@ -497,7 +449,7 @@ mod tests {
         assert_eq!(e["visitor"]["email"], "stephen.webel@example.com");
         assert_eq!(e["visitor"]["name"], "Stephen Webel");
         assert_eq!(e["context"]["channel"], "chat");
-        let lead = parse_value_with(&e, &Normalization::default()).unwrap();
+        let lead = canonical_lead(&e);
         assert_eq!(
             lead.visitor.email.as_ref().map(|m| m.as_str()),
             Some("stephen.webel@example.com")
@@ -516,7 +468,7 @@ mod tests {
         assert_eq!(e["visitor"]["first_name"], "Bruce Wayne");
         assert_eq!(e["visitor"]["phone"], "+14155552671");
         assert_eq!(e["context"]["source_url"], "http://www.yoursite.com");
-        let lead = parse_value_with(&e, &Normalization::default()).unwrap();
+        let lead = canonical_lead(&e);
         assert_eq!(
             lead.visitor.email.as_ref().map(|m| m.as_str()),
             Some("bruce.wayne@example.com")
@@ -540,51 +492,49 @@ mod tests {
         );
         assert_eq!(e["event_type"], "lead.updated");
         assert_eq!(e["occurred_at"], "2018-10-03T18:30:50.493Z");
-        let lead = parse_value_with(&e, &Normalization::default()).unwrap();
+        let lead = canonical_lead(&e);
         assert_eq!(
             lead.visitor.email.as_ref().map(|m| m.as_str()),
             Some("jane.doe@example.com")
         );
-        assert!(matches!(parse(UPDATED_NAME_ONLY), Parsed::NotALead(r) if r.contains("no email")));
+        assert!(
+            matches!(parse(UPDATED_NAME_ONLY).unwrap(), Parsed::NotALead(r) if r.contains("no email"))
+        );
     }
 
     #[test]
     fn non_leads_are_acknowledged() {
-        assert!(matches!(parse(NEW_MESSAGE), Parsed::NotALead(r) if r.starts_with("new_message")));
         assert!(
-            matches!(parse(br#"{"type":"new_conversation","data":{}}"#), Parsed::NotALead(r) if r.contains("new_conversation"))
+            matches!(parse(NEW_MESSAGE).unwrap(), Parsed::NotALead(r) if r.starts_with("new_message"))
         );
-        assert!(matches!(parse(br#"{"data":{}}"#), Parsed::NotALead(_)));
+        assert!(
+            matches!(parse(br#"{"type":"new_conversation","data":{}}"#).unwrap(), Parsed::NotALead(r) if r.contains("new_conversation"))
+        );
         assert!(matches!(
-            parse(br#"{"type":"contact_identified"}"#),
+            parse(br#"{"data":{}}"#).unwrap(),
+            Parsed::NotALead(_)
+        ));
+        assert!(matches!(
+            parse(br#"{"type":"contact_identified"}"#).unwrap(),
             Parsed::NotALead(_)
         ));
         // The integrator-observed shape (endUserId only) names no one.
         assert!(matches!(
-            parse(br#"{"type":"contact_identified","data":{"endUserId":5}}"#),
+            parse(br#"{"type":"contact_identified","data":{"endUserId":5}}"#).unwrap(),
             Parsed::NotALead(r) if r.contains("contact 5")
         ));
         // A blank email is no identity.
         assert!(matches!(
-            parse(br#"{"type":"contact_identified","data":{"id":1,"attributes":{"email":" "}}}"#),
+            parse(br#"{"type":"contact_identified","data":{"id":1,"attributes":{"email":" "}}}"#)
+                .unwrap(),
             Parsed::NotALead(_)
         ));
     }
 
     #[test]
     fn garbage_is_not_json() {
-        let opts = SourceOptions::default();
-        let cx = SourceContext {
-            source: "drift",
-            bot_id: "bot_drift",
-            now: now(),
-            options: &opts,
-        };
         for body in [&b"not json"[..], b"", b"{\"type\":1,\"type\":2}"] {
-            assert!(matches!(
-                Drift.parse(&req(&[], body), &cx),
-                Err(ParseError::NotJson(_))
-            ));
+            assert!(matches!(parse(body), Err(ParseError::NotJson(_))));
         }
     }
 
@@ -611,23 +561,13 @@ mod tests {
     fn sign_and_sample_round_trip() {
         let lead = Sample {
             vendor_id: "349999553",
-            name: "Ada Lovelace",
-            email: "ada@example.com",
             phone: "+447400123456",
             text: "I'd like a demo",
-            at: now(),
+            ..ada(now())
         };
         let (ct, body) = Drift.sample(&lead, &SourceOptions::default());
         assert_eq!(ct, "application/json");
-        let headers: Vec<(String, String)> = Drift
-            .sign("https://x.example/hook", &body, "s3cret", now())
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect();
-        assert_eq!(
-            Drift.verify(&req(&headers, &body), &secrets(&["s3cret"]), now()),
-            Ok(())
-        );
+        assert_signed_verifies(&Drift, URL, &body, "s3cret", now());
         let e = one_lead(&body);
         assert_eq!(
             e["event_id"],
@@ -636,7 +576,7 @@ mod tests {
                 now().timestamp_millis()
             )
         );
-        let ev = parse_value_with(&e, &Normalization::default()).unwrap();
+        let ev = canonical_lead(&e);
         assert_eq!(
             ev.visitor.email.as_ref().map(|m| m.as_str()),
             Some("ada@example.com")

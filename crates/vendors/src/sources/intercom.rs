@@ -53,8 +53,8 @@ use serde_json::{json, Map, Value};
 
 use crate::canonical::read_json;
 use crate::source::{
-    hex_matches, hmac_sha1, vendor_time, Inbound, Parsed, Sample, SourceContext, SourceKind,
-    SourceOptions, SourceSecrets, VerifyError,
+    any_secret, hex_matches, hmac_sha1, id_text, json_body, ok_or_mismatch, text, vendor_time,
+    Inbound, Parsed, Sample, SourceContext, SourceKind, SourceOptions, SourceSecrets, VerifyError,
 };
 use crate::ParseError;
 
@@ -83,22 +83,6 @@ const CONTACT_UPDATED: [&str; 7] = [
 const CONTACT_AUTHORS: [&str; 3] = ["user", "lead", "contact"];
 
 pub struct Intercom;
-
-/// A string value, trimmed; blank or not a string is absent.
-fn text(v: Option<&Value>) -> Option<&str> {
-    v.and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
-/// An id Intercom may write as a string or a number.
-fn id_text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -386,15 +370,9 @@ impl SourceKind for Intercom {
             .strip_prefix(PREFIX)
             .filter(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or(VerifyError::Malformed(HEADER))?;
-        let mut ok = false;
-        for secret in secrets.required()? {
-            ok |= hex_matches(hex_sig, &hmac_sha1(secret.as_bytes(), &[req.body]));
-        }
-        if ok {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        ok_or_mismatch(any_secret(secrets.required()?, |s| {
+            hex_matches(hex_sig, &hmac_sha1(s.as_bytes(), &[req.body]))
+        }))
     }
 
     fn parse(&self, req: &Inbound<'_>, cx: &SourceContext<'_>) -> Result<Parsed, ParseError> {
@@ -521,89 +499,52 @@ impl SourceKind for Intercom {
             "created_at": at,
             "self": null,
         });
-        ("application/json".into(), body.to_string().into_bytes())
+        json_body(&body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical::{parse_value_with, Normalization};
+    use crate::testing::{
+        self, ada, assert_signed_verifies, at, canonical_lead, context, fixture, json_headers,
+        post, secrets, tampered,
+    };
 
-    const OFFICIAL: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/intercom/user_created.signed_notifications.json"
-    );
-    const PING: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/intercom/ping.zulip.json");
-    const LEAD_CAPTURE: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/intercom/contact_lead_created.zulip.json"
-    );
-    const LEAD_FULL: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/intercom/contact_lead_created.CONSTRUCTED.json"
-    );
-    const CONVERSATION: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/intercom/conversation_user_created.CONSTRUCTED.json"
-    );
-    const CONVERSATION_V1: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/intercom/conversation_user_created.v1.zulip.json"
-    );
-    const REPLY_V1: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/intercom/conversation_user_replied.v1.zulip.json"
-    );
+    const URL: &str = "https://leads.example.com/v1/sources/intercom";
+
+    const OFFICIAL: &[u8] = fixture!("intercom/user_created.signed_notifications.json");
+    const PING: &[u8] = fixture!("intercom/ping.zulip.json");
+    const LEAD_CAPTURE: &[u8] = fixture!("intercom/contact_lead_created.zulip.json");
+    const LEAD_FULL: &[u8] = fixture!("intercom/contact_lead_created.CONSTRUCTED.json");
+    const CONVERSATION: &[u8] = fixture!("intercom/conversation_user_created.CONSTRUCTED.json");
+    const CONVERSATION_V1: &[u8] = fixture!("intercom/conversation_user_created.v1.zulip.json");
+    const REPLY_V1: &[u8] = fixture!("intercom/conversation_user_replied.v1.zulip.json");
     /// derived_vectors.json (self-consistency, not Intercom-published).
     const DERIVED_SECRET: &str = "test_client_secret";
     const DERIVED_SIG: &str = "sha1=fe8cbed1a218f1fbb00c841f40957d5b8ddc9aad";
 
     fn now() -> DateTime<Utc> {
-        DateTime::from_timestamp(1_767_225_600, 0).unwrap()
+        at(1_767_225_600)
     }
 
     fn headers(sig: &str) -> Vec<(String, String)> {
-        vec![
-            ("content-type".into(), "application/json".into()),
-            ("x-hub-signature".into(), sig.into()),
-        ]
-    }
-
-    fn req<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url: "https://leads.example.com/v1/sources/intercom",
-            headers,
-            body,
-        }
-    }
-
-    fn secrets(list: &[&str]) -> SourceSecrets {
-        SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
-            verify_token: None,
-        }
+        json_headers("x-hub-signature", sig)
     }
 
     fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
-        let opts = SourceOptions::default();
-        let cx = SourceContext {
-            source: "intercom",
-            bot_id: "bot_ic",
-            now: now(),
-            options: &opts,
-        };
-        Intercom.parse(&req(&[], body), &cx)
+        Intercom.parse(&post(URL, &[], body), &context("intercom", "bot_ic", now()))
     }
 
     fn one_lead(body: &[u8]) -> Value {
-        match parse(body).unwrap() {
-            Parsed::Leads(mut v) if v.len() == 1 => v.remove(0),
-            other => panic!("expected one lead, got {other:?}"),
-        }
+        testing::one_lead(parse(body).unwrap())
     }
 
     #[test]
     fn derived_vector_verifies_and_sign_reproduces_it() {
         let h = headers(DERIVED_SIG);
         assert_eq!(
-            Intercom.verify(&req(&h, OFFICIAL), &secrets(&[DERIVED_SECRET]), now()),
+            Intercom.verify(&post(URL, &h, OFFICIAL), &secrets(&[DERIVED_SECRET]), now()),
             Ok(())
         );
         let signed = Intercom.sign("", OFFICIAL, DERIVED_SECRET, now());
@@ -612,7 +553,7 @@ mod tests {
         let upper = format!("sha1={}", DERIVED_SIG[5..].to_ascii_uppercase());
         assert_eq!(
             Intercom.verify(
-                &req(&headers(&upper), OFFICIAL),
+                &post(URL, &headers(&upper), OFFICIAL),
                 &secrets(&[DERIVED_SECRET]),
                 now()
             ),
@@ -625,7 +566,7 @@ mod tests {
         let h = headers(DERIVED_SIG);
         assert_eq!(
             Intercom.verify(
-                &req(&h, OFFICIAL),
+                &post(URL, &h, OFFICIAL),
                 &secrets(&["current_secret", DERIVED_SECRET]),
                 now()
             ),
@@ -639,18 +580,16 @@ mod tests {
         let h = headers(DERIVED_SIG);
         let long = format!("sha1={}", "a".repeat(100_000));
         assert_eq!(
-            Intercom.verify(&req(&h, OFFICIAL), &secrets(&["wrong"]), now()),
+            Intercom.verify(&post(URL, &h, OFFICIAL), &secrets(&["wrong"]), now()),
             Err(VerifyError::Mismatch)
         );
-        let mut tampered = OFFICIAL.to_vec();
-        let i = tampered.iter().position(|&b| b == b'H').unwrap();
-        tampered[i] = b'J';
+        let tampered = tampered(OFFICIAL, b'H', b'J');
         assert_eq!(
-            Intercom.verify(&req(&h, &tampered), &s, now()),
+            Intercom.verify(&post(URL, &h, &tampered), &s, now()),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            Intercom.verify(&req(&[], OFFICIAL), &s, now()),
+            Intercom.verify(&post(URL, &[], OFFICIAL), &s, now()),
             Err(VerifyError::Missing(HEADER))
         );
         for bad in [
@@ -662,14 +601,14 @@ mod tests {
             long.as_str(),
         ] {
             assert_eq!(
-                Intercom.verify(&req(&headers(bad), OFFICIAL), &s, now()),
+                Intercom.verify(&post(URL, &headers(bad), OFFICIAL), &s, now()),
                 Err(VerifyError::Malformed(HEADER)),
                 "{}",
                 &bad[..bad.len().min(40)]
             );
         }
         assert_eq!(
-            Intercom.verify(&req(&h, OFFICIAL), &secrets(&[]), now()),
+            Intercom.verify(&post(URL, &h, OFFICIAL), &secrets(&[]), now()),
             Err(VerifyError::NoSecret)
         );
     }
@@ -707,7 +646,7 @@ mod tests {
                    "intercom_external_id": "c3ca7689-a3c1-4a05-b81d-6cdf995cea85",
                    "intercom_role": "lead"})
         );
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "shuz@example.com");
         assert_eq!(e.visitor.name.as_deref(), Some("shuuuuz"));
     }
@@ -735,7 +674,7 @@ mod tests {
             json!({"intercom_contact_id": "6762f0d11bb69f9f2193bba1",
                    "intercom_external_id": "crm-7781", "intercom_role": "lead"})
         );
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(
             e.visitor.email.unwrap().as_str(),
             "maria.garcia@example.com"
@@ -796,7 +735,7 @@ mod tests {
             json!({"from": "visitor", "text": "Hi! Do you offer annual billing & invoices?",
                    "at": "2024-12-18T16:06:40.000Z"})
         );
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "sam.lee@example.com");
         assert_eq!(e.conversation_id.as_deref(), Some("215472621209999"));
         assert_eq!(e.transcript.unwrap().lines.len(), 1);
@@ -821,7 +760,7 @@ mod tests {
             "Well, I need some help getting access to a developer account."
         );
         assert_eq!(v["context"]["source_url"], "http://localhost:9991/api/");
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "eeshan@example.com");
     }
 
@@ -866,25 +805,17 @@ mod tests {
     fn sign_and_sample_round_trip() {
         let lead = Sample {
             vendor_id: "notif_0b7c1e3a-5d55-4b8e-9a59-8f2f4d0e1c11",
-            name: "Ada Lovelace",
-            email: "ada@example.com",
-            phone: "+14155552671",
-            text: "Do you ship to Canada?",
-            at: now(),
+            ..ada(now())
         };
         let (ct, body) = Intercom.sample(&lead, &SourceOptions::default());
         assert_eq!(ct, "application/json");
-        let h = Intercom.sign("https://x.example/i", &body, "client_secret", now());
-        assert_eq!(
-            Intercom.verify(&req(&h, &body), &secrets(&["client_secret"]), now()),
-            Ok(())
-        );
+        assert_signed_verifies(&Intercom, URL, &body, "client_secret", now());
         let v = one_lead(&body);
         assert_eq!(
             v["event_id"],
             "intercom:notif_0b7c1e3a-5d55-4b8e-9a59-8f2f4d0e1c11"
         );
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "ada@example.com");
         assert_eq!(e.visitor.phone.unwrap().as_str(), "+14155552671");
         assert_eq!(e.visitor.name.as_deref(), Some("Ada Lovelace"));

@@ -59,8 +59,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::source::{
-    hmac_sha256, same_bytes, vendor_time, Inbound, Parsed, Sample, SourceContext, SourceKind,
-    SourceOptions, SourceSecrets, VerifyError,
+    credential_matches, hmac_sha256, json_body, ok_or_mismatch, vendor_time, Inbound, Parsed,
+    Sample, SourceContext, SourceKind, SourceOptions, SourceSecrets, VerifyError,
 };
 use crate::ParseError;
 
@@ -184,22 +184,17 @@ fn verify_headers(
         .filter_map(|(_, sig)| LENIENT_B64.decode(sig).ok())
         .collect();
     let ts = ts.to_string();
-    let mut ok = false;
-    for key in &keys {
-        let expected = hmac_sha256(
-            key,
-            &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", req.body],
-        );
-        for p in &presented {
-            // No early exit: the work does not depend on which entry matches.
-            ok |= same_bytes(p, &expected);
-        }
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err(VerifyError::Mismatch)
-    }
+    let expected: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|key| {
+            hmac_sha256(
+                key,
+                &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", req.body],
+            )
+        })
+        .collect();
+    // No early exit: the work does not depend on which entry matches.
+    ok_or_mismatch(credential_matches(&presented, &expected))
 }
 
 /// The event type of a Standard Webhooks `type`.
@@ -380,10 +375,7 @@ impl SourceKind for StandardWebhooks {
                 "transcript": {"lines": [{"at": at, "from": "visitor", "text": lead.text}]},
             },
         });
-        (
-            "application/json".to_string(),
-            body.to_string().into_bytes(),
-        )
+        json_body(&body)
     }
 }
 
@@ -392,31 +384,23 @@ mod tests {
     use super::*;
     use crate::canonical::{parse_value_with, Normalization};
     use crate::source::Outcome;
+    use crate::testing::{
+        at, canonical_lead, context, fixture, one_lead, post, secrets, HOSTILE_BODIES,
+    };
 
-    const VECTORS: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/standard_webhooks/vectors.json");
-    const FULL: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/standard_webhooks/spec_contact_created_full.json"
-    );
-    const THIN: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/standard_webhooks/spec_contact_created_thin.json"
-    );
-    const EXAMPLE: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/standard_webhooks/spec_example_event.json"
-    );
-    const LEAD: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/standard_webhooks/lead_created.CONSTRUCTED.json"
-    );
+    const URL: &str = "https://leads.example.com/v1/sources/sw";
+
+    const VECTORS: &[u8] = fixture!("standard_webhooks/vectors.json");
+    const FULL: &[u8] = fixture!("standard_webhooks/spec_contact_created_full.json");
+    const THIN: &[u8] = fixture!("standard_webhooks/spec_contact_created_thin.json");
+    const EXAMPLE: &[u8] = fixture!("standard_webhooks/spec_example_event.json");
+    const LEAD: &[u8] = fixture!("standard_webhooks/lead_created.CONSTRUCTED.json");
 
     const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     const MSG_ID: &str = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";
     const TS: i64 = 1_649_367_553;
     const PAYLOAD: &[u8] = br#"{"email":"test@example.com","username":"test_user"}"#;
     const SIG: &str = "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
-
-    fn at(ts: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(ts, 0).unwrap()
-    }
 
     fn headers(id: &str, ts: &str, sig: &str) -> Vec<(String, String)> {
         vec![
@@ -426,54 +410,21 @@ mod tests {
         ]
     }
 
-    fn req<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url: "https://leads.example.com/v1/sources/sw",
-            headers,
-            body,
-        }
-    }
-
-    fn secrets(list: &[&str]) -> SourceSecrets {
-        SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
-            verify_token: None,
-        }
-    }
-
     fn verify(
         h: &[(String, String)],
         body: &[u8],
         s: &[&str],
         now: i64,
     ) -> Result<(), VerifyError> {
-        StandardWebhooks.verify(&req(h, body), &secrets(s), at(now))
+        StandardWebhooks.verify(&post(URL, h, body), &secrets(s), at(now))
     }
 
-    fn opts() -> SourceOptions {
-        SourceOptions::default()
-    }
-
-    fn cx(o: &SourceOptions) -> SourceContext<'_> {
-        SourceContext {
-            source: "sw",
-            bot_id: "bot_sw",
-            now: at(1_777_000_000),
-            options: o,
-        }
+    fn cx() -> SourceContext<'static> {
+        context("sw", "bot_sw", at(1_777_000_000))
     }
 
     fn parse(h: &[(String, String)], body: &[u8]) -> Parsed {
-        let o = opts();
-        StandardWebhooks.parse(&req(h, body), &cx(&o)).unwrap()
-    }
-
-    fn one_lead(p: Parsed) -> Value {
-        match p {
-            Parsed::Leads(mut v) if v.len() == 1 => v.remove(0),
-            other => panic!("expected one lead, got {other:?}"),
-        }
+        StandardWebhooks.parse(&post(URL, h, body), &cx()).unwrap()
     }
 
     #[test]
@@ -676,7 +627,7 @@ mod tests {
         assert_eq!(v["occurred_at"], "2026-05-04T11:23:45.123Z");
         assert_eq!(v["conversation_id"], "conv_8842");
         assert!(v.get("id").is_none(), "data.id is not copied");
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(
             e.visitor.email.unwrap().as_str(),
             "priya.sharma@example.com"
@@ -714,13 +665,12 @@ mod tests {
             one_lead(parse(&h1, LEAD))["event_id"],
             one_lead(parse(&h2, LEAD))["event_id"]
         );
-        let o = opts();
         assert!(matches!(
-            StandardWebhooks.parse(&req(&h1, b"{nope"), &cx(&o)),
+            StandardWebhooks.parse(&post(URL, &h1, b"{nope"), &cx()),
             Err(ParseError::NotJson(_))
         ));
         assert!(matches!(
-            StandardWebhooks.parse(&req(&h1, br#"{"a":1,"a":2}"#), &cx(&o)),
+            StandardWebhooks.parse(&post(URL, &h1, br#"{"a":1,"a":2}"#), &cx()),
             Err(ParseError::NotJson(_))
         ));
     }
@@ -736,12 +686,12 @@ mod tests {
             text: "Pricing for 25 seats?",
             at: now,
         };
-        let (ct, body) = StandardWebhooks.sample(&lead, &opts());
+        let (ct, body) = StandardWebhooks.sample(&lead, &SourceOptions::default());
         assert_eq!(ct, "application/json");
         let h = StandardWebhooks.sign("https://x", &body, SECRET, now);
         assert_eq!(verify(&h, &body, &[SECRET], now.timestamp()), Ok(()));
         let v = one_lead(parse(&h, &body));
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "priya@example.com");
         assert_eq!(e.visitor.phone.unwrap().as_str(), "+919876543210");
         assert_eq!(e.transcript.unwrap().lines[0].text, "Pricing for 25 seats?");
@@ -756,21 +706,6 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.content_type, "application/json");
     }
-
-    const HOSTILE_BODIES: [&[u8]; 12] = [
-        b"",
-        b"null",
-        b"\"text\"",
-        b"[]",
-        b"{}",
-        b"{\"data\":null}",
-        b"{\"type\":7,\"timestamp\":{},\"data\":{\"visitor\":[]}}",
-        b"{\"sessionInfo\":{\"session\":\"/\",\"parameters\":[1]},\"pageInfo\":{\"formInfo\":{\"parameterInfo\":[1,{\"displayName\":3}]}}}",
-        b"{\"sessionInfo\":{\"parameters\":{\"email\":{\"name\":5},\"phone\":[1],\"\":1}}}",
-        &[0xff, 0xfe, 0x00],
-        b"{\"a\":\"\\ud800\"}",
-        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
-    ];
 
     #[test]
     fn hostile_inputs_never_panic() {
@@ -788,13 +723,12 @@ mod tests {
             "9223372036854775807",
             "-9223372036854775808",
         ];
-        let o = opts();
         for a in weird {
             for b in weird {
                 let h = headers(a, b, b);
                 let _ = verify(&h, PAYLOAD, &[SECRET, a], TS);
                 for body in HOSTILE_BODIES {
-                    let _ = StandardWebhooks.parse(&req(&h, body), &cx(&o));
+                    let _ = StandardWebhooks.parse(&post(URL, &h, body), &cx());
                 }
             }
         }

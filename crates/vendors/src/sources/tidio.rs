@@ -37,8 +37,8 @@ use serde_json::{json, Map, Value};
 
 use crate::canonical::read_json;
 use crate::source::{
-    hex_matches, hmac_sha256, vendor_time, Inbound, Parsed, Sample, SourceContext, SourceKind,
-    SourceOptions, SourceSecrets, VerifyError,
+    any_secret, hex_matches, hmac_sha256, json_body, ok_or_mismatch, text, vendor_time, Inbound,
+    Parsed, Sample, SourceContext, SourceKind, SourceOptions, SourceSecrets, VerifyError,
 };
 use crate::ParseError;
 
@@ -85,13 +85,6 @@ fn signature(secret: &str, body: &[u8], t: u64) -> Vec<u8> {
     hmac_sha256(secret.as_bytes(), &[body, b"_", t.to_string().as_bytes()])
 }
 
-/// A string value, trimmed; blank or not a string is absent.
-fn text(v: Option<&Value>) -> Option<&str> {
-    v.and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
 impl SourceKind for Tidio {
     fn name(&self) -> &'static str {
         "tidio"
@@ -106,19 +99,12 @@ impl SourceKind for Tidio {
         let header = req.header(HEADER).ok_or(VerifyError::Missing(HEADER))?;
         let (t, sigs) = parse_header(header)?;
         let secrets = secrets.required()?;
-        let mut ok = false;
-        for secret in secrets {
+        ok_or_mismatch(any_secret(secrets, |secret| {
             let expected = signature(secret, req.body, t);
-            for s in &sigs {
-                // No early exit: every pair is compared.
-                ok |= hex_matches(s, &expected);
-            }
-        }
-        if ok {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+            // No early exit: every pair is compared.
+            sigs.iter()
+                .fold(false, |ok, s| hex_matches(s, &expected) | ok)
+        }))
     }
 
     fn parse(&self, req: &Inbound<'_>, cx: &SourceContext<'_>) -> Result<Parsed, ParseError> {
@@ -252,7 +238,7 @@ impl SourceKind for Tidio {
                 "properties": [],
             },
         });
-        ("application/json".into(), body.to_string().into_bytes())
+        json_body(&body)
     }
 }
 
@@ -260,67 +246,37 @@ impl SourceKind for Tidio {
 mod tests {
     use super::*;
     use crate::canonical::{parse_value_with, Normalization};
+    use crate::testing::{
+        self, ada, assert_signed_verifies, at, canonical_lead, context, fixture, json_headers,
+        post, secrets, tampered,
+    };
 
-    const FIXTURE: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/tidio/contact_created.json");
-    const CONVERSATION: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/tidio/conversation_solved_by_operator.CONSTRUCTED.json"
-    );
+    const URL: &str = "https://leads.example.com/v1/sources/tidio";
+
+    const FIXTURE: &[u8] = fixture!("tidio/contact_created.json");
+    const CONVERSATION: &[u8] = fixture!("tidio/conversation_solved_by_operator.CONSTRUCTED.json");
     /// derived_vectors.json (self-consistency, not Tidio-published).
     const DERIVED_SECRET: &str = "test_tidio_secret";
     const DERIVED_HEADER: &str =
         "t=1687177446,s=b2d5703e1fcbe6dbb3c22aae10190d3ffda52418a696e3946d140d0f395fb749";
 
     fn now() -> DateTime<Utc> {
-        DateTime::from_timestamp(1_767_225_600, 0).unwrap()
-    }
-
-    fn headers(sig: &str) -> Vec<(String, String)> {
-        vec![
-            ("content-type".into(), "application/json".into()),
-            (HEADER.into(), sig.into()),
-        ]
-    }
-
-    fn req<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url: "https://leads.example.com/v1/sources/tidio",
-            headers,
-            body,
-        }
-    }
-
-    fn secrets(list: &[&str]) -> SourceSecrets {
-        SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
-            verify_token: None,
-        }
+        at(1_767_225_600)
     }
 
     fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
-        let opts = SourceOptions::default();
-        let cx = SourceContext {
-            source: "tidio",
-            bot_id: "bot_tidio",
-            now: now(),
-            options: &opts,
-        };
-        Tidio.parse(&req(&[], body), &cx)
+        Tidio.parse(&post(URL, &[], body), &context("tidio", "bot_tidio", now()))
     }
 
     fn one_lead(body: &[u8]) -> Value {
-        match parse(body).unwrap() {
-            Parsed::Leads(mut v) if v.len() == 1 => v.remove(0),
-            other => panic!("expected one lead, got {other:?}"),
-        }
+        testing::one_lead(parse(body).unwrap())
     }
 
     #[test]
     fn derived_vector_verifies() {
-        let h = headers(DERIVED_HEADER);
+        let h = json_headers(HEADER, DERIVED_HEADER);
         assert_eq!(
-            Tidio.verify(&req(&h, FIXTURE), &secrets(&[DERIVED_SECRET]), now()),
+            Tidio.verify(&post(URL, &h, FIXTURE), &secrets(&[DERIVED_SECRET]), now()),
             Ok(())
         );
         // sign() reproduces it at the same time.
@@ -332,10 +288,10 @@ mod tests {
     #[test]
     fn rotation_any_signature_any_secret() {
         // Our second secret verifies.
-        let h = headers(DERIVED_HEADER);
+        let h = json_headers(HEADER, DERIVED_HEADER);
         assert_eq!(
             Tidio.verify(
-                &req(&h, FIXTURE),
+                &post(URL, &h, FIXTURE),
                 &secrets(&["new_secret", DERIVED_SECRET]),
                 now()
             ),
@@ -344,9 +300,9 @@ mod tests {
         // Tidio's second `s=` (its own rotation) verifies too.
         let other = hex::encode(signature("other", FIXTURE, 1_687_177_446));
         let good = DERIVED_HEADER.split(",s=").nth(1).unwrap();
-        let h = headers(&format!("t=1687177446,s={other},s={good}"));
+        let h = json_headers(HEADER, &format!("t=1687177446,s={other},s={good}"));
         assert_eq!(
-            Tidio.verify(&req(&h, FIXTURE), &secrets(&[DERIVED_SECRET]), now()),
+            Tidio.verify(&post(URL, &h, FIXTURE), &secrets(&[DERIVED_SECRET]), now()),
             Ok(())
         );
     }
@@ -354,26 +310,27 @@ mod tests {
     #[test]
     fn refusals() {
         let s = secrets(&[DERIVED_SECRET]);
-        let h = headers(DERIVED_HEADER);
+        let h = json_headers(HEADER, DERIVED_HEADER);
         assert_eq!(
-            Tidio.verify(&req(&h, FIXTURE), &secrets(&["wrong"]), now()),
+            Tidio.verify(&post(URL, &h, FIXTURE), &secrets(&["wrong"]), now()),
             Err(VerifyError::Mismatch)
         );
-        let mut tampered = FIXTURE.to_vec();
-        let i = tampered.iter().position(|&b| b == b'J').unwrap();
-        tampered[i] = b'K';
+        let tampered = tampered(FIXTURE, b'J', b'K');
         assert_eq!(
-            Tidio.verify(&req(&h, &tampered), &s, now()),
+            Tidio.verify(&post(URL, &h, &tampered), &s, now()),
             Err(VerifyError::Mismatch)
         );
         // Another timestamp is another signed text.
-        let h2 = headers(&DERIVED_HEADER.replace("t=1687177446", "t=1687177447"));
+        let h2 = json_headers(
+            HEADER,
+            &DERIVED_HEADER.replace("t=1687177446", "t=1687177447"),
+        );
         assert_eq!(
-            Tidio.verify(&req(&h2, FIXTURE), &s, now()),
+            Tidio.verify(&post(URL, &h2, FIXTURE), &s, now()),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            Tidio.verify(&req(&[], FIXTURE), &s, now()),
+            Tidio.verify(&post(URL, &[], FIXTURE), &s, now()),
             Err(VerifyError::Missing(HEADER))
         );
         for bad in [
@@ -386,23 +343,27 @@ mod tests {
             "t=99999999999999999999,s=ab",
         ] {
             assert_eq!(
-                Tidio.verify(&req(&headers(bad), FIXTURE), &s, now()),
+                Tidio.verify(&post(URL, &json_headers(HEADER, bad), FIXTURE), &s, now()),
                 Err(VerifyError::Malformed(HEADER)),
                 "{bad}"
             );
         }
         let huge = format!("t=1,{}", "s=00,".repeat(2000));
         assert_eq!(
-            Tidio.verify(&req(&headers(&huge), FIXTURE), &s, now()),
+            Tidio.verify(&post(URL, &json_headers(HEADER, &huge), FIXTURE), &s, now()),
             Err(VerifyError::Malformed(HEADER))
         );
         // A signature that is not hex is just not a match.
         assert_eq!(
-            Tidio.verify(&req(&headers("t=1,s=zz"), FIXTURE), &s, now()),
+            Tidio.verify(
+                &post(URL, &json_headers(HEADER, "t=1,s=zz"), FIXTURE),
+                &s,
+                now()
+            ),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            Tidio.verify(&req(&h, FIXTURE), &secrets(&[]), now()),
+            Tidio.verify(&post(URL, &h, FIXTURE), &secrets(&[]), now()),
             Err(VerifyError::NoSecret)
         );
     }
@@ -411,9 +372,9 @@ mod tests {
     fn no_timestamp_window_is_applied() {
         // Tidio documents none: a years-old signature still verifies.
         let far = DateTime::from_timestamp(4_000_000_000, 0).unwrap();
-        let h = headers(DERIVED_HEADER);
+        let h = json_headers(HEADER, DERIVED_HEADER);
         assert_eq!(
-            Tidio.verify(&req(&h, FIXTURE), &secrets(&[DERIVED_SECRET]), far),
+            Tidio.verify(&post(URL, &h, FIXTURE), &secrets(&[DERIVED_SECRET]), far),
             Ok(())
         );
     }
@@ -468,7 +429,7 @@ mod tests {
         let v = one_lead(body.to_string().as_bytes());
         assert_eq!(v["event_type"], "lead.updated");
         assert!(v["visitor"].get("phone").is_none());
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "john.doe@example.com");
     }
 
@@ -507,22 +468,14 @@ mod tests {
     fn sign_and_sample_round_trip() {
         let lead = Sample {
             vendor_id: "0b7c1e3a-5d55-4b8e-9a59-8f2f4d0e1c11",
-            name: "Ada Lovelace",
-            email: "ada@example.com",
-            phone: "+14155552671",
-            text: "Do you ship to Canada?",
-            at: now(),
+            ..ada(now())
         };
         let (ct, body) = Tidio.sample(&lead, &SourceOptions::default());
         assert_eq!(ct, "application/json");
-        let h = Tidio.sign("https://x.example/t", &body, "s3cret", now());
-        assert_eq!(
-            Tidio.verify(&req(&h, &body), &secrets(&["s3cret"]), now()),
-            Ok(())
-        );
+        assert_signed_verifies(&Tidio, URL, &body, "s3cret", now());
         let v = one_lead(&body);
         assert_eq!(v["event_id"], "tidio:0b7c1e3a-5d55-4b8e-9a59-8f2f4d0e1c11");
-        let e = parse_value_with(&v, &Normalization::default()).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.email.unwrap().as_str(), "ada@example.com");
         assert_eq!(e.visitor.phone.unwrap().as_str(), "+14155552671");
         assert_eq!(e.visitor.first_name.as_deref(), Some("Ada"));

@@ -55,8 +55,8 @@ use sha2::{Digest, Sha256};
 
 use crate::canonical;
 use crate::source::{
-    hex_matches, hmac_sha1, same_bytes, Inbound, Outcome, Parsed, Reply, Sample, SourceContext,
-    SourceKind, SourceOptions, SourceSecrets, VerifyError,
+    credential_matches, hex_matches, hmac_sha1, ok_or_mismatch, Inbound, Outcome, Parsed, Reply,
+    Sample, SourceContext, SourceKind, SourceOptions, SourceSecrets, VerifyError,
 };
 use crate::ParseError;
 
@@ -104,15 +104,17 @@ impl SourceKind for Twilio {
             None => form_params(req.body),
         };
         let data = params_data(&params);
-        for url in url_variants(req.url) {
-            for secret in secrets {
-                let mac = hmac_sha1(secret.as_bytes(), &[url.as_bytes(), data.as_bytes()]);
-                if same_bytes(&presented, &mac) {
-                    return Ok(());
-                }
-            }
-        }
-        Err(VerifyError::Mismatch)
+        let data = data.as_bytes();
+        // Every form of the URL with every token.
+        let expected: Vec<Vec<u8>> = url_variants(req.url)
+            .iter()
+            .flat_map(|url| {
+                secrets
+                    .iter()
+                    .map(move |s| hmac_sha1(s.as_bytes(), &[url.as_bytes(), data]))
+            })
+            .collect();
+        ok_or_mismatch(credential_matches(&[presented], &expected))
     }
 
     fn parse(&self, req: &Inbound<'_>, cx: &SourceContext<'_>) -> Result<Parsed, ParseError> {
@@ -415,43 +417,26 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
     use crate::canonical::{parse_value_with, Normalization};
-    use chrono::TimeZone;
+    use crate::testing::{
+        self, ada, assert_signed_verifies, at, canonical_lead, context, fixture, pairs, pairs_of,
+        post, secrets, tampered,
+    };
 
-    const SMS: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/twilio/inbound_sms.CONSTRUCTED.txt");
-    const WHATSAPP: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/twilio/inbound_whatsapp.CONSTRUCTED.txt"
-    );
-    const STATUS: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/twilio/status_callback_delivered.CONSTRUCTED.txt"
-    );
-    const VECTORS: &[u8] = include_bytes!("../../../../tests/fixtures/vendors/twilio/vectors.json");
+    const SMS: &[u8] = fixture!("twilio/inbound_sms.CONSTRUCTED.txt");
+    const WHATSAPP: &[u8] = fixture!("twilio/inbound_whatsapp.CONSTRUCTED.txt");
+    const STATUS: &[u8] = fixture!("twilio/status_callback_delivered.CONSTRUCTED.txt");
+    const VECTORS: &[u8] = fixture!("twilio/vectors.json");
 
     const URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
     const FORM: &str = "application/x-www-form-urlencoded";
 
+    /// 2026-05-04T12:00:00Z.
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 5, 4, 12, 0, 0).unwrap()
+        at(1_777_896_000)
     }
 
-    fn opts() -> SourceOptions {
-        SourceOptions::default()
-    }
-
-    fn cx(options: &SourceOptions) -> SourceContext<'_> {
-        SourceContext {
-            source: "tw",
-            bot_id: "bot_tw",
-            now: now(),
-            options,
-        }
-    }
-
-    fn secrets(list: &[&str]) -> SourceSecrets {
-        SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
-            verify_token: None,
-        }
+    fn cx() -> SourceContext<'static> {
+        context("tw", "bot_tw", now())
     }
 
     fn hdrs(sig: Option<&str>, content_type: &str) -> Vec<(String, String)> {
@@ -460,21 +445,6 @@ mod tests {
             h.push(("x-twilio-signature".to_string(), s.to_string()));
         }
         h
-    }
-
-    fn req<'a>(url: &'a str, headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url,
-            headers,
-            body,
-        }
-    }
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     fn sdk_params() -> Vec<(String, String)> {
@@ -497,7 +467,7 @@ mod tests {
 
     fn verify(url: &str, sig: &str, body: &[u8], tokens: &[&str]) -> Result<(), VerifyError> {
         let h = hdrs(Some(sig), FORM);
-        Twilio.verify(&req(url, &h, body), &secrets(tokens), now())
+        Twilio.verify(&post(url, &h, body), &secrets(tokens), now())
     }
 
     // ---- signatures ----
@@ -570,17 +540,7 @@ mod tests {
         let list = v["vectors"].as_array().unwrap();
         assert!(list.len() >= 7);
         for t in list {
-            let params: Vec<(String, String)> = t["params"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| {
-                    (
-                        p[0].as_str().unwrap().to_string(),
-                        p[1].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
+            let params = pairs_of(&t["params"]);
             assert_eq!(
                 expected_signature(
                     t["token"].as_str().unwrap(),
@@ -687,13 +647,13 @@ mod tests {
         );
         let h = hdrs(Some("a9nBmqA0ju/hNViExpshrM61xv4="), "application/json");
         assert_eq!(
-            Twilio.verify(&req(&url, &h, body), &secrets(&["12345"]), now()),
+            Twilio.verify(&post(&url, &h, body), &secrets(&["12345"]), now()),
             Ok(())
         );
         let mut tampered = body.to_vec();
         tampered[3] = b'P';
         assert_eq!(
-            Twilio.verify(&req(&url, &h, &tampered), &secrets(&["12345"]), now()),
+            Twilio.verify(&post(&url, &h, &tampered), &secrets(&["12345"]), now()),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
@@ -719,16 +679,18 @@ mod tests {
             verify(url, &sig, WHATSAPP, &["other"]),
             Err(VerifyError::Mismatch)
         );
-        let mut tampered = WHATSAPP.to_vec();
-        let i = tampered.iter().position(|&b| b == b'J').unwrap();
-        tampered[i] = b'K';
+        let tampered = tampered(WHATSAPP, b'J', b'K');
         assert_eq!(
             verify(url, &sig, &tampered, &["current-token"]),
             Err(VerifyError::Mismatch)
         );
         let h = hdrs(None, FORM);
         assert_eq!(
-            Twilio.verify(&req(url, &h, WHATSAPP), &secrets(&["current-token"]), now()),
+            Twilio.verify(
+                &post(url, &h, WHATSAPP),
+                &secrets(&["current-token"]),
+                now()
+            ),
             Err(VerifyError::Missing(SIGNATURE_HEADER))
         );
         for bad in [
@@ -746,7 +708,7 @@ mod tests {
         }
         let h = hdrs(Some(&sig), FORM);
         assert_eq!(
-            Twilio.verify(&req(url, &h, WHATSAPP), &SourceSecrets::default(), now()),
+            Twilio.verify(&post(url, &h, WHATSAPP), &SourceSecrets::default(), now()),
             Err(VerifyError::NoSecret)
         );
     }
@@ -795,30 +757,16 @@ mod tests {
     // ---- parse ----
 
     fn parse(body: &[u8], content_type: &str) -> Result<Parsed, ParseError> {
-        let o = opts();
         let h = hdrs(None, content_type);
-        Twilio.parse(&req("https://h.example/tw", &h, body), &cx(&o))
+        Twilio.parse(&post("https://h.example/tw", &h, body), &cx())
     }
 
     fn lead(body: &[u8]) -> Value {
-        match parse(body, FORM).unwrap() {
-            Parsed::Leads(mut l) => {
-                assert_eq!(l.len(), 1);
-                l.remove(0)
-            }
-            other => panic!("expected a lead, got {other:?}"),
-        }
+        testing::one_lead(parse(body, FORM).unwrap())
     }
 
     fn not_a_lead(body: &[u8]) -> String {
-        match parse(body, FORM).unwrap() {
-            Parsed::NotALead(r) => r,
-            other => panic!("expected not a lead, got {other:?}"),
-        }
-    }
-
-    fn canonical(v: &Value) -> Result<lb_domain::LeadEvent, ParseError> {
-        parse_value_with(v, &Normalization::default())
+        testing::not_a_lead(parse(body, FORM).unwrap())
     }
 
     #[test]
@@ -841,7 +789,7 @@ mod tests {
             v["transcript"]["lines"],
             json!([{"at": "2026-05-04T12:00:00.000Z", "from": "visitor", "text": "Hi, do you ship to Canada?"}])
         );
-        let e = canonical(&v).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+14155550123");
         assert_eq!(e.visitor.wa_id.as_ref().unwrap().as_str(), "14155550123");
         assert_eq!(e.visitor.name.as_deref(), Some("Jane Doe"));
@@ -858,7 +806,7 @@ mod tests {
         assert_eq!(v["transcript"]["lines"][0]["text"], "Ahoy!");
         // The research's constructed number (+1 123…) has no valid US area code: the kind
         // passes it through and the canonical parser refuses it.
-        match canonical(&v) {
+        match parse_value_with(&v, &Normalization::default()) {
             Err(ParseError::Invalid(errs)) => {
                 assert!(errs.iter().any(|e| e.field == "visitor.phone"), "{errs:?}")
             }
@@ -872,7 +820,7 @@ mod tests {
             + "&FromCountry=US&FromState=CA&FromCity=SAN+FRANCISCO";
         let v = lead(body.as_bytes());
         assert_eq!(v["transcript"]["lines"][0]["text"], "Ahoy! [2 media]");
-        let e = canonical(&v).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+14158675309");
         assert_eq!(e.visitor.country.as_deref(), Some("US"));
         assert_eq!(e.visitor.state.as_deref(), Some("US-CA"));
@@ -889,7 +837,7 @@ mod tests {
             v["context"]["ad_click_id"],
             "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-ZABCDEF"
         );
-        assert!(canonical(&v).unwrap().context.ad_click_id.is_some());
+        assert!(canonical_lead(&v).context.ad_click_id.is_some());
     }
 
     #[test]
@@ -953,8 +901,7 @@ mod tests {
             body: b"",
         };
         assert_eq!(Twilio.verify(&r, &secrets(&["tok"]), now()), Ok(()));
-        let o = opts();
-        match Twilio.parse(&r, &cx(&o)).unwrap() {
+        match Twilio.parse(&r, &cx()).unwrap() {
             Parsed::Leads(l) => assert_eq!(l[0]["visitor"]["phone"], "+14158675309"),
             other => panic!("{other:?}"),
         }
@@ -999,32 +946,22 @@ mod tests {
     fn sample_round_trip() {
         let lead_in = Sample {
             vendor_id: "SM0123456789abcdef0123456789abcdef",
-            name: "Ada Lovelace",
             email: "",
             phone: "+14155550123",
             text: "Do you have a free trial? 50% off & more",
-            at: now(),
+            ..ada(now())
         };
-        let (ct, body) = Twilio.sample(&lead_in, &opts());
+        let (ct, body) = Twilio.sample(&lead_in, &SourceOptions::default());
         assert_eq!(ct, FORM);
         let url = "https://hooks.example.com/v1/sources/tw";
-        let signed = Twilio.sign(url, &body, "auth-token", now());
-        let h: Vec<(String, String)> = signed
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .chain([("content-type".to_string(), ct.clone())])
-            .collect();
-        assert_eq!(
-            Twilio.verify(&req(url, &h, &body), &secrets(&["auth-token"]), now()),
-            Ok(())
-        );
+        assert_signed_verifies(&Twilio, url, &body, "auth-token", now());
         let v = lead(&body);
         assert_eq!(v["event_id"], "tw:SM0123456789abcdef0123456789abcdef");
         assert_eq!(
             v["transcript"]["lines"][0]["text"],
             "Do you have a free trial? 50% off & more"
         );
-        let e = canonical(&v).unwrap();
+        let e = canonical_lead(&v);
         assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+14155550123");
         assert_eq!(e.visitor.wa_id.as_ref().unwrap().as_str(), "14155550123");
         assert_eq!(e.visitor.name.as_deref(), Some("Ada Lovelace"));

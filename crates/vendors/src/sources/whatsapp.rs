@@ -47,8 +47,8 @@ use serde_json::{json, Map, Value};
 
 use crate::canonical;
 use crate::source::{
-    hmac_sha256, same_bytes, vendor_time, Inbound, Parsed, Sample, SourceContext, SourceKind,
-    SourceOptions, SourceSecrets, VerifyError,
+    any_secret, hmac_sha256, json_body, ok_or_mismatch, same_bytes, vendor_time, Inbound, Parsed,
+    Sample, SourceContext, SourceKind, SourceOptions, SourceSecrets, VerifyError,
 };
 use crate::ParseError;
 
@@ -87,14 +87,9 @@ impl SourceKind for WhatsApp {
             .header(SIGNATURE_HEADER)
             .ok_or(VerifyError::Missing(SIGNATURE_HEADER))?;
         let presented = parse_signature(header)?;
-        let matched = secrets
-            .iter()
-            .any(|s| same_bytes(&presented, &hmac_sha256(s.as_bytes(), &[req.body])));
-        if matched {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        ok_or_mismatch(any_secret(secrets, |s| {
+            same_bytes(&presented, &hmac_sha256(s.as_bytes(), &[req.body]))
+        }))
     }
 
     fn parse(&self, req: &Inbound<'_>, cx: &SourceContext<'_>) -> Result<Parsed, ParseError> {
@@ -150,10 +145,7 @@ impl SourceKind for WhatsApp {
                 }],
             }],
         });
-        (
-            "application/json".to_string(),
-            body.to_string().into_bytes(),
-        )
+        json_body(&body)
     }
 }
 
@@ -422,61 +414,35 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical::{parse_value_with, Normalization};
     use crate::source::{Outcome, Reply, SourceKind};
+    use crate::testing::{
+        self, ada, assert_signed_verifies, at, canonical_lead, context, fixture, headers, post,
+        tampered,
+    };
     use chrono::TimeZone;
 
-    const SHEENA: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/whatsapp/text_message.json");
-    const SHEENA_MIN: &[u8] =
-        include_bytes!("../../../../tests/fixtures/vendors/whatsapp/text_message.min.json");
-    const DASHBOARD: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/whatsapp/dashboard_test_message.min.json"
-    );
-    const STATUS: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/whatsapp/status_delivered.CONSTRUCTED.json"
-    );
-    const REFERRAL: &[u8] = include_bytes!(
-        "../../../../tests/fixtures/vendors/whatsapp/referral_message.CONSTRUCTED.json"
-    );
+    const URL: &str = "https://hooks.example.com/v1/sources/wa";
 
+    const SHEENA: &[u8] = fixture!("whatsapp/text_message.json");
+    const SHEENA_MIN: &[u8] = fixture!("whatsapp/text_message.min.json");
+    const DASHBOARD: &[u8] = fixture!("whatsapp/dashboard_test_message.min.json");
+    const STATUS: &[u8] = fixture!("whatsapp/status_delivered.CONSTRUCTED.json");
+    const REFERRAL: &[u8] = fixture!("whatsapp/referral_message.CONSTRUCTED.json");
+
+    /// 2026-05-04T12:00:00Z.
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 5, 4, 12, 0, 0).unwrap()
+        at(1_777_896_000)
     }
 
-    fn opts() -> SourceOptions {
-        SourceOptions::default()
+    fn cx() -> SourceContext<'static> {
+        context("wa", "bot_wa", now())
     }
 
-    fn cx(options: &SourceOptions) -> SourceContext<'_> {
-        SourceContext {
-            source: "wa",
-            bot_id: "bot_wa",
-            now: now(),
-            options,
-        }
-    }
-
+    /// The app secrets, and the handshake's verify token.
     fn secrets(list: &[&str]) -> SourceSecrets {
         SourceSecrets {
-            secrets: list.iter().map(|s| s.to_string()).collect(),
             verify_token: Some("my-verify-token".into()),
-        }
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-            .collect()
-    }
-
-    fn post<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Inbound<'a> {
-        Inbound {
-            method: "POST",
-            url: "https://hooks.example.com/v1/sources/wa",
-            headers,
-            body,
+            ..SourceSecrets::of(list)
         }
     }
 
@@ -489,20 +455,19 @@ mod tests {
         }
     }
 
+    fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
+        WhatsApp.parse(&post(URL, &[], body), &cx())
+    }
+
     fn leads(body: &[u8]) -> Vec<Value> {
-        let o = opts();
-        match WhatsApp.parse(&post(&[], body), &cx(&o)).unwrap() {
+        match parse(body).unwrap() {
             Parsed::Leads(l) => l,
             other => panic!("expected leads, got {other:?}"),
         }
     }
 
     fn not_a_lead(body: &[u8]) -> String {
-        let o = opts();
-        match WhatsApp.parse(&post(&[], body), &cx(&o)).unwrap() {
-            Parsed::NotALead(r) => r,
-            other => panic!("expected not a lead, got {other:?}"),
-        }
+        testing::not_a_lead(parse(body).unwrap())
     }
 
     // ---- handshake ----
@@ -588,7 +553,11 @@ mod tests {
             "sha256=0c61947b610d4f45e65f3d680e26027121ec2413e77598bcb6cfc6e0d9888221",
         )]);
         assert_eq!(
-            WhatsApp.verify(&post(&h, b"test"), &secrets(&["TEST_APP_SECRET"]), now()),
+            WhatsApp.verify(
+                &post(URL, &h, b"test"),
+                &secrets(&["TEST_APP_SECRET"]),
+                now()
+            ),
             Ok(())
         );
     }
@@ -599,7 +568,11 @@ mod tests {
         let sig = "sha256=ded1d1d9621cffa39832ccf2b330fa476b4dc8ec2a5d102e1e554312b3f21d42";
         let h = headers(&[(SIGNATURE_HEADER, sig)]);
         assert_eq!(
-            WhatsApp.verify(&post(&h, SHEENA_MIN), &secrets(&["test_app_secret"]), now()),
+            WhatsApp.verify(
+                &post(URL, &h, SHEENA_MIN),
+                &secrets(&["test_app_secret"]),
+                now()
+            ),
             Ok(())
         );
         assert_eq!(
@@ -613,7 +586,7 @@ mod tests {
         )]);
         assert_eq!(
             WhatsApp.verify(
-                &post(&upper, SHEENA_MIN),
+                &post(URL, &upper, SHEENA_MIN),
                 &secrets(&["test_app_secret"]),
                 now()
             ),
@@ -628,25 +601,23 @@ mod tests {
         let h = headers(&[(SIGNATURE_HEADER, &signed[0].1)]);
         // Rotation: the second secret of the list verifies.
         assert_eq!(
-            WhatsApp.verify(&post(&h, body), &secrets(&["old", "current"]), now()),
+            WhatsApp.verify(&post(URL, &h, body), &secrets(&["old", "current"]), now()),
             Ok(())
         );
         // Wrong secret.
         assert_eq!(
-            WhatsApp.verify(&post(&h, body), &secrets(&["other"]), now()),
+            WhatsApp.verify(&post(URL, &h, body), &secrets(&["other"]), now()),
             Err(VerifyError::Mismatch)
         );
         // Tampered body (one byte).
-        let mut tampered = body.to_vec();
-        let i = tampered.iter().position(|&b| b == b'D').unwrap();
-        tampered[i] = b'd';
+        let tampered = tampered(body, b'D', b'd');
         assert_eq!(
-            WhatsApp.verify(&post(&h, &tampered), &secrets(&["current"]), now()),
+            WhatsApp.verify(&post(URL, &h, &tampered), &secrets(&["current"]), now()),
             Err(VerifyError::Mismatch)
         );
         // Missing header.
         assert_eq!(
-            WhatsApp.verify(&post(&[], body), &secrets(&["current"]), now()),
+            WhatsApp.verify(&post(URL, &[], body), &secrets(&["current"]), now()),
             Err(VerifyError::Missing(SIGNATURE_HEADER))
         );
         // Malformed headers.
@@ -660,7 +631,7 @@ mod tests {
         ] {
             let h = headers(&[(SIGNATURE_HEADER, bad)]);
             assert_eq!(
-                WhatsApp.verify(&post(&h, body), &secrets(&["current"]), now()),
+                WhatsApp.verify(&post(URL, &h, body), &secrets(&["current"]), now()),
                 Err(VerifyError::Malformed(SIGNATURE_HEADER)),
                 "{bad}"
             );
@@ -668,22 +639,17 @@ mod tests {
         let huge = format!("sha256={}", "a".repeat(1 << 20));
         let h = headers(&[(SIGNATURE_HEADER, &huge)]);
         assert_eq!(
-            WhatsApp.verify(&post(&h, body), &secrets(&["current"]), now()),
+            WhatsApp.verify(&post(URL, &h, body), &secrets(&["current"]), now()),
             Err(VerifyError::Malformed(SIGNATURE_HEADER))
         );
         // No secret configured.
         assert_eq!(
-            WhatsApp.verify(&post(&h, body), &SourceSecrets::default(), now()),
+            WhatsApp.verify(&post(URL, &h, body), &SourceSecrets::default(), now()),
             Err(VerifyError::NoSecret)
         );
     }
 
     // ---- parse ----
-
-    fn canonical_ok(v: &Value) -> lb_domain::LeadEvent {
-        parse_value_with(v, &Normalization::default())
-            .unwrap_or_else(|e| panic!("canonical parser refused {v}: {e:?}"))
-    }
 
     #[test]
     fn meta_sample_maps_to_one_message_event() {
@@ -694,7 +660,7 @@ mod tests {
         assert_eq!(v["bot_id"], "bot_wa");
         assert_eq!(
             v["event_id"],
-            cx(&opts()).event_id("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=")
+            cx().event_id("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=")
         );
         assert_eq!(v["occurred_at"], "2025-06-08T20:59:43.000Z");
         assert_eq!(v["visitor"]["wa_id"], "16505551234");
@@ -706,7 +672,7 @@ mod tests {
             v["transcript"]["lines"],
             json!([{"at": "2025-06-08T20:59:43.000Z", "from": "visitor", "text": "Does it come in another color?"}])
         );
-        let e = canonical_ok(v);
+        let e = canonical_lead(v);
         assert_eq!(e.visitor.wa_id.as_ref().unwrap().as_str(), "16505551234");
         assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+16505551234");
         assert_eq!(e.visitor.name.as_deref(), Some("Sheena Nelson"));
@@ -730,7 +696,7 @@ mod tests {
             v["transcript"]["lines"][0]["text"],
             "this is a text message"
         );
-        let e = canonical_ok(v);
+        let e = canonical_lead(v);
         assert_eq!(e.visitor.wa_id.as_ref().unwrap().as_str(), "16315551181");
         assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+16315551181");
     }
@@ -748,7 +714,7 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("Aff-n8ZTODiE79d22"));
-        let e = canonical_ok(&l[0]);
+        let e = canonical_lead(&l[0]);
         assert_eq!(e.context.ad_id.as_deref(), Some("120226305854810726"));
         assert_eq!(e.context.ad_headline.as_deref(), Some("Chat with us"));
         assert_eq!(
@@ -809,17 +775,13 @@ mod tests {
 
     #[test]
     fn garbage_and_duplicate_keys_are_not_json() {
-        let o = opts();
         for body in [
             &b"not json"[..],
             b"",
             b"{\"object\":\"a\",\"object\":\"b\"}",
             b"\xff\xfe",
         ] {
-            assert!(matches!(
-                WhatsApp.parse(&post(&[], body), &cx(&o)),
-                Err(ParseError::NotJson(_))
-            ));
+            assert!(matches!(parse(body), Err(ParseError::NotJson(_))));
         }
     }
 
@@ -872,7 +834,7 @@ mod tests {
             .collect();
         assert_eq!(ids.len(), 5);
         for v in &l {
-            canonical_ok(v);
+            canonical_lead(v);
         }
     }
 
@@ -906,28 +868,19 @@ mod tests {
     fn sample_round_trip() {
         let lead = Sample {
             vendor_id: "wamid.SAMPLE1",
-            name: "Ada Lovelace",
             email: "",
             phone: "+16505551234",
             text: "Do you have a free trial?",
-            at: Utc.with_ymd_and_hms(2026, 5, 4, 11, 0, 0).unwrap(),
+            ..ada(Utc.with_ymd_and_hms(2026, 5, 4, 11, 0, 0).unwrap())
         };
-        let (ct, body) = WhatsApp.sample(&lead, &opts());
+        let (ct, body) = WhatsApp.sample(&lead, &SourceOptions::default());
         assert_eq!(ct, "application/json");
-        let signed = WhatsApp.sign("https://h/wa", &body, "app-secret", now());
-        let h: Vec<(String, String)> = signed
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect();
-        assert_eq!(
-            WhatsApp.verify(&post(&h, &body), &secrets(&["app-secret"]), now()),
-            Ok(())
-        );
+        assert_signed_verifies(&WhatsApp, URL, &body, "app-secret", now());
         let l = leads(&body);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0]["event_id"], "wa:wamid.SAMPLE1");
         assert_eq!(l[0]["occurred_at"], "2026-05-04T11:00:00.000Z");
-        let e = canonical_ok(&l[0]);
+        let e = canonical_lead(&l[0]);
         assert_eq!(e.visitor.phone.as_ref().unwrap().as_str(), "+16505551234");
         assert_eq!(e.visitor.wa_id.as_ref().unwrap().as_str(), "16505551234");
         assert_eq!(e.visitor.name.as_deref(), Some("Ada Lovelace"));
