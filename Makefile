@@ -56,6 +56,7 @@ unit: venv
 template: venv-dev
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(PY) infra/check_template.py
+	$(PY) scripts/check_docs.py
 
 chaos: venv
 	cargo run --profile local-release --quiet -p leadbridge -- chaos

@@ -467,7 +467,7 @@ def check_template(t: dict, c: Checker) -> None:
     c.eq([api_alarm.get("Namespace"), api_alarm.get("MetricName")], ["AWS/ApiGateway", "5xx"], "Ingest5xxAlarm metric")
     api = props("HttpApi", "AWS::Serverless::HttpApi")
     status_route = (api.get("RouteSettings") or {}).get("GET /v1/events/{event_id}") or {}
-    # the README's numbers
+    # the numbers docs/contracts.md gives
     c.eq([status_route.get("ThrottlingRateLimit"), status_route.get("ThrottlingBurstLimit")], [10, 20],
          "HttpApi.RouteSettings: the status API's throttle")
     default = api.get("DefaultRouteSettings") or {}

@@ -6,7 +6,7 @@
 //!
 //! Pure: parsing and validation only, no async, no AWS, no HTTP. Every error of
 //! a file is reported at once, each with its key path, line and column (see
-//! [`ConfigError`]). The format is documented in the README ("Configuration
+//! [`ConfigError`]). The format is documented in docs/configuration.md ("Configuration
 //! file") and by `config/leadbridge.example.toml`.
 
 mod error;

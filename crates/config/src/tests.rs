@@ -8,7 +8,7 @@ use crate::*;
 
 const EXAMPLE: &str = include_str!("../../../config/leadbridge.example.toml");
 
-/// The format as the README documents it.
+/// The format as docs/configuration.md documents it.
 const SPEC: &str = r#"version = 1
 
 [defaults]                     # policy for every route unless the route overrides
@@ -744,12 +744,12 @@ fn load_prefixes_every_error_with_the_path() {
 }
 
 #[test]
-fn the_readme_example_is_the_example_file_and_parses() {
-    let readme = include_str!("../../../README.md");
-    let section = readme
+fn the_documented_example_is_the_example_file_and_parses() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let section = doc
         .split("## Configuration file")
         .nth(1)
-        .expect("the README's configuration file section");
+        .expect("docs/configuration.md's configuration file section");
     let block = section
         .split("```toml\n")
         .nth(1)

@@ -743,7 +743,7 @@ fn choose_vendors(
     }
 }
 
-/// The webhook body of one planned event (README, "The webhook contract").
+/// The webhook body of one planned event (docs/contracts.md, "The webhook contract").
 fn event_body(e: &Planned, p: &Person) -> Value {
     let mut visitor = serde_json::Map::new();
     if e.identities & EMAIL != 0 {
@@ -774,7 +774,7 @@ fn event_body(e: &Planned, p: &Person) -> Value {
 const BOT_ID: &str = "bot_chaos";
 const NOTE_TAG: &str = "leadbridge-event:";
 
-/// A character of an event id (README: `A-Z a-z 0-9 - _ . :`).
+/// A character of an event id (docs/contracts.md: `A-Z a-z 0-9 - _ . :`).
 fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_.:".contains(c)
 }

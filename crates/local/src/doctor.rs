@@ -234,7 +234,7 @@ pub async fn examine(p: &Patient) -> Vec<Finding> {
                     "connection {}: the token lacks a scope: {}",
                     conn.name, e.message
                 ),
-                "add the scopes the README lists to the private app, then put its new token",
+                "add the scopes docs/configuration.md lists to the private app, then put its new token",
             )),
             Err(e) => out.push(warning(
                 format!("connection {}: HubSpot could not be asked: {e}", conn.name),

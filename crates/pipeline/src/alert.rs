@@ -353,7 +353,7 @@ pub fn render_alert(entries: &[AlertEntry]) -> (String, String) {
             r.message
         ));
     }
-    b.push_str("What to do: fix the cause (see the README's runbook), then replay the dead events from the ledger.\n");
+    b.push_str("What to do: fix the cause (see the runbook in docs/operations.md), then replay the dead events from the ledger.\n");
     (subject, b)
 }
 

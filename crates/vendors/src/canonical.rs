@@ -1,4 +1,4 @@
-//! The canonical leadbridge event, v1 (`POST /v1/events`): see the README's webhook contract.
+//! The canonical leadbridge event, v1 (`POST /v1/events`): see docs/contracts.md.
 
 use std::collections::BTreeMap;
 
