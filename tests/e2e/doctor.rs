@@ -67,3 +67,47 @@ async fn the_doctor_finds_a_placeholder_token_and_a_missing_verify_token_with_th
         "the doctor never prints a secret:\n{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_finds_a_missing_scope_and_a_schema_drift() {
+    let t = start("doctor2", |o| {
+        o.sim.scopes = crm_sim::hubspot::SCOPES
+            .iter()
+            .filter(|s| **s != "crm.schemas.contacts.read")
+            .map(|s| s.to_string())
+            .collect();
+    })
+    .await;
+    let (text, failed) = render(&examine(&patient(&t)).await);
+    assert!(failed, "{text}");
+    assert!(
+        text.contains("the token lacks a scope") && text.contains("crm.schemas.contacts.read"),
+        "{text}"
+    );
+
+    let t = start("doctor3", |_| {}).await;
+    // A property the built-in mapping writes is deleted in HubSpot.
+    t.admin(
+        reqwest::Method::DELETE,
+        "properties/contacts/leadbridge_source",
+        None,
+    )
+    .await;
+    let findings = examine(&patient(&t)).await;
+    let (text, failed) = render(&findings);
+    assert!(failed, "{text}");
+    let drift = findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+        .expect("an error");
+    assert!(
+        drift.what.contains("would be refused") && drift.what.contains("leadbridge_source"),
+        "{text}"
+    );
+    assert!(
+        drift
+            .fix
+            .contains("leadbridge schema-check --connection hubspot"),
+        "{text}"
+    );
+}
