@@ -33,21 +33,26 @@ struct Cli {
 enum Cmd {
     /// Run moto, the HubSpot simulator and the three handlers until Ctrl-C;
     /// writes the stack file (URLs, secrets) when ready.
+    #[command(display_order = 20)]
     Dev {
         #[arg(long, default_value = "target/leadbridge-local.json")]
         stack_file: PathBuf,
     },
     /// Run the pipeline end to end on the sample events and print what happened.
+    #[command(display_order = 21)]
     Demo {
         #[arg(long, default_value = "events/leads")]
         events_dir: PathBuf,
     },
     /// Drive signed events through the local stack and report throughput, latency and correctness.
+    #[command(display_order = 22)]
     Bench(bench::BenchArgs),
     /// The fault-injection run: faults, throttling, stalls, an outage and crashes; checks
     /// that nothing is lost, duplicated or overwritten out of order.
+    #[command(display_order = 23)]
     Chaos(chaos::ChaosArgs),
     /// Regenerate the sample Lambda events (API Gateway, SQS, DLQ) under events/, signed now.
+    #[command(display_order = 24)]
     Events {
         /// Sign with the secret of a running `make dev` stack (else the local default).
         #[arg(long, default_value = "target/leadbridge-local.json")]
@@ -60,6 +65,7 @@ enum Cmd {
     },
     /// Print `export` lines that point the Lambda binaries at a running `make dev` stack
     /// (for `cargo lambda watch`).
+    #[command(display_order = 25)]
     Env {
         #[arg(long, default_value = "target/leadbridge-local.json")]
         stack_file: PathBuf,
@@ -67,33 +73,43 @@ enum Cmd {
     /// Print the Leadbridge-Signature header for a body, signed now; with
     /// `--source NAME`, a request to that native source signed the way its
     /// vendor signs (a curl command, or `--send` it).
+    #[command(display_order = 10)]
     Sign(sign::SignArgs),
     /// Backfill leads from a CSV (header row) or JSON Lines file: every row is
     /// validated first (bad rows reported by line, nothing sent), then sent;
     /// re-running the same file sends nothing twice.
+    #[command(display_order = 6)]
     Import(import_cmd::ImportArgs),
     /// Day-one checks of the local stack (or a deployment with --aws): secrets set
     /// and not placeholders, HubSpot authorized and its schema fitting, sources,
     /// alert subscriptions, dead letters, backlog; each finding with its fix.
     /// Exits 1 when something would lose or stall leads.
+    #[command(display_order = 1)]
     Doctor(doctor_cmd::DoctorArgs),
     /// Print one event's status from the ledger (the status API's view).
+    #[command(display_order = 2)]
     Status(ops::StatusArgs),
     /// List ledger events in one status, newest first.
+    #[command(display_order = 3)]
     List(ops::ListArgs),
     /// Put dead events back on the queue (after their cause is fixed).
+    #[command(display_order = 4)]
     Replay(ops::ReplayArgs),
     /// Erase a person (right to erasure): every ledger record and dead letter of
     /// theirs, found by any of their identities; prints what was removed.
+    #[command(display_order = 5)]
     Erase(ops::EraseArgs),
     /// Configuration file tools: `config check FILE` validates a LEADBRIDGE_CONFIG file.
     #[command(subcommand)]
+    #[command(display_order = 7)]
     Config(config_cmd::ConfigCmd),
     /// Check every mapped property of the HubSpot connections against the live schema
     /// (missing, read-only, wrong type, option not allowed) and print a table.
+    #[command(display_order = 8)]
     SchemaCheck(crm_cmd::SchemaCheckArgs),
     /// Send a clearly marked test lead to a webhook connection and print what it
     /// answered (a HubSpot connection: its schema check).
+    #[command(display_order = 9)]
     TestConnection(crm_cmd::TestConnectionArgs),
 }
 
