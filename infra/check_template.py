@@ -505,6 +505,13 @@ def check_template(t: dict, c: Checker) -> None:
             c.check(named and named <= emitted,
                     f"the dashboard reads only metrics telemetry.rs emits: {sorted(named - emitted)}")
 
+    # docs/openapi.yaml documents exactly the routes the API serves.
+    spec = load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "openapi.yaml"))
+    documented = sorted((m.upper(), p) for p, ops in (spec.get("paths") or {}).items()
+                        for m in ops if m in ("get", "post", "put", "patch", "delete"))
+    served = sorted((e.get("Method"), e.get("Path")) for e in http)
+    c.eq(documented, served, "docs/openapi.yaml paths = the HttpApi routes")
+
     outputs = t.get("Outputs", {}) or {}
     for o in ("IngestUrl", "LeadsQueueUrl", "LeadsDlqUrl", "LedgerTableName",
               "AlertsTopicArn", "WebhookSecretArn", "HubSpotSecretArn", "StatusApiKeySecretArn"):

@@ -132,6 +132,18 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// The canonical event's published JSON Schema.
+fn schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let raw: Value = serde_json::from_str(include_str!(
+            "../../docs/schema/canonical-event.schema.json"
+        ))
+        .expect("the schema is JSON");
+        jsonschema::validator_for(&raw).expect("the schema is a valid JSON Schema")
+    })
+}
+
 /// Checks one case; `Err` says what differs.
 fn check(case: &Map<String, Value>, base: &Value) -> Result<(), String> {
     let body = body_of(case, base)?;
@@ -166,6 +178,24 @@ fn check(case: &Map<String, Value>, base: &Value) -> Result<(), String> {
                 .collect();
             let got: BTreeSet<(String, String)> =
                 errors.into_iter().map(|e| (e.field, e.code)).collect();
+            // A structural refusal (a wrong type, a missing field, an event type or
+            // id the contract does not have) is the published JSON Schema's too.
+            let structural = [
+                "invalid_type",
+                "required",
+                "unknown_event_type",
+                "invalid_id",
+                "out_of_range",
+            ];
+            if want.iter().all(|(_, c)| structural.contains(&c.as_str())) {
+                if let Ok(input) = serde_json::from_slice::<Value>(&body) {
+                    if schema().is_valid(&input) {
+                        return Err(format!(
+                            "docs/schema/canonical-event.schema.json accepts what ingest refuses as {want:?}"
+                        ));
+                    }
+                }
+            }
             if want == got {
                 Ok(())
             } else {
@@ -175,6 +205,19 @@ fn check(case: &Map<String, Value>, base: &Value) -> Result<(), String> {
         ("ok", Ok(event)) => {
             let json = serde_json::to_value(&event).map_err(|e| e.to_string())?;
             let mut diffs = Vec::new();
+            // The published JSON Schema never refuses what ingest accepts.
+            if let Ok(input) = serde_json::from_slice::<Value>(&body) {
+                let refused: Vec<String> = schema()
+                    .iter_errors(&input)
+                    .map(|e| format!("{} at {}", e, e.instance_path()))
+                    .collect();
+                if !refused.is_empty() {
+                    diffs.push(format!(
+                        "docs/schema/canonical-event.schema.json refuses it: {}",
+                        refused.join("; ")
+                    ));
+                }
+            }
             if let Some(Value::Object(fields)) = expect.get("normalized") {
                 for (path, want) in fields {
                     let want = expand(want.clone())?;
