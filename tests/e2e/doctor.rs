@@ -111,3 +111,46 @@ async fn the_doctor_finds_a_missing_scope_and_a_schema_drift() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_finds_alerts_nobody_reads_and_dead_letters_waiting() {
+    let t = start("doctor4", |_| {}).await;
+    let mut p = patient(&t);
+    let sdk = t.stack.sdk.clone();
+    let info = t.stack.info.clone();
+    // The dlq-alerter stops (as when it keeps failing): dead letters pile up.
+    t.stack.shutdown().await;
+    let lead = lb_pipeline::fakes::sample_lead("evt_waiting", "waiting@example.com");
+    aws_sdk_sqs::Client::new(&sdk)
+        .send_message()
+        .queue_url(&info.dlq_url)
+        .message_body(lead.to_json())
+        .message_group_id(lead.group_id())
+        .message_deduplication_id("waiting-1")
+        .send()
+        .await
+        .unwrap();
+    // An alerts topic nobody subscribed to.
+    let sns = lb_aws::aws_sdk_sns::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name(format!("{}-unread", p.prefix))
+        .send()
+        .await
+        .unwrap();
+    p.topic_arn = topic.topic_arn().map(str::to_string);
+    let findings = examine(&p).await;
+    let (text, failed) = render(&findings);
+    assert!(failed, "{text}");
+    assert!(
+        findings.iter().any(|f| f.severity == Severity::Error
+            && f.what.contains("no confirmed subscription")
+            && f.fix.contains("aws sns subscribe")),
+        "{text}"
+    );
+    assert!(
+        findings.iter().any(|f| f.severity == Severity::Warning
+            && f.what.contains("dead-letter queue: 1 message(s)")),
+        "{text}"
+    );
+}

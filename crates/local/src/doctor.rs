@@ -322,31 +322,29 @@ pub async fn examine(p: &Patient) -> Vec<Finding> {
         }
     }
 
-    // Dead letters and backlog.
+    // Dead letters and backlog: waiting and in flight alike.
     let depth = |url: String| {
         let sqs = sqs.clone();
         async move {
+            use aws_sdk_sqs::types::QueueAttributeName as A;
             let attrs = sqs
                 .get_queue_attributes()
                 .queue_url(url)
-                .attribute_names(
-                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
-                )
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
                 .send()
                 .await
                 .ok()?;
-            attrs
-                .attributes()?
-                .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)?
-                .parse::<u64>()
-                .ok()
+            let map = attrs.attributes()?;
+            let n = |a: A| map.get(&a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            Some(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
         }
     };
     if let Ok(url) = dlq {
         match depth(url).await {
             Some(0) => out.push(ok("dead-letter queue: empty")),
             Some(n) => out.push(warning(
-                format!("dead-letter queue: {n} message(s) waiting for the dlq-alerter"),
+                format!("dead-letter queue: {n} message(s) waiting for (or with) the dlq-alerter"),
                 "they are alerted and recorded as dead; see them with `leadbridge list --status dead`",
             )),
             None => {}
