@@ -36,11 +36,13 @@ pub struct BenchArgs {
     out: PathBuf,
 }
 
-fn event(i: usize, person: usize) -> Value {
+/// Event `i` of `person`; `t0` fixes its time, so that a duplicate delivery is
+/// the same payload (a different one would be a 409 conflict, not a duplicate).
+fn event(i: usize, person: usize, t0: DateTime<Utc>) -> Value {
     json!({
         "event_id": format!("evt_bench_{i:06}"),
         "event_type": if i.is_multiple_of(3) { "lead.qualified" } else { "lead.created" },
-        "occurred_at": (Utc::now() - chrono::Duration::seconds(60) + chrono::Duration::milliseconds(i as i64)).to_rfc3339(),
+        "occurred_at": (t0 + chrono::Duration::milliseconds(i as i64)).to_rfc3339(),
         "bot_id": "bot_bench",
         "conversation_id": format!("conv_{i}"),
         "visitor": {"email": format!("Person.{person}@Bench-Corp.example"), "name": format!("Person {person}"),
@@ -101,13 +103,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let accepted_at: Arc<Mutex<HashMap<usize, DateTime<Utc>>>> = Arc::default();
     let statuses: Arc<Mutex<HashMap<u16, usize>>> = Arc::default();
     let sem = Arc::new(Semaphore::new(args.concurrency));
+    let t0 = Utc::now() - chrono::Duration::seconds(60);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in deliveries.iter().copied() {
         let permit = sem.clone().acquire_owned().await?;
         let (client, accepted_at, statuses) =
             (client.clone(), accepted_at.clone(), statuses.clone());
-        let body = event(i, i % persons);
+        let body = event(i, i % persons, t0);
         tasks.spawn(async move {
             let _permit = permit;
             let status = client.post(&body).await.map(|(s, _)| s).unwrap_or(0);
@@ -235,6 +238,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         summary["lost"] == 0 && summary["crm_duplicates"] == 0 && duplicate_notes == 0,
         "the bench found lost or duplicated leads"
+    );
+    let refused: Vec<String> = summary["http_statuses"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "202")
+                .map(|(k, v)| format!("{v} × {k}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    anyhow::ensure!(
+        refused.is_empty(),
+        "every delivery (duplicates included) must be answered 202; got {}",
+        refused.join(", ")
     );
     Ok(())
 }

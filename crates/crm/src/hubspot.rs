@@ -71,6 +71,12 @@ pub struct HubSpotConfig {
     pub daily_recheck: Duration,
 }
 
+/// How many times one call waits out a short (per-second) rate limit itself.
+const SHORT_WAITS: u32 = 3;
+/// The longest rate-limit wait taken inside a call; longer ones (the
+/// ten-secondly window, the daily quota) hand the lead back to the queue.
+const SHORT_WAIT_MAX: Duration = Duration::from_secs(2);
+
 /// The largest answer read from HubSpot (a contact schema of a big portal is a
 /// few hundred KB).
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
@@ -211,7 +217,9 @@ impl HubSpotCrm {
             e.retry_after = Some(wait);
             return Err(e);
         }
-        for attempt in 0..2 {
+        let mut short_waits = 0;
+        let mut attempt = 0;
+        loop {
             let token = self.bearer().await?;
             let mut req = self.http.request(method.clone(), &url).bearer_auth(token);
             if let Some(b) = body {
@@ -240,8 +248,24 @@ impl HubSpotCrm {
             debug!(crm = %self.cfg.name, %method, route = route_name(path), status = status.as_u16(), "crm call");
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {
+                attempt += 1;
                 self.token.invalidate().await;
                 continue;
+            }
+            // A per-second limit (search: 5/s) frees up within a second: waiting
+            // here is cheaper than handing the whole lead back to the queue.
+            if status == StatusCode::TOO_MANY_REQUESTS
+                && short_waits < SHORT_WAITS
+                && !quota::DailyQuota::is_daily(&value, &headers)
+            {
+                let wait =
+                    classify::retry_after(&headers).unwrap_or_else(|| rate_limit_reset(&headers));
+                if wait <= SHORT_WAIT_MAX {
+                    short_waits += 1;
+                    debug!(crm = %self.cfg.name, wait_ms = wait.as_millis() as u64, "short rate limit; waiting in the call");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
             }
             let Some(class) = classify::class_of(status.as_u16(), &[423, 477]) else {
                 return Ok((status, value));
@@ -268,7 +292,6 @@ impl HubSpotCrm {
             }
             return Err(e);
         }
-        unreachable!("the loop returns on its second pass")
     }
 
     /// What the event writes to the contact, with the source of each value:
