@@ -81,6 +81,30 @@ fn event_key(delivery_id: &str) -> (AttributeValue, AttributeValue) {
     };
     (event_pk(event_id), s(sk))
 }
+/// Puts an item only if its key is free: `true` when this put wrote it, `false`
+/// when the item was there already (a once-only record).
+async fn put_if_absent(
+    req: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    op: &str,
+) -> Result<bool, PortError> {
+    match req
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(ddb_err(op, e)),
+    }
+}
+
 fn identity_key(crm: &str, hash: &str) -> (AttributeValue, AttributeValue) {
     (s(format!("CONTACT#{crm}#{hash}")), s("CONTACT"))
 }
@@ -1023,7 +1047,7 @@ impl Ledger for DynamoLedger {
         now: DateTime<Utc>,
     ) -> Result<bool, PortError> {
         let records = conflict.records();
-        let res = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -1039,48 +1063,20 @@ impl Ledger for DynamoLedger {
             .item("detail", s(&conflict.detail))
             .item("received_at", ts(now))
             .item("updated_at", ts(now))
-            .item("expires_at", expires(now, PERSON_RETENTION_DAYS))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(ddb_err("dynamodb:PutItem(conflict)", e)),
-        }
+            .item("expires_at", expires(now, PERSON_RETENTION_DAYS));
+        put_if_absent(req, "dynamodb:PutItem(conflict)").await
     }
 
     async fn claim_once(&self, key: &str, now: DateTime<Utc>) -> Result<bool, PortError> {
-        let res = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("ONCE#{key}")))
             .item("sk", s("ONCE"))
             .item("updated_at", ts(now))
-            .item("expires_at", expires(now, ONCE_RETENTION_DAYS))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(ddb_err("dynamodb:PutItem(once)", e)),
-        }
+            .item("expires_at", expires(now, ONCE_RETENTION_DAYS));
+        put_if_absent(req, "dynamodb:PutItem(once)").await
     }
 
     async fn record_progress(
