@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::accept::{accept_deliveries, AcceptError, Accepted};
-use crate::ports::{Alerts, LeadQueue, Ledger, PortError, Rejection};
+use crate::ports::{Alerts, LeadQueue, Ledger, Rejection};
 use crate::reject::record_rejection;
 
 /// Why an event is refused: answered (problem+json on the canonical endpoint,
@@ -314,20 +314,30 @@ pub async fn accept_source(
             continue;
         };
         let event_id = first.event.event_id.as_str().to_string();
-        match accept_deliveries(intake.ledger, intake.queue, &deliveries, now).await {
+        let mut outcome = accept_deliveries(intake.ledger, intake.queue, &deliveries, now).await;
+        if matches!(outcome, Err(AcceptError::Conflict)) {
+            // A vendor's id names one message, so the same id again is that message
+            // again. A kind whose vendor sends no time reads it at its receipt: read
+            // the redelivery as of the first receipt, and it is the same payload
+            // (queued again if the first never reached the queue).
+            if let Some(again) = as_first_received(intake, source, req, &event_id, first).await {
+                outcome = accept_deliveries(intake.ledger, intake.queue, &again, now).await;
+            }
+        }
+        match outcome {
             Ok(accepted) => {
                 let duplicate = accepted == Accepted::Duplicate;
                 all_duplicates &= duplicate;
                 info!(event_id, source = %source.name, kind = kind.name(), duplicate, contact = %first.contact_key.hashed(), "lead accepted");
             }
-            // A vendor's id names one message: the same id again is that message
-            // again (a redelivery read at another time), never a new event.
             Err(AcceptError::Conflict) => {
-                info!(event_id, source = %source.name, "vendor redelivery with other derived values; kept the first");
+                info!(event_id, source = %source.name, "vendor id reused with another payload; kept the first");
             }
             Err(AcceptError::QueueUnavailable(e)) => {
                 warn!(event_id, source = %source.name, status = 503, error = %e, "queue unavailable; the vendor will retry");
-                return Err(SourceError::Unavailable(unavailable_text(&e)));
+                return Err(SourceError::Unavailable(
+                    "the lead was not accepted; retry".into(),
+                ));
             }
         }
         event_ids.push(event_id);
@@ -358,6 +368,185 @@ fn rejected(refusal: &Refusal) -> Outcome {
     }
 }
 
-fn unavailable_text(_e: &PortError) -> String {
-    "the lead was not accepted; retry".to_string()
+/// The deliveries of `event_id` as the request reads at the first receipt of
+/// that event (the ledger's `received_at` as the reading time), or `None`.
+async fn as_first_received(
+    intake: &Intake<'_>,
+    source: &Source,
+    req: &Inbound<'_>,
+    event_id: &str,
+    first: &QueuedLead,
+) -> Option<Vec<QueuedLead>> {
+    let received_at = intake
+        .ledger
+        .get(&first.delivery_id())
+        .await
+        .ok()
+        .flatten()?
+        .received_at?;
+    let kind = sources::kind(source.kind)?;
+    let cx = SourceContext {
+        source: &source.name,
+        bot_id: &source.bot_id,
+        now: received_at,
+        options: &source.options,
+    };
+    let Ok(Parsed::Leads(leads)) = kind.parse(req, &cx) else {
+        return None;
+    };
+    let value = leads
+        .into_iter()
+        .find(|v| v["event_id"].as_str() == Some(event_id))?;
+    admit(intake.config, &Ok(value), Some(&source.bot_id), received_at).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{InMemoryLedger, InMemoryQueue, RecordingAlerts};
+    use lb_vendors::source::{Sample, SourceKind, SourceOptions};
+
+    struct Env {
+        ledger: InMemoryLedger,
+        queue: InMemoryQueue,
+        alerts: RecordingAlerts,
+        source: Source,
+    }
+
+    fn env() -> Env {
+        Env {
+            ledger: InMemoryLedger::default(),
+            queue: InMemoryQueue::default(),
+            alerts: RecordingAlerts::default(),
+            source: Source {
+                name: "chatbase".into(),
+                kind: "chatbase",
+                bot_id: "bot_cb".into(),
+                secret: "cb".into(),
+                options: SourceOptions::default(),
+            },
+        }
+    }
+
+    impl Env {
+        async fn send(
+            &self,
+            method: &str,
+            body: &[u8],
+            secret: &str,
+            configured: &[&str],
+            now: DateTime<Utc>,
+        ) -> Result<Reply, SourceError> {
+            let kind = sources::kind("chatbase").unwrap();
+            let url = "https://x.example/v1/sources/chatbase";
+            let mut headers = kind.sign(url, body, secret, now);
+            headers.push(("content-type".into(), "application/json".into()));
+            let req = Inbound {
+                method,
+                url,
+                headers: &headers,
+                body,
+            };
+            let intake = Intake {
+                ledger: &self.ledger,
+                queue: &self.queue,
+                alerts: &self.alerts,
+                rejection_window: Duration::from_secs(900),
+                config: None,
+            };
+            accept_source(
+                &intake,
+                &self.source,
+                &SourceSecrets::of(configured),
+                &req,
+                now,
+            )
+            .await
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        "2026-11-29T10:00:00Z".parse().unwrap()
+    }
+
+    fn lead() -> Vec<u8> {
+        let (_, body) = lb_vendors::sources::chatbase::Chatbase.sample(
+            &Sample {
+                vendor_id: "c1",
+                name: "Ada Lovelace",
+                email: "ada@example.com",
+                phone: "+14155552671",
+                text: "hi",
+                at: t0(),
+            },
+            &SourceOptions::default(),
+        );
+        body
+    }
+
+    #[tokio::test]
+    async fn a_queue_outage_accepts_nothing_and_the_vendor_is_told_to_retry() {
+        let e = env();
+        e.queue.set_failing(true);
+        let r = e.send("POST", &lead(), "s3cret", &["s3cret"], t0()).await;
+        assert!(matches!(r, Err(SourceError::Unavailable(_))), "{r:?}");
+        e.queue.set_failing(false);
+        // The vendor's retry comes later and reads (without a time of its own) later.
+        let later = t0() + chrono::Duration::seconds(30);
+        let r = e
+            .send("POST", &lead(), "s3cret", &["s3cret"], later)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            e.queue.enqueued().len(),
+            1,
+            "the vendor's retry is queued once"
+        );
+    }
+
+    #[tokio::test]
+    async fn methods_secrets_and_bodies_the_source_does_not_take_write_nothing() {
+        let e = env();
+        let put = e.send("PUT", &lead(), "s3cret", &["s3cret"], t0()).await;
+        assert_eq!(put, Err(SourceError::MethodNotAllowed));
+        let get = e.send("GET", b"", "s3cret", &["s3cret"], t0()).await;
+        assert_eq!(
+            get,
+            Err(SourceError::MethodNotAllowed),
+            "chatbase has no handshake"
+        );
+        let none = e.send("POST", &lead(), "s3cret", &[], t0()).await;
+        assert_eq!(none, Err(SourceError::Unauthorized(VerifyError::NoSecret)));
+        let wrong = e.send("POST", &lead(), "other", &["s3cret"], t0()).await;
+        assert_eq!(wrong, Err(SourceError::Unauthorized(VerifyError::Mismatch)));
+        let garbage = e
+            .send("POST", b"not json", "s3cret", &["s3cret"], t0())
+            .await;
+        assert!(
+            matches!(garbage, Err(SourceError::BadRequest(_))),
+            "{garbage:?}"
+        );
+        assert!(e.queue.enqueued().is_empty());
+        assert!(e.alerts.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_that_derives_other_values_keeps_the_first() {
+        let e = env();
+        let first = e
+            .send("POST", &lead(), "s3cret", &["s3cret"], t0())
+            .await
+            .unwrap();
+        // Chatbase sends no time: the same submission read a second later has
+        // another occurred_at, hence another payload hash, under the same id.
+        let later = t0() + chrono::Duration::seconds(1);
+        let again = e
+            .send("POST", &lead(), "s3cret", &["s3cret"], later)
+            .await
+            .unwrap();
+        assert_eq!((first.status, again.status), (200, 200));
+        assert!(again.body.contains("chatbase:"), "{}", again.body);
+        assert_eq!(e.queue.enqueued().len(), 1);
+    }
 }
