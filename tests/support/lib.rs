@@ -128,6 +128,22 @@ impl TestStack {
             .expect("admin answers")
     }
 
+    /// Waits for the first alert for which `matches(subject, message)` holds
+    /// (the others taken meanwhile are dropped); panics naming `what`.
+    pub async fn alert_where(
+        &self,
+        what: &str,
+        matches: impl Fn(&str, &str) -> bool,
+    ) -> (String, String) {
+        let seen = std::sync::Mutex::new(Vec::new());
+        eventually(what, Duration::from_secs(30), || async {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.extend(self.alerts().await);
+            seen.iter().find(|(s, m)| matches(s, m)).cloned()
+        })
+        .await
+    }
+
     /// Alerts published to SNS so far (taken off the inbox queue).
     pub async fn alerts(&self) -> Vec<(String, String)> {
         let sqs = aws_sdk_sqs::Client::new(&self.stack.sdk);
