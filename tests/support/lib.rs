@@ -137,8 +137,9 @@ impl TestStack {
     ) -> (String, String) {
         let seen = std::sync::Mutex::new(Vec::new());
         eventually(what, Duration::from_secs(30), || async {
+            let taken = self.alerts().await;
             let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            seen.extend(self.alerts().await);
+            seen.extend(taken);
             seen.iter().find(|(s, m)| matches(s, m)).cloned()
         })
         .await
