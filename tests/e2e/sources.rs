@@ -200,21 +200,13 @@ fn event_id_of(
     body: &[u8],
     options: &SourceOptions,
 ) -> String {
-    let mut headers = kind.sign(url, body, secret, Utc::now());
-    headers.push(("content-type".to_string(), content_type.to_string()));
-    let req = lb_vendors::source::Inbound {
-        method: "POST",
-        url,
-        headers: &headers,
-        body,
-    };
     let cx = SourceContext {
         source: name,
         bot_id: "x",
         now: Utc::now(),
         options,
     };
-    match kind.parse(&req, &cx) {
+    match lb_vendors::source::read_signed(kind, &cx, url, secret, content_type, body) {
         Ok(lb_vendors::source::Parsed::Leads(leads)) => {
             leads[0]["event_id"].as_str().unwrap().to_string()
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use lb_local::client::{eventually, StackClient};
 use lb_local::LocalStack;
 use lb_pipeline::LedgerStatus;
-use lb_vendors::source::{Inbound, Parsed, Sample, SourceContext, SourceOptions};
+use lb_vendors::source::{read_signed, Parsed, Sample, SourceContext, SourceOptions};
 use serde_json::{json, Value};
 
 /// One vendor delivery sent: what, to which source, the answer, its event id.
@@ -26,14 +26,6 @@ async fn send(
     body: Vec<u8>,
 ) -> anyhow::Result<Delivery> {
     let (kind, url, secret) = client.source(source)?;
-    let mut headers = kind.sign(&url, &body, &secret, chrono::Utc::now());
-    headers.push(("content-type".into(), content_type.into()));
-    let req = Inbound {
-        method: "POST",
-        url: &url,
-        headers: &headers,
-        body: &body,
-    };
     let options = SourceOptions::default();
     let cx = SourceContext {
         source,
@@ -41,7 +33,7 @@ async fn send(
         now: chrono::Utc::now(),
         options: &options,
     };
-    let event_id = match kind.parse(&req, &cx) {
+    let event_id = match read_signed(kind, &cx, &url, &secret, content_type, &body) {
         Ok(Parsed::Leads(l)) => l[0]["event_id"].as_str().unwrap_or("?").to_string(),
         _ => "?".into(),
     };

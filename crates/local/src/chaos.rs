@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::{Mutex, Semaphore};
 
-use lb_vendors::source::{Inbound, Parsed, Sample, SourceContext, SourceKind, SourceOptions};
+use lb_vendors::source::{read_signed, Parsed, Sample, SourceContext, SourceKind, SourceOptions};
 
 use crate::client::StackClient;
 use crate::moto::Moto;
@@ -416,14 +416,6 @@ fn vendor_event(
     url: &str,
     secret: &str,
 ) -> anyhow::Result<Value> {
-    let mut headers = kind.sign(url, &v.body, secret, Utc::now());
-    headers.push(("content-type".into(), v.content_type.clone()));
-    let req = Inbound {
-        method: "POST",
-        url,
-        headers: &headers,
-        body: &v.body,
-    };
     let options = source_options(v.source);
     let bot = format!("bot_{}", v.source);
     let cx = SourceContext {
@@ -432,7 +424,7 @@ fn vendor_event(
         now: Utc::now(),
         options: &options,
     };
-    match kind.parse(&req, &cx) {
+    match read_signed(kind, &cx, url, secret, &v.content_type, &v.body) {
         Ok(Parsed::Leads(mut leads)) if leads.len() == 1 => Ok(leads.remove(0)),
         other => anyhow::bail!("{}: the delivery is not one lead: {other:?}", v.source),
     }
