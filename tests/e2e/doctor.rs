@@ -8,12 +8,7 @@ use lb_tests::{start, TestStack};
 fn patient(t: &TestStack) -> Patient {
     let info = &t.stack.info;
     let prefix = info.table_name.strip_suffix("-ledger").unwrap().to_string();
-    let mut config = lb_config::Config::parse_local(&format!(
-        "version = 1\n\n[connections.hubspot]\nkind = \"hubspot\"\nsecret = \"{}\"\nbase_url = \"{}\"\n\n\
-         [[routes]]\nbot_id = \"*\"\nconnections = [\"hubspot\"]\n",
-        info.hubspot_secret_id, info.crm.hubspot.base_url
-    ))
-    .unwrap();
+    let mut config = lb_config::Config::parse_local(&info.default_config()).unwrap();
     config.sources = lb_local::sources::defaults(&prefix);
     Patient {
         sdk: t.stack.sdk.clone(),

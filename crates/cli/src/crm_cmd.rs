@@ -77,7 +77,7 @@ impl SourceArgs {
                     anyhow::anyhow!("{}: the config is not valid:\n{e}", path.display())
                 })?
             }
-            (None, Some(s)) => Config::parse_local(&local_default(s))
+            (None, Some(s)) => Config::parse_local(&s.default_config())
                 .map_err(|e| anyhow::anyhow!("the local default config: {e}"))?,
             (None, None) => {
                 bail!("with --aws, name the config file: --config FILE or {CONFIG_ENV}")
@@ -100,15 +100,6 @@ pub(crate) fn with_stack_urls(text: &str, s: &StackInfo) -> String {
         t = t.replace("{webhook_url}", &w.base_url);
     }
     t
-}
-
-/// The local stack's own connection when no config file is named: its HubSpot simulator.
-pub(crate) fn local_default(s: &StackInfo) -> String {
-    format!(
-        "version = 1\n\n[connections.hubspot]\nkind = \"hubspot\"\nsecret = \"{}\"\nbase_url = \"{}\"\n\n\
-         [[routes]]\nbot_id = \"*\"\nconnections = [\"hubspot\"]\n",
-        s.hubspot_secret_id, s.crm.hubspot.base_url
-    )
 }
 
 const TTL: Duration = Duration::from_secs(60);
@@ -247,7 +238,7 @@ mod tests {
                     "webhook": {"base_url": "http://127.0.0.1:4"}}
         }))
         .unwrap();
-        let c = Config::parse_local(&local_default(&info)).unwrap();
+        let c = Config::parse_local(&info.default_config()).unwrap();
         match &c.connection("hubspot").unwrap().kind {
             ConnectionKind::HubSpot(h) => {
                 assert_eq!(h.secret, "p/hubspot");

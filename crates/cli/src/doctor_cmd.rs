@@ -58,8 +58,9 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<()> {
                 Config::parse_local(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
-            None => Config::parse_local(&crate::crm_cmd::local_default(&info))
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => {
+                Config::parse_local(&info.default_config()).map_err(|e| anyhow::anyhow!("{e}"))?
+            }
         };
         if a.config.is_none() {
             config.sources = lb_local::sources::defaults(&prefix);

@@ -142,6 +142,19 @@ impl Default for StackOptions {
     }
 }
 
+impl StackInfo {
+    /// The config a stack without a config file behaves as: its HubSpot
+    /// simulator as the one connection, every bot routed to it (for the
+    /// connection checks and `doctor` against the stack).
+    pub fn default_config(&self) -> String {
+        format!(
+            "version = 1\n\n[connections.hubspot]\nkind = \"hubspot\"\nsecret = \"{}\"\nbase_url = \"{}\"\n\n\
+             [[routes]]\nbot_id = \"*\"\nconnections = [\"hubspot\"]\n",
+            self.hubspot_secret_id, self.crm.hubspot.base_url
+        )
+    }
+}
+
 impl StackOptions {
     /// Ports from `LEADBRIDGE_MOTO_PORT`, `LEADBRIDGE_INGEST_PORT`, `LEADBRIDGE_HUBSPOT_PORT` (0 or unset: free ports).
     pub fn with_env_ports(mut self) -> anyhow::Result<Self> {
