@@ -69,11 +69,14 @@ pub struct SimConfig {
     /// Default: every scope in [`SCOPES`], so every call is allowed.
     pub scopes: BTreeSet<String>,
     /// Requests per day for the account (HubSpot Free/Starter: 250,000, shared
-    /// by every app of the account; it resets at midnight in the account's time
-    /// zone — here when `/__admin/config` sets `daily_used` back). Every
-    /// admitted request counts, search included; past it, every call is a 429
-    /// with `policyName: "DAILY"` (the policy name is documented in our
-    /// crm-apis notes; the body's exact text is unconfirmed).
+    /// by every app of the account — usage guidelines, as quoted in our
+    /// hubspot-fidelity research T7/C2; it resets at midnight in the account's
+    /// time zone — changelog 2018-11-06 (C3); here when `/__admin/config` sets
+    /// `daily_used` back). Past it, every call is a 429 with
+    /// `policyName: "DAILY"` (our crm-apis notes; the body's exact text is
+    /// unconfirmed). Unconfirmed, modelled on the strict side: that search
+    /// calls count too (the guidelines exempt search from the ten-secondly
+    /// window only), and that a refused (429) call does not.
     pub daily_limit: u64,
     /// Requests counted against the daily limit so far.
     pub daily_used: u64,
