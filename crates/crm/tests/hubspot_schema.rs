@@ -620,3 +620,32 @@ async fn the_schema_report_lists_every_mapped_property() {
     );
     assert_eq!(lines.len(), rows.len() + 1);
 }
+
+/// HubSpot's search allows 5 requests a second per token: a search refused for
+/// that is waited out inside the call (the limit frees within a second) rather
+/// than failing the lead back to the queue.
+#[tokio::test]
+async fn a_search_over_its_per_second_limit_waits_in_the_call_instead_of_failing() {
+    let h = Harness::start().await;
+    let (status, _) = h
+        .send(
+            Method::POST,
+            "/__admin/config",
+            Some(json!({"search_rate_per_s": 1})),
+            false,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let crm = h.crm(Duration::from_secs(300));
+    let a = lead("evt_s1", json!({"phone": "+14155552671"}), json!({}));
+    let b = lead("evt_s2", json!({"phone": "+14155552672"}), json!({}));
+    crm.find_contacts(&a).await.expect("the first search");
+    crm.find_contacts(&b)
+        .await
+        .expect("the second search waits out the limit");
+    let (_, stats) = h.send(Method::GET, "/__admin/stats", None, false).await;
+    assert!(
+        stats["rate_limited"].as_u64() >= Some(1),
+        "the limit did refuse a search: {stats}"
+    );
+}
