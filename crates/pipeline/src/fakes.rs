@@ -737,6 +737,12 @@ pub struct FakeCrm {
     identity: Option<(String, bool)>,
     /// What the next [`Crm::take_quota_warning`] answers.
     quota_warning: Mutex<Option<crate::ports::QuotaUsage>>,
+    /// [`Crm::batch_limit`]; 0 is taken as 1.
+    batch_limit: AtomicUsize,
+    /// Every batch call, as `(kind, items)`.
+    batches: Mutex<Vec<(&'static str, usize)>>,
+    /// Contacts with this email are refused, item by item, as HubSpot's 207 would.
+    refused_email: Mutex<Option<String>>,
 }
 
 impl FakeCrm {
@@ -752,6 +758,21 @@ impl FakeCrm {
         *self.quota_warning.lock().unwrap() = Some(usage);
     }
     /// The next call never answers (a CRM that holds the request).
+    /// Takes up to `n` items per batch call.
+    pub fn batch_up_to(&self, n: usize) {
+        self.batch_limit.store(n, Ordering::SeqCst);
+    }
+    /// The batch calls made, as `(kind, items)`: kinds `find`, `contacts`, `notes`, `deals`.
+    pub fn batches(&self) -> Vec<(&'static str, usize)> {
+        self.batches.lock().unwrap().clone()
+    }
+    /// Refuses the contact with this email (alone, whatever else its batch holds).
+    pub fn refuse_email(&self, email: &str) {
+        *self.refused_email.lock().unwrap() = Some(email.to_string());
+    }
+    fn batched(&self, kind: &'static str, n: usize) {
+        self.batches.lock().unwrap().push((kind, n));
+    }
     pub fn stall_next(&self) {
         self.stall.store(true, Ordering::SeqCst);
     }
@@ -897,6 +918,17 @@ impl Crm for FakeCrm {
                 created: false,
             });
         }
+        let refused = self.refused_email.lock().unwrap().clone();
+        if refused.is_some_and(|r| {
+            lead.event.visitor.email.as_ref().map(|e| e.as_str()) == Some(r.as_str())
+        }) {
+            return Err(CrmError::new(
+                "fake",
+                ErrorClass::Permanent,
+                Some(207),
+                "Property values were not valid: email",
+            ));
+        }
         self.call().await?;
         let writer =
             (write == ContactWrite::Full).then(|| lead.event.event_id.as_str().to_string());
@@ -989,6 +1021,50 @@ impl Crm for FakeCrm {
     }
     fn keeps_conversations(&self) -> bool {
         self.keeps_records()
+    }
+    fn batch_limit(&self) -> usize {
+        self.batch_limit.load(Ordering::SeqCst).max(1)
+    }
+    async fn find_contacts_batch(
+        &self,
+        leads: &[QueuedLead],
+    ) -> Vec<Result<Vec<(usize, String)>, CrmError>> {
+        self.batched("find", leads.len());
+        let mut out = Vec::new();
+        for l in leads {
+            out.push(self.find_contacts(l).await);
+        }
+        out
+    }
+    async fn upsert_contacts(
+        &self,
+        items: &[crate::ports::ContactUpsert],
+    ) -> Vec<Result<ContactRef, CrmError>> {
+        self.batched("contacts", items.len());
+        let mut out = Vec::new();
+        for i in items {
+            out.push(
+                self.upsert_contact(&i.lead, i.known_id.as_deref(), i.write)
+                    .await,
+            );
+        }
+        out
+    }
+    async fn add_notes(&self, items: &[(String, QueuedLead)]) -> Vec<Result<String, CrmError>> {
+        self.batched("notes", items.len());
+        let mut out = Vec::new();
+        for (c, l) in items {
+            out.push(self.add_note(c, l).await);
+        }
+        out
+    }
+    async fn create_deals(&self, items: &[(String, QueuedLead)]) -> Vec<Result<String, CrmError>> {
+        self.batched("deals", items.len());
+        let mut out = Vec::new();
+        for (c, l) in items {
+            out.push(self.create_deal(c, l).await);
+        }
+        out
     }
     fn take_quota_warning(&self) -> Option<crate::ports::QuotaUsage> {
         self.quota_warning.lock().unwrap().take()

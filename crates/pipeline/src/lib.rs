@@ -9,6 +9,7 @@
 
 pub mod accept;
 pub mod alert;
+pub(crate) mod batch;
 pub mod erase;
 pub mod hooks;
 pub mod intake;

@@ -629,6 +629,55 @@ pub trait Crm: Send + Sync {
     ) -> Result<Option<String>, CrmError>;
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
 
+    /// The most items one call of the batch methods below takes; 1 (the
+    /// default) means the CRM has no batch calls and each item is a call of
+    /// its own. The worker gathers the calls of the deliveries it is working
+    /// on at once and hands them over in chunks of this size ([`crate::batch`]).
+    fn batch_limit(&self) -> usize {
+        1
+    }
+    /// [`Crm::find_contacts`] for several events at once: one answer per
+    /// lead, in order. A failure of the whole call is every lead's answer.
+    async fn find_contacts_batch(
+        &self,
+        leads: &[QueuedLead],
+    ) -> Vec<Result<Vec<(usize, String)>, CrmError>> {
+        let mut out = Vec::with_capacity(leads.len());
+        for lead in leads {
+            out.push(self.find_contacts(lead).await);
+        }
+        out
+    }
+    /// [`Crm::upsert_contact`] for several people at once (never two items of
+    /// one person): one answer per item, in order. One item the CRM refuses
+    /// fails alone, with the CRM's own error for it.
+    async fn upsert_contacts(&self, items: &[ContactUpsert]) -> Vec<Result<ContactRef, CrmError>> {
+        let mut out = Vec::with_capacity(items.len());
+        for i in items {
+            out.push(
+                self.upsert_contact(&i.lead, i.known_id.as_deref(), i.write)
+                    .await,
+            );
+        }
+        out
+    }
+    /// [`Crm::add_note`] for several events at once, `(contact id, lead)`.
+    async fn add_notes(&self, items: &[(String, QueuedLead)]) -> Vec<Result<String, CrmError>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (contact, lead) in items {
+            out.push(self.add_note(contact, lead).await);
+        }
+        out
+    }
+    /// [`Crm::create_deal`] for several events at once, `(contact id, lead)`.
+    async fn create_deals(&self, items: &[(String, QueuedLead)]) -> Vec<Result<String, CrmError>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (contact, lead) in items {
+            out.push(self.create_deal(contact, lead).await);
+        }
+        out
+    }
+
     /// The day's quota usage, once it passes the warning threshold (70%): at
     /// most once per day per adapter instance. `None` for CRMs without a daily quota.
     fn take_quota_warning(&self) -> Option<QuotaUsage> {
@@ -748,6 +797,15 @@ pub enum ContactWrite {
     Full,
     /// Only what finds or creates the record: a newer event already set the fields.
     IdentityOnly,
+}
+
+/// One person's write in a batch ([`Crm::upsert_contacts`]): the arguments of
+/// [`Crm::upsert_contact`].
+#[derive(Debug, Clone)]
+pub struct ContactUpsert {
+    pub lead: QueuedLead,
+    pub known_id: Option<String>,
+    pub write: ContactWrite,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The worker's use case: sync a batch of queued leads to the CRM exactly once.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -8,11 +8,12 @@ use lb_domain::conversation;
 use lb_domain::{identity, ContactKey, QueuedLead};
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::batch::Gate;
 use crate::hooks::Hooks;
 use crate::ports::{
-    Alerts, Begin, Connections, ContactRef, ContactWrite, Crm, CrmError, DeadLetter, ErrorClass,
-    FailureReason, IdentityConflict, LeadQueue, Ledger, Locked, PersonLock, PersonRelease,
-    PortError, SyncOutcome, Written,
+    Alerts, Begin, Connections, ContactRef, ContactUpsert, ContactWrite, Crm, CrmError, DeadLetter,
+    ErrorClass, FailureReason, IdentityConflict, LeadQueue, Ledger, Locked, PersonLock,
+    PersonRelease, PortError, SyncOutcome, Written,
 };
 use crate::retry::RetryPolicy;
 
@@ -82,27 +83,70 @@ pub struct Worker<'a> {
     pub hooks: &'a Hooks,
 }
 
-/// Processes a batch in order and returns one outcome per message, in the
-/// same order. FIFO semantics: once a message of a group is not acknowledged,
-/// every later message of that group in the batch is held back too.
+/// Processes a batch and returns one outcome per message, in the same order.
+/// The messages of one group are one flow, in order, and FIFO semantics hold
+/// within it: once a message of a group is not acknowledged, every later
+/// message of that group in the batch is held back too. Flows run side by
+/// side, and their CRM calls meet in batch calls ([`crate::batch`]).
 pub async fn sync_batch(
     w: &Worker<'_>,
     messages: &[InboundMessage],
     deadline: DateTime<Utc>,
 ) -> Vec<ItemOutcome> {
-    let mut blocked: HashSet<String> = HashSet::new();
-    let mut out = Vec::with_capacity(messages.len());
-    for m in messages {
-        if let Some(g) = &m.group_id {
-            if blocked.contains(g) {
-                // Release it at once: an in-flight follower would otherwise block its
-                // whole group in the queue until its visibility timeout ran out.
-                if let Err(e) = w.queue.retry_later(&m.receipt_handle, Duration::ZERO).await {
-                    warn!(message_id = %m.message_id, error = %e, "could not release a held message");
+    // One flow per group (first appearance order); an ungrouped message is a flow of its own.
+    let mut flows: Vec<Vec<usize>> = Vec::new();
+    let mut by_group: HashMap<&str, usize> = HashMap::new();
+    for (i, m) in messages.iter().enumerate() {
+        match m.group_id.as_deref() {
+            Some(g) => match by_group.get(g) {
+                Some(&f) => flows[f].push(i),
+                None => {
+                    by_group.insert(g, flows.len());
+                    flows.push(vec![i]);
                 }
-                out.push(ItemOutcome::HeldForOrder);
-                continue;
+            },
+            None => flows.push(vec![i]),
+        }
+    }
+    let gate = Gate::new(flows.len());
+    let gate = &gate;
+    let done = futures_util::future::join_all(flows.iter().map(|flow| async move {
+        let outcomes = sync_flow(w, gate, messages, flow, deadline).await;
+        gate.leave().await;
+        outcomes
+    }))
+    .await;
+    let mut out: Vec<Option<ItemOutcome>> = (0..messages.len()).map(|_| None).collect();
+    for (flow, outcomes) in flows.iter().zip(done) {
+        for (&i, o) in flow.iter().zip(outcomes) {
+            out[i] = Some(o);
+        }
+    }
+    out.into_iter()
+        .map(|o| o.expect("every message has an outcome"))
+        .collect()
+}
+
+/// One group's messages, in order.
+async fn sync_flow<'a>(
+    w: &Worker<'a>,
+    gate: &Gate<'a>,
+    messages: &[InboundMessage],
+    flow: &[usize],
+    deadline: DateTime<Utc>,
+) -> Vec<ItemOutcome> {
+    let mut blocked = false;
+    let mut out = Vec::with_capacity(flow.len());
+    for &i in flow {
+        let m = &messages[i];
+        if blocked {
+            // Release it at once: an in-flight follower would otherwise block its
+            // whole group in the queue until its visibility timeout ran out.
+            if let Err(e) = w.queue.retry_later(&m.receipt_handle, Duration::ZERO).await {
+                warn!(message_id = %m.message_id, error = %e, "could not release a held message");
             }
+            out.push(ItemOutcome::HeldForOrder);
+            continue;
         }
         let remaining = (deadline - w.clock.now()).to_std().unwrap_or_default();
         let outcome = if remaining < w.safety_margin {
@@ -113,12 +157,10 @@ pub async fn sync_batch(
             ItemOutcome::OutOfTime
         } else {
             let span = info_span!("lead", message_id = %m.message_id, event_id = tracing::field::Empty, connection = tracing::field::Empty);
-            sync_message(w, m, deadline).instrument(span).await
+            sync_message(w, gate, m, deadline).instrument(span).await
         };
-        if !outcome.is_ack() {
-            if let Some(g) = &m.group_id {
-                blocked.insert(g.clone());
-            }
+        if !outcome.is_ack() && m.group_id.is_some() {
+            blocked = true;
         }
         out.push(outcome);
     }
@@ -188,7 +230,12 @@ impl StepError {
     }
 }
 
-async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc>) -> ItemOutcome {
+async fn sync_message<'a>(
+    w: &Worker<'a>,
+    gate: &Gate<'a>,
+    m: &InboundMessage,
+    deadline: DateTime<Utc>,
+) -> ItemOutcome {
     let lead = match QueuedLead::from_json(&m.body) {
         Ok(l) => l,
         Err(e) => {
@@ -263,6 +310,7 @@ async fn sync_message(w: &Worker<'_>, m: &InboundMessage, deadline: DateTime<Utc
             prior,
         } => match sync_to_crm(
             w,
+            gate,
             &lead,
             &Attempt {
                 follows_earlier,
@@ -363,8 +411,9 @@ struct Attempt {
 
 /// The CRM side of one event: contact upsert, then note, then (when asked) deal.
 /// A connection that keeps no records (a webhook target) gets one delivery call.
-async fn sync_to_crm(
-    w: &Worker<'_>,
+async fn sync_to_crm<'a>(
+    w: &Worker<'a>,
+    gate: &Gate<'a>,
     lead: &QueuedLead,
     attempt: &Attempt,
     deadline: DateTime<Utc>,
@@ -374,8 +423,15 @@ async fn sync_to_crm(
         .crm_for(lead.connection())
         .map_err(StepError::UnknownConnection)?;
     if !target.keeps_records() {
-        let delivered = target
-            .upsert_contact(lead, None, ContactWrite::Full)
+        let delivered = gate
+            .upsert_contact(
+                target,
+                ContactUpsert {
+                    lead: lead.clone(),
+                    known_id: None,
+                    write: ContactWrite::Full,
+                },
+            )
             .await?;
         return Ok(SyncOutcome {
             crm: target.name().to_string(),
@@ -385,7 +441,7 @@ async fn sync_to_crm(
             deal_id: None,
         });
     }
-    let written = write_records(w, target, lead, attempt, deadline).await;
+    let written = write_records(w, gate, target, lead, attempt, deadline).await;
     // What the calls just made say about the day's quota (success or not).
     if let Some(usage) = target.take_quota_warning() {
         warn_quota(w, target.name(), &usage).await;
@@ -394,14 +450,15 @@ async fn sync_to_crm(
 }
 
 /// The person, then the event's note and deal, on a connection that keeps records.
-async fn write_records(
-    w: &Worker<'_>,
-    target: &dyn Crm,
+async fn write_records<'a>(
+    w: &Worker<'a>,
+    gate: &Gate<'a>,
+    target: &'a dyn Crm,
     lead: &QueuedLead,
     attempt: &Attempt,
     deadline: DateTime<Utc>,
 ) -> Result<SyncOutcome, StepError> {
-    let contact = write_person(w, target, lead, deadline).await?;
+    let contact = write_person(w, gate, target, lead, deadline).await?;
     let mut done = SyncOutcome {
         crm: target.name().to_string(),
         contact_id: contact.id,
@@ -414,7 +471,7 @@ async fn write_records(
         .prior
         .as_ref()
         .filter(|p| p.crm == done.crm && p.contact_id == done.contact_id);
-    let written = write_activities(target, lead, attempt, prior, &mut done).await;
+    let written = write_activities(gate, target, lead, attempt, prior, &mut done).await;
     match written {
         Ok(()) => Ok(done),
         Err(e) => {
@@ -439,8 +496,9 @@ async fn write_records(
 /// The event's note and (when asked) deal, each exactly once: skipped when an
 /// earlier attempt recorded it, looked up by the event's tag when an earlier
 /// attempt may have written it, else written.
-async fn write_activities(
-    crm: &dyn Crm,
+async fn write_activities<'a>(
+    gate: &Gate<'a>,
+    crm: &'a dyn Crm,
     lead: &QueuedLead,
     attempt: &Attempt,
     prior: Option<&SyncOutcome>,
@@ -458,7 +516,7 @@ async fn write_activities(
     }
     done.note_id = Some(match note {
         Some(id) => id,
-        None => crm.add_note(&contact_id, lead).await?,
+        None => gate.add_note(crm, &contact_id, lead).await?,
     });
     if lead.event.crm_target.create_deal {
         let mut deal = prior.and_then(|p| p.deal_id.clone());
@@ -467,7 +525,7 @@ async fn write_activities(
         }
         done.deal_id = Some(match deal {
             Some(id) => id,
-            None => crm.create_deal(&contact_id, lead).await?,
+            None => gate.create_deal(crm, &contact_id, lead).await?,
         });
     }
     Ok(())
@@ -559,9 +617,10 @@ struct Held {
 
 /// Finds or creates the person's one record and writes the event to it, under
 /// the person's lock (see [`lb_domain::identity::Resolution`] for the rule).
-async fn write_person(
-    w: &Worker<'_>,
-    crm: &dyn Crm,
+async fn write_person<'a>(
+    w: &Worker<'a>,
+    gate: &Gate<'a>,
+    crm: &'a dyn Crm,
     lead: &QueuedLead,
     deadline: DateTime<Utc>,
 ) -> Result<ContactRef, StepError> {
@@ -585,6 +644,7 @@ async fn write_person(
     .await?;
     let written = write_locked(
         w,
+        gate,
         crm,
         lead,
         &keys,
@@ -685,9 +745,10 @@ async fn lock(
 
 /// The write itself, with the lock held: `(contact, occurred_at applied, other records)`.
 #[allow(clippy::too_many_arguments)]
-async fn write_locked(
-    w: &Worker<'_>,
-    crm: &dyn Crm,
+async fn write_locked<'a>(
+    w: &Worker<'a>,
+    gate: &Gate<'a>,
+    crm: &'a dyn Crm,
     lead: &QueuedLead,
     keys: &[ContactKey],
     known: identity::Resolution,
@@ -707,7 +768,7 @@ async fn write_locked(
         .any(|&i| !matches!(keys[i], ContactKey::Email(_)));
     if record.is_none() && searchable {
         let mut found = vec![None; keys.len()];
-        for (i, id) in crm.find_contacts(lead).await? {
+        for (i, id) in gate.find_contacts(crm, lead).await? {
             if let Some(slot) = found.get_mut(i) {
                 *slot = Some(id);
             }
@@ -741,7 +802,12 @@ async fn write_locked(
         } else {
             ContactWrite::Full
         };
-        match crm.upsert_contact(lead, record.as_deref(), write).await {
+        let item = ContactUpsert {
+            lead: lead.clone(),
+            known_id: record.clone(),
+            write,
+        };
+        match gate.upsert_contact(crm, item).await {
             Ok(contact) => return Ok((contact, (!stale).then_some(occurred_at), others)),
             // Another record holds the event's email: the email's record wins the write.
             Err(CrmError {
@@ -919,7 +985,14 @@ mod tests {
     }
 
     impl Env {
+        /// Every scenario runs through the batch gate: the fake CRM takes batches.
         fn new() -> Self {
+            let env = Self::one_at_a_time();
+            env.crm.batch_up_to(100);
+            env
+        }
+        /// A CRM without batch calls.
+        fn one_at_a_time() -> Self {
             Self {
                 ledger: InMemoryLedger::default(),
                 queue: InMemoryQueue::default(),
@@ -974,6 +1047,136 @@ mod tests {
         }))
         .unwrap();
         QueuedLead::new(event, Utc::now()).unwrap()
+    }
+
+    /// Ten people, each with an email and a phone.
+    fn ten_people() -> Vec<InboundMessage> {
+        (0..10)
+            .map(|i| {
+                let lead = person(
+                    &format!("evt_{i}"),
+                    Some(&format!("p{i}@b.co")),
+                    Some(&format!("+1415555{:04}", 2600 + i)),
+                    None,
+                );
+                msg(&format!("m{i}"), &lead)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_invocations_leads_meet_in_one_call_per_kind() {
+        let env = Env::new();
+        let out = env.run(&ten_people()).await;
+        assert!(
+            out.iter().all(|o| matches!(o, ItemOutcome::Synced(_))),
+            "{out:?}"
+        );
+        assert_eq!(
+            env.crm.batches(),
+            [("find", 10), ("contacts", 10), ("notes", 10)],
+            "one search, one upsert and one note call for ten people"
+        );
+        assert_eq!(env.crm.contact_count(), 10);
+        assert_eq!(env.crm.note_count(), 10);
+        // Redelivered, the batch costs the CRM nothing.
+        let calls = env.crm.calls();
+        let again = env.run(&ten_people()).await;
+        assert!(
+            again.iter().all(|o| matches!(o, ItemOutcome::AlreadyDone)),
+            "{again:?}"
+        );
+        assert_eq!(env.crm.calls(), calls);
+    }
+
+    #[tokio::test]
+    async fn batches_never_exceed_the_crms_limit() {
+        let env = Env::one_at_a_time();
+        env.crm.batch_up_to(4);
+        let out = env.run(&ten_people()).await;
+        assert!(
+            out.iter().all(|o| matches!(o, ItemOutcome::Synced(_))),
+            "{out:?}"
+        );
+        let sizes: Vec<usize> = env
+            .crm
+            .batches()
+            .iter()
+            .filter(|(k, _)| *k == "contacts")
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 10);
+        assert!(sizes.iter().all(|&n| n <= 4), "{sizes:?}");
+        assert_eq!(env.crm.contact_count(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_crm_without_batch_calls_gets_each_lead_on_its_own() {
+        let env = Env::one_at_a_time();
+        let out = env.run(&ten_people()).await;
+        assert!(
+            out.iter().all(|o| matches!(o, ItemOutcome::Synced(_))),
+            "{out:?}"
+        );
+        assert!(env.crm.batches().is_empty());
+        assert_eq!(env.crm.note_count(), 10);
+    }
+
+    #[tokio::test]
+    async fn one_lead_the_crm_refuses_in_a_batch_fails_alone_with_the_crms_error() {
+        let env = Env::new();
+        env.crm.refuse_email("p3@b.co");
+        let out = env.run(&ten_people()).await;
+        for (i, o) in out.iter().enumerate() {
+            if i == 3 {
+                assert!(
+                    matches!(o, ItemOutcome::DeadLettered(r) if r.message.contains("Property values were not valid")),
+                    "{o:?}"
+                );
+            } else {
+                assert!(matches!(o, ItemOutcome::Synced(_)), "{i}: {o:?}");
+            }
+        }
+        assert_eq!(env.crm.batches()[1], ("contacts", 10));
+        assert_eq!(env.crm.batches()[2], ("notes", 9));
+        assert_eq!(env.queue.dead_letters().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn two_events_of_one_person_in_one_batch_are_one_contact_with_both_notes() {
+        let env = Env::new();
+        let first = person("evt_a", Some("same@b.co"), None, None);
+        let second = person("evt_b", Some("same@b.co"), Some("+14155552671"), None);
+        // Different groups (as a phone-keyed and an email-keyed sender would make).
+        let mut m2 = msg("m2", &second);
+        m2.group_id = Some("another-group".into());
+        let out = env.run(&[msg("m1", &first), m2.clone()]).await;
+        let synced = out
+            .iter()
+            .filter(|o| matches!(o, ItemOutcome::Synced(_)))
+            .count();
+        let busy = out
+            .iter()
+            .filter(|o| matches!(o, ItemOutcome::RetryLater { reason, .. } if reason.code == "contact_busy"))
+            .count();
+        assert_eq!(
+            (synced, busy),
+            (1, 1),
+            "one writes, the other waits: {out:?}"
+        );
+        // The one that waited comes back and joins the same contact.
+        let waiting = if matches!(out[0], ItemOutcome::Synced(_)) {
+            m2
+        } else {
+            msg("m1", &first)
+        };
+        let out = env.run(&[waiting]).await;
+        assert!(
+            matches!(&out[0], ItemOutcome::Synced(o) if !o.contact_created),
+            "{out:?}"
+        );
+        assert_eq!(env.crm.contact_count(), 1);
+        assert_eq!(env.crm.note_count(), 2);
     }
 
     #[tokio::test]
