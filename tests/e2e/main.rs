@@ -1,6 +1,7 @@
 //! End-to-end tests: the real handlers against moto server (SQS, DynamoDB, SNS,
 //! Secrets Manager) and the HubSpot simulator, each test on its own stack.
 
+mod batch;
 mod chaos;
 mod clean;
 mod corpus;

@@ -6,6 +6,7 @@
 //! connection's [`Mapping`] renders; every property is checked against the
 //! portal's schema before anything is written (module `schema`).
 
+mod batch;
 mod quota;
 mod schema;
 
@@ -16,16 +17,16 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use lb_domain::conversation;
 use lb_domain::mapping::{FieldPath, Mapping, ValueKind};
-use lb_domain::{note, ContactKey, EventId, Phone, QueuedLead};
+use lb_domain::{note, EventId, Phone, QueuedLead};
 use lb_pipeline::secrets::{secret_values, CachedSecret};
-use lb_pipeline::{ContactRef, ContactWrite, Crm, CrmError, ErrorClass};
+use lb_pipeline::{ContactRef, ContactUpsert, ContactWrite, Crm, CrmError, ErrorClass};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tracing::{debug, warn};
 
 use crate::classify;
-use schema::{check_writes, ContactSchema, Origin, SchemaCache, Write};
 pub use schema::{render_schema_table, SchemaRow, SchemaStatus};
+use schema::{ContactSchema, Origin, SchemaCache, Write};
 
 pub use lb_domain::mapping::property_name;
 
@@ -424,56 +425,20 @@ impl HubSpotCrm {
         lead: &QueuedLead,
         props: &BTreeMap<String, String>,
     ) -> Result<ContactRef, CrmError> {
-        let trace = lead.event.event_id.as_str();
-        let body = json!({"inputs": [{
-            "id": email,
-            "idProperty": "email",
-            "objectWriteTraceId": trace,
-            "properties": props,
-        }]});
-        let (_, v) = self
-            .call(
-                Method::POST,
-                "/crm/v3/objects/contacts/batch/upsert",
-                Some(&body),
-            )
-            .await?;
-        // 200, or 207 with our input among the errors.
-        if let Some(err) = v["errors"].as_array().and_then(|errs| {
-            errs.iter().find(|e| {
-                e["context"]["objectWriteTraceId"]
-                    .as_array()
-                    .is_none_or(|ids| ids.iter().any(|i| i == trace))
-            })
-        }) {
-            let mut e = self.err(
-                ErrorClass::Permanent,
-                Some(207),
-                error_message(StatusCode::MULTI_STATUS, err, ""),
-            );
-            e.category = err["category"].as_str().map(str::to_string);
-            return Err(e);
+        let one = batch::Prepared {
+            at: 0,
+            lead,
+            known_id: None,
+            props: props.clone(),
+        };
+        let answer = self
+            .upsert_by_emails(&[(one, email.to_string())])
+            .await
+            .and_then(|mut answers| answers.pop());
+        match answer {
+            Some(a) => a,
+            None => Err(self.err(ErrorClass::Transient, None, "batch upsert answered nothing")),
         }
-        let result = v["results"]
-            .as_array()
-            .and_then(|r| {
-                r.iter()
-                    .find(|r| r["objectWriteTraceId"] == trace)
-                    .or_else(|| r.first())
-            })
-            .ok_or_else(|| {
-                self.err(
-                    ErrorClass::Transient,
-                    Some(200),
-                    "batch upsert answered without a result",
-                )
-            })?;
-        let id = id_of(result)
-            .ok_or_else(|| self.err(ErrorClass::Transient, Some(200), "upsert result has no id"))?;
-        Ok(ContactRef {
-            id,
-            created: result["new"].as_bool().unwrap_or(false),
-        })
     }
 
     async fn patch_contact(
@@ -502,44 +467,6 @@ impl HubSpotCrm {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Contacts whose `phone`, `mobilephone` or `hs_whatsapp_phone_number` is
-    /// one of `numbers`. HubSpot matches phone values on the area code and local
-    /// number only ("You should refrain from including the country code in your
-    /// search", CRM search guide, Limits), so the search is by national number
-    /// and each candidate is checked against the full number here.
-    async fn search_by_phones(&self, numbers: &[Phone]) -> Result<Vec<(Phone, String)>, CrmError> {
-        const PROPS: [&str; 3] = ["phone", "mobilephone", "hs_whatsapp_phone_number"];
-        let mut nationals: Vec<String> = numbers.iter().map(Phone::national_number).collect();
-        nationals.sort();
-        nationals.dedup();
-        let mut out = Vec::new();
-        // A search takes at most 5 filter groups: one request per number.
-        for national in nationals {
-            let groups: Vec<Value> = PROPS
-                .iter()
-                .map(|p| json!({"filters": [{"propertyName": p, "operator": "EQ", "value": national}]}))
-                .collect();
-            let body = json!({"filterGroups": groups, "properties": PROPS, "limit": 10});
-            let (_, v) = self
-                .call(Method::POST, "/crm/v3/objects/contacts/search", Some(&body))
-                .await?;
-            for r in v["results"].as_array().into_iter().flatten() {
-                let Some(id) = id_of(r) else { continue };
-                for number in numbers.iter().filter(|n| n.national_number() == national) {
-                    let holds = PROPS.iter().any(|p| {
-                        r["properties"][*p]
-                            .as_str()
-                            .is_some_and(|stored| same_number(stored, number))
-                    });
-                    if holds {
-                        out.push((number.clone(), id.clone()));
-                    }
-                }
-            }
-        }
-        Ok(out)
     }
 
     async fn create_contact(
@@ -650,29 +577,10 @@ impl Crm for HubSpotCrm {
 
     /// Phone and WhatsApp numbers by search (an upsert by email matches the email itself).
     async fn find_contacts(&self, lead: &QueuedLead) -> Result<Vec<(usize, String)>, CrmError> {
-        let keys = lead.event.identities();
-        let numbers: Vec<(usize, Phone)> = keys
-            .iter()
-            .enumerate()
-            .filter_map(|(i, k)| match k {
-                ContactKey::Email(_) => None,
-                ContactKey::Phone(p) => Some((i, p.clone())),
-                ContactKey::WaId(w) => w.as_phone().map(|p| (i, p)),
-            })
-            .collect();
-        if numbers.is_empty() {
-            return Ok(Vec::new());
+        match self.find_batch(std::slice::from_ref(lead)).await.pop() {
+            Some(a) => a,
+            None => Ok(Vec::new()),
         }
-        let phones: Vec<Phone> = numbers.iter().map(|(_, p)| p.clone()).collect();
-        let found = self.search_by_phones(&phones).await?;
-        let mut out = Vec::new();
-        for (i, number) in &numbers {
-            // The first match per identity; several are the CRM's duplicates, not ours to pick.
-            if let Some((_, id)) = found.iter().find(|(p, _)| p == number) {
-                out.push((*i, id.clone()));
-            }
-        }
-        Ok(out)
     }
 
     /// Checks every property the event writes against the contact schema
@@ -684,44 +592,71 @@ impl Crm for HubSpotCrm {
         known_id: Option<&str>,
         write: ContactWrite,
     ) -> Result<ContactRef, CrmError> {
-        if let (ContactWrite::IdentityOnly, Some(id)) = (write, known_id) {
-            // The record is known and a newer event wrote its fields: no call at all.
-            return Ok(ContactRef {
-                id: id.to_string(),
-                created: false,
-            });
+        let item = ContactUpsert {
+            lead: lead.clone(),
+            known_id: known_id.map(str::to_string),
+            write,
+        };
+        match self.upsert_batch(std::slice::from_ref(&item)).await.pop() {
+            Some(a) => a,
+            None => Err(self.err(ErrorClass::Transient, None, "no answer")),
         }
-        let writes = self.contact_writes(lead, write);
-        let schema = self.contact_schema(false).await?;
-        let findings = check_writes(&schema, &writes);
-        if !findings.is_empty() {
-            return Err(self.drift(&findings));
+    }
+
+    fn batch_limit(&self) -> usize {
+        batch::BATCH_LIMIT
+    }
+
+    /// Reads the token and the contact schema (one TLS handshake to HubSpot).
+    async fn warm_up(&self) {
+        if let Err(e) = self.contact_schema(false).await {
+            warn!(crm = %self.cfg.name, error = %e, "could not read the contact schema at start");
         }
-        let props: BTreeMap<String, String> = writes
-            .iter()
-            .map(|w| (w.property.clone(), w.value.clone()))
-            .collect();
-        match self.write_contact(lead, known_id, &props).await {
-            Err(e) if rejected_for_schema(&e) => {
-                // The cached schema is out of date: read it again once, so this
-                // event says what changed and the next one is stopped up front.
-                match self.contact_schema(true).await {
-                    Ok(fresh) => {
-                        let findings = check_writes(&fresh, &writes);
-                        if findings.is_empty() {
-                            Err(e)
-                        } else {
-                            Err(self.drift(&findings))
-                        }
-                    }
-                    Err(_) => {
-                        self.schema.invalidate().await;
-                        Err(e)
-                    }
-                }
+    }
+
+    async fn find_contacts_batch(
+        &self,
+        leads: &[QueuedLead],
+    ) -> Vec<Result<Vec<(usize, String)>, CrmError>> {
+        self.find_batch(leads).await
+    }
+
+    async fn upsert_contacts(&self, items: &[ContactUpsert]) -> Vec<Result<ContactRef, CrmError>> {
+        self.upsert_batch(items).await
+    }
+
+    async fn add_notes(&self, items: &[(String, QueuedLead)]) -> Vec<Result<String, CrmError>> {
+        if items.len() > 1 {
+            let inputs = items
+                .iter()
+                .map(|(c, l)| (l.event.event_id.clone(), self.note_input(c, l)))
+                .collect();
+            if let Some(ids) = self.create_batch("notes", "hs_note_body", inputs).await {
+                return ids;
             }
-            other => other,
         }
+        let mut out = Vec::with_capacity(items.len());
+        for (c, l) in items {
+            out.push(self.add_note(c, l).await);
+        }
+        out
+    }
+
+    async fn create_deals(&self, items: &[(String, QueuedLead)]) -> Vec<Result<String, CrmError>> {
+        if items.len() > 1 {
+            let inputs = items
+                .iter()
+                .map(|(c, l)| (l.event.event_id.clone(), self.deal_input(c, l)))
+                .collect();
+            if let Some(ids) = self.create_batch("deals", "description", inputs).await {
+                return ids;
+            }
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (c, l) in items {
+            out.push(self.create_deal(c, l).await);
+        }
+        out
     }
 
     async fn find_note(
@@ -734,13 +669,7 @@ impl Crm for HubSpotCrm {
     }
 
     async fn add_note(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {
-        let body = json!({
-            "properties": {
-                "hs_timestamp": lead.event.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "hs_note_body": note::render_html(&lead.event, NOTE_MAX_CHARS),
-            },
-            "associations": [association(contact_id, NOTE_TO_CONTACT)],
-        });
+        let body = self.note_input(contact_id, lead);
         let (_, v) = self
             .call(Method::POST, "/crm/v3/objects/notes", Some(&body))
             .await?;
@@ -846,27 +775,7 @@ impl Crm for HubSpotCrm {
     }
 
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {
-        let e = &lead.event;
-        let who = e
-            .visitor
-            .company
-            .clone()
-            .or_else(|| e.visitor.name.clone())
-            .unwrap_or_else(|| "Chatbot lead".into());
-        let mut description = format!("Created by leadbridge from a {} conversation.", e.bot_id);
-        if let Some(s) = e.transcript.as_ref().and_then(|t| t.summary.as_deref()) {
-            description.push_str(&format!(" Summary: {s}"));
-        }
-        description.push_str(&format!(" Ref: {}", note::tag(&e.event_id)));
-        let body = json!({
-            "properties": {
-                "dealname": format!("{who} (chatbot {})", e.bot_id),
-                "dealstage": e.crm_target.deal_stage.clone().unwrap_or_else(|| self.cfg.default_deal_stage.clone()),
-                "pipeline": e.crm_target.deal_pipeline.clone().unwrap_or_else(|| self.cfg.default_deal_pipeline.clone()),
-                "description": description,
-            },
-            "associations": [association(contact_id, DEAL_TO_CONTACT)],
-        });
+        let body = self.deal_input(contact_id, lead);
         let (_, v) = self
             .call(Method::POST, "/crm/v3/objects/deals", Some(&body))
             .await?;

@@ -35,6 +35,9 @@ pub struct Mapping {
     /// The function's timeout: the handler's deadline, and when the invocation is cut off.
     pub timeout: Duration,
     pub stats: Arc<EsmStats>,
+    /// While this holds `true`, the mapping does not poll (Lambda's mapping
+    /// disabled): messages sent meanwhile arrive together in the next batches.
+    pub paused: Option<watch::Receiver<bool>>,
 }
 
 fn to_lambda_message(m: &aws_sdk_sqs::types::Message, mapping: &Mapping) -> SqsMessage {
@@ -79,6 +82,16 @@ where
     loop {
         if *stop.borrow() {
             return;
+        }
+        if let Some(paused) = &mapping.paused {
+            let mut paused = paused.clone();
+            if *paused.borrow_and_update() {
+                tokio::select! {
+                    _ = paused.changed() => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
+            }
         }
         let recv = mapping
             .sqs

@@ -105,6 +105,9 @@ pub struct StackOptions {
     pub secrets: Vec<(String, String)>,
     /// At most one rejection alert per window.
     pub rejection_window: Duration,
+    /// The worker does not poll until [`LocalStack::resume_worker`]: leads sent
+    /// meanwhile reach it together, as one batch.
+    pub worker_paused: bool,
 }
 
 impl Default for StackOptions {
@@ -138,6 +141,7 @@ impl Default for StackOptions {
             config_toml: None,
             secrets: Vec::new(),
             rejection_window: Duration::from_secs(900),
+            worker_paused: false,
         }
     }
 }
@@ -189,6 +193,7 @@ pub struct LocalStack {
     pub worker_stats: Arc<EsmStats>,
     pub alerter_stats: Arc<EsmStats>,
     stop: watch::Sender<bool>,
+    worker_paused: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -338,6 +343,8 @@ impl LocalStack {
                 .unwrap_or(opts.hubspot_timeout + Duration::from_secs(2)),
             hooks: opts.worker_hooks.clone(),
         });
+        // As the function's init does (`lambdas/worker/src/main.rs`).
+        worker_app.warm_up().await;
         let alerter_app = Arc::new(AlerterApp {
             ledger: ledger.clone(),
             queue: queue.clone(),
@@ -360,6 +367,7 @@ impl LocalStack {
         let worker_stats = Arc::new(EsmStats::default());
         let alerter_stats = Arc::new(EsmStats::default());
         let mut tasks = Vec::new();
+        let (worker_paused, paused_rx) = watch::channel(opts.worker_paused);
         for _ in 0..opts.worker_concurrency.max(1) {
             let mapping = Mapping {
                 sqs: sqs.clone(),
@@ -369,6 +377,7 @@ impl LocalStack {
                 batch_size: settings::BATCH_SIZE,
                 timeout: opts.worker_timeout,
                 stats: worker_stats.clone(),
+                paused: Some(paused_rx.clone()),
             };
             let app = worker_app.clone();
             tasks.push(tokio::spawn(esm::run(
@@ -393,6 +402,7 @@ impl LocalStack {
             batch_size: settings::BATCH_SIZE,
             timeout: Duration::from_secs(settings::ALERTER_TIMEOUT_SECS),
             stats: alerter_stats.clone(),
+            paused: None,
         };
         let app = alerter_app.clone();
         tasks.push(tokio::spawn(esm::run(mapping, stop_rx.clone(), move |ev| {
@@ -449,6 +459,7 @@ impl LocalStack {
             worker_stats,
             alerter_stats,
             stop,
+            worker_paused,
             tasks,
         })
     }
@@ -466,6 +477,11 @@ impl LocalStack {
     }
 
     /// Stops pollers and servers and waits for the pollers to finish their batch.
+    /// Lets a worker started with [`StackOptions::worker_paused`] poll.
+    pub fn resume_worker(&self) {
+        self.worker_paused.send_replace(false);
+    }
+
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         for t in self.tasks.drain(..) {

@@ -629,6 +629,10 @@ pub trait Crm: Send + Sync {
     ) -> Result<Option<String>, CrmError>;
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError>;
 
+    /// Work done once per cold start so the first lead does not pay it (the
+    /// token, the schema, the connection's TLS handshake). Failures are the
+    /// first lead's to meet and report; nothing is raised here.
+    async fn warm_up(&self) {}
     /// The most items one call of the batch methods below takes; 1 (the
     /// default) means the CRM has no batch calls and each item is a call of
     /// its own. The worker gathers the calls of the deliveries it is working
@@ -739,10 +743,15 @@ pub trait Connections: Send + Sync {
     /// The CRM for a message's connection (`None`: the deployment's single
     /// connection, when it has no config file). `Err` says why there is none.
     fn crm_for(&self, connection: Option<&str>) -> Result<&dyn Crm, String>;
+    /// Every connection.
+    fn all(&self) -> Vec<&dyn Crm>;
 }
 
 /// A single CRM is a set of one connection (its name, or no name).
 impl<T: Crm> Connections for T {
+    fn all(&self) -> Vec<&dyn Crm> {
+        vec![self]
+    }
     fn crm_for(&self, connection: Option<&str>) -> Result<&dyn Crm, String> {
         match connection {
             None => Ok(self),
@@ -773,6 +782,9 @@ impl CrmSet {
 }
 
 impl Connections for CrmSet {
+    fn all(&self) -> Vec<&dyn Crm> {
+        self.named.values().map(|c| c.as_ref()).collect()
+    }
     fn crm_for(&self, connection: Option<&str>) -> Result<&dyn Crm, String> {
         match connection {
             None => Err(

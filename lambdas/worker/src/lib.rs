@@ -26,6 +26,14 @@ pub struct WorkerApp {
     pub hooks: Hooks,
 }
 
+impl WorkerApp {
+    /// Cold-start work for every connection, side by side, so that the first
+    /// lead pays no token read, schema read or TLS handshake to the CRM.
+    pub async fn warm_up(&self) {
+        futures_util::future::join_all(self.crm.all().into_iter().map(|c| c.warm_up())).await;
+    }
+}
+
 /// The longest CRM timeout the worker accepts (the config file's `timeout_ms`
 /// has the same bound).
 pub const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);

@@ -79,6 +79,8 @@ async fn main() -> Result<(), Error> {
         safety_margin: slowest + Duration::from_secs(2),
         hooks: lb_pipeline::hooks::Hooks::NONE,
     });
+    // During init, not on the first lead: the token, the schema, the TLS handshake.
+    app.warm_up().await;
     let metrics = lb_aws::emf::install();
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
         let app = app.clone();

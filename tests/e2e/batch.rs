@@ -1,0 +1,192 @@
+//! Many leads per CRM call: the leads of one worker invocation meet in one
+//! HubSpot batch call per kind, and each keeps its own answer.
+
+use std::time::Duration;
+
+use lb_pipeline::hooks::Hooks;
+use lb_pipeline::LedgerStatus;
+use lb_tests::{eventually, lead, start, TestStack};
+use serde_json::{json, Value};
+
+/// Requests the simulator counted on `route` (`"POST /crm/v3/…"`).
+async fn calls(t: &TestStack, route: &str) -> u64 {
+    let stats = t.admin(reqwest::Method::GET, "stats", None).await;
+    stats["by_route"][route].as_u64().unwrap_or(0)
+}
+
+const UPSERT: &str = "POST /crm/v3/objects/contacts/batch/upsert";
+const NOTES: &str = "POST /crm/v3/objects/notes/batch/create";
+const ONE_NOTE: &str = "POST /crm/v3/objects/notes";
+
+async fn post_all(t: &TestStack, leads: &[Value]) {
+    for l in leads {
+        let (status, body) = t.post(l).await;
+        assert_eq!(status, 202, "{body}");
+    }
+}
+
+/// Every contact with its notes, as `(email, phone, note count)`, sorted.
+async fn people(t: &TestStack) -> Vec<(String, String, usize)> {
+    let mut out = Vec::new();
+    for c in t.hubspot_all("contacts", "&properties=email,phone").await {
+        let email = c["properties"]["email"].as_str().unwrap_or_default();
+        let full = t.contact_by_email(email).await;
+        out.push((
+            email.to_string(),
+            c["properties"]["phone"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            TestStack::note_ids(&full).len(),
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lead_hubspot_refuses_in_a_batch_is_dead_lettered_alone_with_hubspots_error() {
+    let t = start("batch-bad", |o| {
+        o.worker_paused = true;
+        o.worker_concurrency = 1;
+    })
+    .await;
+    // The worker read the contact schema at start; then a HubSpot admin turns
+    // `country` into a dropdown without India. Only the lead from India writes
+    // it, and HubSpot refuses that input alone (207).
+    t.admin(
+        reqwest::Method::PATCH,
+        "properties/contacts/country",
+        Some(json!({"type": "enumeration", "fieldType": "select",
+                    "options": [{"value": "US", "label": "United States"}]})),
+    )
+    .await;
+    let leads: Vec<Value> = (0..6)
+        .map(|i| {
+            let mut visitor = json!({"email": format!("b{i}@x.io")});
+            if i == 3 {
+                visitor["country"] = json!("IN");
+            }
+            lead(&format!("evt_b{i}"), visitor)
+        })
+        .collect();
+    post_all(&t, &leads).await;
+    t.stack.resume_worker();
+    for i in [0, 1, 2, 4, 5] {
+        t.wait_status(&format!("evt_b{i}"), LedgerStatus::Synced)
+            .await;
+    }
+    let dead = t.wait_status("evt_b3", LedgerStatus::Dead).await;
+    let reason = dead.last_error.expect("a reason");
+    assert_eq!(reason.code, "schema_drift", "{reason:?}");
+    assert!(
+        reason.message.contains("country") && reason.message.contains("HubSpot said"),
+        "what changed and HubSpot's own words for that input: {reason:?}"
+    );
+    assert_eq!(calls(&t, UPSERT).await, 1, "six people, one upsert call");
+    assert_eq!(calls(&t, NOTES).await, 1, "five notes, one call");
+    assert_eq!(calls(&t, ONE_NOTE).await, 0);
+    let all = people(&t).await;
+    assert_eq!(all.len(), 5, "{all:?}");
+    assert!(all.iter().all(|(_, _, notes)| *notes == 1), "{all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_events_of_one_person_in_one_batch_are_one_contact_with_both_notes() {
+    let t = start("batch-meet", |o| {
+        o.worker_paused = true;
+        o.worker_concurrency = 1;
+    })
+    .await;
+    let at = |mut l: Value, t: &str| {
+        l["occurred_at"] = json!(t);
+        l
+    };
+    post_all(
+        &t,
+        &[
+            // One person twice by email (one message group: in order).
+            at(
+                lead("evt_m1", json!({"email": "same@x.io"})),
+                "2026-05-04T11:00:00Z",
+            ),
+            at(
+                lead(
+                    "evt_m2",
+                    json!({"email": "same@x.io", "phone": "+14155552671"}),
+                ),
+                "2026-05-04T11:05:00Z",
+            ),
+            // Another first by phone, then by email and the phone (two groups
+            // side by side: the person's lock makes one wait for the other).
+            at(
+                lead("evt_m3", json!({"phone": "+14155550000"})),
+                "2026-05-04T11:00:00Z",
+            ),
+            at(
+                lead(
+                    "evt_m4",
+                    json!({"email": "other@x.io", "phone": "+14155550000"}),
+                ),
+                "2026-05-04T11:05:00Z",
+            ),
+        ],
+    )
+    .await;
+    t.stack.resume_worker();
+    for id in ["evt_m1", "evt_m2", "evt_m3", "evt_m4"] {
+        t.wait_status(id, LedgerStatus::Synced).await;
+    }
+    assert_eq!(
+        people(&t).await,
+        [
+            ("other@x.io".into(), "+14155550000".into(), 2),
+            ("same@x.io".into(), "+14155552671".into(), 2),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_batch_write_and_the_ledger_write_duplicates_nothing() {
+    let (hooks, crashes) = Hooks::crash_every(3);
+    let t = start("batch-crash", |o| {
+        o.worker_paused = true;
+        o.worker_concurrency = 1;
+        o.worker_hooks = hooks;
+        // A crashed invocation's leases end with its (short) timeout, and its
+        // messages come back soon after.
+        o.worker_timeout = Duration::from_secs(4);
+        o.safety_margin = Some(Duration::from_millis(500));
+        o.leads_visibility_secs = Some(5);
+    })
+    .await;
+    let leads: Vec<Value> = (0..5)
+        .map(|i| lead(&format!("evt_c{i}"), json!({"email": format!("c{i}@x.io")})))
+        .collect();
+    post_all(&t, &leads).await;
+    t.stack.resume_worker();
+    eventually(
+        "a crash after the batch write",
+        Duration::from_secs(30),
+        || async { (crashes.crashes() >= 1).then_some(()) },
+    )
+    .await;
+    // One crash is the case; the redelivery runs clean.
+    crashes.disarm();
+    for i in 0..5 {
+        let id = format!("evt_c{i}");
+        eventually(&format!("{id} synced"), Duration::from_secs(60), || async {
+            t.ledger(&id)
+                .await
+                .filter(|r| r.status == LedgerStatus::Synced)
+        })
+        .await;
+    }
+    let all = people(&t).await;
+    assert_eq!(all.len(), 5, "{all:?}");
+    assert!(
+        all.iter().all(|(_, _, notes)| *notes == 1),
+        "one note each after the redelivery: {all:?}"
+    );
+    assert!(calls(&t, NOTES).await >= 1, "the notes went in a batch");
+}
