@@ -61,6 +61,7 @@ FUNCTIONS = {
 POLICIES = {
     "IngestFunction": {
         "LeadsQueue": {"sqs:SendMessage"},
+        "BulkQueue": {"sqs:SendMessage"},
         # Query: the status API reads every delivery of an event.
         "LedgerTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
         "WebhookSecret": {"secretsmanager:GetSecretValue"},
@@ -73,6 +74,12 @@ POLICIES = {
     },
     "WorkerFunction": {
         "LeadsQueue": {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ChangeMessageVisibility",
+        },
+        "BulkQueue": {
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
             "sqs:GetQueueAttributes",
@@ -94,8 +101,10 @@ POLICIES = {
     },
     "DlqAlerterFunction": {
         "LeadsDlq": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
-        # a lead redriven without a real attempt goes back on the leads queue
+        "BulkDlq": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+        # a lead redriven without a real attempt goes back on its lane's queue
         "LeadsQueue": {"sqs:SendMessage"},
+        "BulkQueue": {"sqs:SendMessage"},
         "LedgerTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "AlertsTopic": {"sns:Publish"},
         "AlertsKey": {"kms:GenerateDataKey", "kms:Decrypt"},
@@ -106,6 +115,8 @@ POLICIES = {
 ARN_FORMS = {
     "LeadsQueue": {("GetAtt", "Arn")},
     "LeadsDlq": {("GetAtt", "Arn")},
+    "BulkQueue": {("GetAtt", "Arn")},
+    "BulkDlq": {("GetAtt", "Arn")},
     "LedgerTable": {("GetAtt", "Arn")},
     "WebhookSecret": {("Ref",), ("GetAtt", "Id")},
     "HubSpotSecret": {("Ref",), ("GetAtt", "Id")},
@@ -124,6 +135,7 @@ ENV = {
     "IngestFunction": {
         "LEADS_QUEUE_URL": {"Ref": "LeadsQueue"},
         "LEADS_DLQ_URL": {"Ref": "LeadsDlq"},
+        "BULK_QUEUE_URL": {"Ref": "BulkQueue"},
         "LEDGER_TABLE": {"Ref": "LedgerTable"},
         "WEBHOOK_SECRET_ID": {"Ref": "WebhookSecret"},
         "STATUS_API_KEY_SECRET_ID": {"Ref": "StatusApiKeySecret"},
@@ -135,6 +147,7 @@ ENV = {
     "WorkerFunction": {
         "LEADS_QUEUE_URL": {"Ref": "LeadsQueue"},
         "LEADS_DLQ_URL": {"Ref": "LeadsDlq"},
+        "BULK_QUEUE_URL": {"Ref": "BulkQueue"},
         "LEDGER_TABLE": {"Ref": "LedgerTable"},
         "ALERTS_TOPIC_ARN": {"Ref": "AlertsTopic"},
         "LEADBRIDGE_CONFIG": {"Fn::If": ["HasConfigFile", "/opt/leadbridge.toml", ""]},
@@ -151,6 +164,7 @@ ENV = {
         "ALERTS_TOPIC_ARN": {"Ref": "AlertsTopic"},
         "LEADS_QUEUE_URL": {"Ref": "LeadsQueue"},
         "LEADS_DLQ_URL": {"Ref": "LeadsDlq"},
+        "BULK_QUEUE_URL": {"Ref": "BulkQueue"},
     },
 }
 
@@ -270,6 +284,26 @@ def check_template(t: dict, c: Checker) -> None:
     c.eq(d.get("MaximumMessageSize"), 262144, "LeadsDlq.MaximumMessageSize")
     c.eq(d.get("VisibilityTimeout"), 180, "LeadsDlq.VisibilityTimeout")
     c.eq(d.get("SqsManagedSseEnabled"), True, "LeadsDlq.SqsManagedSseEnabled")
+
+    # The bulk lane: standard queues with the real-time lane's settings.
+    b = props("BulkQueue", "AWS::SQS::Queue")
+    c.eq(b.get("QueueName"), _sub("${Prefix}-bulk"), "BulkQueue.QueueName")
+    c.check(not b.get("FifoQueue"), "BulkQueue is a standard queue")
+    c.eq(b.get("VisibilityTimeout"), 360, "BulkQueue.VisibilityTimeout")
+    c.eq(b.get("MessageRetentionPeriod"), 345600, "BulkQueue.MessageRetentionPeriod")
+    c.eq(b.get("MaximumMessageSize"), 262144, "BulkQueue.MaximumMessageSize")
+    c.eq(b.get("SqsManagedSseEnabled"), True, "BulkQueue.SqsManagedSseEnabled")
+    brp = b.get("RedrivePolicy", {}) or {}
+    c.eq(brp.get("deadLetterTargetArn"), {"Fn::GetAtt": ["BulkDlq", "Arn"]},
+         "BulkQueue.RedrivePolicy.deadLetterTargetArn")
+    c.eq(brp.get("maxReceiveCount"), 40, "BulkQueue.RedrivePolicy.maxReceiveCount")
+    bd = props("BulkDlq", "AWS::SQS::Queue")
+    c.eq(bd.get("QueueName"), _sub("${Prefix}-bulk-dlq"), "BulkDlq.QueueName")
+    c.check(not bd.get("FifoQueue"), "BulkDlq is a standard queue")
+    c.eq(bd.get("MessageRetentionPeriod"), 1209600, "BulkDlq.MessageRetentionPeriod")
+    c.eq(bd.get("MaximumMessageSize"), 262144, "BulkDlq.MaximumMessageSize")
+    c.eq(bd.get("VisibilityTimeout"), 180, "BulkDlq.VisibilityTimeout")
+    c.eq(bd.get("SqsManagedSseEnabled"), True, "BulkDlq.SqsManagedSseEnabled")
 
     # ---------------------------------------------------------- (b) table
     tb = props("LedgerTable", "AWS::DynamoDB::Table")
@@ -430,18 +464,33 @@ def check_template(t: dict, c: Checker) -> None:
     def events(fid: str) -> dict:
         return ((res.get(fid, {}).get("Properties") or {}).get("Events")) or {}
 
-    for fid, queue, extra in (("WorkerFunction", "LeadsQueue", {"ScalingConfig": {"MaximumConcurrency": 5}}),
-                              ("DlqAlerterFunction", "LeadsDlq", {})):
+    # Each function's SQS events, exactly: queue -> (batch size, other settings).
+    expected_events = {
+        "WorkerFunction": {
+            "LeadsQueue": (10, {"ScalingConfig": {"MaximumConcurrency": 5}}),
+            # the bulk lane: large batches, few at a time
+            "BulkQueue": (100, {"ScalingConfig": {"MaximumConcurrency": 2},
+                                "MaximumBatchingWindowInSeconds": 10}),
+        },
+        "DlqAlerterFunction": {"LeadsDlq": (10, {}), "BulkDlq": (10, {})},
+    }
+    for fid, queues in expected_events.items():
         sqs = [e.get("Properties") or {} for e in events(fid).values() if e.get("Type") == "SQS"]
-        if not c.check(len(sqs) == 1, f"{fid} must have exactly one SQS event, has {len(sqs)}"):
-            continue
-        e = sqs[0]
-        c.eq(e.get("Queue"), {"Fn::GetAtt": [queue, "Arn"]}, f"{fid} SQS event Queue")
-        c.eq(e.get("BatchSize"), 10, f"{fid} SQS event BatchSize")
-        c.check("ReportBatchItemFailures" in _as_list(e.get("FunctionResponseTypes")),
-                f"{fid} SQS event must have FunctionResponseTypes [ReportBatchItemFailures]")
-        for k, v in extra.items():
-            c.eq(e.get(k), v, f"{fid} SQS event {k}")
+        by_queue = {}
+        for e in sqs:
+            q = e.get("Queue") or {}
+            by_queue[(q.get("Fn::GetAtt") or [None])[0]] = e
+        c.eq(sorted(k for k in by_queue if k), sorted(queues), f"{fid} SQS event queues")
+        for queue, (batch, extra) in queues.items():
+            e = by_queue.get(queue)
+            if not c.check(e is not None, f"{fid} has an SQS event on {queue}"):
+                continue
+            c.eq(e.get("Queue"), {"Fn::GetAtt": [queue, "Arn"]}, f"{fid} SQS event Queue")
+            c.eq(e.get("BatchSize"), batch, f"{fid} {queue} event BatchSize")
+            c.check("ReportBatchItemFailures" in _as_list(e.get("FunctionResponseTypes")),
+                    f"{fid} {queue} event must have FunctionResponseTypes [ReportBatchItemFailures]")
+            for k, v in extra.items():
+                c.eq(e.get(k), v, f"{fid} {queue} event {k}")
 
     # The webhook and the status API; nothing else is routed to ingest.
     http = [e.get("Properties") or {} for e in events("IngestFunction").values() if e.get("Type") == "HttpApi"]

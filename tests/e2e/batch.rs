@@ -190,3 +190,51 @@ async fn a_crash_between_the_batch_write_and_the_ledger_write_duplicates_nothing
     );
     assert!(calls(&t, NOTES).await >= 1, "the notes went in a batch");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bulk_lane_writes_sixty_leads_in_one_call_per_kind_and_a_bad_lane_is_refused() {
+    let t = start("bulk", |o| {
+        o.worker_paused = true;
+        o.bulk_window = Duration::from_secs(1);
+    })
+    .await;
+    let stack = &t;
+    let post = |l: Value, lane: &'static str| {
+        let body = serde_json::to_vec(&l).unwrap();
+        let sig =
+            lb_vendors::signature::sign(stack.secret(), chrono::Utc::now().timestamp(), &body);
+        async move {
+            stack
+                .post_raw(
+                    body,
+                    &[
+                        ("content-type", "application/json"),
+                        ("leadbridge-signature", sig.as_str()),
+                        ("leadbridge-lane", lane),
+                    ],
+                )
+                .await
+        }
+    };
+    let (status, problem) = post(lead("evt_lane", json!({"email": "l@x.io"})), "slow").await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["type"], "urn:leadbridge:problem:invalid_lane");
+    for i in 0..60 {
+        let (status, body) = post(
+            lead(&format!("evt_k{i}"), json!({"email": format!("k{i}@x.io")})),
+            "bulk",
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    t.stack.resume_worker();
+    for i in 0..60 {
+        t.wait_status(&format!("evt_k{i}"), LedgerStatus::Synced)
+            .await;
+    }
+    assert_eq!(calls(&t, UPSERT).await, 1, "sixty people, one upsert call");
+    assert_eq!(calls(&t, NOTES).await, 1, "sixty notes, one call");
+    let all = people(&t).await;
+    assert_eq!(all.len(), 60);
+    assert!(all.iter().all(|(_, _, notes)| *notes == 1));
+}

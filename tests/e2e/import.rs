@@ -14,7 +14,12 @@ const CSV: &str = "email,phone,name,company,budget\n\
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_csv_is_checked_first_sent_once_and_a_rerun_sends_nothing_twice() {
-    let t = start("import", |_| {}).await;
+    // The worker waits until every row is on the bulk queue: one batch then takes them.
+    let t = start("import", |o| {
+        o.worker_paused = true;
+        o.bulk_window = Duration::from_secs(1);
+    })
+    .await;
     let defaults = Defaults {
         bot_id: Some("bot_import".into()),
         occurred_at: chrono::Utc::now() - chrono::Duration::days(30),
@@ -35,6 +40,7 @@ async fn a_csv_is_checked_first_sent_once_and_a_rerun_sends_nothing_twice() {
     let target = Target {
         ingest_url: t.stack.info.ingest_url.clone(),
         secret: t.stack.info.webhook_secret.clone(),
+        lane: lb_domain::Lane::Bulk,
     };
     let first = import::send(&target, &checked.valid, 4, || {}).await;
     assert_eq!((first.queued, first.duplicates), (3, 0), "{first:?}");
@@ -42,6 +48,7 @@ async fn a_csv_is_checked_first_sent_once_and_a_rerun_sends_nothing_twice() {
         first.refused.is_empty() && first.failed.is_empty(),
         "{first:?}"
     );
+    t.stack.resume_worker();
     let contacts = eventually(
         "three contacts with their notes",
         Duration::from_secs(40),
@@ -60,6 +67,15 @@ async fn a_csv_is_checked_first_sent_once_and_a_rerun_sends_nothing_twice() {
     )
     .await;
     assert_eq!(contacts.len(), 3);
+    // Through the bulk lane, the three rows were one batch: one call per kind.
+    let stats = t.admin(reqwest::Method::GET, "stats", None).await;
+    for route in [
+        "POST /crm/v3/objects/contacts/batch/upsert",
+        "POST /crm/v3/objects/notes/batch/create",
+        "POST /crm/v3/objects/contacts/search",
+    ] {
+        assert_eq!(stats["by_route"][route], 1, "{route}: {stats}");
+    }
 
     // The same file again: every row is already known.
     let again = import::check(

@@ -3,7 +3,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
-use lb_domain::QueuedLead;
+use lb_domain::{Lane, QueuedLead};
 use lb_pipeline::alert::{attrs, dead_letter_attributes};
 use lb_pipeline::{DeadLetter, LeadQueue, PortError};
 use sha2::Digest;
@@ -12,12 +12,15 @@ use crate::port_err;
 
 pub const SQS_MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
 
-/// [`LeadQueue`] over the SQS FIFO leads queue and its FIFO dead-letter queue.
+/// [`LeadQueue`] over the SQS FIFO leads queue (the real-time lane), its FIFO
+/// dead-letter queue, and the standard bulk queue when the deployment has one
+/// (without it, bulk leads travel the real-time lane).
 #[derive(Clone)]
 pub struct SqsLeadQueue {
     client: Client,
     queue_url: String,
     dlq_url: String,
+    bulk_url: Option<String>,
 }
 
 impl SqsLeadQueue {
@@ -26,7 +29,46 @@ impl SqsLeadQueue {
             client,
             queue_url: queue_url.into(),
             dlq_url: dlq_url.into(),
+            bulk_url: None,
         }
+    }
+
+    /// The bulk lane's standard queue.
+    pub fn with_bulk(mut self, bulk_url: Option<String>) -> Self {
+        self.bulk_url = bulk_url.filter(|u| !u.is_empty());
+        self
+    }
+
+    /// The bulk queue's url when `lane` is bulk and there is one.
+    fn bulk(&self, lane: Lane) -> Option<&str> {
+        match lane {
+            Lane::Bulk => self.bulk_url.as_deref(),
+            Lane::Realtime => None,
+        }
+    }
+
+    async fn send(
+        &self,
+        lead: &QueuedLead,
+        dedup: String,
+        what: &'static str,
+    ) -> Result<(), PortError> {
+        let req = self
+            .client
+            .send_message()
+            .message_body(lead.to_json())
+            .message_attributes(attrs::EVENT_ID, string_attr(lead.event.event_id.as_str()));
+        // A standard queue takes no group or deduplication id: the ledger keeps
+        // exactly-once there, and the ordering guard orders a person's events.
+        let req = match self.bulk(lead.lane) {
+            Some(url) => req.queue_url(url),
+            None => req
+                .queue_url(&self.queue_url)
+                .message_group_id(short_id(&lead.group_id()))
+                .message_deduplication_id(short_id(&dedup)),
+        };
+        req.send().await.map_err(|e| port_err(what, e))?;
+        Ok(())
     }
 }
 
@@ -41,31 +83,12 @@ fn string_attr(v: &str) -> MessageAttributeValue {
 #[async_trait]
 impl LeadQueue for SqsLeadQueue {
     async fn enqueue(&self, lead: &QueuedLead) -> Result<(), PortError> {
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(lead.to_json())
-            .message_group_id(short_id(&lead.group_id()))
-            .message_deduplication_id(short_id(&lead.delivery_id()))
-            .message_attributes(attrs::EVENT_ID, string_attr(lead.event.event_id.as_str()))
-            .send()
-            .await
-            .map_err(|e| port_err("sqs:SendMessage", e))?;
-        Ok(())
+        self.send(lead, lead.delivery_id(), "sqs:SendMessage").await
     }
 
     async fn requeue(&self, lead: &QueuedLead, replay: u32) -> Result<(), PortError> {
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(lead.to_json())
-            .message_group_id(short_id(&lead.group_id()))
-            .message_deduplication_id(short_id(&format!("{}#replay{replay}", lead.delivery_id())))
-            .message_attributes(attrs::EVENT_ID, string_attr(lead.event.event_id.as_str()))
-            .send()
-            .await
-            .map_err(|e| port_err("sqs:SendMessage(replay)", e))?;
-        Ok(())
+        let dedup = format!("{}#replay{replay}", lead.delivery_id());
+        self.send(lead, dedup, "sqs:SendMessage(replay)").await
     }
 
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
@@ -139,11 +162,16 @@ impl LeadQueue for SqsLeadQueue {
         Ok(erased)
     }
 
-    async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
+    async fn retry_later(
+        &self,
+        lane: Lane,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), PortError> {
         let secs = delay.as_secs_f64().ceil() as u64;
         self.client
             .change_message_visibility()
-            .queue_url(&self.queue_url)
+            .queue_url(self.bulk(lane).unwrap_or(&self.queue_url))
             .receipt_handle(receipt_handle)
             .visibility_timeout(secs.min(SQS_MAX_VISIBILITY_SECS) as i32)
             .send()

@@ -26,6 +26,10 @@ pub struct ImportArgs {
     /// `csv` or `jsonl` (default: from the extension).
     #[arg(long)]
     format: Option<String>,
+    /// `bulk` (large batches, many leads per CRM call; the default) or
+    /// `realtime` (the live chatbots' lane).
+    #[arg(long, default_value = "bulk", value_parser = parse_lane)]
+    lane: lb_domain::Lane,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -99,12 +103,14 @@ pub async fn run(a: ImportArgs) -> anyhow::Result<()> {
         (Some(url), Some(secret)) => Target {
             ingest_url: url.clone(),
             secret: secret.clone(),
+            lane: a.lane,
         },
         _ => {
             let info = crate::read_stack_file(&a.stack_file)?;
             Target {
                 ingest_url: info.ingest_url,
                 secret: info.webhook_secret,
+                lane: a.lane,
             }
         }
     };
@@ -133,4 +139,8 @@ pub async fn run(a: ImportArgs) -> anyhow::Result<()> {
         anyhow::bail!("{} row(s) were not accepted; run the import again to send them (the others are not sent twice)", sent.failed.len());
     }
     Ok(())
+}
+
+fn parse_lane(s: &str) -> Result<lb_domain::Lane, String> {
+    lb_domain::Lane::parse(s).ok_or_else(|| format!("{s:?} is not a lane: bulk or realtime"))
 }

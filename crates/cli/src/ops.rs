@@ -33,6 +33,9 @@ pub struct TargetArgs {
     /// The dead-letter queue (with --aws).
     #[arg(long, env = "LEADS_DLQ_URL")]
     dlq_url: Option<String>,
+    /// The bulk lane's queue (with --aws; replaying a bulk lead needs it).
+    #[arg(long, env = "BULK_QUEUE_URL")]
+    bulk_queue_url: Option<String>,
     /// Machine output (JSON) instead of a table.
     #[arg(long)]
     json: bool,
@@ -49,6 +52,7 @@ impl TargetArgs {
                 table,
                 self.queue_url.clone(),
                 self.dlq_url.clone(),
+                self.bulk_queue_url.clone(),
             ))
         } else {
             OpsTarget::from_stack_file(&self.stack_file)

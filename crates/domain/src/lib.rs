@@ -23,7 +23,7 @@ pub use event::{
 };
 pub use geo::{Country, CountryPolicy, Subdivision};
 pub use identity::{ContactKey, Email, Phone, WaId};
-pub use queued::{delivery_id, split_delivery_id, Delivery, QueuedLead};
+pub use queued::{delivery_id, split_delivery_id, Delivery, Lane, QueuedLead};
 pub use redact::{Redaction, RedactionKind};
 pub use text::{DisplayName, ShortText};
 pub use web::HttpUrl;

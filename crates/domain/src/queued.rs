@@ -23,6 +23,41 @@ pub struct QueuedLead {
     /// connection of a deployment without a config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// Which queue carries it (a replay or a retry keeps it there).
+    #[serde(default, skip_serializing_if = "Lane::is_realtime")]
+    pub lane: Lane,
+}
+
+/// The two ways to the worker. **Real-time** (the FIFO queue, small batches,
+/// seconds to the CRM): live chatbot leads. **Bulk** (a standard queue with a
+/// batching window, large batches, low concurrency): backfills and imports,
+/// written to the CRM in as few calls as it allows. The ledger keeps
+/// exactly-once in both; the ordering guard orders a person's events in both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lane {
+    #[default]
+    Realtime,
+    Bulk,
+}
+
+impl Lane {
+    pub fn is_realtime(&self) -> bool {
+        *self == Lane::Realtime
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Lane::Realtime => "realtime",
+            Lane::Bulk => "bulk",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Lane> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "realtime" | "real-time" => Some(Lane::Realtime),
+            "bulk" => Some(Lane::Bulk),
+            _ => None,
+        }
+    }
 }
 
 /// Which connection one queue message is for, and what its route asked.
@@ -87,6 +122,7 @@ impl QueuedLead {
             contact_key,
             event,
             delivery: None,
+            lane: Lane::Realtime,
         })
     }
 

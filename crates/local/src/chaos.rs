@@ -1062,15 +1062,18 @@ async fn set_faults(client: &StackClient, cfg: &ChaosConfig) -> anyhow::Result<(
         .admin(Method::POST, "faults", Some(json!({"kind": "latency", "ms": cfg.stall.as_millis() as u64, "probability": cfg.stall_rate})))
         .await?;
     if cfg.refused_writes > 0 {
+        // A batch HubSpot refuses as a whole is sent again one input at a time,
+        // so a lead dies only when its own single write is refused too.
         for route in [
             "POST /crm/v3/objects/contacts/batch/upsert",
+            "POST /crm/v3/objects/notes/batch/create",
             "POST /crm/v3/objects/notes",
         ] {
             client
                 .admin(
                     Method::POST,
                     "faults",
-                    Some(json!({"kind": "error", "status": 400, "probability": 0.05,
+                    Some(json!({"kind": "error", "status": 400, "probability": 0.1,
                                 "count": cfg.refused_writes, "route": route})),
                 )
                 .await?;

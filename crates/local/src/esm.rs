@@ -38,7 +38,14 @@ pub struct Mapping {
     /// While this holds `true`, the mapping does not poll (Lambda's mapping
     /// disabled): messages sent meanwhile arrive together in the next batches.
     pub paused: Option<watch::Receiver<bool>>,
+    /// Lambda's `MaximumBatchingWindowInSeconds`: after a first message, keep
+    /// gathering until the batch is full or this long has passed (`None`: one
+    /// receive per batch).
+    pub batching_window: Option<Duration>,
 }
+
+/// SQS hands out at most 10 messages per receive.
+const SQS_MAX_RECEIVE: i32 = 10;
 
 fn to_lambda_message(m: &aws_sdk_sqs::types::Message, mapping: &Mapping) -> SqsMessage {
     let mut out = SqsMessage::default();
@@ -73,6 +80,25 @@ pub enum BatchResult {
     Failed,
 }
 
+async fn receive(
+    mapping: &Mapping,
+    max: i32,
+    wait_secs: i32,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
+    mapping
+        .sqs
+        .receive_message()
+        .queue_url(&mapping.queue_url)
+        .max_number_of_messages(max)
+        .wait_time_seconds(wait_secs)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map(|r| r.messages.unwrap_or_default())
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+}
+
 /// Polls until `stop` turns true. `handler` is the Lambda handler under test.
 pub async fn run<F, Fut>(mapping: Mapping, mut stop: watch::Receiver<bool>, handler: F)
 where
@@ -93,29 +119,43 @@ where
                 continue;
             }
         }
-        let recv = mapping
-            .sqs
-            .receive_message()
-            .queue_url(&mapping.queue_url)
-            .max_number_of_messages(mapping.batch_size)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send();
+        let recv = receive(&mapping, mapping.batch_size.min(SQS_MAX_RECEIVE), 1);
         let resp = tokio::select! {
             r = recv => r,
             _ = stop.changed() => return,
         };
-        let messages = match resp {
-            Ok(r) => r.messages.unwrap_or_default(),
+        let mut messages = match resp {
+            Ok(m) => m,
             Err(e) => {
-                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "poll failed");
+                warn!(error = %e, "poll failed");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
         };
         if messages.is_empty() {
             continue;
+        }
+        if let Some(window) = mapping.batching_window {
+            // As Lambda does: a batch goes out when full or when the window closes.
+            let closes = tokio::time::Instant::now() + window;
+            while (messages.len() as i32) < mapping.batch_size {
+                let left = closes.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() || *stop.borrow() {
+                    break;
+                }
+                let want = (mapping.batch_size - messages.len() as i32).min(SQS_MAX_RECEIVE);
+                let wait = left.as_secs().min(1) as i32;
+                match receive(&mapping, want, wait).await {
+                    Ok(more) if more.is_empty() && wait == 0 => {
+                        tokio::time::sleep(left.min(Duration::from_millis(100))).await
+                    }
+                    Ok(more) => messages.extend(more),
+                    Err(e) => {
+                        warn!(error = %e, "poll failed");
+                        break;
+                    }
+                }
+            }
         }
         mapping.stats.batches.fetch_add(1, Ordering::Relaxed);
         mapping

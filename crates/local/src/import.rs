@@ -2,7 +2,8 @@
 //! or JSON Lines of canonical events. Every row is validated first, by the
 //! same parser ingest uses; with any bad row nothing is sent (unless
 //! `skip_invalid`), and the report names each bad row by its line. Then the
-//! rows are sent, signed, to `POST /v1/events`. Each row's event id is its own
+//! rows are sent, signed, to `POST /v1/events`, through the bulk lane by default
+//! (`Leadbridge-Lane: bulk`: large batches, many leads per CRM call). Each row's event id is its own
 //! `event_id`, or derived from the bot and the row's content, so re-running the
 //! same file sends nothing twice: ingest answers the rows it already has as
 //! duplicates.
@@ -291,6 +292,8 @@ impl Sent {
 pub struct Target {
     pub ingest_url: String,
     pub secret: String,
+    /// The lane the rows travel (`Leadbridge-Lane`): bulk for a backfill.
+    pub lane: lb_domain::Lane,
 }
 
 /// Sends the rows, `concurrency` at a time, each retried on 429/5xx/transport
@@ -370,6 +373,7 @@ async fn send_one(
             .post(format!("{}/v1/events", t.ingest_url.trim_end_matches('/')))
             .header("content-type", "application/json")
             .header(lb_vendors::signature::HEADER, sig)
+            .header("leadbridge-lane", t.lane.as_str())
             .body(body.clone())
             .send()
             .await;

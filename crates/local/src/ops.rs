@@ -29,6 +29,9 @@ pub struct OpsTarget {
     pub queue_url: Option<String>,
     #[serde(default)]
     pub dlq_url: Option<String>,
+    /// The bulk lane's queue (a replayed bulk lead goes back there).
+    #[serde(default)]
+    pub bulk_queue_url: Option<String>,
 }
 
 impl OpsTarget {
@@ -46,17 +49,24 @@ impl OpsTarget {
             table_name: info.table_name.clone(),
             queue_url: Some(info.queue_url.clone()),
             dlq_url: Some(info.dlq_url.clone()),
+            bulk_queue_url: Some(info.bulk_queue_url.clone()).filter(|u| !u.is_empty()),
         }
     }
 
     /// A deployed stack, reached with the standard AWS environment (credentials, region).
-    pub fn aws(table_name: String, queue_url: Option<String>, dlq_url: Option<String>) -> Self {
+    pub fn aws(
+        table_name: String,
+        queue_url: Option<String>,
+        dlq_url: Option<String>,
+        bulk_queue_url: Option<String>,
+    ) -> Self {
         Self {
             aws_endpoint: None,
             region: None,
             table_name,
             queue_url,
             dlq_url,
+            bulk_queue_url,
         }
     }
 
@@ -73,11 +83,14 @@ impl OpsTarget {
             &self.table_name,
         ));
         let queue = self.queue_url.as_ref().map(|q| {
-            Arc::new(SqsLeadQueue::new(
-                aws_sdk_sqs::Client::new(&sdk),
-                q,
-                self.dlq_url.clone().unwrap_or_default(),
-            )) as Arc<dyn LeadQueue>
+            Arc::new(
+                SqsLeadQueue::new(
+                    aws_sdk_sqs::Client::new(&sdk),
+                    q,
+                    self.dlq_url.clone().unwrap_or_default(),
+                )
+                .with_bulk(self.bulk_queue_url.clone()),
+            ) as Arc<dyn LeadQueue>
         });
         Ops { ledger, queue }
     }

@@ -20,6 +20,9 @@ pub mod settings {
     pub const DLQ_VISIBILITY_SECS: u64 = 6 * ALERTER_TIMEOUT_SECS;
     pub const DLQ_RETENTION_SECS: u64 = 1_209_600;
     pub const BATCH_SIZE: i32 = 10;
+    /// The bulk lane's batch: the template's `BulkLeads` event.
+    pub const BULK_BATCH_SIZE: i32 = 100;
+    pub const BULK_BATCHING_WINDOW_SECS: u64 = 10;
     pub const TTL_ATTRIBUTE: &str = "expires_at";
 }
 
@@ -40,6 +43,12 @@ impl Names {
     }
     pub fn dlq(&self) -> String {
         format!("{}-leads-dlq.fifo", self.prefix)
+    }
+    pub fn bulk_queue(&self) -> String {
+        format!("{}-bulk", self.prefix)
+    }
+    pub fn bulk_dlq(&self) -> String {
+        format!("{}-bulk-dlq", self.prefix)
     }
     pub fn table(&self) -> String {
         format!("{}-ledger", self.prefix)
@@ -66,6 +75,8 @@ impl Names {
 pub struct Created {
     pub queue_url: String,
     pub dlq_url: String,
+    pub bulk_queue_url: String,
+    pub bulk_dlq_url: String,
     pub table_name: String,
     pub topic_arn: String,
     pub alerts_queue_url: String,
@@ -152,6 +163,57 @@ pub async fn create(
         .context("creating the leads queue")?
         .queue_url
         .context("no queue url")?;
+    // The bulk lane: standard queues, otherwise as the real-time lane's.
+    let bulk_dlq_url = sqs
+        .create_queue()
+        .queue_name(names.bulk_dlq())
+        .set_attributes(Some(HashMap::from([
+            (
+                QueueAttributeName::VisibilityTimeout,
+                DLQ_VISIBILITY_SECS.to_string(),
+            ),
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                DLQ_RETENTION_SECS.to_string(),
+            ),
+            (
+                QueueAttributeName::MaximumMessageSize,
+                lb_domain::queued::MAX_QUEUE_MESSAGE_BYTES.to_string(),
+            ),
+        ])))
+        .send()
+        .await
+        .context("creating the bulk DLQ")?
+        .queue_url
+        .context("no bulk DLQ url")?;
+    let bulk_redrive = serde_json::json!({
+        "deadLetterTargetArn": queue_arn(&sqs, &bulk_dlq_url).await?,
+        "maxReceiveCount": MAX_RECEIVE_COUNT
+    })
+    .to_string();
+    let bulk_queue_url = sqs
+        .create_queue()
+        .queue_name(names.bulk_queue())
+        .set_attributes(Some(HashMap::from([
+            (
+                QueueAttributeName::VisibilityTimeout,
+                LEADS_VISIBILITY_SECS.to_string(),
+            ),
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                LEADS_RETENTION_SECS.to_string(),
+            ),
+            (
+                QueueAttributeName::MaximumMessageSize,
+                lb_domain::queued::MAX_QUEUE_MESSAGE_BYTES.to_string(),
+            ),
+            (QueueAttributeName::RedrivePolicy, bulk_redrive),
+        ])))
+        .send()
+        .await
+        .context("creating the bulk queue")?
+        .queue_url
+        .context("no bulk queue url")?;
 
     let ddb = aws_sdk_dynamodb::Client::new(cfg);
     let table = names.table();
@@ -246,6 +308,8 @@ pub async fn create(
     Ok(Created {
         queue_url,
         dlq_url,
+        bulk_queue_url,
+        bulk_dlq_url,
         table_name: table,
         topic_arn,
         alerts_queue_url,
@@ -340,6 +404,15 @@ mod tests {
         let sub = |r: &str, k: &str| format!("{:?}", props(r)[k]);
         assert!(sub("LeadsQueue", "QueueName").contains("${Prefix}-leads.fifo"));
         assert!(sub("LeadsDlq", "QueueName").contains("${Prefix}-leads-dlq.fifo"));
+        assert!(sub("BulkQueue", "QueueName").contains("${Prefix}-bulk"));
+        assert!(sub("BulkDlq", "QueueName").contains("${Prefix}-bulk-dlq"));
+        let bulk =
+            &t["Resources"]["WorkerFunction"]["Properties"]["Events"]["BulkLeads"]["Properties"];
+        assert_eq!(num(&bulk["BatchSize"]), Some(BULK_BATCH_SIZE as u64));
+        assert_eq!(
+            num(&bulk["MaximumBatchingWindowInSeconds"]),
+            Some(BULK_BATCHING_WINDOW_SECS)
+        );
         assert!(sub("LedgerTable", "TableName").contains("${Prefix}-ledger"));
         assert!(sub("AlertsTopic", "TopicName").contains("${Prefix}-alerts"));
         assert!(sub("WebhookSecret", "Name").contains("${Prefix}/webhook"));

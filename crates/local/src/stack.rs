@@ -31,6 +31,9 @@ pub struct StackInfo {
     pub region: String,
     pub queue_url: String,
     pub dlq_url: String,
+    /// The bulk lane's standard queue (absent in stack files from before it).
+    #[serde(default)]
+    pub bulk_queue_url: String,
     pub table_name: String,
     pub topic_arn: String,
     pub alerts_queue_url: String,
@@ -108,6 +111,8 @@ pub struct StackOptions {
     /// The worker does not poll until [`LocalStack::resume_worker`]: leads sent
     /// meanwhile reach it together, as one batch.
     pub worker_paused: bool,
+    /// The bulk lane's batching window (the template's 10 s; tests shorten it).
+    pub bulk_window: Duration,
 }
 
 impl Default for StackOptions {
@@ -142,6 +147,7 @@ impl Default for StackOptions {
             secrets: Vec::new(),
             rejection_window: Duration::from_secs(900),
             worker_paused: false,
+            bulk_window: Duration::from_secs(settings::BULK_BATCHING_WINDOW_SECS),
         }
     }
 }
@@ -259,26 +265,29 @@ impl LocalStack {
         let secrets: Arc<dyn SecretStore> = Arc::new(SecretsManagerStore::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
         ));
-        let queue = Arc::new(SqsLeadQueue::new(
-            sqs.clone(),
-            &created.queue_url,
-            &created.dlq_url,
-        ));
+        let queue = Arc::new(
+            SqsLeadQueue::new(sqs.clone(), &created.queue_url, &created.dlq_url)
+                .with_bulk(Some(created.bulk_queue_url.clone())),
+        );
 
         let ingest_queue = match &opts.ingest_sqs_endpoint {
             None => queue.clone(),
             Some(endpoint) => {
                 let cfg = lb_aws::sdk_config_for(endpoint, &opts.region).await;
-                Arc::new(SqsLeadQueue::new(
-                    aws_sdk_sqs::Client::new(&cfg),
-                    &created.queue_url,
-                    &created.dlq_url,
-                ))
+                Arc::new(
+                    SqsLeadQueue::new(
+                        aws_sdk_sqs::Client::new(&cfg),
+                        &created.queue_url,
+                        &created.dlq_url,
+                    )
+                    .with_bulk(Some(created.bulk_queue_url.clone())),
+                )
             }
         };
         let ingest_env = IngestEnv {
             queue_url: created.queue_url.clone(),
             dlq_url: created.dlq_url.clone(),
+            bulk_queue_url: Some(created.bulk_queue_url.clone()),
             table_name: created.table_name.clone(),
             webhook_secret_id: names.webhook_secret(),
             status_api_key_secret_id: names.status_api_key_secret(),
@@ -368,16 +377,26 @@ impl LocalStack {
         let alerter_stats = Arc::new(EsmStats::default());
         let mut tasks = Vec::new();
         let (worker_paused, paused_rx) = watch::channel(opts.worker_paused);
-        for _ in 0..opts.worker_concurrency.max(1) {
+        // The real-time lane (`worker_concurrency` pollers of 10), and the bulk lane
+        // (one poller of 100 with a batching window), as the template's two events.
+        let lanes = (0..opts.worker_concurrency.max(1))
+            .map(|_| (created.queue_url.clone(), settings::BATCH_SIZE, None))
+            .chain(std::iter::once((
+                created.bulk_queue_url.clone(),
+                settings::BULK_BATCH_SIZE,
+                Some(opts.bulk_window),
+            )));
+        for (queue_url, batch_size, batching_window) in lanes {
             let mapping = Mapping {
                 sqs: sqs.clone(),
-                queue_url: created.queue_url.clone(),
-                queue_arn: arn(&created.queue_url),
+                queue_arn: arn(&queue_url),
+                queue_url,
                 region: opts.region.clone(),
-                batch_size: settings::BATCH_SIZE,
+                batch_size,
                 timeout: opts.worker_timeout,
                 stats: worker_stats.clone(),
                 paused: Some(paused_rx.clone()),
+                batching_window,
             };
             let app = worker_app.clone();
             tasks.push(tokio::spawn(esm::run(
@@ -394,29 +413,32 @@ impl LocalStack {
                 },
             )));
         }
-        let mapping = Mapping {
-            sqs: sqs.clone(),
-            queue_url: created.dlq_url.clone(),
-            queue_arn: arn(&created.dlq_url),
-            region: opts.region.clone(),
-            batch_size: settings::BATCH_SIZE,
-            timeout: Duration::from_secs(settings::ALERTER_TIMEOUT_SECS),
-            stats: alerter_stats.clone(),
-            paused: None,
-        };
-        let app = alerter_app.clone();
-        tasks.push(tokio::spawn(esm::run(mapping, stop_rx.clone(), move |ev| {
-            let app = app.clone();
-            async move {
-                match dlq_alerter::handle(app, ev).await {
-                    Ok(r) => BatchResult::Partial(r),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "dlq-alerter failed; the batch will be retried");
-                        BatchResult::Failed
+        for dlq_url in [created.dlq_url.clone(), created.bulk_dlq_url.clone()] {
+            let mapping = Mapping {
+                sqs: sqs.clone(),
+                queue_arn: arn(&dlq_url),
+                queue_url: dlq_url,
+                region: opts.region.clone(),
+                batch_size: settings::BATCH_SIZE,
+                timeout: Duration::from_secs(settings::ALERTER_TIMEOUT_SECS),
+                stats: alerter_stats.clone(),
+                paused: None,
+                batching_window: None,
+            };
+            let app = alerter_app.clone();
+            tasks.push(tokio::spawn(esm::run(mapping, stop_rx.clone(), move |ev| {
+                let app = app.clone();
+                async move {
+                    match dlq_alerter::handle(app, ev).await {
+                        Ok(r) => BatchResult::Partial(r),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "dlq-alerter failed; the batch will be retried");
+                            BatchResult::Failed
+                        }
                     }
                 }
-            }
-        })));
+            })));
+        }
 
         let info = StackInfo {
             ingest_url: format!("http://{ingest_addr}"),
@@ -425,6 +447,7 @@ impl LocalStack {
             region: opts.region.clone(),
             queue_url: created.queue_url,
             dlq_url: created.dlq_url,
+            bulk_queue_url: created.bulk_queue_url,
             table_name: created.table_name,
             topic_arn: created.topic_arn,
             alerts_queue_url: created.alerts_queue_url,

@@ -6,8 +6,10 @@
 //! contact, note, deal); only its CRM calls that have a batch form
 //! ([`Crm::batch_limit`] > 1) go through the [`Gate`]: a call waits there
 //! until every flow still running is waiting there too (no one else can
-//! join the batch), or until a batch is full, and then one call per
-//! `(connection, kind)` carries them all. Each flow gets its own item's
+//! join the batch), or until a batch is full. Then the earliest step anyone
+//! waits at goes out, one call per `(connection, kind)` carrying them all: a
+//! lead without a phone that is already at the contact step waits for the
+//! ones still searching, so that all of them share one upsert. Each flow gets its own item's
 //! answer back, so one refused lead fails alone and every guarantee that
 //! held per lead (one record per person, one note per event, the ordering
 //! guard, exactly-once across crashes and replays) holds as it did: the
@@ -24,7 +26,8 @@ use tokio::sync::oneshot;
 use crate::ports::{ContactRef, ContactUpsert, Crm, CrmError, ErrorClass};
 use lb_domain::QueuedLead;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// In the order a flow meets them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Kind {
     Find,
     Upsert,
@@ -187,15 +190,22 @@ impl<'c> Gate<'c> {
 }
 
 impl<'c> State<'c> {
-    /// The batches to send now: every queue once no running flow is left to
-    /// join them, else only the full ones.
+    /// The batches to send now: the full ones, and once no running flow is
+    /// left to join them, the queues of the earliest step any flow waits at
+    /// (the flows it releases may join the later steps' queues).
     fn take_ready(&mut self) -> Vec<Queue<'c>> {
         let everyone_waits = self.parked > 0 && self.parked >= self.active;
+        let earliest = self
+            .queues
+            .iter()
+            .filter(|q| !q.items.is_empty())
+            .map(|q| q.kind)
+            .min();
         let mut ready = Vec::new();
         let mut i = 0;
         while i < self.queues.len() {
             let full = self.queues[i].items.len() >= self.queues[i].crm.batch_limit();
-            if everyone_waits || full {
+            if (everyone_waits && Some(self.queues[i].kind) == earliest) || full {
                 let q = self.queues.swap_remove(i);
                 self.parked -= q.items.len();
                 ready.push(q);

@@ -643,7 +643,12 @@ impl LeadQueue for InMemoryQueue {
         self.enqueued.lock().unwrap().push(lead.clone());
         Ok(())
     }
-    async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
+    async fn retry_later(
+        &self,
+        _lane: lb_domain::Lane,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), PortError> {
         down(&self.failing, "queue")?;
         self.retries
             .lock()

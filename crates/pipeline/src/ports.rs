@@ -567,9 +567,10 @@ pub trait LeadQueue: Send + Sync {
     /// Right to erasure: deletes the dead letters of leads that carry any of
     /// `key_hashes` (identity hashes); the number deleted.
     async fn erase_dead_letters(&self, key_hashes: &[String]) -> Result<usize, PortError>;
-    /// Makes a received message visible again after `delay`.
+    /// Makes a message received from `lane`'s queue visible again after `delay`.
     async fn retry_later(
         &self,
+        lane: lb_domain::Lane,
         receipt_handle: &str,
         delay: std::time::Duration,
     ) -> Result<(), PortError>;

@@ -27,6 +27,8 @@ pub struct InboundMessage {
     pub group_id: Option<String>,
     /// How many times the queue has delivered it (ApproximateReceiveCount).
     pub receive_count: u32,
+    /// The queue it came from.
+    pub lane: lb_domain::Lane,
 }
 
 /// What happened to one message.
@@ -142,7 +144,11 @@ async fn sync_flow<'a>(
         if blocked {
             // Release it at once: an in-flight follower would otherwise block its
             // whole group in the queue until its visibility timeout ran out.
-            if let Err(e) = w.queue.retry_later(&m.receipt_handle, Duration::ZERO).await {
+            if let Err(e) = w
+                .queue
+                .retry_later(m.lane, &m.receipt_handle, Duration::ZERO)
+                .await
+            {
                 warn!(message_id = %m.message_id, error = %e, "could not release a held message");
             }
             out.push(ItemOutcome::HeldForOrder);
@@ -151,7 +157,11 @@ async fn sync_flow<'a>(
         let remaining = (deadline - w.clock.now()).to_std().unwrap_or_default();
         let outcome = if remaining < w.safety_margin {
             // Hand it back at once rather than after a whole visibility timeout.
-            if let Err(e) = w.queue.retry_later(&m.receipt_handle, Duration::ZERO).await {
+            if let Err(e) = w
+                .queue
+                .retry_later(m.lane, &m.receipt_handle, Duration::ZERO)
+                .await
+            {
                 warn!(message_id = %m.message_id, error = %e, "could not hand back an unstarted message");
             }
             ItemOutcome::OutOfTime
@@ -888,7 +898,7 @@ async fn hand_back(
     reason: FailureReason,
 ) -> ItemOutcome {
     crate::telemetry::retried(reason.crm.as_deref().unwrap_or("default"));
-    if let Err(e) = w.queue.retry_later(&m.receipt_handle, delay).await {
+    if let Err(e) = w.queue.retry_later(m.lane, &m.receipt_handle, delay).await {
         // It comes back after the queue's visibility timeout instead.
         warn!(error = %e, "could not set the retry delay");
     }
@@ -1033,6 +1043,7 @@ mod tests {
             body: lead.to_json(),
             group_id: Some(lead.contact_key.hashed()),
             receive_count: 1,
+            lane: lead.lane,
         }
     }
 
@@ -1087,6 +1098,32 @@ mod tests {
             "{again:?}"
         );
         assert_eq!(env.crm.calls(), calls);
+    }
+
+    #[tokio::test]
+    async fn leads_without_a_phone_wait_for_the_ones_still_searching_and_share_the_upsert() {
+        let env = Env::new();
+        let msgs: Vec<InboundMessage> = (0..10)
+            .map(|i| {
+                let phone = format!("+1415555{:04}", 2600 + i);
+                let lead = person(
+                    &format!("evt_{i}"),
+                    Some(&format!("p{i}@b.co")),
+                    (i % 2 == 0).then_some(phone.as_str()),
+                    None,
+                );
+                msg(&format!("m{i}"), &lead)
+            })
+            .collect();
+        let out = env.run(&msgs).await;
+        assert!(
+            out.iter().all(|o| matches!(o, ItemOutcome::Synced(_))),
+            "{out:?}"
+        );
+        assert_eq!(
+            env.crm.batches(),
+            [("find", 5), ("contacts", 10), ("notes", 10)]
+        );
     }
 
     #[tokio::test]
@@ -1503,6 +1540,7 @@ mod tests {
             body: "{not json".into(),
             group_id: Some("g".into()),
             receive_count: 1,
+            lane: lb_domain::Lane::Realtime,
         };
         let out = env.run(&[m]).await;
         assert!(matches!(&out[0], ItemOutcome::DeadLettered(r) if r.code == "poison_message"));

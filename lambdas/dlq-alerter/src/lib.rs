@@ -20,6 +20,8 @@ pub struct AlerterEnv {
     pub topic_arn: String,
     pub queue_url: String,
     pub dlq_url: String,
+    /// The bulk lane's standard queue (`BULK_QUEUE_URL`); none: bulk leads ride the real-time lane.
+    pub bulk_queue_url: Option<String>,
 }
 
 impl AlerterEnv {
@@ -29,6 +31,9 @@ impl AlerterEnv {
             topic_arn: env_var("ALERTS_TOPIC_ARN")?,
             queue_url: env_var("LEADS_QUEUE_URL")?,
             dlq_url: env_var("LEADS_DLQ_URL")?,
+            bulk_queue_url: std::env::var("BULK_QUEUE_URL")
+                .ok()
+                .filter(|u| !u.is_empty()),
         })
     }
 }

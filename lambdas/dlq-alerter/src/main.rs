@@ -20,11 +20,10 @@ async fn main() -> Result<(), Error> {
             aws_sdk_sns::Client::new(&cfg),
             &env.topic_arn,
         )),
-        queue: Arc::new(SqsLeadQueue::new(
-            aws_sdk_sqs::Client::new(&cfg),
-            &env.queue_url,
-            &env.dlq_url,
-        )),
+        queue: Arc::new(
+            SqsLeadQueue::new(aws_sdk_sqs::Client::new(&cfg), &env.queue_url, &env.dlq_url)
+                .with_bulk(env.bulk_queue_url.clone()),
+        ),
     });
     let metrics = lb_aws::emf::install();
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lb_domain::{split_delivery_id, EventId, FieldError};
+use lb_domain::{split_delivery_id, EventId, FieldError, Lane};
 use lb_pipeline::accept::{accept_deliveries, AcceptError, Accepted};
 use lb_pipeline::intake::{accept_source, admit, rejection_of, Intake, Refusal, SourceError};
 use lb_pipeline::reject::record_rejection;
@@ -49,6 +49,8 @@ pub struct Ingest {
 pub struct IngestEnv {
     pub queue_url: String,
     pub dlq_url: String,
+    /// The bulk lane's standard queue (`BULK_QUEUE_URL`); none: bulk leads ride the real-time lane.
+    pub bulk_queue_url: Option<String>,
     pub table_name: String,
     pub webhook_secret_id: String,
     pub status_api_key_secret_id: String,
@@ -62,6 +64,9 @@ impl IngestEnv {
         Ok(Self {
             queue_url: env_var("LEADS_QUEUE_URL")?,
             dlq_url: env_var("LEADS_DLQ_URL")?,
+            bulk_queue_url: std::env::var("BULK_QUEUE_URL")
+                .ok()
+                .filter(|u| !u.is_empty()),
             table_name: env_var("LEDGER_TABLE")?,
             webhook_secret_id: env_var("WEBHOOK_SECRET_ID")?,
             status_api_key_secret_id: env_var("STATUS_API_KEY_SECRET_ID")?,
@@ -389,8 +394,28 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
             &[],
         );
     }
+    // A sender may send its own leads through the bulk lane (`leadbridge import`
+    // does): they reach the CRM in large batches instead of within seconds.
+    let lane = match req.header("leadbridge-lane").map(Lane::parse) {
+        None => None,
+        Some(Some(lane)) => Some(lane),
+        Some(None) => {
+            return problem(
+                400,
+                "invalid_lane",
+                "Bad Request",
+                "Leadbridge-Lane must be \"realtime\" or \"bulk\"",
+                &[],
+            )
+        }
+    };
     let deliveries = match admit(app.config.as_deref(), &parsed, claimed.as_deref(), now) {
-        Ok(d) => d,
+        Ok(mut d) => {
+            if let Some(lane) = lane {
+                d.iter_mut().for_each(|l| l.lane = lane);
+            }
+            d
+        }
         Err(refusal) => {
             let codes: Vec<&str> = refusal.errors.iter().map(|e| e.code.as_str()).collect();
             info!(status = refusal.status, code = refusal.code, codes = ?codes, "webhook rejected");

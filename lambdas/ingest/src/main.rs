@@ -22,11 +22,10 @@ async fn main() -> Result<(), Error> {
             aws_sdk_dynamodb::Client::new(&cfg),
             &env.table_name,
         )),
-        Arc::new(SqsLeadQueue::new(
-            aws_sdk_sqs::Client::new(&cfg),
-            &env.queue_url,
-            &env.dlq_url,
-        )),
+        Arc::new(
+            SqsLeadQueue::new(aws_sdk_sqs::Client::new(&cfg), &env.queue_url, &env.dlq_url)
+                .with_bulk(env.bulk_queue_url.clone()),
+        ),
         Arc::new(SecretsManagerStore::new(
             aws_sdk_secretsmanager::Client::new(&cfg),
         )),

@@ -59,6 +59,8 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 pub struct WorkerEnv {
     pub queue_url: String,
     pub dlq_url: String,
+    /// The bulk lane's standard queue (`BULK_QUEUE_URL`); none: bulk leads ride the real-time lane.
+    pub bulk_queue_url: Option<String>,
     pub table_name: String,
     pub alerts_topic_arn: String,
     pub hubspot_secret_id: String,
@@ -83,6 +85,9 @@ impl WorkerEnv {
         Ok(Self {
             queue_url: env_var("LEADS_QUEUE_URL")?,
             dlq_url: env_var("LEADS_DLQ_URL")?,
+            bulk_queue_url: std::env::var("BULK_QUEUE_URL")
+                .ok()
+                .filter(|u| !u.is_empty()),
             table_name: env_var("LEDGER_TABLE")?,
             alerts_topic_arn: env_var("ALERTS_TOPIC_ARN")?,
             hubspot_secret_id: env_var("HUBSPOT_SECRET_ID")?,
@@ -112,6 +117,16 @@ pub fn inbound(m: &SqsMessage) -> InboundMessage {
         receipt_handle: m.receipt_handle.clone().unwrap_or_default(),
         body: m.body.clone().unwrap_or_default(),
         group_id: m.attributes.get("MessageGroupId").cloned(),
+        // The real-time lane is the FIFO queue; the bulk lane a standard one.
+        lane: if m
+            .event_source_arn
+            .as_deref()
+            .is_some_and(|arn| !arn.ends_with(".fifo"))
+        {
+            lb_domain::Lane::Bulk
+        } else {
+            lb_domain::Lane::Realtime
+        },
         receive_count: m
             .attributes
             .get("ApproximateReceiveCount")

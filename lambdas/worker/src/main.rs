@@ -65,11 +65,10 @@ async fn main() -> Result<(), Error> {
             aws_sdk_dynamodb::Client::new(&cfg),
             &env.table_name,
         )),
-        queue: Arc::new(SqsLeadQueue::new(
-            aws_sdk_sqs::Client::new(&cfg),
-            &env.queue_url,
-            &env.dlq_url,
-        )),
+        queue: Arc::new(
+            SqsLeadQueue::new(aws_sdk_sqs::Client::new(&cfg), &env.queue_url, &env.dlq_url)
+                .with_bulk(env.bulk_queue_url.clone()),
+        ),
         crm,
         alerts: Arc::new(SnsAlerts::new(
             aws_sdk_sns::Client::new(&cfg),
