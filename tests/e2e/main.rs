@@ -5,6 +5,7 @@ mod batch;
 mod chaos;
 mod clean;
 mod corpus;
+mod crms;
 mod doctor;
 mod erase;
 mod failures;

@@ -99,6 +99,16 @@ pub(crate) fn with_stack_urls(text: &str, s: &StackInfo) -> String {
     if let Some(w) = &s.crm.webhook {
         t = t.replace("{webhook_url}", &w.base_url);
     }
+    if let Some(p) = &s.crm.pipedrive {
+        t = t
+            .replace("{pipedrive_url}", &p.base_url)
+            .replace("{pipedrive_secret}", &p.secret_id);
+    }
+    if let Some(z) = &s.crm.zoho {
+        t = t
+            .replace("{zoho_accounts_url}", &z.accounts_url)
+            .replace("{zoho_secret}", &z.secret_id);
+    }
     t
 }
 
@@ -191,6 +201,43 @@ pub async fn test_connection(args: TestConnectionArgs) -> anyhow::Result<()> {
                 bail!("{bad} mapped propert(y/ies) would be refused");
             }
             Ok(())
+        }
+        ConnectionKind::Pipedrive(_) | ConnectionKind::Zoho(_) => {
+            let crm = connections::connection(conn, src.secrets.clone(), TTL)
+                .map_err(anyhow::Error::msg)?;
+            // A search for a number nobody has: the credentials, the API and its
+            // answer shape, and nothing written.
+            let probe: lb_domain::LeadEvent = serde_json::from_value(serde_json::json!({
+                "event_id": "leadbridge-test-connection", "event_type": "lead.created",
+                "occurred_at": chrono::Utc::now().to_rfc3339(), "bot_id": "leadbridge_test",
+                "visitor": {"phone": "+12025550100"}
+            }))?;
+            let probe = lb_domain::QueuedLead::new(probe, chrono::Utc::now())
+                .context("the probe lead has an identity")?;
+            let started = std::time::Instant::now();
+            match crm.find_contacts(&probe).await {
+                Ok(found) => {
+                    println!(
+                        "{} ({}): authorized; a search answered in {} ms ({} record(s) hold the probe number)",
+                        conn.name,
+                        conn.kind_name(),
+                        started.elapsed().as_millis(),
+                        found.len()
+                    );
+                    Ok(())
+                }
+                Err(e) => bail!(
+                    "{} ({}): {} — leads to it would be {}",
+                    conn.name,
+                    conn.kind_name(),
+                    e.message,
+                    if e.class == lb_pipeline::ErrorClass::Permanent {
+                        "dead-lettered"
+                    } else {
+                        "retried"
+                    }
+                ),
+            }
         }
         ConnectionKind::Webhook(w) => {
             let crm = connections::webhook(conn, w, src.secrets.clone(), TTL)

@@ -127,6 +127,8 @@ impl Connection {
 pub enum ConnectionKind {
     HubSpot(HubSpotConnection),
     Webhook(WebhookConnection),
+    Pipedrive(PipedriveConnection),
+    Zoho(ZohoConnection),
 }
 
 impl ConnectionKind {
@@ -135,9 +137,48 @@ impl ConnectionKind {
         match self {
             ConnectionKind::HubSpot(_) => "hubspot",
             ConnectionKind::Webhook(_) => "webhook",
+            ConnectionKind::Pipedrive(_) => "pipedrive",
+            ConnectionKind::Zoho(_) => "zoho",
+        }
+    }
+
+    /// The Secrets Manager ids the worker reads for this connection.
+    pub fn secrets(&self) -> Vec<&str> {
+        match self {
+            ConnectionKind::HubSpot(h) => vec![h.secret.as_str()],
+            ConnectionKind::Webhook(w) => w.auth.secret().into_iter().collect(),
+            ConnectionKind::Pipedrive(p) => vec![p.secret.as_str()],
+            ConnectionKind::Zoho(z) => vec![z.secret.as_str()],
         }
     }
 }
+
+/// `kind = "pipedrive"`: persons, notes and deals through Pipedrive's API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipedriveConnection {
+    /// Secrets Manager id of the API token (a string or `{"api_token": …}`).
+    pub secret: String,
+    /// Without a trailing `/` (default `https://api.pipedrive.com`).
+    pub base_url: String,
+}
+
+/// The default Pipedrive API base URL.
+pub const PIPEDRIVE_BASE_URL: &str = "https://api.pipedrive.com";
+
+/// `kind = "zoho"`: records, notes and deals through Zoho CRM's API (OAuth).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZohoConnection {
+    /// Secrets Manager id of the grant: `{"client_id", "client_secret", "refresh_token"}`.
+    pub secret: String,
+    /// The data centre's accounts server (default `https://accounts.zoho.com`); the
+    /// API domain comes from the token answer.
+    pub accounts_url: String,
+    /// `Contacts` (default) or `Leads`.
+    pub module: String,
+}
+
+/// The default Zoho accounts server (US data centre).
+pub const ZOHO_ACCOUNTS_URL: &str = "https://accounts.zoho.com";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HubSpotConnection {

@@ -19,8 +19,8 @@ use crate::error::Lines;
 mod sources;
 use crate::{
     is_enumerable, Config, ConfigError, ConfigErrors, Connection, ConnectionKind, EnumRule,
-    HubSpotConnection, Policy, Route, WebhookAuth, WebhookConnection, ENUMERABLE, HUBSPOT_BASE_URL,
-    VERSION,
+    HubSpotConnection, PipedriveConnection, Policy, Route, WebhookAuth, WebhookConnection,
+    ZohoConnection, ENUMERABLE, HUBSPOT_BASE_URL, PIPEDRIVE_BASE_URL, VERSION, ZOHO_ACCOUNTS_URL,
 };
 
 type Span = Range<usize>;
@@ -290,6 +290,11 @@ const HUBSPOT_KEYS: &[&str] = &[
     "deal_stage",
 ];
 const WEBHOOK_KEYS: &[&str] = &["url", "auth", "secret", "api_key_header", "headers"];
+/// Pipedrive and Zoho connections write the identities and the name (no
+/// `fields`/`static` mapping yet), so only these keys.
+const PIPEDRIVE_KEYS: &[&str] = &["kind", "timeout_ms", "secret", "base_url"];
+const ZOHO_KEYS: &[&str] = &["kind", "timeout_ms", "secret", "accounts_url", "module"];
+const KINDS_EXPECTED: &str = "\"hubspot\", \"webhook\", \"pipedrive\" or \"zoho\"";
 const ROUTE_KEYS: &[&str] = &["bot_id", "connections", "object", "lead_source", "required"];
 const FIELD_KEYS: &[&str] = &["property", "truncate", "case", "values"];
 const MAX_TARGET_CHARS: usize = 100;
@@ -581,6 +586,8 @@ fn enum_rules(cx: &mut Cx<'_>, enums: &Tbl<'_, '_>) -> Vec<EnumRule> {
 enum Kind {
     HubSpot,
     Webhook,
+    Pipedrive,
+    Zoho,
 }
 
 /// The connections, and every defined name with its kind (`None`: the kind
@@ -611,17 +618,19 @@ fn connections(
         };
         let kind = match t.get("kind") {
             None => {
-                t.missing(cx, "kind", "kind = \"hubspot\" or \"webhook\"");
+                t.missing(cx, "kind", &format!("kind = {KINDS_EXPECTED}"));
                 None
             }
             Some(v) => match cx.str(&t.key("kind"), v) {
                 Some("hubspot") => Some(Kind::HubSpot),
                 Some("webhook") => Some(Kind::Webhook),
+                Some("pipedrive") => Some(Kind::Pipedrive),
+                Some("zoho") => Some(Kind::Zoho),
                 Some(other) => {
                     cx.error(
                         t.key("kind"),
                         &v.span(),
-                        format!("unknown kind {other:?}; expected \"hubspot\" or \"webhook\""),
+                        format!("unknown kind {other:?}; expected {KINDS_EXPECTED}"),
                     );
                     None
                 }
@@ -638,8 +647,17 @@ fn connections(
                 [COMMON_CONNECTION_KEYS, WEBHOOK_KEYS].concat(),
                 "a webhook connection".into(),
             ),
+            Some(Kind::Pipedrive) => (PIPEDRIVE_KEYS.to_vec(), "a pipedrive connection".into()),
+            Some(Kind::Zoho) => (ZOHO_KEYS.to_vec(), "a zoho connection".into()),
             None => {
-                let mut all = [COMMON_CONNECTION_KEYS, HUBSPOT_KEYS, WEBHOOK_KEYS].concat();
+                let mut all = [
+                    COMMON_CONNECTION_KEYS,
+                    HUBSPOT_KEYS,
+                    WEBHOOK_KEYS,
+                    PIPEDRIVE_KEYS,
+                    ZOHO_KEYS,
+                ]
+                .concat();
                 let mut seen = Vec::new();
                 all.retain(|k| {
                     let new = !seen.contains(k);
@@ -656,10 +674,15 @@ fn connections(
         let timeout_ms = t
             .int_in(cx, "timeout_ms", 100..MAX_TIMEOUT_MS + 1, "timeout_ms")
             .unwrap_or(DEFAULT_TIMEOUT_MS);
-        let mapping = mapping(cx, &t, kind, defaults.split_name);
+        let mapping = match kind {
+            Some(Kind::Pipedrive | Kind::Zoho) => None,
+            _ => mapping(cx, &t, kind, defaults.split_name),
+        };
         let kind = match kind {
             Some(Kind::HubSpot) => hubspot(cx, &t).map(ConnectionKind::HubSpot),
             Some(Kind::Webhook) => webhook(cx, &t).map(ConnectionKind::Webhook),
+            Some(Kind::Pipedrive) => pipedrive(cx, &t).map(ConnectionKind::Pipedrive),
+            Some(Kind::Zoho) => zoho(cx, &t).map(ConnectionKind::Zoho),
             None => None,
         };
         if let Some(kind) = kind {
@@ -766,6 +789,55 @@ fn hubspot(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<HubSpotConnection> {
         deal_pipeline,
         deal_stage,
         schema_ttl: Duration::from_secs(ttl as u64),
+    })
+}
+
+fn pipedrive(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<PipedriveConnection> {
+    let secret = t.required_text(
+        cx,
+        "secret",
+        "secret = \"<Secrets Manager id of the Pipedrive API token>\"",
+    );
+    let base_url = match t.text(cx, "base_url") {
+        Some(u) => {
+            http_url(cx, &t.key("base_url"), &u).map(|u| u.trim_end_matches('/').to_string())
+        }
+        None => Some(PIPEDRIVE_BASE_URL.to_string()),
+    };
+    Some(PipedriveConnection {
+        secret: secret?.v,
+        base_url: base_url?,
+    })
+}
+
+fn zoho(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<ZohoConnection> {
+    let secret = t.required_text(
+        cx,
+        "secret",
+        "secret = \"<Secrets Manager id of the grant: client_id, client_secret, refresh_token>\"",
+    );
+    let accounts_url = match t.text(cx, "accounts_url") {
+        Some(u) => {
+            http_url(cx, &t.key("accounts_url"), &u).map(|u| u.trim_end_matches('/').to_string())
+        }
+        None => Some(ZOHO_ACCOUNTS_URL.to_string()),
+    };
+    let module = match t.text(cx, "module") {
+        None => Some("Contacts".to_string()),
+        Some(m) if m.v == "Contacts" || m.v == "Leads" => Some(m.v),
+        Some(m) => {
+            cx.error(
+                t.key("module"),
+                &m.span,
+                format!("module {:?}: expected \"Contacts\" or \"Leads\"", m.v),
+            );
+            None
+        }
+    };
+    Some(ZohoConnection {
+        secret: secret?.v,
+        accounts_url: accounts_url?,
+        module: module?,
     })
 }
 

@@ -284,8 +284,11 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("[defaults]\nsplit_name = 1", "defaults.split_name", 2, "expected true or false, found integer"),
     // connections
     ("[connections.Bad_Name]\nkind = \"webhook\"\nurl = \"https://x.example\"", "connections.Bad_Name", 1, "invalid connection name"),
-    ("[connections.k]\nsecret = \"s\"", "connections.k.kind", 1, "missing: kind = \"hubspot\" or \"webhook\""),
-    ("[connections.k]\nkind = \"salesforce\"", "connections.k.kind", 2, "unknown kind \"salesforce\"; expected \"hubspot\" or \"webhook\""),
+    ("[connections.k]\nsecret = \"s\"", "connections.k.kind", 1, "missing: kind = \"hubspot\", \"webhook\", \"pipedrive\" or \"zoho\""),
+    ("[connections.k]\nkind = \"salesforce\"", "connections.k.kind", 2, "unknown kind \"salesforce\"; expected \"hubspot\", \"webhook\", \"pipedrive\" or \"zoho\""),
+    ("[connections.k]\nkind = \"pipedrive\"\nsecret = \"s\"\n[connections.k.fields]\nemail = \"email\"", "connections.k.fields", 4, "unknown key \"fields\" in a pipedrive connection"),
+    ("[connections.k]\nkind = \"zoho\"\nsecret = \"s\"\nmodule = \"Deals\"", "connections.k.module", 4, "expected \"Contacts\" or \"Leads\""),
+    ("[connections.k]\nkind = \"zoho\"\nsecret = \"s\"\naccounts_url = \"http://accounts.zoho.com\"", "connections.k.accounts_url", 4, "plain http"),
     ("[connections.k]\nkind = \"hubspot\"", "connections.k.secret", 1, "missing: secret ="),
     ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nurl = \"https://x.example\"", "connections.k.url", 4, "unknown key \"url\" in a hubspot connection"),
     ("[connections.k]\nkind = \"hubspot\"\nsecret = \"\"", "connections.k.secret", 3, "must not be empty"),

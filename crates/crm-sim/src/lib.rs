@@ -7,9 +7,13 @@
 //! plus the `/__admin` API (faults, stats, reset, config including the granted
 //! scopes, schema edits, a contact's additional emails).
 //!
+//! [`pipedrive`] simulates Pipedrive (persons, deals, notes, person fields; lagging search) with the same `/__admin` API.
+//!
 //! [`webhook`] is a generic webhook target (Zapier, Make, n8n, a custom
 //! endpoint): it records every POST, can require an auth header, and serves
 //! the same fault injection.
+//!
+//! [`zoho`] simulates Zoho CRM API v8 and its accounts server (OAuth refresh, records upsert/search, notes, deals, fields; lagging search) with the same `/__admin` API.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -22,8 +26,10 @@
 
 mod faults;
 pub mod hubspot;
+pub mod pipedrive;
 mod server;
 pub mod webhook;
+pub mod zoho;
 
 pub use hubspot::{router, HubSpotSim, RunningSim, SimConfig};
 pub use webhook::RunningWebhookSim;

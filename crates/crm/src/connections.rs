@@ -5,14 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lb_config::{
-    Config, Connection, ConnectionKind, HubSpotConnection, WebhookAuth, WebhookConnection,
+    Config, Connection, ConnectionKind, HubSpotConnection, PipedriveConnection, WebhookAuth,
+    WebhookConnection, ZohoConnection,
 };
 use lb_domain::mapping::Mapping;
 use lb_pipeline::secrets::CachedSecret;
 use lb_pipeline::{Crm, CrmSet, SecretStore};
 
 use crate::hubspot::{HubSpotConfig, HubSpotCrm};
+use crate::pipedrive::{PipedriveConfig, PipedriveCrm};
 use crate::webhook::{WebhookAuthKind, WebhookCrm, WebhookSettings};
+use crate::zoho::{ZohoConfig, ZohoCrm};
 
 /// Every connection of the config, by name.
 pub fn from_config(
@@ -36,7 +39,44 @@ pub fn connection(
     Ok(match &conn.kind {
         ConnectionKind::HubSpot(h) => Arc::new(hubspot(conn, h, secrets, secret_ttl)?),
         ConnectionKind::Webhook(w) => Arc::new(webhook(conn, w, secrets, secret_ttl)?),
+        ConnectionKind::Pipedrive(p) => Arc::new(pipedrive(conn, p, secrets, secret_ttl)?),
+        ConnectionKind::Zoho(z) => Arc::new(zoho(conn, z, secrets, secret_ttl)?),
     })
+}
+
+/// A Pipedrive connection's adapter.
+pub fn pipedrive(
+    conn: &Connection,
+    p: &PipedriveConnection,
+    secrets: Arc<dyn SecretStore>,
+    secret_ttl: Duration,
+) -> Result<PipedriveCrm, String> {
+    let cfg = PipedriveConfig {
+        name: conn.name.clone(),
+        base_url: p.base_url.clone(),
+        timeout: conn.timeout,
+        allow_internal: conn.allow_internal,
+    };
+    let token = Arc::new(CachedSecret::new(secrets, &p.secret, secret_ttl));
+    PipedriveCrm::new(cfg, token).map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))
+}
+
+/// A Zoho CRM connection's adapter.
+pub fn zoho(
+    conn: &Connection,
+    z: &ZohoConnection,
+    secrets: Arc<dyn SecretStore>,
+    secret_ttl: Duration,
+) -> Result<ZohoCrm, String> {
+    let cfg = ZohoConfig {
+        name: conn.name.clone(),
+        accounts_url: z.accounts_url.clone(),
+        module: z.module.clone(),
+        timeout: conn.timeout,
+        allow_internal: conn.allow_internal,
+    };
+    let grant = Arc::new(CachedSecret::new(secrets, &z.secret, secret_ttl));
+    ZohoCrm::new(cfg, grant).map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))
 }
 
 /// A HubSpot connection's adapter (no `[fields]`: the adapter's built-in mapping).

@@ -6,10 +6,14 @@ pub mod classify;
 pub mod connections;
 pub mod hubspot;
 pub mod net;
+pub mod pipedrive;
 pub mod webhook;
+pub mod zoho;
 
 pub use hubspot::{
     default_mapping, render_schema_table, HubSpotConfig, HubSpotCrm, SchemaRow, SchemaStatus,
     SCHEMA_DRIFT,
 };
+pub use pipedrive::{PipedriveConfig, PipedriveCrm};
 pub use webhook::{WebhookAuthKind, WebhookCrm, WebhookSettings};
+pub use zoho::{ZohoConfig, ZohoCrm};

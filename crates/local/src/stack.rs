@@ -56,6 +56,34 @@ pub struct CrmInfo {
     /// The webhook-target simulator (Zapier/Make/n8n stand-in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookTarget>,
+    /// The Pipedrive simulator (`kind = "pipedrive"` connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipedrive: Option<PipedriveEndpoint>,
+    /// The Zoho CRM simulator (`kind = "zoho"` connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zoho: Option<ZohoEndpoint>,
+}
+
+/// The Pipedrive simulator: its base URL, API token and the secret holding it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PipedriveEndpoint {
+    pub base_url: String,
+    pub token: String,
+    /// `<prefix>/pipedrive`: what a connection's `secret` names.
+    pub secret_id: String,
+}
+
+/// The Zoho simulator: its API domain, accounts server, the grant and the
+/// secret holding it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZohoEndpoint {
+    pub base_url: String,
+    pub accounts_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    /// `<prefix>/zoho`: what a connection's `secret` names.
+    pub secret_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,7 +130,9 @@ pub struct StackOptions {
     /// The status API key stored in `<prefix>/status-api-key`.
     pub status_api_key: String,
     /// A config file's text (`LEADBRIDGE_CONFIG`) for ingest and the worker;
-    /// `{hubspot_url}` and `{webhook_url}` are replaced by the simulators' URLs.
+    /// `{hubspot_url}`, `{webhook_url}`, `{pipedrive_url}` and `{zoho_accounts_url}` are
+    /// replaced by the simulators' URLs; `{pipedrive_secret}` and `{zoho_secret}` by the
+    /// ids of the secrets the stack writes for them.
     pub config_toml: Option<String>,
     /// Secrets to create before start (`(id, value)`): the ones the config names.
     pub secrets: Vec<(String, String)>,
@@ -190,6 +220,8 @@ pub struct LocalStack {
     pub moto: Arc<Moto>,
     pub sim: RunningSim,
     pub webhook_sim: RunningWebhookSim,
+    pub pipedrive_sim: crm_sim::pipedrive::RunningPipedriveSim,
+    pub zoho_sim: crm_sim::zoho::RunningZohoSim,
     /// The config the stack runs with (placeholders replaced), if any.
     pub config: Option<Arc<lb_config::Config>>,
     pub sdk: aws_config::SdkConfig,
@@ -235,6 +267,37 @@ impl LocalStack {
         let webhook_sim = RunningWebhookSim::start(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .context("starting the webhook-target simulator")?;
+        let pipedrive_sim = crm_sim::pipedrive::RunningPipedriveSim::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            crm_sim::pipedrive::PipedriveSimConfig::default(),
+        )
+        .await
+        .context("starting the Pipedrive simulator")?;
+        let zoho_sim = crm_sim::zoho::RunningZohoSim::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            crm_sim::zoho::ZohoSimConfig::default(),
+        )
+        .await
+        .context("starting the Zoho simulator")?;
+        let pipedrive_secret = format!("{}/pipedrive", opts.prefix);
+        let zoho_secret = format!("{}/zoho", opts.prefix);
+        resources::put_secret(
+            &sdk,
+            &pipedrive_secret,
+            &serde_json::json!({"api_token": pipedrive_sim.token}).to_string(),
+        )
+        .await?;
+        resources::put_secret(
+            &sdk,
+            &zoho_secret,
+            &serde_json::json!({
+                "client_id": zoho_sim.client_id,
+                "client_secret": zoho_sim.client_secret,
+                "refresh_token": zoho_sim.refresh_token,
+            })
+            .to_string(),
+        )
+        .await?;
         for (id, value) in &opts.secrets {
             resources::put_secret(&sdk, id, value).await?;
         }
@@ -243,7 +306,11 @@ impl LocalStack {
             Some(text) => {
                 let text = text
                     .replace("{hubspot_url}", &sim.base_url)
-                    .replace("{webhook_url}", &webhook_sim.base_url);
+                    .replace("{webhook_url}", &webhook_sim.base_url)
+                    .replace("{pipedrive_url}", &pipedrive_sim.base_url)
+                    .replace("{zoho_accounts_url}", &zoho_sim.accounts_url)
+                    .replace("{pipedrive_secret}", &pipedrive_secret)
+                    .replace("{zoho_secret}", &zoho_secret);
                 let cfg = lb_config::Config::parse_local(&text)
                     .map_err(|e| anyhow::anyhow!("the stack's config file is not valid:\n{e}"))?;
                 Some(Arc::new(cfg))
@@ -461,6 +528,19 @@ impl LocalStack {
                 webhook: Some(WebhookTarget {
                     base_url: webhook_sim.base_url.clone(),
                 }),
+                pipedrive: Some(PipedriveEndpoint {
+                    base_url: pipedrive_sim.base_url.clone(),
+                    token: pipedrive_sim.token.clone(),
+                    secret_id: pipedrive_secret.clone(),
+                }),
+                zoho: Some(ZohoEndpoint {
+                    base_url: zoho_sim.base_url.clone(),
+                    accounts_url: zoho_sim.accounts_url.clone(),
+                    client_id: zoho_sim.client_id.clone(),
+                    client_secret: zoho_sim.client_secret.clone(),
+                    refresh_token: zoho_sim.refresh_token.clone(),
+                    secret_id: zoho_secret.clone(),
+                }),
             },
             status_api_key: opts.status_api_key.clone(),
             status_api_key_secret_id: names.status_api_key_secret(),
@@ -475,6 +555,8 @@ impl LocalStack {
             moto,
             sim,
             webhook_sim,
+            pipedrive_sim,
+            zoho_sim,
             config,
             sdk,
             ledger,

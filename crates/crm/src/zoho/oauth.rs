@@ -1,0 +1,399 @@
+//! OAuth 2.0 access tokens from a refresh-token grant, for any CRM that
+//! uses one (Zoho here; Salesforce and Pipedrive can reuse it): nothing in
+//! [`TokenCache`] is Zoho's, and [`refresh`] reads the fields every provider
+//! shares (`access_token`, `expires_in`, `api_domain` / `instance_url`,
+//! `error`, `error_description`).
+//!
+//! - The token is cached and refreshed shortly before it expires (a quarter of
+//!   its lifetime, at most a minute, before), never per call: Zoho lets one
+//!   refresh token mint only 10 access tokens per 10 minutes (research A.2).
+//! - At most one refresh runs at a time: callers that find the token stale
+//!   wait for that refresh and share its result (the cache's lock is held
+//!   across it).
+//! - A 401 makes the caller drop the token it used ([`TokenCache::invalidate`]),
+//!   only if it is still the cached one: many callers failing with the same
+//!   stale token cause one refresh.
+//! - A refused refresh is remembered: a revoked or wrong grant answers
+//!   `auth_revoked` without asking again until the secret holds another grant
+//!   (or [`REVOKED_RECHECK`] passed); a throttled one until its wait is over;
+//!   a failed one (5xx, timeout) for [`FAILED_RECHECK`]. No refresh storm.
+
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use lb_pipeline::{CrmError, ErrorClass};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::classify;
+
+/// The failure code of an event stopped because the CRM refused the grant.
+pub const AUTH_REVOKED: &str = "auth_revoked";
+/// How long a refused grant is believed before it is tried again.
+pub const REVOKED_RECHECK: Duration = Duration::from_secs(15 * 60);
+/// How long a refresh that failed (5xx, timeout) holds off the next one.
+pub const FAILED_RECHECK: Duration = Duration::from_secs(5);
+/// How long a throttled refresh waits when the provider says nothing.
+pub const THROTTLED_WAIT: Duration = Duration::from_secs(60);
+/// The longest refresh answer read.
+const MAX_TOKEN_ANSWER: usize = 64 * 1024;
+/// A lifetime to assume when the answer names none (Zoho: one hour).
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// A refresh-token grant: where to refresh and with what.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("token_url", &self.token_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An access token and what came with it.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub value: String,
+    /// The API host the token is for (Zoho `api_domain`, Salesforce
+    /// `instance_url`), when the answer named one.
+    pub api_domain: Option<String>,
+    pub expires_at: Instant,
+    refresh_at: Instant,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("api_domain", &self.api_domain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessToken {
+    /// A token that lives `lifetime` from `now`, refreshed a quarter of its
+    /// lifetime (at most a minute) before it ends.
+    pub fn new(
+        value: String,
+        api_domain: Option<String>,
+        lifetime: Duration,
+        now: Instant,
+    ) -> Self {
+        let margin = (lifetime / 4).min(Duration::from_secs(60));
+        AccessToken {
+            value,
+            api_domain,
+            expires_at: now + lifetime,
+            refresh_at: now + lifetime - margin,
+        }
+    }
+
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        now < self.refresh_at
+    }
+}
+
+struct Refusal {
+    /// Which grant was refused (a rotated secret is tried at once).
+    grant: Grant,
+    until: Instant,
+    error: CrmError,
+}
+
+#[derive(Default)]
+struct Slot {
+    token: Option<AccessToken>,
+    refused: Option<Refusal>,
+}
+
+/// One cached access token, refreshed single-flight.
+#[derive(Default)]
+pub struct TokenCache {
+    slot: Mutex<Slot>,
+}
+
+impl TokenCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cached token while it is fresh; else one refresh with `fetch`
+    /// (concurrent callers wait for it), or the remembered refusal.
+    pub async fn get<F, Fut>(&self, grant: &Grant, fetch: F) -> Result<AccessToken, CrmError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, CrmError>>,
+    {
+        let mut slot = self.slot.lock().await;
+        let now = Instant::now();
+        if let Some(t) = slot.token.as_ref().filter(|t| t.is_fresh(now)) {
+            return Ok(t.clone());
+        }
+        if let Some(r) = &slot.refused {
+            if r.grant == *grant && now < r.until {
+                return Err(r.error.clone());
+            }
+        }
+        match fetch().await {
+            Ok(token) => {
+                slot.token = Some(token.clone());
+                slot.refused = None;
+                Ok(token)
+            }
+            Err(error) => {
+                let hold = match error.class {
+                    ErrorClass::Permanent => REVOKED_RECHECK,
+                    ErrorClass::RateLimited => error.retry_after.unwrap_or(THROTTLED_WAIT),
+                    ErrorClass::Transient => FAILED_RECHECK,
+                };
+                slot.token = None;
+                slot.refused = Some(Refusal {
+                    grant: grant.clone(),
+                    until: Instant::now() + hold,
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    /// Drops the cached token if it is `stale` (the one a 401 refused).
+    pub async fn invalidate(&self, stale: &str) {
+        let mut slot = self.slot.lock().await;
+        if slot.token.as_ref().is_some_and(|t| t.value == stale) {
+            slot.token = None;
+        }
+    }
+}
+
+/// Asks `grant.token_url` for an access token (`grant_type=refresh_token`,
+/// form body, as Zoho's SDK sends it). The answer's `api_domain` (or
+/// `instance_url`) is kept. Refusals:
+/// - an answer without `access_token` (Zoho answers 200 `{"error":
+///   "invalid_code"}` for a revoked refresh token) or a 4xx → permanent,
+///   `code = auth_revoked`, the provider's `error` as category;
+/// - Zoho's `{"error":"Access Denied","error_description":"You have made too
+///   many requests continuously…"}` or a 429 → rate limited;
+/// - 5xx, 408, a transport failure, an unreadable 2xx → transient.
+///
+/// Messages name the provider's error code only: never a token or a secret.
+pub async fn refresh(
+    http: &reqwest::Client,
+    crm: &str,
+    grant: &Grant,
+) -> Result<AccessToken, CrmError> {
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "refresh_token")
+        .append_pair("client_id", &grant.client_id)
+        .append_pair("client_secret", &grant.client_secret)
+        .append_pair("refresh_token", &grant.refresh_token)
+        .finish();
+    let resp = http
+        .post(&grant.token_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .map_err(|e| classify::transport(crm, &e))?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = match crate::net::read_capped(resp, MAX_TOKEN_ANSWER).await {
+        Ok(b) => b,
+        Err(crate::net::BodyError::Transport(e)) => return Err(classify::transport(crm, &e)),
+        Err(crate::net::BodyError::TooLarge(max)) => {
+            return Err(CrmError::new(
+                crm,
+                ErrorClass::Transient,
+                Some(status),
+                format!("the token endpoint answered more than {max} bytes"),
+            ))
+        }
+    };
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let now = Instant::now();
+    if (200..300).contains(&status) {
+        if let Some(token) = v["access_token"].as_str().filter(|t| !t.is_empty()) {
+            let lifetime = v["expires_in"]
+                .as_u64()
+                .or_else(|| v["expires_in"].as_str().and_then(|s| s.parse().ok()))
+                .filter(|s| *s > 0)
+                .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+            let domain = v["api_domain"]
+                .as_str()
+                .or_else(|| v["instance_url"].as_str())
+                .map(|d| d.trim_end_matches('/').to_string());
+            return Ok(AccessToken::new(token.to_string(), domain, lifetime, now));
+        }
+        if v.is_null() {
+            return Err(CrmError::new(
+                crm,
+                ErrorClass::Transient,
+                Some(status),
+                "the token endpoint answered without JSON",
+            ));
+        }
+    }
+    let code = v["error"].as_str().unwrap_or("").to_string();
+    let description = v["error_description"].as_str().unwrap_or("");
+    let throttled = status == 429
+        || code.eq_ignore_ascii_case("access denied")
+        || description
+            .to_ascii_lowercase()
+            .contains("too many requests");
+    let mut e =
+        if throttled {
+            let mut e = CrmError::new(
+                crm,
+                ErrorClass::RateLimited,
+                Some(status),
+                format!(
+                "the token endpoint refused to mint another access token ({}): too many refreshes",
+                if code.is_empty() { "throttled" } else { &code }
+            ),
+            );
+            e.retry_after = Some(classify::retry_after(&headers).unwrap_or(THROTTLED_WAIT));
+            e
+        } else if status >= 500 || status == 408 {
+            CrmError::new(
+                crm,
+                ErrorClass::Transient,
+                Some(status),
+                format!("the token endpoint failed with HTTP {status}"),
+            )
+        } else {
+            let mut e =
+                CrmError::new(
+                    crm,
+                    ErrorClass::Permanent,
+                    Some(status),
+                    format!(
+                "the OAuth grant was refused ({}): the refresh token is revoked or the client \
+                 credentials are wrong; reconnect the connection and store the new grant",
+                if code.is_empty() { "no access token" } else { &code }
+            ),
+                );
+            e.code = Some(AUTH_REVOKED.into());
+            e
+        };
+    if !code.is_empty() {
+        e.category = Some(code);
+    }
+    Err(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn grant(refresh: &str) -> Grant {
+        Grant {
+            token_url: "http://accounts.invalid/oauth/v2/token".into(),
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            refresh_token: refresh.into(),
+        }
+    }
+
+    fn token(v: &str, lifetime: Duration) -> AccessToken {
+        AccessToken::new(v.into(), None, lifetime, Instant::now())
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_refresh() {
+        let cache = Arc::new(TokenCache::new());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get(&grant("r"), || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(token("t1", Duration::from_secs(3600)))
+                    })
+                    .await
+                    .map(|t| t.value)
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("task").expect("token"), "t1");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stale_token_is_dropped_once_and_a_short_lived_one_is_refreshed_early() {
+        let cache = TokenCache::new();
+        let g = grant("r");
+        let t = cache
+            .get(&g, || async { Ok(token("t1", Duration::from_secs(3600))) })
+            .await;
+        assert_eq!(t.expect("token").value, "t1");
+        cache.invalidate("other").await;
+        let t = cache
+            .get(&g, || async { Ok(token("t2", Duration::from_secs(3600))) })
+            .await;
+        assert_eq!(
+            t.expect("token").value,
+            "t1",
+            "an unrelated 401 keeps the token"
+        );
+        cache.invalidate("t1").await;
+        let t = cache
+            .get(&g, || async { Ok(token("t2", Duration::from_millis(40))) })
+            .await;
+        assert_eq!(t.expect("token").value, "t2");
+        tokio::time::sleep(Duration::from_millis(35)).await;
+        let t = cache
+            .get(&g, || async { Ok(token("t3", Duration::from_secs(3600))) })
+            .await;
+        assert_eq!(
+            t.expect("token").value,
+            "t3",
+            "refreshed within the last quarter of its life"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_grant_is_remembered_until_the_secret_changes() {
+        let cache = TokenCache::new();
+        let calls = AtomicUsize::new(0);
+        let refuse = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let mut e = CrmError::new("zoho", ErrorClass::Permanent, Some(200), "refused");
+            e.code = Some(AUTH_REVOKED.into());
+            Err(e)
+        };
+        for _ in 0..3 {
+            let e = cache.get(&grant("old"), refuse).await.expect_err("refused");
+            assert_eq!(e.code.as_deref(), Some(AUTH_REVOKED));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let t = cache
+            .get(&grant("new"), || async {
+                Ok(token("t", Duration::from_secs(60)))
+            })
+            .await;
+        assert!(t.is_ok(), "a new grant is tried at once");
+    }
+
+    #[test]
+    fn debug_output_carries_no_secrets() {
+        let g = grant("1000.refresh");
+        let text = format!("{g:?} {:?}", token("1000.access", Duration::from_secs(1)));
+        assert!(
+            !text.contains("1000.refresh") && !text.contains("1000.access"),
+            "{text}"
+        );
+    }
+}

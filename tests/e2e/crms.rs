@@ -1,0 +1,263 @@
+//! Pipedrive and Zoho CRM as connections of a routed stack: one lead fans out
+//! to HubSpot, Pipedrive and Zoho, and each CRM keeps one record per person with
+//! one note per event, through redeliveries, spellings, refusals and its auth.
+
+use std::time::Duration;
+
+use lb_pipeline::LedgerStatus;
+use lb_tests::{eventually, lead, start, TestStack};
+use serde_json::{json, Value};
+
+const CONFIG: &str = r#"
+version = 1
+
+[connections.hubspot]
+kind = "hubspot"
+secret = "{hs_secret}"
+base_url = "{hubspot_url}"
+
+[connections.pipedrive]
+kind = "pipedrive"
+secret = "{pipedrive_secret}"
+base_url = "{pipedrive_url}"
+
+[connections.zoho]
+kind = "zoho"
+secret = "{zoho_secret}"
+accounts_url = "{zoho_accounts_url}"
+
+[[routes]]
+bot_id = "*"
+connections = ["hubspot", "pipedrive", "zoho"]
+"#;
+
+async fn three_crms(name: &str) -> TestStack {
+    let hs_secret = format!("e2e-{}/hubspot", rand::random::<u32>());
+    start(name, |o| {
+        o.secrets = vec![(hs_secret.clone(), o.sim.token.clone())];
+        o.config_toml = Some(CONFIG.replace("{hs_secret}", &hs_secret));
+    })
+    .await
+}
+
+/// Pipedrive's persons as `(emails, phones, notes)`, read through its API.
+async fn pipedrive_people(t: &TestStack) -> Vec<(Vec<String>, Vec<String>, usize)> {
+    let p = t.stack.info.crm.pipedrive.clone().expect("pipedrive sim");
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let p = p.clone();
+        async move {
+            http.get(format!("{}{path}", p.base_url))
+                .header("x-api-token", &p.token)
+                .send()
+                .await
+                .expect("pipedrive answers")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let persons = get("/api/v2/persons?limit=500".into()).await;
+    let mut out = Vec::new();
+    for person in persons["data"].as_array().cloned().unwrap_or_default() {
+        let values = |k: &str| -> Vec<String> {
+            person[k]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["value"].as_str().map(str::to_string))
+                .collect()
+        };
+        let notes = get(format!("/v1/notes?person_id={}&limit=500", person["id"])).await;
+        let n = notes["data"].as_array().map_or(0, Vec::len);
+        out.push((values("emails"), values("phones"), n));
+    }
+    out.sort();
+    out
+}
+
+/// Zoho's Contacts as `(email, notes)`, read through its API with a token of our own.
+async fn zoho_people(t: &TestStack) -> Vec<(String, usize)> {
+    let z = t.stack.info.crm.zoho.clone().expect("zoho sim");
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{}/oauth/v2/token", z.accounts_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+            z.client_id, z.client_secret, z.refresh_token
+        ))
+        .send()
+        .await
+        .expect("zoho accounts answers")
+        .json()
+        .await
+        .expect("json");
+    let auth = format!(
+        "Zoho-oauthtoken {}",
+        token["access_token"].as_str().expect("a token")
+    );
+    let get = |path: String| {
+        let (http, auth, base) = (http.clone(), auth.clone(), z.base_url.clone());
+        async move {
+            let r = http
+                .get(format!("{base}{path}"))
+                .header("authorization", auth)
+                .send()
+                .await
+                .expect("zoho answers");
+            if r.status().as_u16() == 204 {
+                return Value::Null;
+            }
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let contacts = get("/crm/v8/Contacts?fields=Email,Last_Name&per_page=200".into()).await;
+    let mut out = Vec::new();
+    for c in contacts["data"].as_array().cloned().unwrap_or_default() {
+        let id = c["id"].as_str().unwrap_or_default().to_string();
+        let notes = get(format!(
+            "/crm/v8/Contacts/{id}/Notes?fields=Note_Content&per_page=200"
+        ))
+        .await;
+        out.push((
+            c["Email"].as_str().unwrap_or_default().to_string(),
+            notes["data"].as_array().map_or(0, Vec::len),
+        ));
+    }
+    out.sort();
+    out
+}
+
+async fn synced_everywhere(t: &TestStack, event_id: &str) {
+    for c in ["hubspot", "pipedrive", "zoho"] {
+        let id = format!("{event_id}@{c}");
+        eventually(&format!("{id} synced"), Duration::from_secs(40), || async {
+            t.ledger(&id)
+                .await
+                .filter(|r| r.status == LedgerStatus::Synced)
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_lands_in_hubspot_pipedrive_and_zoho_as_one_record_with_one_note_each() {
+    let t = three_crms("three").await;
+    let first = lead(
+        "evt_p1",
+        json!({"email": "Ana.Silva@Example.pt", "phone": "+351912345678", "name": "Ana Silva"}),
+    );
+    let (status, body) = t.post(&first).await;
+    assert_eq!(status, 202, "{body}");
+    synced_everywhere(&t, "evt_p1").await;
+    // The same event again (a redelivery) and concurrently: nothing new anywhere.
+    let (a, b) = tokio::join!(t.post(&first), t.post(&first));
+    assert_eq!((a.0, b.0), (202, 202));
+    // The same person spelled differently, a second event: the same records, a second note.
+    let (status, body) = t
+        .post(&lead(
+            "evt_p2",
+            json!({"email": " ana.silva@EXAMPLE.pt", "name": "Ana Silva"}),
+        ))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    synced_everywhere(&t, "evt_p2").await;
+
+    assert_eq!(
+        pipedrive_people(&t).await,
+        [(
+            vec!["ana.silva@example.pt".to_string()],
+            vec!["+351912345678".to_string()],
+            2
+        )],
+        "one Pipedrive person with both notes"
+    );
+    assert_eq!(
+        zoho_people(&t).await,
+        [("ana.silva@example.pt".to_string(), 2)],
+        "one Zoho contact with both notes"
+    );
+    let hubspot = t.hubspot_all("contacts", "").await;
+    assert_eq!(hubspot.len(), 1, "{hubspot:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_refreshes_an_expired_token_once_and_a_revoked_grant_dead_letters_with_auth_revoked_and_an_alert(
+) {
+    let t = three_crms("auth").await;
+    let http = reqwest::Client::new();
+    let p = t.stack.info.crm.pipedrive.clone().unwrap();
+    let z = t.stack.info.crm.zoho.clone().unwrap();
+    let token_calls = || async {
+        let stats: Value = http
+            .get(format!("{}/__admin/stats", z.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["by_route"]["POST /oauth/v2/token"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+
+    // Every access token expired: the next lead refreshes once, and syncs.
+    let before = token_calls().await;
+    http.post(format!("{}/__admin/oauth/expire", z.base_url))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = t
+        .post(&lead("evt_a0", json!({"email": "fresh@x.io"})))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    t.wait_status("evt_a0@zoho", LedgerStatus::Synced).await;
+    assert_eq!(
+        token_calls().await,
+        before + 1,
+        "one refresh for an expired access token"
+    );
+
+    // Pipedrive answers 429 twice; Zoho's grant is revoked.
+    http.post(format!("{}/__admin/faults", p.base_url))
+        .json(&json!({"kind": "error", "status": 429, "probability": 1.0, "count": 2, "retry_after": 1}))
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{}/__admin/oauth/revoke", z.base_url))
+        .send()
+        .await
+        .unwrap();
+    let revoked_at = token_calls().await;
+    let (status, body) = t.post(&lead("evt_a1", json!({"email": "rate@x.io"}))).await;
+    assert_eq!(status, 202, "{body}");
+    // Rate limits delay a lead; they never kill it.
+    t.wait_status("evt_a1@pipedrive", LedgerStatus::Synced)
+        .await;
+    let dead = t.wait_status("evt_a1@zoho", LedgerStatus::Dead).await;
+    let reason = dead.last_error.expect("a reason");
+    assert_eq!(reason.code, "auth_revoked", "{reason:?}");
+    let (subject, message) = t
+        .alert_where("the dead letter's alert", |_, m| m.contains("auth_revoked"))
+        .await;
+    assert!(
+        subject.contains("zoho") || message.contains("zoho"),
+        "the alert names the connection: {subject}\n{message}"
+    );
+    // A second lead meets the remembered refusal: no new refresh attempt.
+    let (status, _) = t
+        .post(&lead("evt_a2", json!({"email": "again@x.io"})))
+        .await;
+    assert_eq!(status, 202);
+    t.wait_status("evt_a2@zoho", LedgerStatus::Dead).await;
+    let asked = token_calls().await - revoked_at;
+    assert!(
+        asked <= 1,
+        "a revoked grant is asked once, not stormed: {asked} token calls"
+    );
+    // HubSpot, on the same route, was not held up.
+    t.wait_status("evt_a1@hubspot", LedgerStatus::Synced).await;
+}
