@@ -11,9 +11,9 @@ DEV_STAMP   := $(VENV)/.dev-$(shell cat requirements-local.txt requirements-dev.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export LEADBRIDGE_PYTHON := $(CURDIR)/$(PY)
 
-N ?= 2000
+N ?= 1000
 
-.PHONY: help venv venv-dev demo dev test lint unit template lambda-smoke chaos bench build watch events clean
+.PHONY: help venv venv-dev demo dev test lint unit chromium template lambda-smoke chaos bench build watch events clean
 
 help:
 	@echo "make demo    run the whole pipeline locally on sample events and print a report"
@@ -50,8 +50,18 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-unit: venv
+unit: venv chromium
 	cargo test --workspace --quiet
+
+# The console's browser test (tests/e2e/console.rs) drives Debian's Chromium through
+# chromedriver: installed here when missing (CI runs as root; sudo otherwise).
+chromium:
+	@if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	  else echo "the browser test needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver" >&2; exit 1; fi; \
+	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	fi
 
 template: venv-dev
 	$(VENV)/bin/cfn-lint infra/template.yaml

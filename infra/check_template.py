@@ -64,6 +64,8 @@ POLICIES = {
         "BulkQueue": {"sqs:SendMessage"},
         # Query: the status API reads every delivery of an event.
         "LedgerTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
+        # The console lists deliveries by status (the status index), nothing else of the index.
+        "LedgerStatusIndex": {"dynamodb:Query"},
         "WebhookSecret": {"secretsmanager:GetSecretValue"},
         "StatusApiKeySecret": {"secretsmanager:GetSecretValue"},
         # Rate-limited alerts about leads rejected at ingest.
@@ -118,6 +120,8 @@ ARN_FORMS = {
     "BulkQueue": {("GetAtt", "Arn")},
     "BulkDlq": {("GetAtt", "Arn")},
     "LedgerTable": {("GetAtt", "Arn")},
+    # The ledger's status index: exactly !Sub ${LedgerTable.Arn}/index/status-updated_at-index.
+    "LedgerStatusIndex": {("Sub",)},
     "WebhookSecret": {("Ref",), ("GetAtt", "Id")},
     "HubSpotSecret": {("Ref",), ("GetAtt", "Id")},
     "StatusApiKeySecret": {("Ref",), ("GetAtt", "Id")},
@@ -229,9 +233,18 @@ def _contains_star(v) -> bool:
     return "*" in json.dumps(v)
 
 
+# ARNs written with !Sub that a policy may name: the exact string -> pseudo logical id.
+SUB_ARNS = {
+    "${LedgerTable.Arn}/index/status-updated_at-index": "LedgerStatusIndex",
+}
+
+
 def _arn_target(resource):
     """Logical id and form of an ARN reference, or None."""
     if isinstance(resource, dict) and len(resource) == 1:
+        sub = resource.get("Fn::Sub")
+        if isinstance(sub, str) and sub in SUB_ARNS:
+            return SUB_ARNS[sub], ("Sub",)
         if "Ref" in resource and isinstance(resource["Ref"], str):
             return resource["Ref"], ("Ref",)
         att = resource.get("Fn::GetAtt")
@@ -492,14 +505,21 @@ def check_template(t: dict, c: Checker) -> None:
             for k, v in extra.items():
                 c.eq(e.get(k), v, f"{fid} {queue} event {k}")
 
-    # The webhook and the status API; nothing else is routed to ingest.
+    # The webhook, the sources, the status API and the operators' console; nothing else is routed to ingest.
     http = [e.get("Properties") or {} for e in events("IngestFunction").values() if e.get("Type") == "HttpApi"]
     for e in http:
         c.eq(e.get("ApiId"), {"Ref": "HttpApi"}, "IngestFunction HttpApi event ApiId")
     c.eq(sorted((e.get("Method"), e.get("Path")) for e in http),
-         [("GET", "/v1/events/{event_id}"), ("GET", "/v1/sources/{source}"),
-          ("POST", "/v1/events"), ("POST", "/v1/sources/{source}")],
+         [("GET", "/console"), ("GET", "/v1/console/events"), ("GET", "/v1/console/events/{id}"),
+          ("GET", "/v1/console/flow"), ("GET", "/v1/events/{event_id}"), ("GET", "/v1/sources/{source}"),
+          ("POST", "/v1/console/replay"), ("POST", "/v1/events"), ("POST", "/v1/sources/{source}")],
          "IngestFunction HttpApi events (Method, Path)")
+    # No console route is served without the key check: none has an authorizer of its own to
+    # replace it, and none is open to another origin (the console calls its own origin only).
+    for e in http:
+        c.check("Auth" not in e, f"IngestFunction HttpApi event {e.get('Path')} must not set Auth")
+    c.check("CorsConfiguration" not in (res.get("HttpApi", {}).get("Properties") or {}),
+            "HttpApi must not allow other origins (CorsConfiguration)")
     props("HttpApi", "AWS::Serverless::HttpApi")
 
     # ---------------------------------------------------------- alarms, outputs
@@ -519,6 +539,11 @@ def check_template(t: dict, c: Checker) -> None:
     # the numbers docs/contracts.md gives
     c.eq([status_route.get("ThrottlingRateLimit"), status_route.get("ThrottlingBurstLimit")], [10, 20],
          "HttpApi.RouteSettings: the status API's throttle")
+    for route, limits in (("GET /v1/console/flow", [10, 20]), ("GET /v1/console/events", [10, 20]),
+                          ("GET /v1/console/events/{id}", [10, 20]), ("POST /v1/console/replay", [1, 5])):
+        r = (api.get("RouteSettings") or {}).get(route) or {}
+        c.eq([r.get("ThrottlingRateLimit"), r.get("ThrottlingBurstLimit")], limits,
+             f"HttpApi.RouteSettings: the console's throttle on {route}")
     default = api.get("DefaultRouteSettings") or {}
     c.eq([default.get("ThrottlingRateLimit"), default.get("ThrottlingBurstLimit")], [100, 200],
          "HttpApi.DefaultRouteSettings: the webhook's throttle")
@@ -563,7 +588,8 @@ def check_template(t: dict, c: Checker) -> None:
 
     outputs = t.get("Outputs", {}) or {}
     for o in ("IngestUrl", "LeadsQueueUrl", "LeadsDlqUrl", "LedgerTableName",
-              "AlertsTopicArn", "WebhookSecretArn", "HubSpotSecretArn", "StatusApiKeySecretArn"):
+              "AlertsTopicArn", "WebhookSecretArn", "HubSpotSecretArn", "StatusApiKeySecretArn",
+              "ConsoleUrl"):
         c.check(o in outputs, f"Outputs.{o} is missing")
     c.eq((outputs.get("IngestUrl") or {}).get("Value"),
          _sub("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1/events"),

@@ -1,6 +1,7 @@
-//! Pipedrive and Zoho CRM as connections of a routed stack: one lead fans out
-//! to HubSpot, Pipedrive and Zoho, and each CRM keeps one record per person with
-//! one note per event, through redeliveries, spellings, refusals and its auth.
+//! Pipedrive, Zoho CRM and Salesforce as connections of a routed stack: one
+//! lead fans out to HubSpot, Pipedrive, Zoho and Salesforce, and each CRM keeps
+//! one record per person with one note (Salesforce: one Task) per event,
+//! through redeliveries, spellings, refusals and its auth.
 
 use std::time::Duration;
 
@@ -26,9 +27,14 @@ kind = "zoho"
 secret = "{zoho_secret}"
 accounts_url = "{zoho_accounts_url}"
 
+[connections.salesforce]
+kind = "salesforce"
+secret = "{salesforce_secret}"
+login_url = "{salesforce_login_url}"
+
 [[routes]]
 bot_id = "*"
-connections = ["hubspot", "pipedrive", "zoho"]
+connections = ["hubspot", "pipedrive", "zoho", "salesforce"]
 "#;
 
 async fn three_crms(name: &str) -> TestStack {
@@ -130,8 +136,58 @@ async fn zoho_people(t: &TestStack) -> Vec<(String, usize)> {
     out
 }
 
+/// Salesforce's Leads holding `email`, each with its Tasks, through its REST API
+/// with a token of our own.
+async fn salesforce_people(t: &TestStack, email: &str) -> Vec<usize> {
+    let f = t.stack.info.crm.salesforce.clone().expect("salesforce sim");
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{}/services/oauth2/token", f.login_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+            f.client_id, f.client_secret, f.refresh_token
+        ))
+        .send()
+        .await
+        .expect("salesforce login answers")
+        .json()
+        .await
+        .expect("json");
+    let bearer = token["access_token"].as_str().expect("a token").to_string();
+    let instance = token["instance_url"]
+        .as_str()
+        .unwrap_or(&f.instance_url)
+        .to_string();
+    let query = |soql: String| {
+        let (http, bearer, instance) = (http.clone(), bearer.clone(), instance.clone());
+        async move {
+            http.get(format!("{instance}/services/data/v60.0/query"))
+                .query(&[("q", soql)])
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .expect("salesforce answers")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let leads = query(format!("SELECT Id FROM Lead WHERE Email = '{email}'")).await;
+    let mut out = Vec::new();
+    for l in leads["records"].as_array().cloned().unwrap_or_default() {
+        let id = l["Id"].as_str().unwrap_or_default().to_string();
+        let tasks = query(format!(
+            "SELECT Id, Description FROM Task WHERE WhoId = '{id}'"
+        ))
+        .await;
+        out.push(tasks["records"].as_array().map_or(0, Vec::len));
+    }
+    out
+}
+
 async fn synced_everywhere(t: &TestStack, event_id: &str) {
-    for c in ["hubspot", "pipedrive", "zoho"] {
+    for c in ["hubspot", "pipedrive", "zoho", "salesforce"] {
         let id = format!("{event_id}@{c}");
         eventually(&format!("{id} synced"), Duration::from_secs(40), || async {
             t.ledger(&id)
@@ -143,7 +199,7 @@ async fn synced_everywhere(t: &TestStack, event_id: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lead_lands_in_hubspot_pipedrive_and_zoho_as_one_record_with_one_note_each() {
+async fn a_lead_lands_in_hubspot_pipedrive_zoho_and_salesforce_as_one_record_with_one_note_each() {
     let t = three_crms("three").await;
     let first = lead(
         "evt_p1",
@@ -178,6 +234,11 @@ async fn a_lead_lands_in_hubspot_pipedrive_and_zoho_as_one_record_with_one_note_
         zoho_people(&t).await,
         [("ana.silva@example.pt".to_string(), 2)],
         "one Zoho contact with both notes"
+    );
+    assert_eq!(
+        salesforce_people(&t, "ana.silva@example.pt").await,
+        [2],
+        "one Salesforce Lead with both Tasks"
     );
     let hubspot = t.hubspot_all("contacts", "").await;
     assert_eq!(hubspot.len(), 1, "{hubspot:?}");

@@ -4,6 +4,7 @@
 mod batch;
 mod chaos;
 mod clean;
+mod console;
 mod corpus;
 mod crms;
 mod doctor;

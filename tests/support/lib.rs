@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: a local stack per test (one moto per test
 //! binary, resources isolated by prefix) and a [`StackClient`] to drive it.
 
+pub mod webdriver;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -1,7 +1,21 @@
-//! `make bench`: N signed events (a share of them duplicate deliveries, some
-//! concurrent with their original) through the whole local stack.
+//! `make bench`: the same leads (a share of them duplicate deliveries, some
+//! concurrent with their original) through three contenders, one after the
+//! other, on one local stack and one HubSpot simulator with the same enforced
+//! rate limit:
+//!
+//! - **realtime**: leadbridge's real-time lane (signed webhooks → FIFO queue →
+//!   worker batches of up to 10);
+//! - **bulk**: leadbridge's bulk lane (`Leadbridge-Lane: bulk` → standard queue →
+//!   worker batches of up to 100);
+//! - **peer**: a naive integration written here the way Zapier/n8n-style
+//!   "create or update contact, then add a note" steps work: one lead at a time,
+//!   search the contact by email, create or update it, add the note.
+//!
+//! For each: leads/s sustained under the limit, CRM calls, DynamoDB and SQS
+//! requests per lead, AWS cost per million leads, latency (accepted → note in
+//! the CRM), duplicates and lost leads; and the ratios leadbridge / peer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,44 +23,145 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use lb_local::client::StackClient;
+use lb_local::ops::OpsTarget;
 use lb_local::{LocalStack, StackOptions};
-use lb_pipeline::LedgerStatus;
-use serde_json::{json, Value};
+use lb_pipeline::{LedgerStatus, ListFilter};
+use serde_json::{json, Map, Value};
 use tokio::sync::{Mutex, Semaphore};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Webhook deliveries in all (duplicates included).
-    #[arg(long, default_value_t = 2000)]
+    /// Webhook deliveries per contender (duplicates included).
+    #[arg(long, default_value_t = 1000)]
     events: usize,
     /// Share of deliveries that repeat an earlier event.
     #[arg(long, default_value_t = 0.2)]
     duplicate_ratio: f64,
-    /// Webhook requests in flight at once.
+    /// Webhook requests in flight at once (leadbridge contenders).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Concurrent worker invocations (Lambda MaximumConcurrency).
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent real-time worker invocations (the template's MaximumConcurrency).
+    #[arg(long, default_value_t = 5)]
     worker_concurrency: usize,
-    /// The simulator's limit per 10 s. High by default so the bench measures
-    /// leadbridge rather than a HubSpot tier; 100 is Free/Starter, 190 Pro/Enterprise.
-    #[arg(long, default_value_t = 1_000_000)]
-    hubspot_rate_limit: u32,
+    /// The CRM's enforced limit, requests per 10 s (HubSpot Free/Starter: 100;
+    /// Pro/Enterprise: 190). Search has its own 5/s, as HubSpot's.
+    #[arg(long, alias = "hubspot-rate-limit", default_value_t = 100)]
+    crm_limit: u32,
+    /// Which contenders to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "realtime,bulk,peer")]
+    contenders: Vec<String>,
     #[arg(long, default_value = "target/bench/summary.json")]
     out: PathBuf,
 }
 
+/// Public us-east-1 prices (USD per million), as of 2026-11; see `docs/operations.md`.
+mod price {
+    /// DynamoDB on-demand, per million write request units (every request is
+    /// priced as a write: an upper bound, reads cost a fifth).
+    pub const DYNAMODB_WRITE: f64 = 0.625;
+    /// SQS per million requests: FIFO and standard queues.
+    pub const SQS_FIFO: f64 = 0.50;
+    pub const SQS_STANDARD: f64 = 0.40;
+    /// Lambda (arm64) per million invocations; compute is left out (local
+    /// timings do not transfer to Lambda).
+    pub const LAMBDA_REQUESTS: f64 = 0.20;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Contender {
+    Realtime,
+    Bulk,
+    Peer,
+}
+
+impl Contender {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s.trim() {
+            "realtime" => Contender::Realtime,
+            "bulk" => Contender::Bulk,
+            "peer" => Contender::Peer,
+            other => anyhow::bail!("unknown contender {other:?}: realtime, bulk or peer"),
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Contender::Realtime => "realtime",
+            Contender::Bulk => "bulk",
+            Contender::Peer => "peer",
+        }
+    }
+    /// The area code of the contender's people (their phones are its own too).
+    fn area(self) -> u32 {
+        match self {
+            Contender::Realtime => 415,
+            Contender::Bulk => 628,
+            Contender::Peer => 650,
+        }
+    }
+    /// Event ids and people are the contender's own, so that no contender meets
+    /// another's ledger memory (the simulator's ids restart after its reset).
+    fn prefix(self) -> &'static str {
+        match self {
+            Contender::Realtime => "rt",
+            Contender::Bulk => "bk",
+            Contender::Peer => "pe",
+        }
+    }
+}
+
+/// The deliveries: every distinct event once, and the duplicates spread over
+/// them, each right after its original (so the two are often in flight together).
+struct Plan {
+    deliveries: Vec<usize>,
+    distinct: usize,
+    duplicates: usize,
+    persons: usize,
+}
+
+impl Plan {
+    fn new(events: usize, duplicate_ratio: f64) -> Plan {
+        let distinct = ((events as f64) * (1.0 - duplicate_ratio)).round().max(1.0) as usize;
+        let duplicates = events.saturating_sub(distinct);
+        let persons = ((distinct as f64) * 0.9).ceil() as usize;
+        let every = if duplicates == 0 {
+            usize::MAX
+        } else {
+            distinct.div_ceil(duplicates)
+        };
+        let mut deliveries = Vec::with_capacity(events);
+        let mut repeats = 0;
+        for i in 0..distinct {
+            deliveries.push(i);
+            if repeats < duplicates && i.is_multiple_of(every) {
+                deliveries.push(i);
+                repeats += 1;
+            }
+        }
+        while repeats < duplicates {
+            deliveries.push(repeats % distinct);
+            repeats += 1;
+        }
+        Plan {
+            deliveries,
+            distinct,
+            duplicates,
+            persons,
+        }
+    }
+}
+
 /// Event `i` of `person`; `t0` fixes its time, so that a duplicate delivery is
 /// the same payload (a different one would be a 409 conflict, not a duplicate).
-fn event(i: usize, person: usize, t0: DateTime<Utc>) -> Value {
+fn event(c: Contender, i: usize, person: usize, t0: DateTime<Utc>) -> Value {
+    let p = c.prefix();
     json!({
-        "event_id": format!("evt_bench_{i:06}"),
+        "event_id": format!("evt_{p}_{i:06}"),
         "event_type": if i.is_multiple_of(3) { "lead.qualified" } else { "lead.created" },
         "occurred_at": (t0 + chrono::Duration::milliseconds(i as i64)).to_rfc3339(),
         "bot_id": "bot_bench",
         "conversation_id": format!("conv_{i}"),
-        "visitor": {"email": format!("Person.{person}@Bench-Corp.example"), "name": format!("Person {person}"),
-                    "phone": format!("+1 415 555 {:04}", person % 10_000), "country": "US"},
+        "visitor": {"email": format!("Person.{p}.{person}@Bench-Corp.example"), "name": format!("Person {person}"),
+                    "phone": format!("+1 {} 555 {:04}", c.area(), person % 10_000), "country": "US"},
         "context": {"source_url": "https://example.com/pricing", "utm_source": "bench", "utm_campaign": "load"},
         "intent": {"primary": "pricing_inquiry", "qualification_score": (i % 100) as u64},
         "transcript": {"summary": format!("Bench conversation {i}"), "messages": 5},
@@ -62,58 +177,85 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let mut opts = StackOptions::default().with_env_ports()?;
-    opts.prefix = "leadbridge-bench".into();
-    opts.worker_concurrency = args.worker_concurrency;
-    opts.sim.rate_limit_max = args.hubspot_rate_limit;
-    let stack = LocalStack::start(opts).await?;
-    let client = StackClient::new(stack.info.clone());
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
 
-    let distinct = ((args.events as f64) * (1.0 - args.duplicate_ratio))
-        .round()
-        .max(1.0) as usize;
-    let duplicates = args.events.saturating_sub(distinct);
-    let persons = ((distinct as f64) * 0.9).ceil() as usize;
-    // Deliveries: every distinct event once, and `duplicates` repeats spread over them;
-    // a repeat is sent right after its original, so the two are often in flight together.
-    let mut deliveries: Vec<usize> = Vec::with_capacity(args.events);
-    let every = if duplicates == 0 {
-        usize::MAX
-    } else {
-        distinct.div_ceil(duplicates)
-    };
-    let mut repeats = 0;
-    for i in 0..distinct {
-        deliveries.push(i);
-        if repeats < duplicates && i.is_multiple_of(every) {
-            deliveries.push(i);
-            repeats += 1;
-        }
-    }
-    while repeats < duplicates {
-        deliveries.push(repeats % distinct);
-        repeats += 1;
-    }
-    println!(
-        "bench: {} deliveries ({} distinct events for {} people, {} duplicate deliveries), {} in flight, {} worker(s)",
-        deliveries.len(), distinct, persons, duplicates, args.concurrency, args.worker_concurrency
-    );
+/// What one contender did.
+#[derive(Default)]
+struct Measured {
+    /// When each delivered event was accepted (the peer: when the burst arrived).
+    accepted_at: HashMap<usize, DateTime<Utc>>,
+    statuses: HashMap<u16, usize>,
+    started: Option<DateTime<Utc>>,
+    crm_calls: u64,
+    rate_limited: u64,
+    dynamodb: u64,
+    sqs: u64,
+    lambda_invocations: u64,
+    synced: usize,
+    dead: usize,
+    /// Accepted events with no terminal ledger status (leadbridge) or no note (peer).
+    unfinished: usize,
+}
 
+/// Business calls the simulator counted (its list routes, which only the bench
+/// reads, left out).
+fn crm_calls(stats: &Value) -> u64 {
+    stats["by_route"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(route, _)| {
+                    !matches!(
+                        route.as_str(),
+                        "GET /crm/v3/objects/notes" | "GET /crm/v3/objects/contacts"
+                    )
+                })
+                .map(|(_, n)| n.as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn leadbridge(
+    stack: &LocalStack,
+    client: &StackClient,
+    c: Contender,
+    plan: &Plan,
+    concurrency: usize,
+) -> anyhow::Result<Measured> {
+    let watcher = OpsTarget::from_stack(&stack.info).connect().await.ledger;
+    let ddb0 = stack.dynamodb_requests.get();
+    let sqs0 = stack.sqs_requests.get();
+    let inv0 = stack
+        .worker_stats
+        .batches
+        .load(std::sync::atomic::Ordering::Relaxed);
     let accepted_at: Arc<Mutex<HashMap<usize, DateTime<Utc>>>> = Arc::default();
     let statuses: Arc<Mutex<HashMap<u16, usize>>> = Arc::default();
-    let sem = Arc::new(Semaphore::new(args.concurrency));
+    let sem = Arc::new(Semaphore::new(concurrency));
     let t0 = Utc::now() - chrono::Duration::seconds(60);
-    let started = Instant::now();
+    let started = Utc::now();
+    let lane = if c == Contender::Bulk {
+        "bulk"
+    } else {
+        "realtime"
+    };
     let mut tasks = tokio::task::JoinSet::new();
-    for i in deliveries.iter().copied() {
+    for i in plan.deliveries.iter().copied() {
         let permit = sem.clone().acquire_owned().await?;
         let (client, accepted_at, statuses) =
             (client.clone(), accepted_at.clone(), statuses.clone());
-        let body = event(i, i % persons, t0);
+        let body = event(c, i, i % plan.persons, t0);
         tasks.spawn(async move {
             let _permit = permit;
-            let status = client.post(&body).await.map(|(s, _)| s).unwrap_or(0);
+            let status = client
+                .post_in_lane(&body, lane)
+                .await
+                .map(|(s, _)| s)
+                .unwrap_or(0);
             *statuses.lock().await.entry(status).or_default() += 1;
             if status == 202 {
                 accepted_at.lock().await.entry(i).or_insert_with(Utc::now);
@@ -121,39 +263,192 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         });
     }
     while tasks.join_next().await.is_some() {}
-    let ingest_secs = started.elapsed().as_secs_f64();
     let accepted = accepted_at.lock().await.clone();
-
-    // Wait until every accepted event has its note (or the deadline passes).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut notes;
+    // Done when every accepted event is synced or dead (read on a ledger
+    // client of its own, so the polling is not counted).
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let since = Some(started - chrono::Duration::seconds(1));
+    let (mut synced, mut dead);
     loop {
-        notes = client
-            .hubspot_all("notes", "&properties=hs_note_body")
-            .await?;
-        if notes.len() >= accepted.len() || Instant::now() > deadline {
+        let prefix = format!("evt_{}_", c.prefix());
+        let count = |recs: Vec<lb_pipeline::LedgerRecord>| {
+            recs.iter()
+                .filter(|r| r.event_id.starts_with(&prefix))
+                .count()
+        };
+        synced = count(
+            watcher
+                .list(&ListFilter {
+                    since,
+                    ..ListFilter::status(LedgerStatus::Synced)
+                })
+                .await?,
+        );
+        dead = count(
+            watcher
+                .list(&ListFilter {
+                    since,
+                    ..ListFilter::status(LedgerStatus::Dead)
+                })
+                .await?,
+        );
+        if synced + dead >= accepted.len() || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let drained_secs = started.elapsed().as_secs_f64();
-    // Then every event must be terminal in the ledger.
-    let ledger = stack.ledger();
-    let (mut synced, mut dead, mut lost) = (0usize, 0usize, 0usize);
-    for i in accepted.keys() {
-        let rec = ledger.get(&format!("evt_bench_{i:06}")).await?;
-        match rec.map(|r| r.status) {
-            Some(LedgerStatus::Synced) => synced += 1,
-            Some(LedgerStatus::Dead) => dead += 1,
-            _ => lost += 1,
+    let stats = client.admin(reqwest::Method::GET, "stats", None).await?;
+    let statuses = statuses.lock().await.clone();
+    Ok(Measured {
+        unfinished: accepted.len().saturating_sub(synced + dead),
+        accepted_at: accepted,
+        statuses,
+        started: Some(started),
+        crm_calls: crm_calls(&stats),
+        rate_limited: stats["rate_limited"].as_u64().unwrap_or(0),
+        dynamodb: stack.dynamodb_requests.get() - ddb0,
+        sqs: stack.sqs_requests.get() - sqs0,
+        // ingest: one per delivery; the worker: one per batch.
+        lambda_invocations: plan.deliveries.len() as u64
+            + stack
+                .worker_stats
+                .batches
+                .load(std::sync::atomic::Ordering::Relaxed)
+            - inv0,
+        synced,
+        dead,
+    })
+}
+
+/// The naive peer: for each delivery, in order, search the contact by email,
+/// create or update it, add the note; a 429 is waited out and retried.
+async fn peer(client: &StackClient, plan: &Plan) -> anyhow::Result<Measured> {
+    let hs = client.info.crm.hubspot.clone();
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: String, body: Value| {
+        let (http, hs) = (http.clone(), hs.clone());
+        async move {
+            loop {
+                let r = http
+                    .request(method.clone(), format!("{}{path}", hs.base_url))
+                    .bearer_auth(&hs.token)
+                    .json(&body)
+                    .send()
+                    .await?;
+                let status = r.status().as_u16();
+                if status == 429 {
+                    let wait = r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .map(Duration::from_secs)
+                        .unwrap_or(Duration::from_secs(1));
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                return anyhow::Ok((status, v));
+            }
+        }
+    };
+    let t0 = Utc::now() - chrono::Duration::seconds(60);
+    let started = Utc::now();
+    let mut accepted_at = HashMap::new();
+    let mut unfinished = 0;
+    for &i in &plan.deliveries {
+        // The whole burst arrived at the start; the peer works through it.
+        accepted_at.entry(i).or_insert(started);
+        let ev = event(Contender::Peer, i, i % plan.persons, t0);
+        let email = ev["visitor"]["email"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .to_lowercase();
+        let props = json!({"email": email, "firstname": "Person", "lastname": format!("{}", i % plan.persons),
+                           "phone": format!("+1{}555{:04}", Contender::Peer.area(), (i % plan.persons) % 10_000)});
+        let (_, found) = call(
+            reqwest::Method::POST,
+            "/crm/v3/objects/contacts/search".into(),
+            json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}],
+                   "properties": ["email"], "limit": 1}),
+        )
+        .await?;
+        let id = match found["results"][0]["id"].as_str() {
+            Some(id) => {
+                call(
+                    reqwest::Method::PATCH,
+                    format!("/crm/v3/objects/contacts/{id}"),
+                    json!({"properties": props}),
+                )
+                .await?;
+                Some(id.to_string())
+            }
+            None => {
+                let (status, created) = call(
+                    reqwest::Method::POST,
+                    "/crm/v3/objects/contacts".into(),
+                    json!({"properties": props}),
+                )
+                .await?;
+                match (status, created["id"].as_str()) {
+                    (201, Some(id)) => Some(id.to_string()),
+                    // Search lagged behind an earlier create: HubSpot names the record.
+                    _ => created["message"]
+                        .as_str()
+                        .and_then(lb_crm::hubspot::existing_id),
+                }
+            }
+        };
+        let Some(id) = id else {
+            unfinished += 1;
+            continue;
+        };
+        let (status, _) = call(
+            reqwest::Method::POST,
+            "/crm/v3/objects/notes".into(),
+            json!({"properties": {"hs_timestamp": Utc::now().to_rfc3339(),
+                                  "hs_note_body": format!("{} Ref: leadbridge-event:{}", ev["transcript"]["summary"], ev["event_id"].as_str().unwrap_or_default())},
+                   "associations": [{"to": {"id": id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}]}),
+        )
+        .await?;
+        if status != 201 {
+            unfinished += 1;
         }
     }
+    let stats = client.admin(reqwest::Method::GET, "stats", None).await?;
+    Ok(Measured {
+        accepted_at,
+        statuses: HashMap::new(),
+        started: Some(started),
+        crm_calls: crm_calls(&stats),
+        rate_limited: stats["rate_limited"].as_u64().unwrap_or(0),
+        synced: plan.distinct.saturating_sub(unfinished),
+        unfinished,
+        ..Measured::default()
+    })
+}
+
+/// Reads the CRM after a run (notes and contacts) and makes the contender's row.
+async fn row(
+    client: &StackClient,
+    c: Contender,
+    plan: &Plan,
+    m: &Measured,
+    crm_limit: u32,
+) -> anyhow::Result<Value> {
+    let notes = client
+        .hubspot_all("notes", "&properties=hs_note_body")
+        .await?;
+    let contacts = client.hubspot_all("contacts", "").await?.len();
+    let tag = format!("leadbridge-event:evt_{}_", c.prefix());
     let mut latencies: Vec<f64> = Vec::new();
     let mut notes_per_event: HashMap<usize, usize> = HashMap::new();
+    let mut last_note: Option<DateTime<Utc>> = None;
     for n in &notes {
         let body = n["properties"]["hs_note_body"].as_str().unwrap_or("");
         let Some(idx) = body
-            .split("leadbridge-event:evt_bench_")
+            .split(tag.as_str())
             .nth(1)
             .and_then(|s| s.get(..6))
             .and_then(|s| s.parse::<usize>().ok())
@@ -163,95 +458,232 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         *notes_per_event.entry(idx).or_default() += 1;
         let created = n["createdAt"]
             .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-        if let (Some(created), Some(acc)) = (created, accepted.get(&idx)) {
-            latencies.push(
-                (created.with_timezone(&Utc) - *acc)
-                    .num_microseconds()
-                    .unwrap_or(0) as f64
-                    / 1000.0,
-            );
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        if let Some(created) = created {
+            last_note = last_note.max(Some(created));
+            if let Some(acc) = m.accepted_at.get(&idx) {
+                latencies.push((created - *acc).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            }
         }
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let duplicate_notes: usize = notes_per_event.values().map(|n| n.saturating_sub(1)).sum();
-    let contacts = client.hubspot_all("contacts", "").await?.len();
-    let stats = client.admin(reqwest::Method::GET, "stats", None).await?;
-    let crm_calls = stats["total"].as_u64().unwrap_or(0);
-    let ddb = stack.dynamodb_requests.get();
-    let persons_reached = accepted
+    let persons_reached = m
+        .accepted_at
         .keys()
-        .map(|i| i % persons)
-        .collect::<std::collections::HashSet<_>>()
+        .map(|i| i % plan.persons)
+        .collect::<HashSet<_>>()
         .len();
-
-    let summary = json!({
-        "events": deliveries.len(),
-        "distinct_events": distinct,
-        "duplicate_deliveries": duplicates,
-        "events_per_s": (deliveries.len() as f64 / ingest_secs * 10.0).round() / 10.0,
-        "latency_ms_p50": (percentile(&latencies, 50.0) * 10.0).round() / 10.0,
-        "latency_ms_p99": (percentile(&latencies, 99.0) * 10.0).round() / 10.0,
-        "latency_ms_max": (latencies.last().copied().unwrap_or(0.0) * 10.0).round() / 10.0,
-        "crm_calls_per_lead": ((crm_calls as f64 / distinct as f64) * 1000.0).round() / 1000.0,
-        "dynamodb_requests_per_lead": ((ddb as f64 / distinct as f64) * 1000.0).round() / 1000.0,
+    let leads = plan.distinct as f64;
+    let seconds = match (m.started, last_note) {
+        (Some(s), Some(l)) => ((l - s).num_milliseconds().max(1)) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let sqs_price = if c == Contender::Bulk {
+        price::SQS_STANDARD
+    } else {
+        price::SQS_FIFO
+    };
+    let cost = (m.dynamodb as f64 * price::DYNAMODB_WRITE
+        + m.sqs as f64 * sqs_price
+        + m.lambda_invocations as f64 * price::LAMBDA_REQUESTS)
+        / leads;
+    let crm_rate = m.crm_calls as f64 / seconds.max(0.001);
+    let limit_rate = crm_limit as f64 / 10.0;
+    let limit_bound = m.rate_limited > 0 || crm_rate >= 0.8 * limit_rate;
+    Ok(json!({
+        "contender": c.name(),
+        "leads": plan.distinct,
+        "deliveries": plan.deliveries.len(),
+        "leads_per_s": round(leads / seconds.max(0.001), 2),
+        "seconds": round(seconds, 1),
+        "crm_calls_per_lead": round(m.crm_calls as f64 / leads, 3),
+        "crm_calls_per_s": round(crm_rate, 2),
+        "crm_rate_limited": m.rate_limited,
+        "dynamodb_requests_per_lead": round(m.dynamodb as f64 / leads, 2),
+        "sqs_requests_per_lead": round(m.sqs as f64 / leads, 2),
+        "aws_cost_usd_per_million_leads": round(cost, 2),
+        "latency_ms_p50": round(percentile(&latencies, 50.0), 1),
+        "latency_ms_p99": round(percentile(&latencies, 99.0), 1),
         "crm_duplicates": contacts.saturating_sub(persons_reached),
         "duplicate_notes": duplicate_notes,
-        "lost": lost + distinct.saturating_sub(accepted.len()),
-        "synced": synced,
-        "dead": dead,
-        "http_statuses": statuses.lock().await.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        "ingest_seconds": (ingest_secs * 100.0).round() / 100.0,
-        "drain_seconds": (drained_secs * 100.0).round() / 100.0,
-        "hubspot_rate_limit_per_10s": args.hubspot_rate_limit,
-        "worker_concurrency": args.worker_concurrency,
-    });
+        "lost": m.unfinished + plan.distinct.saturating_sub(m.accepted_at.len()),
+        "synced": m.synced,
+        "dead": m.dead,
+        "limit_bound": limit_bound,
+        "http_statuses": m.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
+    }))
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let contenders: Vec<Contender> = args
+        .contenders
+        .iter()
+        .map(|s| Contender::parse(s))
+        .collect::<anyhow::Result<_>>()?;
+    let mut opts = StackOptions::default().with_env_ports()?;
+    opts.prefix = "leadbridge-bench".into();
+    opts.worker_concurrency = args.worker_concurrency;
+    opts.sim.rate_limit_max = args.crm_limit;
+    opts.sim.rate_limit_window_ms = 10_000;
+    let stack = LocalStack::start(opts).await?;
+    let client = StackClient::new(stack.info.clone());
+    let plan = Plan::new(args.events, args.duplicate_ratio);
+    println!(
+        "bench: per contender {} deliveries ({} leads of {} people, {} duplicate deliveries); \
+         HubSpot simulator limited to {} requests / 10 s (search 5/s); contenders: {}",
+        plan.deliveries.len(),
+        plan.distinct,
+        plan.persons,
+        plan.duplicates,
+        args.crm_limit,
+        contenders
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut rows: Vec<Value> = Vec::new();
+    for &c in &contenders {
+        // An empty CRM and fresh rate windows for each (the config is kept).
+        client.admin(reqwest::Method::POST, "reset", None).await?;
+        println!("running {} …", c.name());
+        let m = match c {
+            Contender::Peer => peer(&client, &plan).await?,
+            _ => leadbridge(&stack, &client, c, &plan, args.concurrency).await?,
+        };
+        rows.push(row(&client, c, &plan, &m, args.crm_limit).await?);
+    }
+    stack.shutdown().await;
+    print_table(&rows);
+
+    let by_name = |n: &str| rows.iter().find(|r| r["contender"] == n);
+    let mut summary = match by_name("realtime") {
+        // Today's keys, for the real-time lane.
+        Some(rt) => json!({
+            "events": rt["deliveries"],
+            "distinct_events": plan.distinct,
+            "duplicate_deliveries": plan.duplicates,
+            "leads_per_s": rt["leads_per_s"],
+            "latency_ms_p50": rt["latency_ms_p50"],
+            "latency_ms_p99": rt["latency_ms_p99"],
+            "crm_calls_per_lead": rt["crm_calls_per_lead"],
+            "dynamodb_requests_per_lead": rt["dynamodb_requests_per_lead"],
+            "crm_duplicates": rt["crm_duplicates"],
+            "duplicate_notes": rt["duplicate_notes"],
+            "lost": rt["lost"],
+            "synced": rt["synced"],
+            "dead": rt["dead"],
+            "http_statuses": rt["http_statuses"],
+            "hubspot_rate_limit_per_10s": args.crm_limit,
+            "worker_concurrency": args.worker_concurrency,
+        }),
+        None => json!({"hubspot_rate_limit_per_10s": args.crm_limit}),
+    };
+    summary["contenders"] = Value::Object(
+        rows.iter()
+            .map(|r| {
+                (
+                    r["contender"].as_str().unwrap_or("?").to_string(),
+                    r.clone(),
+                )
+            })
+            .collect(),
+    );
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.out, serde_json::to_string_pretty(&summary)? + "\n")?;
+    println!("\nwritten to {}", args.out.display());
 
-    println!("\n{:<30} {:>12}", "metric", "value");
-    println!("{}", "-".repeat(43));
+    for r in rows.iter().filter(|r| r["contender"] != "peer") {
+        anyhow::ensure!(
+            r["lost"] == 0 && r["crm_duplicates"] == 0 && r["duplicate_notes"] == 0,
+            "leadbridge's {} lane lost or duplicated leads: {r}",
+            r["contender"]
+        );
+        let refused: Vec<String> = r["http_statuses"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.as_str() != "202")
+                    .map(|(k, v)| format!("{v} × {k}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        anyhow::ensure!(
+            refused.is_empty(),
+            "every delivery (duplicates included) must be answered 202; got {}",
+            refused.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Value]) {
+    let peer = rows.iter().find(|r| r["contender"] == "peer");
+    let mut header = format!("\n{:<32}", "metric");
+    for r in rows {
+        header.push_str(&format!(" {:>12}", r["contender"].as_str().unwrap_or("?")));
+    }
+    if peer.is_some() {
+        for r in rows.iter().filter(|r| r["contender"] != "peer") {
+            header.push_str(&format!(
+                " {:>14}",
+                format!("{}/peer", r["contender"].as_str().unwrap_or("?"))
+            ));
+        }
+    }
+    println!("{header}");
+    println!("{}", "-".repeat(header.len().saturating_sub(1)));
     for k in [
-        "events",
-        "distinct_events",
-        "duplicate_deliveries",
-        "events_per_s",
+        "leads",
+        "deliveries",
+        "leads_per_s",
+        "seconds",
+        "crm_calls_per_lead",
+        "crm_calls_per_s",
+        "crm_rate_limited",
+        "dynamodb_requests_per_lead",
+        "sqs_requests_per_lead",
+        "aws_cost_usd_per_million_leads",
         "latency_ms_p50",
         "latency_ms_p99",
-        "latency_ms_max",
-        "crm_calls_per_lead",
-        "dynamodb_requests_per_lead",
         "crm_duplicates",
         "duplicate_notes",
         "lost",
-        "synced",
-        "dead",
-        "ingest_seconds",
-        "drain_seconds",
     ] {
-        println!("{:<30} {:>12}", k, summary[k].to_string());
+        let mut line = format!("{k:<32}");
+        for r in rows {
+            line.push_str(&format!(" {:>12}", r[k].to_string()));
+        }
+        if let Some(p) = peer {
+            for r in rows.iter().filter(|r| r["contender"] != "peer") {
+                let ratio = match (r[k].as_f64(), p[k].as_f64()) {
+                    (Some(a), Some(b)) if b != 0.0 => format!("{:.2}×", a / b),
+                    _ => "–".into(),
+                };
+                line.push_str(&format!(" {ratio:>14}"));
+            }
+        }
+        println!("{line}");
     }
-    println!("\nwritten to {}", args.out.display());
-    stack.shutdown().await;
-    anyhow::ensure!(
-        summary["lost"] == 0 && summary["crm_duplicates"] == 0 && duplicate_notes == 0,
-        "the bench found lost or duplicated leads"
+    for r in rows {
+        if r["limit_bound"] == false {
+            println!(
+                "note: the CRM limit did not bind the {} run ({} CRM calls/s, none rate-limited): \
+                 the local stack did (moto, the worker's concurrency); its leads/s is a floor",
+                r["contender"], r["crm_calls_per_s"]
+            );
+        }
+    }
+    println!(
+        "AWS cost: DynamoDB requests priced as on-demand writes (${}/M, an upper bound), SQS ${}/M \
+         (FIFO) or ${}/M (standard), Lambda ${}/M invocations (compute left out); us-east-1, 2026-11.",
+        price::DYNAMODB_WRITE,
+        price::SQS_FIFO,
+        price::SQS_STANDARD,
+        price::LAMBDA_REQUESTS
     );
-    let refused: Vec<String> = summary["http_statuses"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| k.as_str() != "202")
-                .map(|(k, v)| format!("{v} × {k}"))
-                .collect()
-        })
-        .unwrap_or_default();
-    anyhow::ensure!(
-        refused.is_empty(),
-        "every delivery (duplicates included) must be answered 202; got {}",
-        refused.join(", ")
-    );
-    Ok(())
 }

@@ -112,7 +112,8 @@ mod tests {
         assert_eq!(
             out,
             format!(
-                "{}: OK — 2 connection(s) (hubspot: hubspot, zapier: webhook), 2 route(s) (sales-bot → hubspot, zapier; * → hubspot), \
+                "{}: OK — 5 connection(s) (hubspot: hubspot, pipedrive: pipedrive, salesforce: salesforce, zapier: webhook, zoho: zoho), \
+                 3 route(s) (sales-bot → hubspot, zapier; demo-bot → hubspot, pipedrive, zoho, salesforce; * → hubspot), \
                  4 source(s) (intercom: intercom for sales-bot, twilio: twilio for whatsapp-bot, typebot: custom_json for sales-bot, whatsapp: whatsapp for whatsapp-bot)\n",
                 path.display()
             )

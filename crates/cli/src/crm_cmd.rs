@@ -104,6 +104,11 @@ pub(crate) fn with_stack_urls(text: &str, s: &StackInfo) -> String {
             .replace("{pipedrive_url}", &p.base_url)
             .replace("{pipedrive_secret}", &p.secret_id);
     }
+    if let Some(f) = &s.crm.salesforce {
+        t = t
+            .replace("{salesforce_login_url}", &f.login_url)
+            .replace("{salesforce_secret}", &f.secret_id);
+    }
     if let Some(z) = &s.crm.zoho {
         t = t
             .replace("{zoho_accounts_url}", &z.accounts_url)
@@ -202,7 +207,7 @@ pub async fn test_connection(args: TestConnectionArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ConnectionKind::Pipedrive(_) | ConnectionKind::Zoho(_) => {
+        ConnectionKind::Pipedrive(_) | ConnectionKind::Zoho(_) | ConnectionKind::Salesforce(_) => {
             let crm = connections::connection(conn, src.secrets.clone(), TTL)
                 .map_err(anyhow::Error::msg)?;
             // A search for a number nobody has: the credentials, the API and its

@@ -103,6 +103,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
 
     print_report(&stack, &client, &sent, &records, &alerts).await?;
     crate::demo_sources::run(&stack, &client).await?;
+    crate::demo_crms::run(&stack).await?;
     println!("\nLogs (JSON, PII-masked): target/demo.log");
     stack.shutdown().await;
     Ok(())

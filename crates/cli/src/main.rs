@@ -5,6 +5,7 @@ mod chaos;
 mod config_cmd;
 mod crm_cmd;
 mod demo;
+mod demo_crms;
 mod demo_sources;
 mod doctor_cmd;
 mod events;

@@ -129,6 +129,7 @@ pub enum ConnectionKind {
     Webhook(WebhookConnection),
     Pipedrive(PipedriveConnection),
     Zoho(ZohoConnection),
+    Salesforce(SalesforceConnection),
 }
 
 impl ConnectionKind {
@@ -139,6 +140,7 @@ impl ConnectionKind {
             ConnectionKind::Webhook(_) => "webhook",
             ConnectionKind::Pipedrive(_) => "pipedrive",
             ConnectionKind::Zoho(_) => "zoho",
+            ConnectionKind::Salesforce(_) => "salesforce",
         }
     }
 
@@ -149,6 +151,7 @@ impl ConnectionKind {
             ConnectionKind::Webhook(w) => w.auth.secret().into_iter().collect(),
             ConnectionKind::Pipedrive(p) => vec![p.secret.as_str()],
             ConnectionKind::Zoho(z) => vec![z.secret.as_str()],
+            ConnectionKind::Salesforce(s) => vec![s.secret.as_str()],
         }
     }
 }
@@ -176,6 +179,25 @@ pub struct ZohoConnection {
     /// `Contacts` (default) or `Leads`.
     pub module: String,
 }
+
+/// `kind = "salesforce"`: Leads or Contacts and Tasks through Salesforce's REST API (OAuth).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SalesforceConnection {
+    /// Secrets Manager id of the grant: `{"client_id", "client_secret", "refresh_token"}`.
+    pub secret: String,
+    /// The login server (default `https://login.salesforce.com`; a sandbox's
+    /// `https://test.salesforce.com`, or the org's My Domain); the API's
+    /// instance comes from the token answer.
+    pub login_url: String,
+    /// `Lead` (default) or `Contact`.
+    pub object: String,
+    /// Send `Sforce-Duplicate-Rule-Header: allowSave=true` (an alerting duplicate
+    /// rule then lets the write through).
+    pub allow_duplicates: bool,
+}
+
+/// The default Salesforce login server.
+pub const SALESFORCE_LOGIN_URL: &str = "https://login.salesforce.com";
 
 /// The default Zoho accounts server (US data centre).
 pub const ZOHO_ACCOUNTS_URL: &str = "https://accounts.zoho.com";

@@ -19,8 +19,9 @@ use crate::error::Lines;
 mod sources;
 use crate::{
     is_enumerable, Config, ConfigError, ConfigErrors, Connection, ConnectionKind, EnumRule,
-    HubSpotConnection, PipedriveConnection, Policy, Route, WebhookAuth, WebhookConnection,
-    ZohoConnection, ENUMERABLE, HUBSPOT_BASE_URL, PIPEDRIVE_BASE_URL, VERSION, ZOHO_ACCOUNTS_URL,
+    HubSpotConnection, PipedriveConnection, Policy, Route, SalesforceConnection, WebhookAuth,
+    WebhookConnection, ZohoConnection, ENUMERABLE, HUBSPOT_BASE_URL, PIPEDRIVE_BASE_URL,
+    SALESFORCE_LOGIN_URL, VERSION, ZOHO_ACCOUNTS_URL,
 };
 
 type Span = Range<usize>;
@@ -294,7 +295,15 @@ const WEBHOOK_KEYS: &[&str] = &["url", "auth", "secret", "api_key_header", "head
 /// `fields`/`static` mapping yet), so only these keys.
 const PIPEDRIVE_KEYS: &[&str] = &["kind", "timeout_ms", "secret", "base_url"];
 const ZOHO_KEYS: &[&str] = &["kind", "timeout_ms", "secret", "accounts_url", "module"];
-const KINDS_EXPECTED: &str = "\"hubspot\", \"webhook\", \"pipedrive\" or \"zoho\"";
+const SALESFORCE_KEYS: &[&str] = &[
+    "kind",
+    "timeout_ms",
+    "secret",
+    "login_url",
+    "object",
+    "allow_duplicates",
+];
+const KINDS_EXPECTED: &str = "\"hubspot\", \"webhook\", \"pipedrive\", \"zoho\" or \"salesforce\"";
 const ROUTE_KEYS: &[&str] = &["bot_id", "connections", "object", "lead_source", "required"];
 const FIELD_KEYS: &[&str] = &["property", "truncate", "case", "values"];
 const MAX_TARGET_CHARS: usize = 100;
@@ -588,6 +597,7 @@ enum Kind {
     Webhook,
     Pipedrive,
     Zoho,
+    Salesforce,
 }
 
 /// The connections, and every defined name with its kind (`None`: the kind
@@ -626,6 +636,7 @@ fn connections(
                 Some("webhook") => Some(Kind::Webhook),
                 Some("pipedrive") => Some(Kind::Pipedrive),
                 Some("zoho") => Some(Kind::Zoho),
+                Some("salesforce") => Some(Kind::Salesforce),
                 Some(other) => {
                     cx.error(
                         t.key("kind"),
@@ -649,6 +660,7 @@ fn connections(
             ),
             Some(Kind::Pipedrive) => (PIPEDRIVE_KEYS.to_vec(), "a pipedrive connection".into()),
             Some(Kind::Zoho) => (ZOHO_KEYS.to_vec(), "a zoho connection".into()),
+            Some(Kind::Salesforce) => (SALESFORCE_KEYS.to_vec(), "a salesforce connection".into()),
             None => {
                 let mut all = [
                     COMMON_CONNECTION_KEYS,
@@ -656,6 +668,7 @@ fn connections(
                     WEBHOOK_KEYS,
                     PIPEDRIVE_KEYS,
                     ZOHO_KEYS,
+                    SALESFORCE_KEYS,
                 ]
                 .concat();
                 let mut seen = Vec::new();
@@ -675,7 +688,7 @@ fn connections(
             .int_in(cx, "timeout_ms", 100..MAX_TIMEOUT_MS + 1, "timeout_ms")
             .unwrap_or(DEFAULT_TIMEOUT_MS);
         let mapping = match kind {
-            Some(Kind::Pipedrive | Kind::Zoho) => None,
+            Some(Kind::Pipedrive | Kind::Zoho | Kind::Salesforce) => None,
             _ => mapping(cx, &t, kind, defaults.split_name),
         };
         let kind = match kind {
@@ -683,6 +696,7 @@ fn connections(
             Some(Kind::Webhook) => webhook(cx, &t).map(ConnectionKind::Webhook),
             Some(Kind::Pipedrive) => pipedrive(cx, &t).map(ConnectionKind::Pipedrive),
             Some(Kind::Zoho) => zoho(cx, &t).map(ConnectionKind::Zoho),
+            Some(Kind::Salesforce) => salesforce(cx, &t).map(ConnectionKind::Salesforce),
             None => None,
         };
         if let Some(kind) = kind {
@@ -838,6 +852,52 @@ fn zoho(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<ZohoConnection> {
         secret: secret?.v,
         accounts_url: accounts_url?,
         module: module?,
+    })
+}
+
+fn salesforce(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<SalesforceConnection> {
+    let secret = t.required_text(
+        cx,
+        "secret",
+        "secret = \"<Secrets Manager id of the grant: client_id, client_secret, refresh_token>\"",
+    );
+    let login_url = match t.text(cx, "login_url") {
+        Some(u) => {
+            http_url(cx, &t.key("login_url"), &u).map(|u| u.trim_end_matches('/').to_string())
+        }
+        None => Some(SALESFORCE_LOGIN_URL.to_string()),
+    };
+    let object = match t.text(cx, "object") {
+        None => Some("Lead".to_string()),
+        Some(m) if m.v == "Lead" || m.v == "Contact" => Some(m.v),
+        Some(m) => {
+            cx.error(
+                t.key("object"),
+                &m.span,
+                format!("object {:?}: expected \"Lead\" or \"Contact\"", m.v),
+            );
+            None
+        }
+    };
+    let allow_duplicates = match t.get("allow_duplicates") {
+        None => Some(false),
+        Some(v) => match v.get_ref().as_bool() {
+            Some(b) => Some(b),
+            None => {
+                cx.error(
+                    t.key("allow_duplicates"),
+                    &v.span(),
+                    "allow_duplicates must be true or false",
+                );
+                None
+            }
+        },
+    };
+    Some(SalesforceConnection {
+        secret: secret?.v,
+        login_url: login_url?,
+        object: object?,
+        allow_duplicates: allow_duplicates?,
     })
 }
 

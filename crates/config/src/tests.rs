@@ -120,10 +120,21 @@ fn the_example_file_parses_without_errors_or_warnings() {
             .values()
             .map(|c| (c.name.as_str(), c.kind_name()))
             .collect::<Vec<_>>(),
-        [("hubspot", "hubspot"), ("zapier", "webhook")]
+        [
+            ("hubspot", "hubspot"),
+            ("pipedrive", "pipedrive"),
+            ("salesforce", "salesforce"),
+            ("zapier", "webhook"),
+            ("zoho", "zoho")
+        ]
     );
-    assert_eq!(c.routes.len(), 2);
-    assert_eq!(c.routes[1].bot_id, None);
+    assert_eq!(c.routes.len(), 3);
+    assert_eq!(
+        c.routes[1].connections,
+        ["hubspot", "pipedrive", "zoho", "salesforce"],
+        "a bot routed to each CRM"
+    );
+    assert_eq!(c.routes[2].bot_id, None);
     assert_eq!(c.enums.len(), 2);
     let hs = c.connection("hubspot").unwrap().mapping.as_ref().unwrap();
     assert!(hs.identity_targets().is_empty());
@@ -284,8 +295,8 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("[defaults]\nsplit_name = 1", "defaults.split_name", 2, "expected true or false, found integer"),
     // connections
     ("[connections.Bad_Name]\nkind = \"webhook\"\nurl = \"https://x.example\"", "connections.Bad_Name", 1, "invalid connection name"),
-    ("[connections.k]\nsecret = \"s\"", "connections.k.kind", 1, "missing: kind = \"hubspot\", \"webhook\", \"pipedrive\" or \"zoho\""),
-    ("[connections.k]\nkind = \"salesforce\"", "connections.k.kind", 2, "unknown kind \"salesforce\"; expected \"hubspot\", \"webhook\", \"pipedrive\" or \"zoho\""),
+    ("[connections.k]\nsecret = \"s\"", "connections.k.kind", 1, "missing: kind = \"hubspot\", \"webhook\", \"pipedrive\", \"zoho\" or \"salesforce\""),
+    ("[connections.k]\nkind = \"dynamics\"", "connections.k.kind", 2, "unknown kind \"dynamics\"; expected \"hubspot\", \"webhook\", \"pipedrive\", \"zoho\" or \"salesforce\""),
     ("[connections.k]\nkind = \"pipedrive\"\nsecret = \"s\"\n[connections.k.fields]\nemail = \"email\"", "connections.k.fields", 4, "unknown key \"fields\" in a pipedrive connection"),
     ("[connections.k]\nkind = \"zoho\"\nsecret = \"s\"\nmodule = \"Deals\"", "connections.k.module", 4, "expected \"Contacts\" or \"Leads\""),
     ("[connections.k]\nkind = \"zoho\"\nsecret = \"s\"\naccounts_url = \"http://accounts.zoho.com\"", "connections.k.accounts_url", 4, "plain http"),

@@ -13,6 +13,8 @@
 //! endpoint): it records every POST, can require an auth header, and serves
 //! the same fault injection.
 //!
+//! [`salesforce`] simulates the Salesforce REST API v60.0 and its login server (OAuth refresh with rotation, JWT bearer; upsert by Email, sObject Collections, Composite, SOQL subset, describe, converted Leads, duplicate rules, daily allocation) with the same `/__admin` API.
+//!
 //! [`zoho`] simulates Zoho CRM API v8 and its accounts server (OAuth refresh, records upsert/search, notes, deals, fields; lagging search) with the same `/__admin` API.
 //!
 //! ```no_run
@@ -27,6 +29,7 @@
 mod faults;
 pub mod hubspot;
 pub mod pipedrive;
+pub mod salesforce;
 mod server;
 pub mod webhook;
 pub mod zoho;

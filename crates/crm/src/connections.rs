@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lb_config::{
-    Config, Connection, ConnectionKind, HubSpotConnection, PipedriveConnection, WebhookAuth,
-    WebhookConnection, ZohoConnection,
+    Config, Connection, ConnectionKind, HubSpotConnection, PipedriveConnection,
+    SalesforceConnection, WebhookAuth, WebhookConnection, ZohoConnection,
 };
 use lb_domain::mapping::Mapping;
 use lb_pipeline::secrets::CachedSecret;
@@ -14,6 +14,7 @@ use lb_pipeline::{Crm, CrmSet, SecretStore};
 
 use crate::hubspot::{HubSpotConfig, HubSpotCrm};
 use crate::pipedrive::{PipedriveConfig, PipedriveCrm};
+use crate::salesforce::{SalesforceConfig, SalesforceCrm};
 use crate::webhook::{WebhookAuthKind, WebhookCrm, WebhookSettings};
 use crate::zoho::{ZohoConfig, ZohoCrm};
 
@@ -41,7 +42,29 @@ pub fn connection(
         ConnectionKind::Webhook(w) => Arc::new(webhook(conn, w, secrets, secret_ttl)?),
         ConnectionKind::Pipedrive(p) => Arc::new(pipedrive(conn, p, secrets, secret_ttl)?),
         ConnectionKind::Zoho(z) => Arc::new(zoho(conn, z, secrets, secret_ttl)?),
+        ConnectionKind::Salesforce(s) => Arc::new(salesforce(conn, s, secrets, secret_ttl)?),
     })
+}
+
+/// A Salesforce connection's adapter.
+pub fn salesforce(
+    conn: &Connection,
+    s: &SalesforceConnection,
+    secrets: Arc<dyn SecretStore>,
+    secret_ttl: Duration,
+) -> Result<SalesforceCrm, String> {
+    let cfg = SalesforceConfig {
+        name: conn.name.clone(),
+        login_url: s.login_url.clone(),
+        object: s.object.clone(),
+        allow_duplicates: s.allow_duplicates,
+        timeout: conn.timeout,
+        allow_internal: conn.allow_internal,
+        ..SalesforceConfig::default()
+    };
+    let grant = Arc::new(CachedSecret::new(secrets, &s.secret, secret_ttl));
+    SalesforceCrm::new(cfg, grant)
+        .map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))
 }
 
 /// A Pipedrive connection's adapter.

@@ -6,7 +6,9 @@ pub mod classify;
 pub mod connections;
 pub mod hubspot;
 pub mod net;
+pub mod oauth;
 pub mod pipedrive;
+pub mod salesforce;
 pub mod webhook;
 pub mod zoho;
 
@@ -15,5 +17,6 @@ pub use hubspot::{
     SCHEMA_DRIFT,
 };
 pub use pipedrive::{PipedriveConfig, PipedriveCrm};
+pub use salesforce::{SalesforceConfig, SalesforceCrm};
 pub use webhook::{WebhookAuthKind, WebhookCrm, WebhookSettings};
 pub use zoho::{ZohoConfig, ZohoCrm};

@@ -21,7 +21,7 @@
 
 mod batch;
 mod fields;
-pub mod oauth;
+pub use crate::oauth;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -22,6 +22,25 @@ impl StackClient {
         Self { info, http }
     }
 
+    /// [`StackClient::post`] through a lane (`Leadbridge-Lane`: `realtime` or `bulk`).
+    pub async fn post_in_lane(&self, body: &Value, lane: &str) -> anyhow::Result<(u16, Value)> {
+        let raw = serde_json::to_vec(body)?;
+        let sig = lb_vendors::signature::sign(
+            &self.info.webhook_secret,
+            chrono::Utc::now().timestamp(),
+            &raw,
+        );
+        self.post_raw(
+            raw,
+            &[
+                ("content-type", "application/json"),
+                ("leadbridge-signature", &sig),
+                ("leadbridge-lane", lane),
+            ],
+        )
+        .await
+    }
+
     /// Posts `body` signed with the stack's webhook secret; returns status and JSON (or text) body.
     pub async fn post(&self, body: &Value) -> anyhow::Result<(u16, Value)> {
         let raw = serde_json::to_vec(body)?;

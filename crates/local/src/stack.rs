@@ -62,6 +62,22 @@ pub struct CrmInfo {
     /// The Zoho CRM simulator (`kind = "zoho"` connections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zoho: Option<ZohoEndpoint>,
+    /// The Salesforce simulator (`kind = "salesforce"` connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce: Option<SalesforceEndpoint>,
+}
+
+/// The Salesforce simulator: its login server and instance, the grant and the
+/// secret holding it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SalesforceEndpoint {
+    pub login_url: String,
+    pub instance_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    /// `<prefix>/salesforce`: what a connection's `secret` names.
+    pub secret_id: String,
 }
 
 /// The Pipedrive simulator: its base URL, API token and the secret holding it.
@@ -222,12 +238,15 @@ pub struct LocalStack {
     pub webhook_sim: RunningWebhookSim,
     pub pipedrive_sim: crm_sim::pipedrive::RunningPipedriveSim,
     pub zoho_sim: crm_sim::zoho::RunningZohoSim,
+    pub salesforce_sim: crm_sim::salesforce::RunningSalesforceSim,
     /// The config the stack runs with (placeholders replaced), if any.
     pub config: Option<Arc<lb_config::Config>>,
     pub sdk: aws_config::SdkConfig,
     pub ledger: Arc<DynamoLedger>,
     /// DynamoDB requests made by the three handlers.
     pub dynamodb_requests: RequestCounter,
+    /// SQS requests made by the three handlers and the event source mappings.
+    pub sqs_requests: RequestCounter,
     pub worker_stats: Arc<EsmStats>,
     pub alerter_stats: Arc<EsmStats>,
     stop: watch::Sender<bool>,
@@ -279,6 +298,24 @@ impl LocalStack {
         )
         .await
         .context("starting the Zoho simulator")?;
+        let salesforce_sim = crm_sim::salesforce::RunningSalesforceSim::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            crm_sim::salesforce::SalesforceSimConfig::default(),
+        )
+        .await
+        .context("starting the Salesforce simulator")?;
+        let salesforce_secret = format!("{}/salesforce", opts.prefix);
+        resources::put_secret(
+            &sdk,
+            &salesforce_secret,
+            &serde_json::json!({
+                "client_id": salesforce_sim.client_id,
+                "client_secret": salesforce_sim.client_secret,
+                "refresh_token": salesforce_sim.refresh_token,
+            })
+            .to_string(),
+        )
+        .await?;
         let pipedrive_secret = format!("{}/pipedrive", opts.prefix);
         let zoho_secret = format!("{}/zoho", opts.prefix);
         resources::put_secret(
@@ -310,7 +347,9 @@ impl LocalStack {
                     .replace("{pipedrive_url}", &pipedrive_sim.base_url)
                     .replace("{zoho_accounts_url}", &zoho_sim.accounts_url)
                     .replace("{pipedrive_secret}", &pipedrive_secret)
-                    .replace("{zoho_secret}", &zoho_secret);
+                    .replace("{zoho_secret}", &zoho_secret)
+                    .replace("{salesforce_login_url}", &salesforce_sim.login_url)
+                    .replace("{salesforce_secret}", &salesforce_secret);
                 let cfg = lb_config::Config::parse_local(&text)
                     .map_err(|e| anyhow::anyhow!("the stack's config file is not valid:\n{e}"))?;
                 Some(Arc::new(cfg))
@@ -327,7 +366,12 @@ impl LocalStack {
                 .interceptor(counter.clone())
                 .build(),
         );
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let sqs_counter = RequestCounter::default();
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .interceptor(sqs_counter.clone())
+                .build(),
+        );
         let ledger = Arc::new(DynamoLedger::new(ddb, &created.table_name));
         let secrets: Arc<dyn SecretStore> = Arc::new(SecretsManagerStore::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
@@ -541,6 +585,14 @@ impl LocalStack {
                     refresh_token: zoho_sim.refresh_token.clone(),
                     secret_id: zoho_secret.clone(),
                 }),
+                salesforce: Some(SalesforceEndpoint {
+                    login_url: salesforce_sim.login_url.clone(),
+                    instance_url: salesforce_sim.instance_url.clone(),
+                    client_id: salesforce_sim.client_id.clone(),
+                    client_secret: salesforce_sim.client_secret.clone(),
+                    refresh_token: salesforce_sim.refresh_token.clone(),
+                    secret_id: salesforce_secret.clone(),
+                }),
             },
             status_api_key: opts.status_api_key.clone(),
             status_api_key_secret_id: names.status_api_key_secret(),
@@ -557,10 +609,12 @@ impl LocalStack {
             webhook_sim,
             pipedrive_sim,
             zoho_sim,
+            salesforce_sim,
             config,
             sdk,
             ledger,
             dynamodb_requests: counter,
+            sqs_requests: sqs_counter,
             worker_stats,
             alerter_stats,
             stop,

@@ -21,6 +21,8 @@ use lb_vendors::source::{Inbound, SourceSecrets};
 use serde_json::json;
 use tracing::{info, warn};
 
+mod console;
+
 pub struct Ingest {
     pub ledger: Arc<dyn Ledger>,
     pub queue: Arc<dyn LeadQueue>,
@@ -236,6 +238,9 @@ impl WebhookResponse {
         if let Some(s) = self.retry_after {
             resp = resp.header(http::header::RETRY_AFTER, s.to_string());
         }
+        for (name, value) in console::headers(self.content_type) {
+            resp = resp.header(name, value);
+        }
         resp.body(self.body).unwrap_or_else(|_| {
             let mut r = http::Response::new(String::new());
             *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
@@ -309,6 +314,10 @@ pub async fn handle(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) -> W
         .filter(|id| !id.is_empty() && !id.contains('/'))
     {
         return serve_status(app, req, event_id).await;
+    }
+    // The operators' console: `GET /console` and `/v1/console/...`.
+    if let Some(r) = console::serve(app, req, path, now).await {
+        return r;
     }
     problem(
         404,

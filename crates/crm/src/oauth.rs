@@ -1,12 +1,17 @@
-//! OAuth 2.0 access tokens from a refresh-token grant, for any CRM that
-//! uses one (Zoho here; Salesforce and Pipedrive can reuse it): nothing in
-//! [`TokenCache`] is Zoho's, and [`refresh`] reads the fields every provider
-//! shares (`access_token`, `expires_in`, `api_domain` / `instance_url`,
-//! `error`, `error_description`).
+//! OAuth 2.0 access tokens for any CRM that uses them (Zoho, Salesforce):
+//! nothing here is one provider's. [`TokenCache`] caches one token and
+//! refreshes it single-flight; [`refresh`] / [`refresh_rotating`] ask a token
+//! endpoint with a refresh-token grant and [`exchange`] with any other grant
+//! (Salesforce's JWT bearer assertion). Answers are read for the fields every
+//! provider shares (`access_token`, `expires_in`, `api_domain` / `instance_url`,
+//! `refresh_token`, `error`, `error_description`).
 //!
 //! - The token is cached and refreshed shortly before it expires (a quarter of
 //!   its lifetime, at most a minute, before), never per call: Zoho lets one
 //!   refresh token mint only 10 access tokens per 10 minutes (research A.2).
+//!   An answer without `expires_in` (Salesforce's: the session timeout is the
+//!   org's setting) is taken to live [`DEFAULT_LIFETIME`]; the CRM's 401 then
+//!   decides.
 //! - At most one refresh runs at a time: callers that find the token stale
 //!   wait for that refresh and share its result (the cache's lock is held
 //!   across it).
@@ -17,11 +22,20 @@
 //!   `auth_revoked` without asking again until the secret holds another grant
 //!   (or [`REVOKED_RECHECK`] passed); a throttled one until its wait is over;
 //!   a failed one (5xx, timeout) for [`FAILED_RECHECK`]. No refresh storm.
+//! - Refresh-token rotation (Salesforce, when the connected or external client
+//!   app enables it: "the connected app issues a new refresh token along with
+//!   the access token each time the flow is invoked. The previous refresh token
+//!   is automatically invalidated", [V] help.salesforce.com
+//!   `remoteaccess_oauth_refresh_token_flow.htm`): an answer carrying another
+//!   `refresh_token` is handed to [`OnRotated::on_rotated`] **before** its
+//!   access token is returned, so the new grant is kept before anything uses
+//!   the token it came with. A hook that fails fails the refresh.
 
 use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use lb_pipeline::{CrmError, ErrorClass};
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -38,8 +52,9 @@ pub const FAILED_RECHECK: Duration = Duration::from_secs(5);
 pub const THROTTLED_WAIT: Duration = Duration::from_secs(60);
 /// The longest refresh answer read.
 const MAX_TOKEN_ANSWER: usize = 64 * 1024;
-/// A lifetime to assume when the answer names none (Zoho: one hour).
-const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// A lifetime to assume when the answer names none (Zoho: one hour;
+/// Salesforce names none, its default session timeout is two hours [R]).
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// A refresh-token grant: where to refresh and with what.
 #[derive(Clone, PartialEq, Eq)]
@@ -98,35 +113,61 @@ impl AccessToken {
     pub fn is_fresh(&self, now: Instant) -> bool {
         now < self.refresh_at
     }
+
+    /// Salesforce's name for [`AccessToken::api_domain`]: the token answer's
+    /// `instance_url`, the base of every API call ([V] research A.1).
+    pub fn instance_url(&self) -> Option<&str> {
+        self.api_domain.as_deref()
+    }
 }
 
-struct Refusal {
+/// Keeps a rotated refresh token (see the module docs). Called inside the
+/// refresh, before its access token is handed to anyone.
+#[async_trait]
+pub trait OnRotated: Send + Sync {
+    /// `new_refresh_token` replaces the grant's refresh token from now on.
+    /// An `Err` (why, never the token) fails the refresh.
+    async fn on_rotated(&self, new_refresh_token: &str) -> Result<(), String>;
+}
+
+struct Refusal<K> {
     /// Which grant was refused (a rotated secret is tried at once).
-    grant: Grant,
+    grant: K,
     until: Instant,
     error: CrmError,
 }
 
-#[derive(Default)]
-struct Slot {
+struct Slot<K> {
     token: Option<AccessToken>,
-    refused: Option<Refusal>,
+    refused: Option<Refusal<K>>,
 }
 
-/// One cached access token, refreshed single-flight.
-#[derive(Default)]
-pub struct TokenCache {
-    slot: Mutex<Slot>,
+/// One cached access token, refreshed single-flight. `K` names the grant a
+/// refusal is remembered for ([`Grant`] for a refresh-token grant; an
+/// adapter with several kinds of grant uses its own key).
+pub struct TokenCache<K = Grant> {
+    slot: Mutex<Slot<K>>,
 }
 
-impl TokenCache {
+impl<K> Default for TokenCache<K> {
+    fn default() -> Self {
+        TokenCache {
+            slot: Mutex::new(Slot {
+                token: None,
+                refused: None,
+            }),
+        }
+    }
+}
+
+impl<K: PartialEq + Clone> TokenCache<K> {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The cached token while it is fresh; else one refresh with `fetch`
     /// (concurrent callers wait for it), or the remembered refusal.
-    pub async fn get<F, Fut>(&self, grant: &Grant, fetch: F) -> Result<AccessToken, CrmError>
+    pub async fn get<F, Fut>(&self, grant: &K, fetch: F) -> Result<AccessToken, CrmError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, CrmError>>,
@@ -174,11 +215,13 @@ impl TokenCache {
 }
 
 /// Asks `grant.token_url` for an access token (`grant_type=refresh_token`,
-/// form body, as Zoho's SDK sends it). The answer's `api_domain` (or
-/// `instance_url`) is kept. Refusals:
+/// form body, as Zoho's SDK and Salesforce's docs send it). The answer's
+/// `api_domain` (or `instance_url`) is kept; a `refresh_token` in the answer
+/// is ignored (see [`refresh_rotating`]). Refusals:
 /// - an answer without `access_token` (Zoho answers 200 `{"error":
-///   "invalid_code"}` for a revoked refresh token) or a 4xx → permanent,
-///   `code = auth_revoked`, the provider's `error` as category;
+///   "invalid_code"}` for a revoked refresh token) or a 4xx (Salesforce 400
+///   `{"error":"invalid_grant","error_description":"expired access/refresh
+///   token"}`) → permanent, `code = auth_revoked`, the provider's `error` as category;
 /// - Zoho's `{"error":"Access Denied","error_description":"You have made too
 ///   many requests continuously…"}` or a 429 → rate limited;
 /// - 5xx, 408, a transport failure, an unreadable 2xx → transient.
@@ -189,14 +232,56 @@ pub async fn refresh(
     crm: &str,
     grant: &Grant,
 ) -> Result<AccessToken, CrmError> {
-    let form = form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "refresh_token")
-        .append_pair("client_id", &grant.client_id)
-        .append_pair("client_secret", &grant.client_secret)
-        .append_pair("refresh_token", &grant.refresh_token)
-        .finish();
+    exchange(http, crm, &grant.token_url, &refresh_form(grant), None).await
+}
+
+/// [`refresh`] for a provider that may rotate the refresh token: a new
+/// `refresh_token` in the answer goes to `hook` before the access token is
+/// returned (a failing hook fails the refresh, transient).
+pub async fn refresh_rotating(
+    http: &reqwest::Client,
+    crm: &str,
+    grant: &Grant,
+    hook: &dyn OnRotated,
+) -> Result<AccessToken, CrmError> {
+    exchange(
+        http,
+        crm,
+        &grant.token_url,
+        &refresh_form(grant),
+        Some((&grant.refresh_token, hook)),
+    )
+    .await
+}
+
+fn refresh_form(grant: &Grant) -> Vec<(&'static str, String)> {
+    vec![
+        ("grant_type", "refresh_token".to_string()),
+        ("client_id", grant.client_id.clone()),
+        ("client_secret", grant.client_secret.clone()),
+        ("refresh_token", grant.refresh_token.clone()),
+    ]
+}
+
+/// Posts `form` to `token_url` and reads the token answer (see [`refresh`]
+/// for how refusals are classified). `rotation`: the refresh token sent and
+/// the hook a different one in the answer goes to.
+pub async fn exchange(
+    http: &reqwest::Client,
+    crm: &str,
+    token_url: &str,
+    form: &[(&str, String)],
+    rotation: Option<(&str, &dyn OnRotated)>,
+) -> Result<AccessToken, CrmError> {
+    let form = {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form {
+            ser.append_pair(k, v);
+        }
+        ser.finish()
+    };
     let resp = http
-        .post(&grant.token_url)
+        .post(token_url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form)
         .send()
@@ -229,6 +314,21 @@ pub async fn refresh(
                 .as_str()
                 .or_else(|| v["instance_url"].as_str())
                 .map(|d| d.trim_end_matches('/').to_string());
+            if let (Some((sent, hook)), Some(new)) = (
+                rotation,
+                v["refresh_token"].as_str().filter(|t| !t.is_empty()),
+            ) {
+                if new != sent {
+                    hook.on_rotated(new).await.map_err(|why| {
+                        CrmError::new(
+                            crm,
+                            ErrorClass::Transient,
+                            Some(status),
+                            format!("the rotated refresh token could not be kept: {why}"),
+                        )
+                    })?;
+                }
+            }
             return Ok(AccessToken::new(token.to_string(), domain, lifetime, now));
         }
         if v.is_null() {
@@ -385,6 +485,81 @@ mod tests {
             })
             .await;
         assert!(t.is_ok(), "a new grant is tried at once");
+    }
+
+    /// A token endpoint on loopback that answers every request with `body`.
+    async fn token_endpoint(body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        format!("http://{addr}/services/oauth2/token")
+    }
+
+    struct Keep(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl OnRotated for Keep {
+        async fn on_rotated(&self, new_refresh_token: &str) -> Result<(), String> {
+            self.0.lock().unwrap().push(new_refresh_token.to_string());
+            Ok(())
+        }
+    }
+
+    struct Refuse;
+
+    #[async_trait]
+    impl OnRotated for Refuse {
+        async fn on_rotated(&self, _: &str) -> Result<(), String> {
+            Err("store unavailable".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotated_refresh_token_is_kept_before_the_access_token_is_returned() {
+        let url = token_endpoint(
+            r#"{"access_token":"00D!at","instance_url":"https://x.my.salesforce.com/","refresh_token":"r2","token_type":"Bearer"}"#,
+        )
+        .await;
+        let http = reqwest::Client::new();
+        let g = Grant {
+            token_url: url,
+            ..grant("r1")
+        };
+        let keep = Keep(std::sync::Mutex::new(Vec::new()));
+        let t = refresh_rotating(&http, "salesforce", &g, &keep)
+            .await
+            .expect("token");
+        assert_eq!(t.instance_url(), Some("https://x.my.salesforce.com"));
+        assert_eq!(*keep.0.lock().unwrap(), vec!["r2".to_string()]);
+        // Not kept → not used.
+        let e = refresh_rotating(&http, "salesforce", &g, &Refuse)
+            .await
+            .expect_err("not kept");
+        assert_eq!(e.class, ErrorClass::Transient);
+        assert!(!e.message.contains("r2"), "{}", e.message);
+        // The same refresh token back is no rotation.
+        let same = Grant {
+            refresh_token: "r2".into(),
+            ..g.clone()
+        };
+        refresh_rotating(&http, "salesforce", &same, &Refuse)
+            .await
+            .expect("no rotation, no hook");
+        // A plain refresh ignores it.
+        assert!(refresh(&http, "zoho", &g).await.is_ok());
     }
 
     #[test]

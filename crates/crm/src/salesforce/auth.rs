@@ -1,0 +1,249 @@
+//! The grant in the secret and the access token it yields.
+//!
+//! - `{"client_id","client_secret","refresh_token"}`: the refresh-token flow
+//!   (`POST {login_url}/services/oauth2/token`, [V] research A.1) through the
+//!   shared OAuth core ([`crate::oauth`]), refresh-token rotation included:
+//!   a rotated refresh token is kept **in this adapter's memory** and used
+//!   for every later refresh instead of the secret's (Salesforce revokes the
+//!   whole grant when a rotated-out token is presented again, [V]
+//!   help.salesforce.com refresh-token flow). The secret store is read-only
+//!   (the port has only `get_secret`), so a cold start reads the original
+//!   token again: with rotation on, that revokes the grant — see the
+//!   adapter's docs.
+//! - `{"client_id","username","private_key"}`: the JWT bearer flow
+//!   (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`, claims `iss`
+//!   = client_id, `sub` = username, `aud` = the login server, `exp` three
+//!   minutes on; RS256, [V] flow, [D] `aud`, [R] window). Signing RS256 needs
+//!   an RSA implementation, which is not a dependency of this crate: a
+//!   [`JwtSigner`] is plugged in with [`super::SalesforceCrm::with_jwt_signer`];
+//!   without one a JWT grant fails permanently, saying so.
+//! - Either may carry `"login_url"` (a sandbox's `https://test.salesforce.com`
+//!   or a My Domain), which wins over the config's.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use base64::Engine;
+use lb_pipeline::{CrmError, ErrorClass};
+use serde_json::{json, Value};
+use tracing::{debug, info, warn};
+
+use super::SalesforceCrm;
+use crate::oauth::{self, AccessToken, Grant, OnRotated};
+
+/// Signs a JWT's `header.claims` with RS256 (RSASSA-PKCS1-v1_5, SHA-256).
+pub trait JwtSigner: Send + Sync {
+    /// The signature of `message` with the PEM private key `private_key`.
+    /// Errors say why without quoting the key.
+    fn sign_rs256(&self, private_key: &str, message: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// What the secret holds.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) enum GrantKey {
+    Refresh(Grant),
+    Jwt {
+        login_url: String,
+        client_id: String,
+        username: String,
+        private_key: String,
+    },
+}
+
+/// A rotated refresh token, and the secret's token it descends from.
+struct Rotated {
+    from: String,
+    current: String,
+}
+
+/// Rotated refresh tokens, kept in memory.
+#[derive(Default)]
+pub(super) struct RotationMemory(Mutex<Option<Rotated>>);
+
+impl RotationMemory {
+    /// The refresh token to use for a secret holding `secret_token`.
+    fn current_for(&self, secret_token: &str) -> String {
+        let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some(r) if r.from == secret_token => r.current.clone(),
+            _ => secret_token.to_string(),
+        }
+    }
+}
+
+/// The hook the OAuth core calls with a new refresh token.
+struct KeepRotated<'a> {
+    memory: &'a RotationMemory,
+    from: String,
+    crm: &'a str,
+}
+
+#[async_trait]
+impl OnRotated for KeepRotated<'_> {
+    async fn on_rotated(&self, new_refresh_token: &str) -> Result<(), String> {
+        let mut slot = self.memory.0.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(Rotated {
+            from: self.from.clone(),
+            current: new_refresh_token.to_string(),
+        });
+        info!(crm = %self.crm, "refresh token rotated; the new one is kept in memory only (the secret store is read-only)");
+        Ok(())
+    }
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl SalesforceCrm {
+    /// The login server's token endpoint for a login URL.
+    fn token_url(login_url: &str) -> String {
+        format!("{}/services/oauth2/token", login_url.trim_end_matches('/'))
+    }
+
+    /// The grant from the secret.
+    pub(super) async fn read_grant(&self) -> Result<GrantKey, CrmError> {
+        let raw = self.grant.get().await.map_err(|e| {
+            self.err(
+                ErrorClass::Transient,
+                None,
+                format!("could not read the Salesforce grant secret: {e}"),
+            )
+        })?;
+        let v: Value = serde_json::from_str(raw.expose()).unwrap_or(Value::Null);
+        let field = |k: &str| {
+            v[k].as_str()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let login_url = field("login_url").unwrap_or_else(|| self.cfg.login_url.clone());
+        match (
+            field("client_id"),
+            field("client_secret"),
+            field("refresh_token"),
+            field("username"),
+            v["private_key"].as_str().filter(|k| !k.trim().is_empty()),
+        ) {
+            (Some(client_id), Some(client_secret), Some(refresh_token), _, _) => {
+                Ok(GrantKey::Refresh(Grant {
+                    token_url: Self::token_url(&login_url),
+                    client_id,
+                    client_secret,
+                    refresh_token,
+                }))
+            }
+            (Some(client_id), _, _, Some(username), Some(key)) => Ok(GrantKey::Jwt {
+                login_url,
+                client_id,
+                username,
+                private_key: key.to_string(),
+            }),
+            _ => Err(self.err(
+                ErrorClass::Permanent,
+                None,
+                format!(
+                    "secret {} holds no Salesforce grant (expected JSON with client_id, \
+                     client_secret and refresh_token, or client_id, username and private_key)",
+                    self.grant.id()
+                ),
+            )),
+        }
+    }
+
+    /// The access token (cached; refreshed single-flight when stale).
+    pub(super) async fn token(&self) -> Result<AccessToken, CrmError> {
+        let key = self.read_grant().await?;
+        let crm = self.cfg.name.as_str();
+        self.tokens
+            .get(&key, || async {
+                let t = match &key {
+                    GrantKey::Refresh(g) => {
+                        let secret_token = g.refresh_token.clone();
+                        let grant = Grant {
+                            refresh_token: self.rotation.current_for(&secret_token),
+                            ..g.clone()
+                        };
+                        let hook = KeepRotated {
+                            memory: &self.rotation,
+                            from: secret_token,
+                            crm,
+                        };
+                        oauth::refresh_rotating(&self.http, crm, &grant, &hook).await
+                    }
+                    GrantKey::Jwt {
+                        login_url,
+                        client_id,
+                        username,
+                        private_key,
+                    } => {
+                        let assertion =
+                            self.assertion(login_url, client_id, username, private_key)?;
+                        let form = [
+                            (
+                                "grant_type",
+                                "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string(),
+                            ),
+                            ("assertion", assertion),
+                        ];
+                        oauth::exchange(&self.http, crm, &Self::token_url(login_url), &form, None)
+                            .await
+                    }
+                };
+                match &t {
+                    Ok(_) => debug!(crm, "access token refreshed"),
+                    Err(e) => {
+                        warn!(
+                            crm,
+                            class = e.class.as_str(),
+                            code = e.code.as_deref().unwrap_or(""),
+                            category = e.category.as_deref().unwrap_or(""),
+                            "access token refresh refused"
+                        )
+                    }
+                }
+                t
+            })
+            .await
+    }
+
+    /// A signed JWT bearer assertion.
+    fn assertion(
+        &self,
+        login_url: &str,
+        client_id: &str,
+        username: &str,
+        private_key: &str,
+    ) -> Result<String, CrmError> {
+        let Some(signer) = &self.signer else {
+            return Err(self.err(
+                ErrorClass::Permanent,
+                None,
+                "the secret holds a JWT bearer grant, but this build has no RS256 signer (an \
+                 RSA crate is not a dependency yet); use a refresh-token grant",
+            ));
+        };
+        let header = json!({"alg": "RS256", "typ": "JWT"});
+        let claims = json!({
+            "iss": client_id,
+            "sub": username,
+            "aud": login_url.trim_end_matches('/'),
+            "exp": chrono::Utc::now().timestamp() + 180,
+        });
+        let message = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let sig = signer
+            .sign_rs256(private_key, message.as_bytes())
+            .map_err(|why| {
+                self.err(
+                    ErrorClass::Permanent,
+                    None,
+                    format!("the JWT bearer assertion could not be signed: {why}"),
+                )
+            })?;
+        Ok(format!("{message}.{}", b64url(&sig)))
+    }
+}
