@@ -99,7 +99,8 @@ POLICIES = {
         "AlertsTopic": {"sns:Publish"},
         "AlertsKey": {"kms:GenerateDataKey", "kms:Decrypt"},
         "HubSpotSecret": {"secretsmanager:GetSecretValue"},
-        "ConnectionSecretArns": {"secretsmanager:GetSecretValue"},
+        # an OAuth grant whose refresh token rotated is written back
+        "ConnectionSecretArns": {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"},
     },
     "DlqAlerterFunction": {
         "LeadsDlq": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},

@@ -30,4 +30,15 @@ impl SecretStore for SecretsManagerStore {
             .map(str::to_string)
             .ok_or_else(|| PortError::new(format!("secret {id} has no string value")))
     }
+
+    async fn put_secret(&self, id: &str, value: &str) -> Result<(), PortError> {
+        self.client
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(value)
+            .send()
+            .await
+            .map_err(|e| port_err("secretsmanager:PutSecretValue", e))?;
+        Ok(())
+    }
 }

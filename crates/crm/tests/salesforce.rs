@@ -18,12 +18,26 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 /// The grant secret, as Secrets Manager would hold it.
-struct GrantStore(String);
+struct GrantStore(std::sync::Mutex<String>);
+
+impl GrantStore {
+    fn new(value: String) -> Self {
+        GrantStore(std::sync::Mutex::new(value))
+    }
+    fn value(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+}
 
 #[async_trait]
 impl SecretStore for GrantStore {
     async fn get_secret(&self, _: &str) -> Result<String, PortError> {
-        Ok(self.0.clone())
+        Ok(self.value())
+    }
+    /// As Secrets Manager's PutSecretValue: the next read sees the new value.
+    async fn put_secret(&self, _: &str, value: &str) -> Result<(), PortError> {
+        *self.0.lock().unwrap() = value.to_string();
+        Ok(())
     }
 }
 
@@ -81,8 +95,12 @@ impl Harness {
     }
 
     fn crm_with(&self, secret: Value, cfg: SalesforceConfig) -> SalesforceCrm {
+        self.crm_on(Arc::new(GrantStore::new(secret.to_string())), cfg)
+    }
+
+    fn crm_on(&self, store: Arc<GrantStore>, cfg: SalesforceConfig) -> SalesforceCrm {
         let grant = Arc::new(CachedSecret::new(
-            Arc::new(GrantStore(secret.to_string())),
+            store,
             "salesforce",
             Duration::from_secs(300),
         ));
@@ -474,6 +492,41 @@ async fn a_rotating_refresh_token_is_used_for_the_next_refresh() {
     );
     assert_eq!(o["reuse_detected"], false, "{o}");
     assert_eq!(o["revoked"], false);
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_written_back_so_a_cold_start_uses_it_without_revoking_the_grant(
+) {
+    let h = Harness::with(SalesforceSimConfig {
+        rotate_refresh_tokens: true,
+        ..SalesforceSimConfig::default()
+    })
+    .await;
+    let store = Arc::new(GrantStore::new(h.secret().to_string()));
+    let first = h.crm_on(store.clone(), SalesforceConfig::default());
+    first.warm_up().await;
+    let written: Value = serde_json::from_str(&store.value()).unwrap();
+    assert_ne!(
+        written["refresh_token"], h.sim.refresh_token,
+        "the rotated token is in the secret"
+    );
+    assert_eq!(
+        written["client_id"], h.sim.client_id,
+        "the rest of the grant is kept"
+    );
+    // Another instance (a cold start) reads the secret and refreshes with the new token.
+    let second = h.crm_on(store.clone(), SalesforceConfig::default());
+    second
+        .upsert_contact(
+            &person("evt_cold", "cold@x.io", "Cole Start"),
+            None,
+            ContactWrite::Full,
+        )
+        .await
+        .expect("written by the second instance");
+    let o = h.admin(Method::GET, "oauth", None).await;
+    assert_eq!(o["reuse_detected"], false, "{o}");
+    assert_eq!(o["revoked"], false, "{o}");
 }
 
 #[tokio::test]

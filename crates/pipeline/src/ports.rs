@@ -831,4 +831,11 @@ pub struct ContactRef {
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     async fn get_secret(&self, id: &str) -> Result<String, PortError>;
+    /// Writes a new value of the secret (an OAuth grant whose refresh token
+    /// rotated). A store that cannot write says so.
+    async fn put_secret(&self, id: &str, _value: &str) -> Result<(), PortError> {
+        Err(PortError::new(format!(
+            "secret {id}: this secret store is read-only"
+        )))
+    }
 }

@@ -60,6 +60,13 @@ impl CachedSecret {
         Ok(v)
     }
 
+    /// Writes a new value and keeps it as the cached one.
+    pub async fn put(&self, value: &str) -> Result<(), PortError> {
+        self.store.put_secret(&self.id, value).await?;
+        *self.cache.lock().await = Some((Instant::now(), Secret::new(value.to_string())));
+        Ok(())
+    }
+
     /// Forgets the cached value (after the CRM rejected it as expired, say).
     pub async fn invalidate(&self) {
         *self.cache.lock().await = None;

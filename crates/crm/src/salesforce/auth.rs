@@ -3,13 +3,14 @@
 //! - `{"client_id","client_secret","refresh_token"}`: the refresh-token flow
 //!   (`POST {login_url}/services/oauth2/token`, [V] research A.1) through the
 //!   shared OAuth core ([`crate::oauth`]), refresh-token rotation included:
-//!   a rotated refresh token is kept **in this adapter's memory** and used
-//!   for every later refresh instead of the secret's (Salesforce revokes the
-//!   whole grant when a rotated-out token is presented again, [V]
-//!   help.salesforce.com refresh-token flow). The secret store is read-only
-//!   (the port has only `get_secret`), so a cold start reads the original
-//!   token again: with rotation on, that revokes the grant — see the
-//!   adapter's docs.
+//!   a rotated refresh token is kept in this adapter's memory and **written
+//!   back to the secret** (the grant with its new `refresh_token`) before the
+//!   new access token is used, so that a cold start or another instance
+//!   presents the newest token (Salesforce revokes the whole grant when a
+//!   rotated-out token is presented again, [V] help.salesforce.com
+//!   refresh-token flow). If the write fails the token is still used from
+//!   memory and the failure is logged as an error: that instance keeps
+//!   working, a new one would find the old token.
 //! - `{"client_id","username","private_key"}`: the JWT bearer flow
 //!   (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`, claims `iss`
 //!   = client_id, `sub` = username, `aud` = the login server, `exp` three
@@ -76,17 +77,44 @@ struct KeepRotated<'a> {
     memory: &'a RotationMemory,
     from: String,
     crm: &'a str,
+    /// The grant's secret, written back with the new token.
+    secret: &'a lb_pipeline::secrets::CachedSecret,
 }
 
 #[async_trait]
 impl OnRotated for KeepRotated<'_> {
     async fn on_rotated(&self, new_refresh_token: &str) -> Result<(), String> {
-        let mut slot = self.memory.0.lock().unwrap_or_else(|p| p.into_inner());
-        *slot = Some(Rotated {
-            from: self.from.clone(),
-            current: new_refresh_token.to_string(),
-        });
-        info!(crm = %self.crm, "refresh token rotated; the new one is kept in memory only (the secret store is read-only)");
+        {
+            let mut slot = self.memory.0.lock().unwrap_or_else(|p| p.into_inner());
+            *slot = Some(Rotated {
+                from: self.from.clone(),
+                current: new_refresh_token.to_string(),
+            });
+        }
+        // The grant as the secret holds it, with the new refresh token.
+        let written = match self.secret.get().await {
+            Ok(raw) => {
+                let mut grant: Value = serde_json::from_str(raw.expose()).unwrap_or(Value::Null);
+                if grant.is_object() {
+                    grant["refresh_token"] = json!(new_refresh_token);
+                    self.secret
+                        .put(&grant.to_string())
+                        .await
+                        .map_err(|e| e.to_string())
+                } else {
+                    Err("the secret is not a JSON grant".to_string())
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match written {
+            Ok(()) => {
+                info!(crm = %self.crm, "refresh token rotated; the new one is written to the grant's secret")
+            }
+            Err(e) => {
+                tracing::error!(crm = %self.crm, error = %e, "refresh token rotated but not written to the secret: this instance keeps it in memory; a new instance would present the old one, which revokes the grant")
+            }
+        }
         Ok(())
     }
 }
@@ -168,6 +196,7 @@ impl SalesforceCrm {
                             memory: &self.rotation,
                             from: secret_token,
                             crm,
+                            secret: &self.grant,
                         };
                         oauth::refresh_rotating(&self.http, crm, &grant, &hook).await
                     }
