@@ -149,3 +149,77 @@ async fn the_doctor_finds_alerts_nobody_reads_and_dead_letters_waiting() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_checks_pipedrive_zoho_and_salesforce_connections_with_their_own_credentials() {
+    let t = start("doctor-crms", |_| {}).await;
+    let info = &t.stack.info;
+    let (pd, zo, sf) = (
+        info.crm.pipedrive.clone().unwrap(),
+        info.crm.zoho.clone().unwrap(),
+        info.crm.salesforce.clone().unwrap(),
+    );
+    let text = format!(
+        r#"version = 1
+[connections.pipedrive]
+kind = "pipedrive"
+secret = "{}"
+base_url = "{}"
+[connections.zoho]
+kind = "zoho"
+secret = "{}"
+accounts_url = "{}"
+[connections.salesforce]
+kind = "salesforce"
+secret = "{}"
+login_url = "{}"
+[[routes]]
+bot_id = "*"
+connections = ["pipedrive", "zoho", "salesforce"]
+"#,
+        pd.secret_id, pd.base_url, zo.secret_id, zo.accounts_url, sf.secret_id, sf.login_url
+    );
+    let mut p = patient(&t);
+    p.config = lb_config::Config::parse_local(&text).unwrap();
+    let healthy = examine(&p).await;
+    let (report, failed) = render(&healthy);
+    assert!(!failed, "{report}");
+    for kind in ["pipedrive", "zoho", "salesforce"] {
+        assert!(
+            report.contains(&format!(
+                "connection {kind} ({kind}): the credentials are accepted"
+            )),
+            "{report}"
+        );
+    }
+
+    // A Pipedrive token that is not (or no longer) valid, and a Zoho grant revoked.
+    lb_local::resources::put_secret(
+        &t.stack.sdk,
+        &pd.secret_id,
+        r#"{"api_token": "wrong-0123"}"#,
+    )
+    .await
+    .unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/__admin/oauth/revoke", zo.base_url))
+        .send()
+        .await
+        .unwrap();
+    let sick = examine(&p).await;
+    let (report, failed) = render(&sick);
+    assert!(failed, "{report}");
+    let errors: Vec<_> = sick
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    assert_eq!(errors.len(), 2, "{report}");
+    assert!(
+        errors[0].what.starts_with("connection pipedrive"),
+        "{report}"
+    );
+    assert!(errors[0].fix.contains("api_token"), "{report}");
+    assert!(errors[1].what.starts_with("connection zoho"), "{report}");
+    assert!(errors[1].fix.contains("refresh_token"), "{report}");
+    assert!(!report.contains("wrong-0123"), "never a secret:\n{report}");
+}

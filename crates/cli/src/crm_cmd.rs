@@ -210,24 +210,15 @@ pub async fn test_connection(args: TestConnectionArgs) -> anyhow::Result<()> {
         ConnectionKind::Pipedrive(_) | ConnectionKind::Zoho(_) | ConnectionKind::Salesforce(_) => {
             let crm = connections::connection(conn, src.secrets.clone(), TTL)
                 .map_err(anyhow::Error::msg)?;
-            // A search for a number nobody has: the credentials, the API and its
-            // answer shape, and nothing written.
-            let probe: lb_domain::LeadEvent = serde_json::from_value(serde_json::json!({
-                "event_id": "leadbridge-test-connection", "event_type": "lead.created",
-                "occurred_at": chrono::Utc::now().to_rfc3339(), "bot_id": "leadbridge_test",
-                "visitor": {"phone": "+12025550100"}
-            }))?;
-            let probe = lb_domain::QueuedLead::new(probe, chrono::Utc::now())
-                .context("the probe lead has an identity")?;
             let started = std::time::Instant::now();
-            match crm.find_contacts(&probe).await {
+            match connections::probe(crm.as_ref()).await {
                 Ok(found) => {
                     println!(
                         "{} ({}): authorized; a search answered in {} ms ({} record(s) hold the probe number)",
                         conn.name,
                         conn.kind_name(),
                         started.elapsed().as_millis(),
-                        found.len()
+                        found
                     );
                     Ok(())
                 }

@@ -192,3 +192,29 @@ pub fn default_webhook_mapping() -> Mapping {
         ("answers.*", "answer_{key}"),
     ])
 }
+
+/// A read that proves a connection works without writing anything: a search
+/// for a number nobody has (credentials, the API and its answer shape). The
+/// records found, or the CRM's refusal.
+pub async fn probe(crm: &dyn Crm) -> Result<usize, lb_pipeline::CrmError> {
+    let event: lb_domain::LeadEvent = serde_json::from_value(serde_json::json!({
+        "event_id": "leadbridge-probe", "event_type": "lead.created",
+        "occurred_at": chrono::Utc::now().to_rfc3339(), "bot_id": "leadbridge_probe",
+        "visitor": {"phone": "+12025550100"}
+    }))
+    .expect("the probe event is valid");
+    let lead = lb_domain::QueuedLead::new(event, chrono::Utc::now()).expect("it has an identity");
+    crm.find_contacts(&lead).await.map(|found| found.len())
+}
+
+/// The shape of the secret a connection kind reads, for the fix a check prints.
+pub fn secret_shape(kind: &ConnectionKind) -> &'static str {
+    match kind {
+        ConnectionKind::HubSpot(_) => r#"{"token": "pat-…"}"#,
+        ConnectionKind::Webhook(_) => r#"{"token": "…"}"#,
+        ConnectionKind::Pipedrive(_) => r#"{"api_token": "…"}"#,
+        ConnectionKind::Zoho(_) | ConnectionKind::Salesforce(_) => {
+            r#"{"client_id": "…", "client_secret": "…", "refresh_token": "…"}"#
+        }
+    }
+}

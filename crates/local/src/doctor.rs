@@ -145,12 +145,20 @@ pub async fn examine(p: &Patient) -> Vec<Finding> {
 
     // Each HubSpot connection: token, authorization, schema.
     for conn in p.config.connections.values() {
-        let ConnectionKind::HubSpot(h) = &conn.kind else {
-            out.push(ok(format!(
-                "connection {}: a webhook target (try it with `leadbridge test-connection {}`)",
-                conn.name, conn.name
-            )));
-            continue;
+        let h = match &conn.kind {
+            ConnectionKind::HubSpot(h) => h,
+            ConnectionKind::Webhook(_) => {
+                out.push(ok(format!(
+                    "connection {}: a webhook target (try it with `leadbridge test-connection {}`)",
+                    conn.name, conn.name
+                )));
+                continue;
+            }
+            // Pipedrive, Zoho, Salesforce: the secret is there, and a read is authorized.
+            kind => {
+                out.push(check_by_probe(p, secrets.clone(), conn, kind).await);
+                continue;
+            }
         };
         let token = secrets.get_secret(&h.secret).await.ok().and_then(|v| {
             lb_pipeline::secrets::secret_values(&v, "token")
@@ -382,4 +390,60 @@ pub fn render(findings: &[Finding]) -> (String, bool) {
         .count();
     s.push_str(&format!("{errors} error(s), {warnings} warning(s)\n"));
     (s, errors > 0)
+}
+
+/// A Pipedrive, Zoho or Salesforce connection: its secret can be read, and the
+/// CRM answers a read (a search for a number nobody has) with it.
+async fn check_by_probe(
+    p: &Patient,
+    secrets: Arc<dyn SecretStore>,
+    conn: &lb_config::Connection,
+    kind: &ConnectionKind,
+) -> Finding {
+    let secret = kind
+        .secrets()
+        .first()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let set_secret = p.put_secret(&secret, lb_crm::connections::secret_shape(kind));
+    if secrets.get_secret(&secret).await.is_err() {
+        return error(
+            format!(
+                "connection {}: {secret} cannot be read: every lead to {} would fail",
+                conn.name,
+                conn.kind_name()
+            ),
+            set_secret,
+        );
+    }
+    let crm = match lb_crm::connections::connection(conn, secrets, Duration::from_secs(60)) {
+        Ok(c) => c,
+        Err(e) => {
+            return error(
+                format!("connection {}: {e}", conn.name),
+                "check the connection in the config file",
+            )
+        }
+    };
+    match lb_crm::connections::probe(crm.as_ref()).await {
+        Ok(_) => ok(format!(
+            "connection {} ({}): the credentials are accepted and a search answers",
+            conn.name,
+            conn.kind_name()
+        )),
+        Err(e) => error(
+            format!(
+                "connection {} ({}): {} — leads to it would be {}",
+                conn.name,
+                conn.kind_name(),
+                e.message,
+                if e.class == lb_pipeline::ErrorClass::Permanent {
+                    "dead-lettered"
+                } else {
+                    "retried"
+                }
+            ),
+            set_secret,
+        ),
+    }
 }
