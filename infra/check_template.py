@@ -506,6 +506,11 @@ def check_template(t: dict, c: Checker) -> None:
             for k, v in extra.items():
                 c.eq(e.get(k), v, f"{fid} {queue} event {k}")
 
+    # The hourly schema and quota check: one schedule on the worker.
+    schedules = [e.get("Properties") or {} for e in events("WorkerFunction").values()
+                 if e.get("Type") == "Schedule"]
+    c.eq([s.get("Schedule") for s in schedules], ["rate(1 hour)"], "WorkerFunction Schedule events")
+
     # The webhook, the sources, the status API and the operators' console; nothing else is routed to ingest.
     http = [e.get("Properties") or {} for e in events("IngestFunction").values() if e.get("Type") == "HttpApi"]
     for e in http:

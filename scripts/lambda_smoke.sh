@@ -48,4 +48,5 @@ invoke ingest "$LOG/events/apigw/post-bad-signature.json" '"statusCode":401' && 
 invoke ingest "$LOG/events/apigw/post-invalid-lead.json" '"statusCode":422' && passed=$((passed+1))
 invoke worker "$LOG/events/sqs/worker-batch.json" '"batchItemFailures":[]' && passed=$((passed+1))
 invoke dlq-alerter "$LOG/events/sqs/dlq-batch.json" '"batchItemFailures":[]' && passed=$((passed+1))
+invoke worker "$LOG/events/schedule/hourly-check.json" '"connection":"hubspot"' && passed=$((passed+1))
 echo "lambda smoke: $passed passed, 0 failed"

@@ -223,3 +223,38 @@ connections = ["pipedrive", "zoho", "salesforce"]
     assert!(errors[1].fix.contains("refresh_token"), "{report}");
     assert!(!report.contains("wrong-0123"), "never a secret:\n{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_check_alerts_a_schema_drift_once_before_a_lead_fails_on_it() {
+    let t = start("hourly", |_| {}).await;
+    let fine = t.stack.run_hourly_check().await;
+    assert_eq!(fine.len(), 1, "{fine:?}");
+    assert_eq!(fine[0]["findings"], 0, "{fine:?}");
+    assert_eq!(fine[0]["alerted"], false);
+
+    // A HubSpot admin deletes a property the mapping writes.
+    t.admin(
+        reqwest::Method::DELETE,
+        "properties/contacts/leadbridge_source",
+        None,
+    )
+    .await;
+    let drift = t.stack.run_hourly_check().await;
+    assert_eq!(drift[0]["findings"], 1, "{drift:?}");
+    assert_eq!(drift[0]["alerted"], true, "{drift:?}");
+    let (subject, message) = t
+        .alert_where("the schema drift alert", |s, _| s.contains("schema drift"))
+        .await;
+    assert_eq!(
+        subject,
+        "[leadbridge] schema drift on hubspot: 1 property would be refused"
+    );
+    assert!(message.contains("leadbridge_source"), "{message}");
+    assert!(
+        message.contains("leadbridge schema-check --connection hubspot"),
+        "{message}"
+    );
+    // The next hour: the same drift is not alerted again.
+    let again = t.stack.run_hourly_check().await;
+    assert_eq!(again[0]["alerted"], false, "{again:?}");
+}

@@ -147,5 +147,20 @@ pub fn write_all(leads: &Path, out: &Path, secret: &str) -> anyhow::Result<()> {
         attrs,
     )];
     write(&out.join("sqs/dlq-batch.json"), &json!({"Records": dlq}))?;
+    // The template's hourly schedule, as EventBridge invokes the worker.
+    write(
+        &out.join("schedule/hourly-check.json"),
+        &json!({
+            "version": "0",
+            "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-11-29T22:00:00Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/leadbridge-HourlyCheck"],
+            "detail": {}
+        }),
+    )?;
     Ok(())
 }

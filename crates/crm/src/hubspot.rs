@@ -607,6 +607,16 @@ impl Crm for HubSpotCrm {
         batch::BATCH_LIMIT
     }
 
+    async fn schema_findings(&self) -> Result<Vec<String>, CrmError> {
+        Ok(self
+            .schema_report()
+            .await?
+            .into_iter()
+            .filter(|r| r.status != SchemaStatus::Ok)
+            .map(|r| format!("{} ({}): {}", r.property, r.source, r.detail))
+            .collect())
+    }
+
     /// Reads the token and the contact schema (one TLS handshake to HubSpot).
     async fn warm_up(&self) {
         if let Err(e) = self.contact_schema(false).await {

@@ -251,6 +251,7 @@ pub struct LocalStack {
     pub alerter_stats: Arc<EsmStats>,
     stop: watch::Sender<bool>,
     worker_paused: watch::Sender<bool>,
+    worker_app: Arc<WorkerApp>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -619,6 +620,7 @@ impl LocalStack {
             alerter_stats,
             stop,
             worker_paused,
+            worker_app,
             tasks,
         })
     }
@@ -636,6 +638,12 @@ impl LocalStack {
     }
 
     /// Stops pollers and servers and waits for the pollers to finish their batch.
+    /// What the template's hourly schedule does (EventBridge → the worker):
+    /// every connection's schema and quota checked, drifts alerted once.
+    pub async fn run_hourly_check(&self) -> Vec<serde_json::Value> {
+        worker::check(&self.worker_app).await
+    }
+
     /// Lets a worker started with [`StackOptions::worker_paused`] poll.
     pub fn resume_worker(&self) {
         self.worker_paused.send_replace(false);

@@ -10,6 +10,7 @@
 pub mod accept;
 pub mod alert;
 pub(crate) mod batch;
+pub mod check;
 pub mod console;
 pub mod erase;
 pub mod hooks;

@@ -634,6 +634,12 @@ pub trait Crm: Send + Sync {
     /// token, the schema, the connection's TLS handshake). Failures are the
     /// first lead's to meet and report; nothing is raised here.
     async fn warm_up(&self) {}
+    /// What the CRM's schema would refuse of what this connection writes, read
+    /// afresh: one sentence per finding (empty: all fits). The hourly check
+    /// alerts on it before a lead fails. CRMs without a schema check: empty.
+    async fn schema_findings(&self) -> Result<Vec<String>, CrmError> {
+        Ok(Vec::new())
+    }
     /// The most items one call of the batch methods below takes; 1 (the
     /// default) means the CRM has no batch calls and each item is a call of
     /// its own. The worker gathers the calls of the deliveries it is working

@@ -586,8 +586,20 @@ async fn write_message(
 /// One alert per connection per day when its daily API quota passes 70%
 /// (other tools share the quota; at 100% leads wait for the reset).
 async fn warn_quota(w: &Worker<'_>, connection: &str, usage: &crate::ports::QuotaUsage) {
+    warn_quota_once(w.ledger, w.alerts, connection, usage, w.clock.now()).await
+}
+
+/// One alert per connection per day when its daily API quota passes 70%
+/// (claimed across instances on the ledger).
+pub(crate) async fn warn_quota_once(
+    ledger: &dyn Ledger,
+    alerts: &dyn Alerts,
+    connection: &str,
+    usage: &crate::ports::QuotaUsage,
+    now: DateTime<Utc>,
+) {
     let key = format!("quota-warning#{connection}#{}", usage.day);
-    match w.ledger.claim_once(&key, w.clock.now()).await {
+    match ledger.claim_once(&key, now).await {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
@@ -613,7 +625,7 @@ async fn warn_quota(w: &Worker<'_>, connection: &str, usage: &crate::ports::Quot
          limit; leadbridge's own calls per lead are in `make bench`.",
         usage.used, usage.limit, usage.day
     );
-    if let Err(e) = w.alerts.publish(&subject, &message).await {
+    if let Err(e) = alerts.publish(&subject, &message).await {
         warn!(error = %e, "quota warning not published");
     }
 }

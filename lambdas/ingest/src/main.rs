@@ -1,4 +1,5 @@
-//! Lambda entry point: API Gateway (HTTP API: `POST /v1/events`, `GET /v1/events/{event_id}`)
+//! Lambda entry point: API Gateway (HTTP API: `POST /v1/events`, `GET /v1/events/{event_id}`,
+//! `POST`/`GET /v1/sources/{source}`, `GET /console` and `/v1/console/…`)
 //! → [`ingest::handle`], which routes by method and path.
 
 use std::sync::Arc;

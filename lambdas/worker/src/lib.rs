@@ -1,5 +1,7 @@
-//! The worker function: an SQS FIFO batch → [`lb_pipeline::sync::sync_batch`] →
-//! partial batch response (`ReportBatchItemFailures`).
+//! The worker function: an SQS batch (the real-time FIFO queue or the bulk
+//! queue) → [`lb_pipeline::sync::sync_batch`] → partial batch response
+//! (`ReportBatchItemFailures`); and the hourly EventBridge schedule →
+//! [`lb_pipeline::check::hourly`] (every connection's schema and quota).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +140,42 @@ pub fn inbound(m: &SqsMessage) -> InboundMessage {
 /// Handles one SQS batch. Never fails as a whole for one bad message: each
 /// message not finished is reported in `batchItemFailures`. A panic fails
 /// every message of the batch (the work already done is idempotent).
+/// Whatever invoked the function: the schedule's event (`"source": "aws.events"`)
+/// runs the hourly check; anything else is an SQS batch.
+pub async fn dispatch(
+    app: Arc<WorkerApp>,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    if event.payload["source"] == "aws.events" {
+        let checked = check(&app).await;
+        return Ok(serde_json::json!({ "checked": checked }));
+    }
+    let sqs: SqsEvent = serde_json::from_value(event.payload)?;
+    let out = handle(app, LambdaEvent::new(sqs, event.context)).await?;
+    Ok(serde_json::to_value(out)?)
+}
+
+/// The hourly check over every connection; what it found, per connection.
+pub async fn check(app: &WorkerApp) -> Vec<serde_json::Value> {
+    lb_pipeline::check::hourly(
+        app.crm.as_ref(),
+        app.ledger.as_ref(),
+        app.alerts.as_ref(),
+        Utc::now(),
+    )
+    .await
+    .into_iter()
+    .map(|c| {
+        serde_json::json!({
+            "connection": c.connection,
+            "findings": c.findings.as_ref().map(Vec::len).ok(),
+            "error": c.findings.err(),
+            "alerted": c.alerted,
+        })
+    })
+    .collect()
+}
+
 pub async fn handle(
     app: Arc<WorkerApp>,
     event: LambdaEvent<SqsEvent>,

@@ -11,7 +11,7 @@ use lb_aws::{
 use lb_crm::{default_mapping, HubSpotConfig, HubSpotCrm};
 use lb_pipeline::secrets::CachedSecret;
 use lb_pipeline::{Connections, SecretStore};
-use worker::{handle, WorkerApp, WorkerEnv};
+use worker::{dispatch, WorkerApp, WorkerEnv};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -81,10 +81,10 @@ async fn main() -> Result<(), Error> {
     // During init, not on the first lead: the token, the schema, the TLS handshake.
     app.warm_up().await;
     let metrics = lb_aws::emf::install();
-    lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| {
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<serde_json::Value>| {
         let app = app.clone();
         async move {
-            let r = handle(app, ev).await;
+            let r = dispatch(app, ev).await;
             lb_aws::emf::flush(metrics);
             r
         }
