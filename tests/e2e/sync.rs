@@ -137,3 +137,26 @@ async fn a_qualified_lead_asking_for_a_deal_gets_one_deal_associated_with_the_co
         .collect();
     assert_eq!(deals, vec![deal_id.as_str()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_stage_the_pipeline_does_not_have_is_refused_before_anything_is_written() {
+    let t = start("stage", |_| {}).await;
+    let mut ev = lead("evt_stage", json!({"email": "stage@x.io", "name": "Sam Stage"}));
+    ev["crm_target"] = json!({"create_deal": true, "deal_stage": "negotiationz"});
+    let (status, body) = t.post(&ev).await;
+    assert_eq!(status, 202, "{body}");
+    let dead = t.wait_status("evt_stage", LedgerStatus::Dead).await;
+    let reason = dead.last_error.expect("a reason");
+    assert_eq!(reason.code, "bad_deal_stage", "{reason:?}");
+    assert!(
+        reason.message.contains("\"negotiationz\"")
+            && reason.message.contains("appointmentscheduled"),
+        "names the stage and the pipeline's stages: {reason:?}"
+    );
+    assert!(
+        t.hubspot_all("contacts", "").await.is_empty(),
+        "no contact was written"
+    );
+    assert!(t.hubspot_all("notes", "").await.is_empty(), "no note");
+    assert!(t.hubspot_all("deals", "").await.is_empty(), "no deal");
+}

@@ -155,6 +155,9 @@ pub struct HubSpotCrm {
     token: Arc<CachedSecret>,
     schema: SchemaCache,
     quota: quota::DailyQuota,
+    /// The deal pipelines (`GET /crm/v3/pipelines/deals`), read when a deal is
+    /// first asked for and kept for `schema_ttl`.
+    pipelines: tokio::sync::Mutex<Option<(Instant, Value)>>,
 }
 
 impl HubSpotCrm {
@@ -170,6 +173,7 @@ impl HubSpotCrm {
             cfg,
             token,
             schema: SchemaCache::default(),
+            pipelines: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -605,6 +609,66 @@ impl Crm for HubSpotCrm {
 
     fn batch_limit(&self) -> usize {
         batch::BATCH_LIMIT
+    }
+
+    /// The event's pipeline (its own, else the connection's default) and stage
+    /// must be one of the portal's: checked against the pipelines API before
+    /// the contact is written. leadbridge creates one deal per event and never
+    /// moves an existing deal, so no deal goes backwards.
+    async fn check_deal(&self, lead: &QueuedLead) -> Result<(), CrmError> {
+        let t = &lead.event.crm_target;
+        let pipeline = t
+            .deal_pipeline
+            .clone()
+            .unwrap_or_else(|| self.cfg.default_deal_pipeline.clone());
+        let stage = t
+            .deal_stage
+            .clone()
+            .unwrap_or_else(|| self.cfg.default_deal_stage.clone());
+        let pipelines = {
+            let mut cached = self.pipelines.lock().await;
+            match cached.as_ref() {
+                Some((at, v)) if at.elapsed() < self.cfg.schema_ttl => v.clone(),
+                _ => {
+                    let (_, v) = self
+                        .call(Method::GET, "/crm/v3/pipelines/deals", None)
+                        .await?;
+                    *cached = Some((Instant::now(), v.clone()));
+                    v
+                }
+            }
+        };
+        let all = pipelines["results"].as_array().cloned().unwrap_or_default();
+        let refuse = |message: String| {
+            let mut e = self.err(ErrorClass::Permanent, None, message);
+            e.code = Some("bad_deal_stage".into());
+            e
+        };
+        let Some(p) = all
+            .iter()
+            .find(|p| p["id"].as_str() == Some(pipeline.as_str()))
+        else {
+            let known: Vec<&str> = all.iter().filter_map(|p| p["id"].as_str()).collect();
+            return Err(refuse(format!(
+                "deal pipeline {pipeline:?} does not exist in HubSpot (pipelines: {}); nothing was written",
+                known.join(", ")
+            )));
+        };
+        let stages: Vec<&str> = p["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["archived"] != true)
+            .filter_map(|s| s["id"].as_str())
+            .collect();
+        if stages.contains(&stage.as_str()) {
+            Ok(())
+        } else {
+            Err(refuse(format!(
+                "deal stage {stage:?} is not a stage of pipeline {pipeline:?} (stages: {}); nothing was written",
+                stages.join(", ")
+            )))
+        }
     }
 
     async fn schema_findings(&self) -> Result<Vec<String>, CrmError> {

@@ -640,6 +640,12 @@ pub trait Crm: Send + Sync {
     async fn schema_findings(&self) -> Result<Vec<String>, CrmError> {
         Ok(Vec::new())
     }
+    /// Before anything is written for an event that asks for a deal: the deal's
+    /// pipeline and stage exist as the CRM's admin set them up. A refusal is
+    /// permanent and names the stage; nothing of the event is written.
+    async fn check_deal(&self, _lead: &QueuedLead) -> Result<(), CrmError> {
+        Ok(())
+    }
     /// The most items one call of the batch methods below takes; 1 (the
     /// default) means the CRM has no batch calls and each item is a call of
     /// its own. The worker gathers the calls of the deliveries it is working

@@ -468,6 +468,11 @@ async fn write_records<'a>(
     attempt: &Attempt,
     deadline: DateTime<Utc>,
 ) -> Result<SyncOutcome, StepError> {
+    if lead.event.crm_target.create_deal {
+        // A stage the pipeline does not have fails the event before the contact
+        // and note are written (not a deal refused after them).
+        target.check_deal(lead).await?;
+    }
     let contact = write_person(w, gate, target, lead, deadline).await?;
     let mut done = SyncOutcome {
         crm: target.name().to_string(),

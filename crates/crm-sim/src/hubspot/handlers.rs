@@ -424,6 +424,42 @@ pub(crate) async fn list_properties(app: App, object: ObjectType) -> HandlerResu
     Ok(Json(json!({ "results": results })).into_response())
 }
 
+/// `GET /crm/v3/pipelines/deals`: the deal pipelines and their stages
+/// (pipelines API guide, "Retrieve pipelines": `results[]` of `id`, `label`,
+/// `displayOrder`, `archived`, `stages[]` with `id`, `label`, `displayOrder`,
+/// `metadata.isClosed`/`probability` as strings). The simulator has the
+/// pipelines the `pipeline` property lists, each with every `dealstage`
+/// option (a portal's pipelines each have their own stages; one pipeline is
+/// what leadbridge's tests need).
+pub(crate) async fn deal_pipelines(app: App) -> HandlerResult {
+    let state = app.lock();
+    let options = |name: &str| {
+        state
+            .schema
+            .get(ObjectType::Deal, name)
+            .map(|d| d.options.clone())
+            .unwrap_or_default()
+    };
+    let stages: Vec<Value> = options("dealstage")
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let closed = o.value.starts_with("closed");
+            json!({
+                "id": o.value, "label": o.label, "displayOrder": i, "archived": false,
+                "metadata": {"isClosed": closed.to_string(),
+                             "probability": if o.value == "closedwon" { "1.0" } else if closed { "0.0" } else { "0.2" }},
+            })
+        })
+        .collect();
+    let results: Vec<Value> = options("pipeline")
+        .iter()
+        .enumerate()
+        .map(|(i, o)| json!({"id": o.value, "label": o.label, "displayOrder": i, "archived": false, "stages": stages}))
+        .collect();
+    Ok(Json(json!({ "results": results })).into_response())
+}
+
 /// `GET /crm/v3/properties/{object}/{name}`
 pub(crate) async fn read_property(app: App, object: ObjectType, name: String) -> HandlerResult {
     let state = app.lock();

@@ -20,7 +20,7 @@
 //! admitted call; `daily_used` is set back through `/__admin/config` (midnight).
 //!
 //! Deliberately absent: archiving/deleting records, companies, owners,
-//! pipelines API, OAuth, merges, and any API write of
+//! pipelines API writes (the read serves the deal pipeline), OAuth, merges, and any API write of
 //! `hs_additional_emails` (set them with `PUT /__admin/contacts/{id}/additional-emails`).
 
 mod admin;

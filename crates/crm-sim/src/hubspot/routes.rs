@@ -112,6 +112,10 @@ pub(crate) fn build(app: App) -> Router {
                 },
             ),
         )
+        .route(
+            "/crm/v3/pipelines/deals",
+            get(|State(app): State<App>| handlers::deal_pipelines(app)),
+        )
         // One template for every pair of object types, as HubSpot documents it;
         // the handler parses the types (plural, singular or ids).
         .route(

@@ -111,6 +111,9 @@ pub fn required_scopes(method: &str, path: &str) -> Option<&'static [&'static st
         {
             scopes_for(object, Access::Schema)
         }
+        // The pipelines API: the object's read scope (unconfirmed: HubSpot's
+        // pipelines guide names no scope per endpoint; the strictest plausible).
+        ["crm", "v3", "pipelines", object] if method == "GET" => scopes_for(object, Access::Read),
         // `{fromObjectType}` may be plural, singular or an object type id here.
         ["crm", "v4", "objects", from, _, "associations", _] if method == "GET" => {
             ObjectType::parse(from).and_then(|o| scopes_for(o.plural(), Access::Read))
