@@ -18,11 +18,10 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lb_domain::{split_delivery_id, EventId, QueuedLead};
 use serde::{Deserialize, Serialize, Serializer};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::ports::{
-    ErrorClass, FailureReason, LeadQueue, Ledger, LedgerRecord, LedgerStatus, ListFilter,
-    PortError, SyncOutcome,
+    LeadQueue, Ledger, LedgerRecord, LedgerStatus, ListFilter, PortError, SyncOutcome,
 };
 use crate::replay::{ReplayAction, ReplayEntry};
 use crate::status::{DeliveryStatus, ErrorView, EventStatus, KeyScope};
@@ -1000,7 +999,7 @@ async fn replay_filter(
     Ok(ReplayAnswer::of(dry_run, truncated, entries))
 }
 
-/// One dead delivery back on the queue, as `replay::replay_dead` does it.
+/// One dead delivery back on the queue: exactly what `leadbridge replay` does.
 async fn replay_record(
     ledger: &dyn Ledger,
     queue: &dyn LeadQueue,
@@ -1008,83 +1007,7 @@ async fn replay_record(
     dry_run: bool,
     now: DateTime<Utc>,
 ) -> ReplayEntry {
-    let delivery_id = record.delivery_id();
-    let entry = |who: Option<String>, action: ReplayAction| ReplayEntry {
-        event_id: delivery_id.clone(),
-        bot_id: record.bot_id.clone(),
-        who,
-        action,
-    };
-    let lead = match record.payload.as_deref().map(QueuedLead::from_json) {
-        Some(Ok(lead)) if lead.event.event_id.as_str() == record.event_id => lead,
-        Some(_) => {
-            warn!(
-                event_id = delivery_id,
-                "dead delivery not replayed: unreadable payload"
-            );
-            return entry(
-                masked_contact(record),
-                ReplayAction::Skipped {
-                    reason: "unreadable payload".into(),
-                },
-            );
-        }
-        None => {
-            return entry(
-                masked_contact(record),
-                ReplayAction::Skipped {
-                    reason: "no stored payload".into(),
-                },
-            )
-        }
-    };
-    let who = Some(lead.contact_key.masked());
-    if dry_run {
-        return entry(who, ReplayAction::WouldReplay);
-    }
-    let replay = match ledger.requeue(&delivery_id, now).await {
-        Ok(Some(n)) => n,
-        Ok(None) => {
-            return entry(
-                who,
-                ReplayAction::Skipped {
-                    reason: "no longer dead".into(),
-                },
-            )
-        }
-        Err(e) => {
-            warn!(event_id = delivery_id, error = %e, "ledger refused the replay");
-            return entry(
-                who,
-                ReplayAction::Failed {
-                    error: format!("ledger: {e}"),
-                },
-            );
-        }
-    };
-    match queue.requeue(&lead, replay).await {
-        Ok(()) => {
-            info!(event_id = delivery_id, replay, contact = %lead.contact_key.hashed(), "dead delivery replayed from the console");
-            entry(who, ReplayAction::Replayed { replay })
-        }
-        Err(e) => {
-            let reason = record.last_error.clone().unwrap_or_else(|| FailureReason {
-                class: ErrorClass::Transient,
-                code: "replay_failed".into(),
-                message: "the replay could not be enqueued".into(),
-                crm: None,
-                http_status: None,
-            });
-            let error = match ledger.mark_dead(&delivery_id, &reason, None, now).await {
-                Ok(_) => format!("queue: {e}; the delivery is dead again"),
-                Err(back) => format!(
-                    "queue: {e}; and it could not be put back to dead ({back}): the ledger shows it queued"
-                ),
-            };
-            warn!(event_id = delivery_id, error, "replay not enqueued");
-            entry(who, ReplayAction::Failed { error })
-        }
-    }
+    crate::replay::replay_one(ledger, queue, record, dry_run, now).await
 }
 
 // ------------------------------------------------------------------ timestamps
@@ -1105,7 +1028,7 @@ fn ts_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Er
 mod tests {
     use super::*;
     use crate::fakes::*;
-    use crate::ports::Rejection;
+    use crate::ports::{FailureReason, Rejection};
 
     fn lead_of(event_id: &str, email: &str, bot: &str) -> QueuedLead {
         let mut lead = sample_lead(event_id, email);

@@ -123,7 +123,7 @@ pub async fn replay_dead(
     Ok(report)
 }
 
-async fn replay_one(
+pub(crate) async fn replay_one(
     ledger: &dyn Ledger,
     queue: &dyn LeadQueue,
     record: &LedgerRecord,
