@@ -6,7 +6,8 @@ use lb_local::moto::Moto;
 /// events arrive in every order (some in the same second, some older ones last);
 /// 20 % CRM 503s, 429 bursts, refused writes, calls that stall past the worker's
 /// timeout, a total outage, crashes between the CRM write and the ledger write,
-/// and a replay of dead events mid-run; a fifth of the events come as vendors'
+/// and a replay of dead events mid-run (503s and stalls on Pipedrive, Zoho and
+/// Salesforce too: every event fans out to all four CRMs); a fifth of the events come as vendors'
 /// own webhooks to native sources (WhatsApp and Twilio messages among them,
 /// whose notes are their conversations'). Each promise is asserted on its own, with
 /// the whole table, so that a failure names the promise that broke.
@@ -72,5 +73,41 @@ async fn under_faults_crashes_and_an_outage_no_lead_is_lost_duplicated_or_overwr
         report.dead_by_reason.keys().all(|r| !r.is_empty()),
         "every dead event has a reason\n{table}"
     );
+    // Fanned out to all four CRMs: each one, read through its own API, holds
+    // what HubSpot must.
+    let crms: Vec<&str> = report.crms.iter().map(|c| c.crm.as_str()).collect();
+    assert_eq!(
+        crms,
+        ["hubspot", "pipedrive", "zoho", "salesforce"],
+        "every event went to all four CRMs\n{table}"
+    );
+    for c in &report.crms {
+        let crm = &c.crm;
+        assert_eq!(
+            c.synced + c.dead + c.lost,
+            report.distinct_events,
+            "{crm}: one delivery per event\n{table}"
+        );
+        assert_eq!(c.lost, 0, "{crm}: every delivery synced or dead\n{table}");
+        assert_eq!(c.duplicates, 0, "{crm}: one record per person\n{table}");
+        assert_eq!(
+            c.persons_without_record, 0,
+            "{crm}: every person with a synced delivery has a record\n{table}"
+        );
+        assert_eq!(
+            c.merged_people, 0,
+            "{crm}: no record holds two people\n{table}"
+        );
+        assert_eq!(
+            c.duplicate_notes, 0,
+            "{crm}: at most one note per event\n{table}"
+        );
+        assert_eq!(
+            c.missing_notes, 0,
+            "{crm}: every synced delivery has its note on the record the ledger names\n{table}"
+        );
+        assert!(c.synced > 0, "{crm}: deliveries synced\n{table}");
+        assert!(c.faulted > 0, "{crm}: the CRM failed requests\n{table}");
+    }
     assert!(report.holds(), "ChaosReport::holds agrees\n{table}");
 }

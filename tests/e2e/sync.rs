@@ -141,7 +141,10 @@ async fn a_qualified_lead_asking_for_a_deal_gets_one_deal_associated_with_the_co
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deal_stage_the_pipeline_does_not_have_is_refused_before_anything_is_written() {
     let t = start("stage", |_| {}).await;
-    let mut ev = lead("evt_stage", json!({"email": "stage@x.io", "name": "Sam Stage"}));
+    let mut ev = lead(
+        "evt_stage",
+        json!({"email": "stage@x.io", "name": "Sam Stage"}),
+    );
     ev["crm_target"] = json!({"create_deal": true, "deal_stage": "negotiationz"});
     let (status, body) = t.post(&ev).await;
     assert_eq!(status, 202, "{body}");

@@ -10,7 +10,11 @@
 //! one note per synced event (a message's note being its conversation's, shared
 //! with the other messages of that conversation), no older event overwriting a
 //! newer one; and that older events did arrive after newer ones (the ordering
-//! guard was exercised).
+//! guard was exercised). With `fan_out` (the default), a config file routes
+//! every event to all four CRMs (HubSpot, Pipedrive, Zoho CRM, Salesforce),
+//! each simulator fails and stalls, and each CRM, read through its own API, is
+//! checked on its own deliveries: nothing lost, one record per person, exactly
+//! one note (Salesforce: Task) per synced delivery.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -77,6 +81,11 @@ pub struct ChaosConfig {
     pub policy: RetryPolicy,
     /// How long to wait for every event to settle.
     pub settle_timeout: Duration,
+    /// Fan every event out to all four CRMs (HubSpot, Pipedrive, Zoho CRM,
+    /// Salesforce) through a config file's catch-all route, fault all four, and
+    /// check each CRM on its own (see [`CrmReport`]); otherwise HubSpot alone,
+    /// as a stack without a config file runs.
+    pub fan_out: bool,
 }
 
 impl ChaosConfig {
@@ -113,6 +122,7 @@ impl ChaosConfig {
                 max_attempts: 16,
             },
             settle_timeout: Duration::from_secs(1_200),
+            fan_out: true,
         }
     }
 
@@ -120,7 +130,8 @@ impl ChaosConfig {
     pub fn reduced() -> Self {
         Self {
             prefix: format!("chaos{}", rand::random::<u32>()),
-            events: 150,
+            // Each event goes to four CRMs: four deliveries.
+            events: 120,
             // Fewer people with several events than the full run: their retries
             // (one person's record is written by one event at a time) set the wall time.
             same_person_ratio: 0.3,
@@ -132,6 +143,7 @@ impl ChaosConfig {
             stall: Duration::from_secs(4),
             refused_writes: 2,
             worker_timeout: Duration::from_secs(3),
+            // More pollers do not help: they contend for the same people's records.
             worker_concurrency: 3,
             rate_limit: (40, 1_000),
             policy: RetryPolicy {
@@ -144,6 +156,61 @@ impl ChaosConfig {
             settle_timeout: Duration::from_secs(420),
             ..Self::full()
         }
+    }
+}
+
+/// The CRMs of a fan-out run, as the config file names their connections.
+const CRMS: [&str; 4] = ["hubspot", "pipedrive", "zoho", "salesforce"];
+
+/// What one CRM holds at the end, checked as the HubSpot figures are (HubSpot's
+/// row repeats them), from its deliveries (`<event_id>@<connection>`) alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrmReport {
+    pub crm: String,
+    /// Its deliveries synced, dead, and neither (lost).
+    pub synced: usize,
+    pub dead: usize,
+    pub lost: usize,
+    /// Person records (contacts, persons, Leads) it holds.
+    pub records: usize,
+    /// Per person, the records holding any of their identities beyond the first, summed.
+    pub duplicates: usize,
+    /// People with a synced delivery and no record holding any of their identities.
+    pub persons_without_record: usize,
+    /// Records holding the identities of more than one person.
+    pub merged_people: usize,
+    /// Notes (Salesforce: Tasks) carrying an event's tag beyond the first one for that event.
+    pub duplicate_notes: usize,
+    /// Synced deliveries with no note of their own on the record the ledger names.
+    pub missing_notes: usize,
+    /// Notes carrying the tags of several events (a conversation's messages).
+    pub notes_with_several_events: usize,
+    pub requests: u64,
+    pub faulted: u64,
+    pub rate_limited: u64,
+}
+
+/// One figure of a CRM's row, as the table prints it.
+type CrmCell = fn(&CrmReport) -> String;
+
+impl CrmReport {
+    /// The promises this CRM's row broke.
+    fn broken(&self) -> Vec<String> {
+        [
+            (self.lost, "deliveries neither synced nor dead"),
+            (self.duplicates, "duplicate records of a person"),
+            (
+                self.persons_without_record,
+                "people with a synced delivery and no record",
+            ),
+            (self.merged_people, "records holding several people"),
+            (self.duplicate_notes, "duplicate notes of an event"),
+            (self.missing_notes, "synced deliveries without their note"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{}: {n} {what}", self.crm))
+        .collect()
     }
 }
 
@@ -167,13 +234,18 @@ pub struct ChaosReport {
     /// Notes carrying the tags of several events (a conversation's messages).
     pub notes_with_several_events: usize,
     pub accepted: usize,
+    /// Deliveries (one per event and CRM) synced, and dead.
     pub synced: usize,
     pub dead: usize,
     pub dead_by_reason: BTreeMap<String, usize>,
     /// Dead events put back on the queue mid-run (as `leadbridge replay` does).
     pub replayed: usize,
+    /// Deliveries of accepted events neither synced nor dead.
     pub lost: usize,
-    /// Contacts in the CRM at the end.
+    /// The CRMs each event went to, and what each holds at the end (fan-out:
+    /// all four; otherwise HubSpot alone).
+    pub crms: Vec<CrmReport>,
+    /// Contacts in the CRM (HubSpot) at the end.
     pub crm_contacts: usize,
     /// Per person, the CRM contacts holding any of their identities beyond the first, summed.
     pub crm_duplicates: usize,
@@ -193,9 +265,11 @@ pub struct ChaosReport {
     pub crashes_injected: u64,
     /// Worker invocations (batches).
     pub worker_invocations: u64,
+    /// HubSpot's requests (each CRM's are in [`ChaosReport::crms`]).
     pub crm_requests: u64,
     pub crm_faulted: u64,
     pub crm_rate_limited: u64,
+    /// Deliveries by their attempts.
     pub attempts: BTreeMap<u32, usize>,
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
@@ -785,6 +859,15 @@ fn tagged_event_ids(body: &str) -> Vec<&str> {
         .collect()
 }
 
+/// A property's values: a string, or (a CRM keeping several) an array of them.
+fn strings(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The digits of a phone value (`+1 (415) 555-0123` → `14155550123`).
 fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
@@ -868,11 +951,11 @@ fn check(
         let id = c["id"].as_str().unwrap_or_default().to_string();
         let props = &c["properties"];
         let mut people = BTreeSet::new();
-        if let Some(email) = props["email"].as_str() {
+        for email in strings(&props["email"]) {
             people.extend(person_of.get(&format!("e:{}", email.trim().to_lowercase())));
         }
         for prop in ["phone", "mobilephone", "hs_whatsapp_phone_number"] {
-            if let Some(v) = props[prop].as_str() {
+            for v in strings(&props[prop]) {
                 people.extend(person_of.get(&format!("p:{}", digits(v))));
             }
         }
@@ -1049,7 +1132,39 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[(((p / 100.0) * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
 }
 
-async fn set_faults(client: &StackClient, cfg: &ChaosConfig) -> anyhow::Result<()> {
+/// The share of a CRM's requests that stall: with several CRMs, a batch (which
+/// one stall aborts) calls each of them, so each stalls that much less often.
+fn stall_rate(cfg: &ChaosConfig, crms: usize) -> f64 {
+    cfg.stall_rate / crms.max(1) as f64
+}
+
+/// The usual faults: on HubSpot, and on each other CRM of a fan-out run (its
+/// simulator's admin URL in `others`): 503s and stalls on every one of them.
+async fn set_faults(
+    client: &StackClient,
+    cfg: &ChaosConfig,
+    others: &[String],
+) -> anyhow::Result<()> {
+    let stall = stall_rate(cfg, others.len() + 1);
+    for base in others {
+        admin_at(client, base, Method::DELETE, "faults", None).await?;
+        admin_at(
+            client,
+            base,
+            Method::POST,
+            "faults",
+            Some(json!({"kind": "error", "status": 503, "probability": cfg.error_rate})),
+        )
+        .await?;
+        admin_at(
+            client,
+            base,
+            Method::POST,
+            "faults",
+            Some(json!({"kind": "latency", "ms": cfg.stall.as_millis() as u64, "probability": stall})),
+        )
+        .await?;
+    }
     client.admin(Method::DELETE, "faults", None).await?;
     client
         .admin(
@@ -1059,7 +1174,7 @@ async fn set_faults(client: &StackClient, cfg: &ChaosConfig) -> anyhow::Result<(
         )
         .await?;
     client
-        .admin(Method::POST, "faults", Some(json!({"kind": "latency", "ms": cfg.stall.as_millis() as u64, "probability": cfg.stall_rate})))
+        .admin(Method::POST, "faults", Some(json!({"kind": "latency", "ms": cfg.stall.as_millis() as u64, "probability": stall})))
         .await?;
     if cfg.refused_writes > 0 {
         // A batch HubSpot refuses as a whole is sent again one input at a time,
@@ -1080,6 +1195,376 @@ async fn set_faults(client: &StackClient, cfg: &ChaosConfig) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// A simulator's admin API (`{base}/__admin/{path}`): an error unless it answers 2xx.
+async fn admin_at(
+    client: &StackClient,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut req = client
+        .http
+        .request(method, format!("{base}/__admin/{path}"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "{base}/__admin/{path}: {}",
+        r.status()
+    );
+    Ok(r.json().await.unwrap_or(Value::Null))
+}
+
+/// The config file of a fan-out run: the four CRMs as connections (HubSpot's
+/// named `hubspot`), every bot routed to all four, and the local native
+/// sources (one of each kind, as a stack without a config file has them);
+/// with the secrets the sources name (`(id, value)`).
+fn fan_out_config(prefix: &str, timeout: Duration) -> (String, Vec<(String, String)>) {
+    let timeout_ms = timeout.as_millis().clamp(100, 20_000);
+    let mut toml = format!(
+        r#"version = 1
+
+[connections.hubspot]
+kind = "hubspot"
+secret = "{prefix}/hubspot"
+base_url = "{{hubspot_url}}"
+timeout_ms = {timeout_ms}
+
+[connections.pipedrive]
+kind = "pipedrive"
+secret = "{{pipedrive_secret}}"
+base_url = "{{pipedrive_url}}"
+timeout_ms = {timeout_ms}
+
+[connections.zoho]
+kind = "zoho"
+secret = "{{zoho_secret}}"
+accounts_url = "{{zoho_accounts_url}}"
+timeout_ms = {timeout_ms}
+
+[connections.salesforce]
+kind = "salesforce"
+secret = "{{salesforce_secret}}"
+login_url = "{{salesforce_login_url}}"
+timeout_ms = {timeout_ms}
+
+[[routes]]
+bot_id = "*"
+connections = {CRMS:?}
+"#
+    );
+    let mut secrets = Vec::new();
+    for (name, src) in crate::sources::defaults(prefix) {
+        toml.push_str(&format!(
+            "\n[sources.{name}]\nkind = \"{}\"\nbot_id = \"{}\"\nsecret = \"{}\"\n",
+            src.kind, src.bot_id, src.secret
+        ));
+        if !src.options.fields.is_empty() {
+            toml.push_str(&format!("\n[sources.{name}.fields]\n"));
+            for (k, v) in &src.options.fields {
+                toml.push_str(&format!("{k:?} = {v:?}\n"));
+            }
+        }
+        secrets.push((
+            src.secret.clone(),
+            crate::sources::default_secret_value(src.kind),
+        ));
+    }
+    (toml, secrets)
+}
+
+/// A GET that rides out the CRM's rate limit (and any 5xx): the JSON answer,
+/// `Null` for a 204.
+async fn get_json(req: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    let mut last = String::new();
+    for _ in 0..60 {
+        let r = req().send().await?;
+        let status = r.status();
+        if status.as_u16() == 204 {
+            return Ok(Value::Null);
+        }
+        if status.is_success() {
+            return Ok(r.json().await?);
+        }
+        last = format!("{status}: {}", r.text().await.unwrap_or_default());
+        if status.as_u16() != 429 && !status.is_server_error() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("a CRM read failed: {last}")
+}
+
+/// An OAuth token of our own (`grant_type=refresh_token`): the access token and
+/// the token answer.
+async fn oauth_token(
+    client: &StackClient,
+    url: &str,
+    client_id: &str,
+    client_secret: &str,
+    refresh_token: &str,
+) -> anyhow::Result<Value> {
+    let body = format!(
+        "grant_type=refresh_token&client_id={client_id}&client_secret={client_secret}&refresh_token={refresh_token}"
+    );
+    let answer = get_json(|| {
+        client
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+    })
+    .await?;
+    anyhow::ensure!(answer["access_token"].is_string(), "{url}: {answer}");
+    Ok(answer)
+}
+
+/// A note as [`check`] reads it: its body, when created, and its record.
+fn as_note(id: String, body: &str, created: Option<String>, record: Option<String>) -> Value {
+    json!({
+        "id": id,
+        "createdAt": created,
+        "properties": {"hs_note_body": body},
+        "associations": {"contacts": {"results": record.into_iter().map(|r| json!({"id": r})).collect::<Vec<_>>()}}
+    })
+}
+
+/// A record as [`check`] reads it: its emails and phone numbers.
+fn as_contact(id: String, emails: Vec<Value>, phones: Vec<Value>) -> Value {
+    json!({"id": id, "properties": {"email": emails, "phone": phones}})
+}
+
+/// A Salesforce id in its 15-character form (an API may give either form).
+fn sf_id(id: &str) -> String {
+    id.chars().take(15).collect()
+}
+
+/// Pipedrive's persons and notes, through its API, in [`check`]'s shape.
+async fn pipedrive_holdings(client: &StackClient) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
+    let p = client
+        .info
+        .crm
+        .pipedrive
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no Pipedrive simulator"))?;
+    let get = |path: String| {
+        let url = format!("{}{path}", p.base_url);
+        let token = p.token.clone();
+        async move { get_json(|| client.http.get(&url).header("x-api-token", &token)).await }
+    };
+    let mut contacts = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(format!("/api/v2/persons?limit=500&cursor={cursor}")).await?;
+        for person in page["data"].as_array().into_iter().flatten() {
+            let values = |k: &str| -> Vec<Value> {
+                person[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e["value"].clone())
+                    .collect()
+            };
+            contacts.push(as_contact(
+                person["id"].to_string(),
+                values("emails"),
+                values("phones"),
+            ));
+        }
+        match page["additional_data"]["next_cursor"].as_str() {
+            Some(c) if !c.is_empty() => cursor = c.to_string(),
+            _ => break,
+        }
+    }
+    let mut notes = Vec::new();
+    let mut start = 0;
+    loop {
+        let page = get(format!("/v1/notes?limit=500&start={start}")).await?;
+        for n in page["data"].as_array().into_iter().flatten() {
+            notes.push(as_note(
+                n["id"].to_string(),
+                n["content"].as_str().unwrap_or_default(),
+                None,
+                n["person_id"].as_u64().map(|id| id.to_string()),
+            ));
+        }
+        match page["additional_data"]["pagination"]["next_start"].as_u64() {
+            Some(next) if next > start => start = next,
+            _ => break,
+        }
+    }
+    Ok((contacts, notes))
+}
+
+/// Zoho's Contacts and their notes, through its API with a token of our own,
+/// in [`check`]'s shape. A list reaches 2,000 records: read from both ends.
+async fn zoho_holdings(client: &StackClient) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
+    let z = client
+        .info
+        .crm
+        .zoho
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no Zoho simulator"))?;
+    let token = oauth_token(
+        client,
+        &format!("{}/oauth/v2/token", z.accounts_url),
+        &z.client_id,
+        &z.client_secret,
+        &z.refresh_token,
+    )
+    .await?;
+    let auth = format!(
+        "Zoho-oauthtoken {}",
+        token["access_token"].as_str().unwrap_or_default()
+    );
+    let get = |path: String| {
+        let url = format!("{}{path}", z.base_url);
+        let auth = auth.clone();
+        async move { get_json(|| client.http.get(&url).header("authorization", &auth)).await }
+    };
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    'ends: for order in ["asc", "desc"] {
+        for page in 1..=10 {
+            let answer = get(format!(
+                "/crm/v8/Contacts?fields=Email,Phone,Mobile&per_page=200&page={page}&sort_by=id&sort_order={order}"
+            ))
+            .await?;
+            for c in answer["data"].as_array().into_iter().flatten() {
+                let id = c["id"].as_str().unwrap_or_default().to_string();
+                by_id.insert(
+                    id.clone(),
+                    as_contact(
+                        id,
+                        vec![c["Email"].clone()],
+                        vec![c["Phone"].clone(), c["Mobile"].clone()],
+                    ),
+                );
+            }
+            if answer["info"]["more_records"] != json!(true) {
+                break 'ends;
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    for id in by_id.keys() {
+        let mut page = 1;
+        loop {
+            let answer = get(format!(
+                "/crm/v8/Contacts/{id}/Notes?fields=Note_Content,Created_Time&per_page=200&page={page}"
+            ))
+            .await?;
+            for n in answer["data"].as_array().into_iter().flatten() {
+                notes.push(as_note(
+                    n["id"].as_str().unwrap_or_default().to_string(),
+                    n["Note_Content"].as_str().unwrap_or_default(),
+                    n["Created_Time"].as_str().map(str::to_string),
+                    Some(id.clone()),
+                ));
+            }
+            if answer["info"]["more_records"] != json!(true) {
+                break;
+            }
+            page += 1;
+        }
+    }
+    Ok((by_id.into_values().collect(), notes))
+}
+
+/// Salesforce's Leads (and Contacts) and Tasks, through SOQL with a token of
+/// our own, in [`check`]'s shape (ids in their 15-character form).
+async fn salesforce_holdings(client: &StackClient) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
+    let f = client
+        .info
+        .crm
+        .salesforce
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no Salesforce simulator"))?;
+    let token = oauth_token(
+        client,
+        &format!("{}/services/oauth2/token", f.login_url),
+        &f.client_id,
+        &f.client_secret,
+        &f.refresh_token,
+    )
+    .await?;
+    let bearer = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let instance = token["instance_url"]
+        .as_str()
+        .unwrap_or(&f.instance_url)
+        .to_string();
+    let query = |soql: &str| {
+        let url = format!("{instance}/services/data/v60.0/query");
+        let (bearer, soql) = (bearer.clone(), soql.to_string());
+        async move {
+            get_json(|| {
+                client
+                    .http
+                    .get(&url)
+                    .query(&[("q", &soql)])
+                    .bearer_auth(&bearer)
+            })
+            .await
+        }
+    };
+    let mut contacts = Vec::new();
+    for object in ["Lead", "Contact"] {
+        let answer = query(&format!(
+            "SELECT Id, Email, Phone, MobilePhone FROM {object}"
+        ))
+        .await?;
+        for r in answer["records"].as_array().into_iter().flatten() {
+            contacts.push(as_contact(
+                sf_id(r["Id"].as_str().unwrap_or_default()),
+                vec![r["Email"].clone()],
+                vec![r["Phone"].clone(), r["MobilePhone"].clone()],
+            ));
+        }
+    }
+    let answer = query("SELECT Id, WhoId, Description, CreatedDate FROM Task").await?;
+    let notes = answer["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            as_note(
+                sf_id(t["Id"].as_str().unwrap_or_default()),
+                t["Description"].as_str().unwrap_or_default(),
+                None,
+                t["WhoId"].as_str().map(sf_id),
+            )
+        })
+        .collect();
+    Ok((contacts, notes))
+}
+
+/// What a CRM holds, in [`check`]'s shape (HubSpot's own).
+async fn holdings(client: &StackClient, crm: &str) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
+    match crm {
+        "pipedrive" => pipedrive_holdings(client).await,
+        "zoho" => zoho_holdings(client).await,
+        "salesforce" => salesforce_holdings(client).await,
+        other => anyhow::bail!("no reader for the CRM {other:?}"),
+    }
+}
+
+/// The admin URL of a CRM's simulator.
+fn sim_url(info: &crate::StackInfo, crm: &str) -> Option<String> {
+    match crm {
+        "hubspot" => Some(info.crm.hubspot.base_url.clone()),
+        "pipedrive" => info.crm.pipedrive.as_ref().map(|p| p.base_url.clone()),
+        "zoho" => info.crm.zoho.as_ref().map(|z| z.base_url.clone()),
+        // The login server and the instance are one simulator.
+        "salesforce" => info.crm.salesforce.as_ref().map(|s| s.login_url.clone()),
+        _ => None,
+    }
 }
 
 /// Runs the suite on its own stack (on `moto` if given) and returns the report.
@@ -1103,10 +1588,31 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
     };
     opts.sim.rate_limit_max = cfg.rate_limit.0;
     opts.sim.rate_limit_window_ms = cfg.rate_limit.1;
+    if cfg.fan_out {
+        let (toml, secrets) = fan_out_config(&cfg.prefix, opts.hubspot_timeout);
+        opts.config_toml = Some(toml);
+        opts.secrets = secrets;
+    }
     let stack = LocalStack::start(opts).await?;
     let client = StackClient::new(stack.info.clone());
     let started = Instant::now();
-    set_faults(&client, &cfg).await?;
+    // The CRMs every event goes to, and its delivery's connection in each (a
+    // stack without a config file delivers to HubSpot unnamed).
+    let crms: Vec<&str> = if cfg.fan_out {
+        CRMS.to_vec()
+    } else {
+        vec!["hubspot"]
+    };
+    let conns: Vec<Option<&str>> = if cfg.fan_out {
+        crms.iter().map(|c| Some(*c)).collect()
+    } else {
+        vec![None]
+    };
+    let others: Vec<String> = crms[1..]
+        .iter()
+        .map(|c| sim_url(&stack.info, c).ok_or_else(|| anyhow::anyhow!("no {c} simulator")))
+        .collect::<anyhow::Result<_>>()?;
+    set_faults(&client, &cfg, &others).await?;
 
     let Plan {
         events,
@@ -1131,7 +1637,7 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
 
     // The outage: everything 503 for a while, then the usual faults again.
     let outage = {
-        let (client, cfg) = (client.clone(), cfg.clone());
+        let (client, cfg, others) = (client.clone(), cfg.clone(), others.clone());
         tokio::spawn(async move {
             tokio::time::sleep(cfg.outage_after).await;
             let _ = client.admin(Method::DELETE, "faults", None).await;
@@ -1143,7 +1649,7 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
                 )
                 .await;
             tokio::time::sleep(cfg.outage).await;
-            set_faults(&client, &cfg).await
+            set_faults(&client, &cfg, &others).await
         })
     };
 
@@ -1189,20 +1695,24 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
     let accepted = accepted_at.lock().await.clone();
     let ledger = stack.ledger();
     let ops = OpsTarget::from_stack(&stack.info).connect().await;
-    let index_of: HashMap<String, usize> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.event_id.clone(), i))
+    // Every delivery of an event (one per connection), by its ledger key.
+    let delivery = |i: usize, c: usize| lb_domain::delivery_id(&events[i].event_id, conns[c]);
+    let index_of: HashMap<String, (usize, usize)> = (0..events.len())
+        .flat_map(|i| (0..conns.len()).map(move |c| (i, c)))
+        .map(|(i, c)| (delivery(i, c), (i, c)))
         .collect();
-    let mut pending: Vec<usize> = accepted.keys().copied().collect();
-    let mut records: HashMap<usize, lb_pipeline::LedgerRecord> = HashMap::new();
+    let mut pending: Vec<(usize, usize)> = accepted
+        .keys()
+        .flat_map(|&i| (0..conns.len()).map(move |c| (i, c)))
+        .collect();
+    let mut records: HashMap<(usize, usize), lb_pipeline::LedgerRecord> = HashMap::new();
     let mut replayed = 0;
     let mut replay_done = false;
     let deadline = Instant::now() + cfg.settle_timeout;
     while !pending.is_empty() && Instant::now() < deadline {
         let mut still = Vec::new();
         for i in pending {
-            match ledger.get(&events[i].event_id).await? {
+            match ledger.get(&delivery(i.0, i.1)).await? {
                 Some(r) if matches!(r.status, LedgerStatus::Synced | LedgerStatus::Dead) => {
                     records.insert(i, r);
                 }
@@ -1226,9 +1736,9 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
                     continue;
                 }
                 replayed += 1;
-                if let Some(&i) = index_of.get(&entry.event_id) {
-                    records.remove(&i);
-                    pending.push(i);
+                if let Some(&d) = index_of.get(&entry.event_id) {
+                    records.remove(&d);
+                    pending.push(d);
                 }
             }
         }
@@ -1237,20 +1747,23 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         }
     }
     client.admin(Method::DELETE, "faults", None).await?;
+    for base in &others {
+        admin_at(&client, base, Method::DELETE, "faults", None).await?;
+    }
     let mut unsettled = Vec::new();
-    for &i in pending.iter().take(20) {
-        let r = ledger.get(&events[i].event_id).await?;
+    for &(i, c) in pending.iter().take(20) {
+        let r = ledger.get(&delivery(i, c)).await?;
         unsettled.push(match r {
             Some(r) => format!(
                 "{} {} attempts={} lease={:?} next={:?} error={:?}",
-                events[i].event_id,
+                delivery(i, c),
                 r.status.as_str(),
                 r.attempts,
                 r.lease_until,
                 r.next_attempt_at,
                 r.last_error.map(|e| e.code)
             ),
-            None => format!("{} not in the ledger", events[i].event_id),
+            None => format!("{} not in the ledger", delivery(i, c)),
         });
     }
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
@@ -1316,19 +1829,63 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
             results.extend(rest.into_iter().map(|id| json!({"id": id})));
         }
     }
-    let settled: HashMap<usize, Settled> = records
-        .iter()
-        .map(|(i, r)| {
-            (
-                *i,
-                Settled {
-                    synced: r.status == LedgerStatus::Synced,
-                    contact_id: r.outcome.as_ref().map(|o| o.contact_id.clone()),
-                },
-            )
-        })
-        .collect();
+    // How each CRM's deliveries settled, by event (Salesforce ids in their
+    // 15-character form, as its holdings are read).
+    let settled_in = |c: usize| -> HashMap<usize, Settled> {
+        records
+            .iter()
+            .filter(|((_, rc), _)| *rc == c)
+            .map(|((i, _), r)| {
+                let contact = r.outcome.as_ref().map(|o| o.contact_id.clone());
+                (
+                    *i,
+                    Settled {
+                        synced: r.status == LedgerStatus::Synced,
+                        contact_id: match crms[c] {
+                            "salesforce" => contact.as_deref().map(sf_id),
+                            _ => contact,
+                        },
+                    },
+                )
+            })
+            .collect()
+    };
+    let settled = settled_in(0);
     let found = check(&events, &persons, &settled, &contacts, &notes);
+    let seen: HashSet<usize> = deliveries.iter().copied().collect();
+    let mut crm_reports = Vec::with_capacity(crms.len());
+    for (c, crm) in crms.iter().enumerate() {
+        let settled = settled_in(c);
+        let (f, stats) = if c == 0 {
+            (None, stats.clone())
+        } else {
+            let (contacts, notes) = holdings(&client, crm).await?;
+            let base = &others[c - 1];
+            let stats = admin_at(&client, base, Method::GET, "stats", None).await?;
+            (
+                Some(check(&events, &persons, &settled, &contacts, &notes)),
+                stats,
+            )
+        };
+        let f = f.as_ref().unwrap_or(&found);
+        let synced = settled.values().filter(|s| s.synced).count();
+        crm_reports.push(CrmReport {
+            crm: crm.to_string(),
+            synced,
+            dead: settled.len() - synced,
+            lost: seen.len() - settled.len(),
+            records: f.crm_contacts,
+            duplicates: f.crm_duplicates,
+            persons_without_record: f.persons_without_record,
+            merged_people: f.merged_people,
+            duplicate_notes: f.duplicate_notes,
+            missing_notes: f.missing_notes,
+            notes_with_several_events: f.notes_with_several_events,
+            requests: stats["total"].as_u64().unwrap_or(0),
+            faulted: stats["faulted"].as_u64().unwrap_or(0),
+            rate_limited: stats["rate_limited"].as_u64().unwrap_or(0),
+        });
+    }
 
     let synced = records
         .values()
@@ -1367,7 +1924,6 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
     for e in events.iter() {
         *per_person.entry(e.person).or_default() += 1;
     }
-    let seen: HashSet<usize> = deliveries.iter().copied().collect();
     let mut vendor_kinds: BTreeMap<String, usize> = BTreeMap::new();
     for &i in &deliveries {
         if let Some(v) = &events[i].vendor {
@@ -1393,7 +1949,8 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         dead: records.len() - synced,
         dead_by_reason,
         replayed,
-        lost: seen.len() - records.len(),
+        lost: seen.len() * conns.len() - records.len(),
+        crms: crm_reports,
         crm_contacts: found.crm_contacts,
         crm_duplicates: found.crm_duplicates,
         persons_without_record: found.persons_without_record,
@@ -1427,14 +1984,16 @@ impl ChaosReport {
     /// The promises the suite exists to prove: nothing lost, one CRM record per
     /// person, exactly one note per synced event, no field overwritten out of
     /// order — and older events did arrive after newer ones, so the ordering
-    /// guard was exercised. (Identity conflicts are reported, not required to be 0.)
+    /// guard was exercised; and, in every CRM the events went to (see
+    /// [`CrmReport`]), nothing lost, one record per person, exactly one note
+    /// per synced delivery. (Identity conflicts are reported, not required to be 0.)
     pub fn holds(&self) -> bool {
         self.broken().is_empty()
     }
 
     /// The promises this run broke, in words.
-    pub fn broken(&self) -> Vec<&'static str> {
-        [
+    pub fn broken(&self) -> Vec<String> {
+        let mut broken: Vec<String> = [
             (
                 self.lost > 0,
                 "an accepted event was neither synced nor dead",
@@ -1463,8 +2022,14 @@ impl ChaosReport {
             ),
         ]
         .into_iter()
-        .filter_map(|(broke, what)| broke.then_some(what))
-        .collect()
+        .filter(|(broke, _)| *broke)
+        .map(|(_, what)| what.to_string())
+        .collect();
+        if self.crms.is_empty() {
+            broken.push("no CRM was checked".into());
+        }
+        broken.extend(self.crms.iter().flat_map(CrmReport::broken));
+        broken
     }
 
     pub fn table(&self) -> String {
@@ -1500,15 +2065,15 @@ impl ChaosReport {
         );
         row("  message events", self.message_events.to_string());
         row("accepted (2xx)", self.accepted.to_string());
-        row("synced", self.synced.to_string());
-        row("dead", self.dead.to_string());
+        row("synced (deliveries)", self.synced.to_string());
+        row("dead (deliveries)", self.dead.to_string());
         for (reason, n) in &self.dead_by_reason {
             row(&format!("  dead: {reason}"), n.to_string());
         }
         row("replayed mid-run", self.replayed.to_string());
-        row("lost", self.lost.to_string());
-        row("CRM contacts", self.crm_contacts.to_string());
-        row("CRM duplicates", self.crm_duplicates.to_string());
+        row("lost (deliveries)", self.lost.to_string());
+        row("HubSpot contacts", self.crm_contacts.to_string());
+        row("HubSpot duplicates", self.crm_duplicates.to_string());
         row(
             "persons without a record",
             self.persons_without_record.to_string(),
@@ -1529,13 +2094,45 @@ impl ChaosReport {
             "out-of-order overwrites",
             self.out_of_order_overwrites.to_string(),
         );
+        let cell =
+            |f: CrmCell| -> String { self.crms.iter().map(|c| format!("{:>11}", f(c))).collect() };
+        t.push_str(&format!(
+            "  {:<32} {}\n",
+            "per CRM",
+            cell(|c| c.crm.clone())
+        ));
+        let per_crm: [(&str, CrmCell); 13] = [
+            ("  synced", |c| c.synced.to_string()),
+            ("  dead", |c| c.dead.to_string()),
+            ("  lost", |c| c.lost.to_string()),
+            ("  records", |c| c.records.to_string()),
+            ("  duplicates", |c| c.duplicates.to_string()),
+            ("  persons without a record", |c| {
+                c.persons_without_record.to_string()
+            }),
+            ("  records of several people", |c| {
+                c.merged_people.to_string()
+            }),
+            ("  duplicate notes", |c| c.duplicate_notes.to_string()),
+            ("  missing notes", |c| c.missing_notes.to_string()),
+            ("  notes of several events", |c| {
+                c.notes_with_several_events.to_string()
+            }),
+            ("  requests", |c| c.requests.to_string()),
+            ("    answered with a fault", |c| c.faulted.to_string()),
+            ("    rate-limited (429)", |c| c.rate_limited.to_string()),
+        ];
+        for (k, f) in per_crm {
+            t.push_str(&format!("  {k:<32} {}\n", cell(f)));
+        }
+        let mut row = |k: &str, v: String| t.push_str(&format!("  {k:<32} {v:>10}\n"));
         row("crashes injected", self.crashes_injected.to_string());
         row("worker invocations", self.worker_invocations.to_string());
-        row("CRM requests", self.crm_requests.to_string());
+        row("HubSpot requests", self.crm_requests.to_string());
         row("  answered with a fault", self.crm_faulted.to_string());
         row("  rate-limited (429)", self.crm_rate_limited.to_string());
         for (a, n) in &self.attempts {
-            row(&format!("events with {a} attempt(s)"), n.to_string());
+            row(&format!("deliveries with {a} attempt(s)"), n.to_string());
         }
         row("latency p50 (ms)", format!("{:.0}", self.latency_ms_p50));
         row("latency p99 (ms)", format!("{:.0}", self.latency_ms_p99));
@@ -2005,6 +2602,76 @@ mod tests {
                 .collect();
         let f = check(&events, &persons, &settled, &contacts, &[]);
         assert_eq!(f.out_of_order_overwrites, 1, "{f:?}");
+    }
+
+    #[test]
+    fn the_fan_out_config_routes_every_bot_to_the_four_crms_and_declares_the_sources() {
+        let (toml, secrets) = fan_out_config("chaos1", Duration::from_secs(8));
+        let text = toml
+            .replace("{hubspot_url}", "http://127.0.0.1:1")
+            .replace("{pipedrive_url}", "http://127.0.0.1:2")
+            .replace("{pipedrive_secret}", "chaos1/pipedrive")
+            .replace("{zoho_accounts_url}", "http://127.0.0.1:3")
+            .replace("{zoho_secret}", "chaos1/zoho")
+            .replace("{salesforce_login_url}", "http://127.0.0.1:4")
+            .replace("{salesforce_secret}", "chaos1/salesforce");
+        let cfg = lb_config::Config::parse_local(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let defaults = crate::sources::defaults("chaos1");
+        assert_eq!(cfg.sources.len(), defaults.len());
+        for (name, s) in &defaults {
+            assert_eq!(cfg.sources[name].bot_id, s.bot_id);
+            assert_eq!(cfg.sources[name].options.fields, s.options.fields, "{name}");
+        }
+        assert_eq!(secrets.len(), defaults.len());
+        assert!(text.contains(r#"connections = ["hubspot", "pipedrive", "zoho", "salesforce"]"#));
+        assert!(text.contains("timeout_ms = 8000"));
+    }
+
+    #[test]
+    fn a_crm_keeping_several_emails_and_phones_is_read_whole() {
+        let persons = vec![Person::new(0), Person::new(1)];
+        let events = vec![planned("evt_a", 0, 0), planned("evt_b", 1, 1)];
+        let settled: HashMap<usize, Settled> =
+            [(0, synced("7")), (1, synced("8"))].into_iter().collect();
+        // Person 1's phone is on person 0's record too, as a second number.
+        let contacts = vec![
+            as_contact(
+                "7".into(),
+                vec![json!("chaos.p0@example.com")],
+                vec![json!("+14155550000"), json!("+1 415 555 0001")],
+            ),
+            as_contact(
+                "8".into(),
+                vec![json!("chaos.p1@example.com")],
+                vec![Value::Null],
+            ),
+        ];
+        let notes = vec![
+            as_note(
+                "1".into(),
+                "Ref: leadbridge-event:evt_a",
+                None,
+                Some("7".into()),
+            ),
+            as_note(
+                "2".into(),
+                "<p>leadbridge-event:evt_b</p>",
+                None,
+                Some("8".into()),
+            ),
+            as_note("3".into(), "leadbridge-event:evt_b", None, Some("8".into())),
+        ];
+        let f = check(&events, &persons, &settled, &contacts, &notes);
+        assert_eq!(
+            (
+                f.merged_people,
+                f.crm_duplicates,
+                f.duplicate_notes,
+                f.missing_notes
+            ),
+            (1, 1, 1, 0),
+            "{f:?}"
+        );
     }
 
     #[test]
