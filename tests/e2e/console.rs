@@ -176,17 +176,24 @@ async fn drive(d: &WebDriver, t: &TestStack) -> anyhow::Result<()> {
     d.goto(format!("{}/console", info.ingest_url)).await?;
 
     // The key.
-    let key = until("the key field", || async {
-        d.find(By::Id("key")).await.ok()
+    let label = until("the key field's label", || async {
+        text(d, "label[for='key']").await
     })
     .await?;
-    let label = d.find(By::Css("label[for='key']")).await?.text().await?;
     ensure!(
         label == "Console key",
         "the key field has a label: {label:?}"
     );
-    key.send_keys(&info.status_api_key).await?;
-    d.find(By::Id("key-submit")).await?.click().await?;
+    until("the key typed in", || async {
+        d.find(By::Id("key"))
+            .await
+            .ok()?
+            .send_keys(&info.status_api_key)
+            .await
+            .ok()
+    })
+    .await?;
+    click(d, "the key's submit button", "#key-submit").await?;
 
     // The flow: two deliveries accepted, one synced, one dead, as numbers and bars.
     for (id, want) in [
@@ -200,73 +207,77 @@ async fn drive(d: &WebDriver, t: &TestStack) -> anyhow::Result<()> {
         })
         .await?;
     }
-    let focused = d.active_element().await?.attr("id").await?;
-    ensure!(
-        focused.as_deref() == Some("flow-h"),
-        "the focus moves to the console: {focused:?}"
-    );
-    let bars = d.find_all(By::Css("#chart rect")).await?;
-    ensure!(
-        bars.len() >= 3,
-        "a bar each for accepted, synced and dead: {}",
-        bars.len()
-    );
-    let table = d.find(By::Id("flow-body")).await?.inner_html().await?;
-    ensure!(
-        table.contains("<th scope=\"row\">"),
-        "the flow per hour as a table: {table}"
-    );
+    until("the focus on the console's heading", || async {
+        let id = d.active_element().await.ok()?.attr("id").await.ok()??;
+        (id == "flow-h").then_some(())
+    })
+    .await?;
+    until("a bar each for accepted, synced and dead", || async {
+        let bars = d.find_all(By::Css("#chart rect")).await.ok()?;
+        (bars.len() >= 3).then_some(())
+    })
+    .await?;
+    until("the flow per hour as a table", || async {
+        let table = d
+            .find(By::Id("flow-body"))
+            .await
+            .ok()?
+            .inner_html()
+            .await
+            .ok()?;
+        table.contains("<th scope=\"row\">").then_some(())
+    })
+    .await?;
 
     // Only the dead ones.
-    d.find(By::Css("#f-status option[value='dead']"))
-        .await?
-        .click()
-        .await?;
-    d.find(By::Id("f-apply")).await?.click().await?;
-    let row = until("one row: the dead delivery", || async {
+    click(d, "the dead status", "#f-status option[value='dead']").await?;
+    click(d, "the filter's apply button", "#f-apply").await?;
+    until("one row: the dead delivery", || async {
         let rows = d.find_all(By::Css("#events-body tr")).await.ok()?;
         if rows.len() != 1 {
             return None;
         }
-        let button = d.find(By::Css("#events-body button.linkish")).await.ok()?;
-        (button.text().await.ok()? == DEAD_DELIVERY).then_some(button)
+        (text(d, "#events-body button.linkish").await? == DEAD_DELIVERY).then_some(())
     })
     .await?;
-    let listed = text(d, "#events-body").await.unwrap_or_default();
-    ensure!(
-        listed.contains("a***@console.example") && listed.contains("crm_rejected"),
-        "the row: {listed}"
-    );
+    let listed = until("the row's masked contact and reason", || async {
+        text(d, "#events-body")
+            .await
+            .filter(|l| l.contains("a***@console.example") && l.contains("crm_rejected"))
+    })
+    .await?;
+    ensure!(!listed.contains(DEAD_EMAIL), "the row: {listed}");
 
     // Its story.
-    row.click().await?;
+    click(d, "the dead delivery's row", "#events-body button.linkish").await?;
     until("the story to say dead", || async {
         text(d, "#story-status").await.filter(|s| s == "dead")
     })
     .await?;
-    let story = text(d, "#story-body").await.unwrap_or_default();
-    ensure!(
-        story.contains("HTTP 400") && story.contains("crm_rejected"),
-        "the CRM's answer is in the story: {story}"
-    );
+    until("the CRM's answer in the story", || async {
+        text(d, "#story-body")
+            .await
+            .filter(|s| s.contains("HTTP 400") && s.contains("crm_rejected"))
+    })
+    .await?;
 
     // The CRM is fixed; the operator replays it, and confirms.
     t.admin(Method::DELETE, "faults", None).await;
-    d.find(By::Css("#story-body button.replay-one"))
-        .await?
-        .click()
-        .await?;
-    let yes = until("the confirmation dialog", || async {
-        let yes = d.find(By::Id("confirm-yes")).await.ok()?;
-        yes.is_displayed().await.ok()?.then_some(yes)
+    click(d, "the replay button", "#story-body button.replay-one").await?;
+    until("the confirmation dialog naming it", || async {
+        let shown = d
+            .find(By::Id("confirm-yes"))
+            .await
+            .ok()?
+            .is_displayed()
+            .await
+            .ok()?;
+        text(d, "#confirm-h")
+            .await
+            .filter(|asked| shown && asked.contains(DEAD_DELIVERY))
     })
     .await?;
-    let asked = text(d, "#confirm-h").await.unwrap_or_default();
-    ensure!(
-        asked.contains(DEAD_DELIVERY),
-        "the dialog names it: {asked}"
-    );
-    yes.click().await?;
+    click(d, "the confirmation", "#confirm-yes").await?;
     until("the replay to be announced", || async {
         text(d, "#live")
             .await
@@ -316,6 +327,15 @@ where
     Fut: Future<Output = Option<T>>,
 {
     lb_local::client::eventually(what, timeout, f).await
+}
+
+/// Clicks the first element `css` selects, finding it again until the click
+/// lands (a list re-rendered in between makes an element stale).
+async fn click(d: &WebDriver, what: &str, css: &str) -> anyhow::Result<()> {
+    until(what, || async {
+        d.find(By::Css(css)).await.ok()?.click().await.ok()
+    })
+    .await
 }
 
 /// The rendered text of the first element `css` selects.
