@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod connections;
 pub mod hubspot;
+mod lookup;
 pub mod net;
 pub mod oauth;
 pub mod pipedrive;

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use lb_domain::{conversation, note, ContactKey, EventId, Phone, QueuedLead};
+use lb_domain::{conversation, note, EventId, Phone, QueuedLead};
 use lb_pipeline::secrets::{secret_values, CachedSecret};
 use lb_pipeline::{ContactRef, ContactWrite, Crm, CrmError, ErrorClass, QuotaUsage};
 use reqwest::header::{HeaderMap, ACCEPT};
@@ -477,17 +477,7 @@ impl Crm for PipedriveCrm {
     /// phone search (E.164), one search per distinct number. An email is
     /// matched by [`Crm::upsert_contact`] itself.
     async fn find_contacts(&self, lead: &QueuedLead) -> Result<Vec<(usize, String)>, CrmError> {
-        let numbers: Vec<(usize, Phone)> = lead
-            .event
-            .identities()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, k)| match k {
-                ContactKey::Email(_) => None,
-                ContactKey::Phone(p) => Some((i, p.clone())),
-                ContactKey::WaId(w) => w.as_phone().map(|p| (i, p)),
-            })
-            .collect();
+        let numbers = crate::lookup::numbers(lead);
         let mut found: Vec<(Phone, Option<u64>)> = Vec::new();
         for (_, number) in &numbers {
             if found.iter().any(|(p, _)| p == number) {

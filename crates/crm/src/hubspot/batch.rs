@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use lb_domain::{note, ContactKey, EventId, Phone, QueuedLead};
+use lb_domain::{note, EventId, Phone, QueuedLead};
 use lb_pipeline::{ContactRef, ContactUpsert, ContactWrite, CrmError, ErrorClass};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -58,46 +58,11 @@ impl HubSpotCrm {
         &self,
         leads: &[QueuedLead],
     ) -> Vec<Answer<Vec<(usize, String)>>> {
-        let numbers: Vec<Vec<(usize, Phone)>> = leads
-            .iter()
-            .map(|lead| {
-                lead.event
-                    .identities()
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, k)| match k {
-                        ContactKey::Email(_) => None,
-                        ContactKey::Phone(p) => Some((i, p.clone())),
-                        ContactKey::WaId(w) => w.as_phone().map(|p| (i, p)),
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut all: Vec<Phone> = numbers.iter().flatten().map(|(_, p)| p.clone()).collect();
-        all.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        all.dedup();
-        if all.is_empty() {
-            return vec![Ok(Vec::new()); leads.len()];
-        }
-        let found = match self.search_by_phones(&all).await {
-            Ok(f) => f,
-            Err(e) => return vec![Err(e); leads.len()],
-        };
-        let mut out = Vec::with_capacity(leads.len());
-        for mine in &numbers {
-            // The first match per identity; several are the CRM's duplicates, not ours to pick.
-            let records = mine
-                .iter()
-                .filter_map(|(i, number)| {
-                    found
-                        .iter()
-                        .find(|(p, _)| p == number)
-                        .map(|(_, id)| (*i, id.clone()))
-                })
-                .collect();
-            out.push(Ok(records));
-        }
-        out
+        crate::lookup::find_by_numbers(
+            leads,
+            |all| async move { self.search_by_phones(&all).await },
+        )
+        .await
     }
 
     /// Contacts whose `phone`, `mobilephone` or `hs_whatsapp_phone_number` is

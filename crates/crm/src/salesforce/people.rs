@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use lb_domain::{ContactKey, Phone, QueuedLead};
+use lb_domain::{Phone, QueuedLead};
 use lb_pipeline::{ContactRef, ContactUpsert, ContactWrite, CrmError, ErrorClass};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -739,45 +739,8 @@ impl SalesforceCrm {
         &self,
         leads: &[QueuedLead],
     ) -> Vec<Answer<Vec<(usize, String)>>> {
-        let numbers: Vec<Vec<(usize, Phone)>> = leads
-            .iter()
-            .map(|lead| {
-                lead.event
-                    .identities()
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, k)| match k {
-                        ContactKey::Email(_) => None,
-                        ContactKey::Phone(p) => Some((i, p.clone())),
-                        ContactKey::WaId(w) => w.as_phone().map(|p| (i, p)),
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut all: Vec<Phone> = numbers.iter().flatten().map(|(_, p)| p.clone()).collect();
-        all.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        all.dedup();
-        if all.is_empty() {
-            return leads.iter().map(|_| Ok(Vec::new())).collect();
-        }
-        let found = match self.query_phones(&all).await {
-            Ok(f) => f,
-            Err(e) => return leads.iter().map(|_| Err(e.clone())).collect(),
-        };
-        numbers
-            .iter()
-            .map(|mine| {
-                Ok(mine
-                    .iter()
-                    .filter_map(|(i, number)| {
-                        found
-                            .iter()
-                            .find(|(p, _)| p == number)
-                            .map(|(_, id)| (*i, id.clone()))
-                    })
-                    .collect())
-            })
-            .collect()
+        crate::lookup::find_by_numbers(leads, |all| async move { self.query_phones(&all).await })
+            .await
     }
 
     /// Records whose `Phone` or `MobilePhone` is one of `numbers` (SOQL
