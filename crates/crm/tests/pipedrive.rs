@@ -645,9 +645,18 @@ async fn search_lag_hides_a_person_created_a_moment_ago() {
     assert_ne!(blind.id, c.id);
     // Once the index caught up, search finds the (first) holder of the number
     // (identity 1: the email is identity 0, matched by the upsert itself).
-    tokio::time::sleep(Duration::from_millis(1_700)).await;
-    let found = crm.find_contacts(&second).await.expect("searched");
-    assert_eq!(found, vec![(1, c.id.clone())]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = crm.find_contacts(&second).await.expect("searched");
+        if found == vec![(1, c.id.clone())] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index never caught up: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

@@ -383,7 +383,7 @@ async fn upsert_notes_and_deals_over_http_with_zohos_statuses() {
 #[tokio::test]
 async fn search_lags_writes_and_answers_204_until_indexed() {
     let s = Sim::start(ZohoSimConfig {
-        search_lag_ms: 300,
+        search_lag_ms: 1_500,
         ..ZohoSimConfig::default()
     })
     .await;
@@ -392,8 +392,14 @@ async fn search_lags_writes_and_answers_204_until_indexed() {
         .await;
     let by_phone = "/crm/v8/Contacts/search?phone=%2B14155552671";
     assert_eq!(s.call(&t, Method::GET, by_phone, None).await.0, 204);
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    let (status, v) = s.call(&t, Method::GET, by_phone, None).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (status, v) = loop {
+        let (status, v) = s.call(&t, Method::GET, by_phone, None).await;
+        if status != 204 || std::time::Instant::now() > deadline {
+            break (status, v);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         (status, v["data"][0]["Last_Name"].as_str()),
         (200, Some("P"))
@@ -495,7 +501,7 @@ async fn faults_concurrency_and_credits_answer_429() {
     s.admin(
         Method::POST,
         "faults",
-        Some(json!({"kind": "latency", "ms": 400, "count": 1})),
+        Some(json!({"kind": "latency", "ms": 3_000, "count": 1})),
     )
     .await;
     let path = "/crm/v8/settings/fields?module=Leads";
