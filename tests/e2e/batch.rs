@@ -238,3 +238,36 @@ async fn the_bulk_lane_writes_sixty_leads_in_one_call_per_kind_and_a_bad_lane_is
     assert_eq!(all.len(), 60);
     assert!(all.iter().all(|(_, _, notes)| *notes == 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_lead_that_meets_a_crm_outage_is_retried_in_the_bulk_lane() {
+    let t = start("bulk-retry", |o| {
+        o.bulk_window = Duration::from_secs(1);
+    })
+    .await;
+    // The retry hands the message back on the bulk queue (its receipt handle is
+    // that queue's): on the wrong queue it would only come back after the
+    // 6-minute visibility timeout, far past this test's wait.
+    t.admin(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"kind": "error", "status": 503, "probability": 1.0, "count": 1, "route": UPSERT})),
+    )
+    .await;
+    let body = serde_json::to_vec(&lead("evt_bulk_retry", json!({"email": "retry@x.io"}))).unwrap();
+    let sig = lb_vendors::signature::sign(t.secret(), chrono::Utc::now().timestamp(), &body);
+    let (status, answer) = t
+        .post_raw(
+            body,
+            &[
+                ("content-type", "application/json"),
+                ("leadbridge-signature", sig.as_str()),
+                ("leadbridge-lane", "bulk"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let rec = t.wait_status("evt_bulk_retry", LedgerStatus::Synced).await;
+    assert_eq!(rec.attempts, 2, "one failed attempt, one that synced");
+    assert_eq!(people(&t).await.len(), 1);
+}

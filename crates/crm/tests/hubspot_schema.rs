@@ -12,7 +12,7 @@ use lb_crm::{default_mapping, render_schema_table, HubSpotConfig, HubSpotCrm, Sc
 use lb_domain::mapping::Mapping;
 use lb_domain::{LeadEvent, QueuedLead};
 use lb_pipeline::secrets::CachedSecret;
-use lb_pipeline::{ContactWrite, Crm, CrmError, ErrorClass, PortError, SecretStore};
+use lb_pipeline::{ContactUpsert, ContactWrite, Crm, CrmError, ErrorClass, PortError, SecretStore};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -648,4 +648,42 @@ async fn a_search_over_its_per_second_limit_waits_in_the_call_instead_of_failing
         stats["rate_limited"].as_u64() >= Some(1),
         "the limit did refuse a search: {stats}"
     );
+}
+
+#[tokio::test]
+async fn a_batch_hubspot_refuses_as_a_whole_is_sent_again_one_input_at_a_time() {
+    let h = Harness::start().await;
+    let crm = h.crm(Duration::from_secs(300));
+    crm.warm_up().await;
+    // One whole-batch 400 (as HubSpot answers a batch it refuses outright).
+    h.admin(
+        Method::POST,
+        "faults",
+        Some(
+            json!({"kind": "error", "status": 400, "probability": 1.0, "count": 1,
+                    "route": UPSERT}),
+        ),
+    )
+    .await;
+    let items: Vec<ContactUpsert> = (0..3)
+        .map(|i| ContactUpsert {
+            lead: email_lead(
+                &format!("evt_whole{i}"),
+                &format!("w{i}@acme.in"),
+                json!({}),
+            ),
+            known_id: None,
+            write: ContactWrite::Full,
+        })
+        .collect();
+    let answers = crm.upsert_contacts(&items).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_eq!(
+        h.calls(UPSERT).await,
+        4,
+        "the batch, then one call per input"
+    );
+    for i in 0..3 {
+        assert!(h.contact(&format!("w{i}@acme.in"), "email").await.is_some());
+    }
 }
