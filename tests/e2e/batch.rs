@@ -271,3 +271,55 @@ async fn a_bulk_lead_that_meets_a_crm_outage_is_retried_in_the_bulk_lane() {
     assert_eq!(rec.attempts, 2, "one failed attempt, one that synced");
     assert_eq!(people(&t).await.len(), 1);
 }
+
+/// Messages waiting on a queue (the worker is paused, none is in flight).
+async fn waiting(t: &TestStack, queue_url: &str) -> usize {
+    let attrs = aws_sdk_sqs::Client::new(&t.stack.sdk)
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .expect("queue attributes");
+    attrs
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A route's `event_lanes` sends one event type through the bulk lane and
+/// leaves the others real-time, without a `Leadbridge-Lane` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_sends_an_event_type_through_the_bulk_lane() {
+    let hs = format!("e2e-{}/hubspot", rand::random::<u32>());
+    let t = start("routelane", |o| {
+        o.worker_paused = true;
+        o.bulk_window = Duration::from_secs(1);
+        o.secrets = vec![(hs.clone(), o.sim.token.clone())];
+        o.config_toml = Some(format!(
+            "version = 1\n\n[connections.hubspot]\nkind = \"hubspot\"\nsecret = \"{hs}\"\n\
+             base_url = \"{{hubspot_url}}\"\n\n[[routes]]\nbot_id = \"*\"\nconnections = [\"hubspot\"]\n\
+             event_lanes = {{ \"lead.updated\" = \"bulk\" }}\n"
+        ));
+    })
+    .await;
+    let mut leads = Vec::new();
+    for i in 0..30 {
+        let mut l = lead(&format!("evt_u{i}"), json!({"email": format!("u{i}@x.io")}));
+        l["event_type"] = json!("lead.updated");
+        leads.push(l);
+    }
+    leads.push(lead("evt_new", json!({"email": "new@x.io"})));
+    post_all(&t, &leads).await;
+    assert_eq!(waiting(&t, &t.stack.info.bulk_queue_url).await, 30);
+    assert_eq!(waiting(&t, &t.stack.info.queue_url).await, 1);
+    t.stack.resume_worker();
+    for l in &leads {
+        let id = format!("{}@hubspot", l["event_id"].as_str().unwrap());
+        t.wait_status(&id, LedgerStatus::Synced).await;
+    }
+    let all = people(&t).await;
+    assert_eq!(all.len(), 31);
+    assert!(all.iter().all(|(_, _, notes)| *notes == 1));
+}

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use lb_domain::mapping::{FieldPath, Mapping};
-use lb_domain::{CountryPolicy, Delivery, FieldError, LeadEvent};
+use lb_domain::{CountryPolicy, Delivery, EventType, FieldError, Lane, LeadEvent};
 
 pub use error::{ConfigError, ConfigErrors};
 
@@ -85,6 +85,10 @@ pub struct Route {
     pub policy: Policy,
     /// Fields an event must carry (never `answers.*`).
     pub required: Vec<FieldPath>,
+    /// The lane the route's leads travel (`lane`; default real-time).
+    pub lane: Lane,
+    /// Per event type overrides of `lane` (`[routes.event_lanes]`).
+    pub event_lanes: Vec<(EventType, Lane)>,
 }
 
 /// One `[sources.<name>]`: `POST /v1/sources/<name>` speaks one vendor's webhook
@@ -444,6 +448,16 @@ impl Route {
                 object: self.object.clone(),
             })
             .collect()
+    }
+
+    /// The lane an event of this type travels: its `event_lanes` entry, else
+    /// the route's `lane`.
+    pub fn lane_for(&self, event_type: EventType) -> Lane {
+        self.event_lanes
+            .iter()
+            .find(|(t, _)| *t == event_type)
+            .map(|(_, l)| *l)
+            .unwrap_or(self.lane)
     }
 
     /// `"*"` for the catch-all route, else the bot id.

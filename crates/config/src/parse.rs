@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use lb_domain::mapping::{Case, FieldMap, FieldPath, Mapping, Transform};
-use lb_domain::{BotId, CountryPolicy};
+use lb_domain::{BotId, CountryPolicy, EventType, Lane};
 use toml::de::{DeArray, DeTable, DeValue};
 use toml::Spanned;
 
@@ -250,6 +250,20 @@ impl<'t, 'i> Tbl<'t, 'i> {
     }
 }
 
+/// `"realtime"` or `"bulk"`.
+fn lane_value(cx: &mut Cx<'_>, key: &str, v: &Value<'_>) -> Option<Lane> {
+    let s = cx.str(key, v)?;
+    let parsed = Lane::parse(s.trim());
+    if parsed.is_none() {
+        cx.error(
+            key,
+            &v.span(),
+            format!("unknown lane {s:?}; expected \"realtime\" or \"bulk\""),
+        );
+    }
+    parsed
+}
+
 /// `path.key`, quoting the key when it is not a bare TOML key.
 fn join(path: &str, key: &str) -> String {
     let bare = !key.is_empty()
@@ -304,7 +318,15 @@ const SALESFORCE_KEYS: &[&str] = &[
     "allow_duplicates",
 ];
 const KINDS_EXPECTED: &str = "\"hubspot\", \"webhook\", \"pipedrive\", \"zoho\" or \"salesforce\"";
-const ROUTE_KEYS: &[&str] = &["bot_id", "connections", "object", "lead_source", "required"];
+const ROUTE_KEYS: &[&str] = &[
+    "bot_id",
+    "connections",
+    "object",
+    "lead_source",
+    "required",
+    "lane",
+    "event_lanes",
+];
 const FIELD_KEYS: &[&str] = &["property", "truncate", "case", "values"];
 const MAX_TARGET_CHARS: usize = 100;
 const DEFAULT_TIMEOUT_MS: i64 = 10_000;
@@ -1463,6 +1485,31 @@ fn routes(
             }
         }
 
+        let lane = t
+            .get("lane")
+            .and_then(|v| lane_value(cx, &t.key("lane"), v))
+            .unwrap_or_default();
+        let mut event_lanes = Vec::new();
+        if let Some(lanes) = t.table(cx, "event_lanes") {
+            for (k, span, v) in lanes.entries() {
+                let key = lanes.key(k);
+                let Ok(event_type) = EventType::parse(k) else {
+                    cx.error(
+                        &key,
+                        &span,
+                        format!(
+                            "unknown event type {k:?}; expected one of {}",
+                            EventType::ALL.join(", ")
+                        ),
+                    );
+                    continue;
+                };
+                if let Some(l) = lane_value(cx, &key, v) {
+                    event_lanes.push((event_type, l));
+                }
+            }
+        }
+
         if let (Some(bot_id), Some(object), true) = (bot_id, object, conn_ok) {
             out.push(Route {
                 bot_id,
@@ -1471,6 +1518,8 @@ fn routes(
                 lead_source,
                 policy,
                 required,
+                lane,
+                event_lanes,
             });
         }
     }

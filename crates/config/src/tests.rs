@@ -128,13 +128,18 @@ fn the_example_file_parses_without_errors_or_warnings() {
             ("zoho", "zoho")
         ]
     );
-    assert_eq!(c.routes.len(), 3);
+    assert_eq!(c.routes.len(), 4);
     assert_eq!(
         c.routes[1].connections,
         ["hubspot", "pipedrive", "zoho", "salesforce"],
         "a bot routed to each CRM"
     );
-    assert_eq!(c.routes[2].bot_id, None);
+    assert_eq!(
+        c.routes[2].lane_for(lb_domain::EventType::LeadUpdated),
+        lb_domain::Lane::Bulk,
+        "a bot whose updates go in bulk"
+    );
+    assert_eq!(c.routes[3].bot_id, None);
     assert_eq!(c.enums.len(), 2);
     let hs = c.connection("hubspot").unwrap().mapping.as_ref().unwrap();
     assert!(hs.identity_targets().is_empty());
@@ -364,13 +369,18 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\", \"crm\"]", "routes[1].connections[1]", 3, "connection \"crm\" is listed twice"),
     ("[[routes]]\nbot_id = \"b\"\nconnections = \"crm\"", "routes[1].connections", 3, "expected an array, found string"),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nobject = \"deal\"", "routes[1].object", 4, "unknown object \"deal\"; expected \"contact\" or \"lead\""),
+    ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nlane = \"slow\"", "routes[1].lane", 4, "unknown lane \"slow\"; expected \"realtime\" or \"bulk\""),
+    ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nlane = 1", "routes[1].lane", 4, "expected a string, found integer"),
+    ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nevent_lanes = { \"lead.deleted\" = \"bulk\" }", "routes[1].event_lanes.\"lead.deleted\"", 4, "unknown event type \"lead.deleted\"; expected one of lead.created"),
+    ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nevent_lanes = { \"lead.updated\" = \"later\" }", "routes[1].event_lanes.\"lead.updated\"", 4, "unknown lane \"later\""),
+    ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nevent_lanes = \"bulk\"", "routes[1].event_lanes", 4, "expected a table, found string"),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"hook\", \"crm\"]\nobject = \"lead\"", "routes[1].object", 4, "hubspot connections write contacts (crm is hubspot)"),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nphone_region = \"XX\"", "routes[1].phone_region", 4, "not an ISO 3166-1 alpha-2"),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nunknown_country = \"keep\"", "routes[1].unknown_country", 4, "expected \"reject\" or \"pass_through\""),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nrequired = [\"answers.*\"]", "routes[1].required[0]", 4, "answers.* cannot be required"),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nrequired = [\"visitor.email\", \"visitor.mail\"]", "routes[1].required[1]", 4, "unknown field \"visitor.mail\""),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nrequired = [\"visitor.email\", \"visitor.email\"]", "routes[1].required[1]", 4, "visitor.email is listed twice"),
-    ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\npriority = 1", "routes[1].priority", 4, "unknown key \"priority\" in a [[routes]] entry; allowed: bot_id, connections, object, lead_source, required, require_consent"),
+    ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\npriority = 1", "routes[1].priority", 4, "unknown key \"priority\" in a [[routes]] entry; allowed: bot_id, connections, object, lead_source, required, lane, event_lanes, require_consent"),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nlead_source = \" \"", "routes[1].lead_source", 4, "must not be empty"),
     // enums
     ("[enums.\"visitor.email\"]\nallowed = [\"a\"]", "enums.\"visitor.email\"", 1, "visitor.email cannot be enumerated; enumerable fields: answers.<key>, visitor.company, intent.primary"),
@@ -587,6 +597,26 @@ fn route_for_prefers_the_bots_own_route_then_the_star_route() {
     assert!(only_sales.route_for("other-bot").is_none());
     assert!(only_sales.connection("crm").is_some());
     assert!(only_sales.connection("nope").is_none());
+}
+
+#[test]
+fn a_route_picks_the_lane_per_event_type_then_its_own_then_real_time() {
+    use lb_domain::{EventType, Lane};
+    let c = parse_ok(&format!(
+        "{BASE}\n[[routes]]\nbot_id = \"backfill\"\nconnections = [\"crm\"]\nlane = \"bulk\"\n\
+         event_lanes = {{ \"lead.qualified\" = \"realtime\" }}\n\n\
+         [[routes]]\nbot_id = \"chat\"\nconnections = [\"crm\"]\n\
+         event_lanes = {{ \"lead.updated\" = \"bulk\", \"conversation.ended\" = \"bulk\" }}\n"
+    ));
+    let backfill = c.route_for("backfill").unwrap();
+    assert_eq!(backfill.lane_for(EventType::LeadCreated), Lane::Bulk);
+    assert_eq!(backfill.lane_for(EventType::LeadQualified), Lane::Realtime);
+    let chat = c.route_for("chat").unwrap();
+    assert_eq!(chat.lane_for(EventType::LeadCreated), Lane::Realtime);
+    assert_eq!(chat.lane_for(EventType::LeadUpdated), Lane::Bulk);
+    assert_eq!(chat.lane_for(EventType::ConversationEnded), Lane::Bulk);
+    let star = c.route_for("other").unwrap();
+    assert_eq!(star.lane_for(EventType::LeadUpdated), Lane::Realtime);
 }
 
 #[test]

@@ -126,11 +126,18 @@ pub fn admit(
         )]));
     };
     let deliveries: Vec<QueuedLead> = match route {
-        Some(r) => r
-            .deliveries()
-            .into_iter()
-            .map(|d| lead.for_delivery(d))
-            .collect(),
+        Some(r) => {
+            // The route (or its entry for this event type) picks the lane.
+            let lane = r.lane_for(lead.event.event_type);
+            r.deliveries()
+                .into_iter()
+                .map(|d| {
+                    let mut l = lead.for_delivery(d);
+                    l.lane = lane;
+                    l
+                })
+                .collect()
+        }
         None => vec![lead],
     };
     // Checked on what is stored, not only on what arrived: every queue message
@@ -404,6 +411,7 @@ async fn as_first_received(
 mod tests {
     use super::*;
     use crate::fakes::{InMemoryLedger, InMemoryQueue, RecordingAlerts};
+    use lb_domain::Lane;
     use lb_vendors::source::{Sample, SourceKind, SourceOptions};
 
     struct Env {
@@ -548,5 +556,31 @@ mod tests {
         assert_eq!((first.status, again.status), (200, 200));
         assert!(again.body.contains("chatbase:"), "{}", again.body);
         assert_eq!(e.queue.enqueued().len(), 1);
+    }
+
+    #[test]
+    fn the_route_picks_each_deliverys_lane_by_event_type() {
+        let cfg = Config::parse(
+            "version = 1\n[connections.a]\nkind = \"hubspot\"\nsecret = \"s\"\n\
+             [connections.b]\nkind = \"pipedrive\"\nsecret = \"p\"\n\
+             [[routes]]\nbot_id = \"*\"\nconnections = [\"a\", \"b\"]\n\
+             event_lanes = { \"lead.updated\" = \"bulk\" }\n",
+        )
+        .expect("config");
+        let event = |t: &str| {
+            Ok(serde_json::json!({
+                "event_id": "evt_l1", "event_type": t, "occurred_at": "2026-11-29T09:00:00Z",
+                "bot_id": "b1", "visitor": {"email": "a@b.co"}
+            }))
+        };
+        let lanes = |t: &str| -> Vec<Lane> {
+            admit(Some(&cfg), &event(t), Some("b1"), t0())
+                .expect("admitted")
+                .iter()
+                .map(|d| d.lane)
+                .collect()
+        };
+        assert_eq!(lanes("lead.updated"), [Lane::Bulk, Lane::Bulk]);
+        assert_eq!(lanes("lead.created"), [Lane::Realtime, Lane::Realtime]);
     }
 }

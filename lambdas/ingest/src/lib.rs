@@ -404,7 +404,8 @@ async fn accept_webhook(app: &Ingest, req: &WebhookRequest, now: DateTime<Utc>) 
         );
     }
     // A sender may send its own leads through the bulk lane (`leadbridge import`
-    // does): they reach the CRM in large batches instead of within seconds.
+    // does): they reach the CRM in large batches instead of within seconds. The
+    // header wins over the route's `lane`/`event_lanes`.
     let lane = match req.header("leadbridge-lane").map(Lane::parse) {
         None => None,
         Some(Some(lane)) => Some(lane),
