@@ -395,3 +395,63 @@ async fn a_spent_daily_quota_delays_leads_until_it_resets_and_warns_once_at_seve
         .unwrap();
     assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
 }
+
+/// Two worker instances (two adapters, as two Lambda instances have) share one
+/// rate limit through the ledger table: together they never go over it, so
+/// HubSpot never answers 429, where each alone would see only its own calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_instances_share_one_rate_limit_through_the_ledger() {
+    use lb_pipeline::{Connections, ContactUpsert, ContactWrite};
+    use std::sync::Arc;
+    // The configured limit sits a little under HubSpot's: headroom for the
+    // network's jitter between a slot taken and the call arriving.
+    let t = start("sharedlimit", |o| {
+        o.sim.rate_limit_max = 12;
+        o.sim.rate_limit_window_ms = 2_000;
+    })
+    .await;
+    let config = lb_config::Config::parse_local(&format!(
+        "version = 1\n\n[connections.hubspot]\nkind = \"hubspot\"\nsecret = \"{}\"\n\
+         base_url = \"{}\"\nrate_limit = {{ requests = 10, per_seconds = 2 }}\n\n\
+         [[routes]]\nbot_id = \"*\"\nconnections = [\"hubspot\"]\n",
+        t.stack.info.hubspot_secret_id, t.stack.info.crm.hubspot.base_url
+    ))
+    .expect("config");
+    let instance = || {
+        let secrets = Arc::new(lb_aws::SecretsManagerStore::new(
+            lb_aws::aws_sdk_secretsmanager::Client::new(&t.stack.sdk),
+        ));
+        let ledger = Arc::new(lb_aws::DynamoLedger::new(
+            lb_aws::aws_sdk_dynamodb::Client::new(&t.stack.sdk),
+            &t.stack.info.table_name,
+        ));
+        lb_crm::connections::from_config(&config, secrets, Duration::from_secs(60), Some(ledger))
+            .expect("connections")
+    };
+    let (a, b) = (instance(), instance());
+    let writes = |set: lb_pipeline::CrmSet, who: &'static str| async move {
+        let crm = set.crm_for(Some("hubspot")).expect("hubspot");
+        let mut ok = 0;
+        for i in 0..16 {
+            let lead = lb_pipeline::fakes::sample_lead(
+                &format!("evt_{who}{i}"),
+                &format!("{who}{i}@limit.io"),
+            );
+            let item = ContactUpsert {
+                lead,
+                known_id: None,
+                write: ContactWrite::Full,
+            };
+            let answer = crm.upsert_contacts(&[item]).await;
+            if answer.iter().all(Result::is_ok) {
+                ok += 1;
+            }
+        }
+        ok
+    };
+    let (ok_a, ok_b) = tokio::join!(tokio::spawn(writes(a, "a")), tokio::spawn(writes(b, "b")));
+    assert_eq!((ok_a.unwrap(), ok_b.unwrap()), (16, 16));
+    let stats = t.admin(Method::GET, "stats", None).await;
+    assert_eq!(stats["rate_limited"], 0, "{stats}");
+    assert_eq!(t.hubspot_all("contacts", "").await.len(), 32);
+}

@@ -8,7 +8,9 @@
 //!   of a person (`crm_id`), or a short claim on it while its record is created;
 //! - `PERSON#<crm>#<record id>` / `PERSON` — one CRM record: its lease while an
 //!   event writes it, and the `occurred_at` of the newest event applied to it;
-//! - `CONFLICT#<crm>#<record ids>` / `CONFLICT` — a possible duplicate, once.
+//! - `CONFLICT#<crm>#<record ids>` / `CONFLICT` — a possible duplicate, once;
+//! - `CALLS#<connection>#<slice ms>#<slice>` / `CALLS` — calls made to a CRM in one
+//!   time slice by every worker instance (the shared rate limiter).
 
 use std::collections::HashMap;
 
@@ -22,9 +24,9 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lb_domain::{split_delivery_id, QueuedLead};
 use lb_pipeline::{
-    Begin, Erased, FailureReason, IdentityConflict, Ledger, LedgerRecord, LedgerStatus,
-    LinkedElsewhere, ListFilter, Locked, PersonLock, PersonRelease, PortError, Received, Rejection,
-    RejectionTally, SyncOutcome,
+    Begin, CallCounter, Erased, FailureReason, IdentityConflict, Ledger, LedgerRecord,
+    LedgerStatus, LinkedElsewhere, ListFilter, Locked, PersonLock, PersonRelease, PortError,
+    Received, Rejection, RejectionTally, SyncOutcome,
 };
 
 use crate::port_err;
@@ -1096,5 +1098,27 @@ impl Ledger for DynamoLedger {
             .send()
             .await;
         applied(res, "dynamodb:UpdateItem(progress)").map(|_| ())
+    }
+}
+
+#[async_trait]
+impl CallCounter for DynamoLedger {
+    /// `CALLS#<connection>#<slice>`: one conditional `ADD` per call, no read.
+    async fn count_call(
+        &self,
+        window: &str,
+        limit: u32,
+        expires: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let res = self
+            .update((s(format!("CALLS#{window}")), s("CALLS")))
+            .update_expression("ADD calls :one SET expires_at = :exp")
+            .condition_expression("attribute_not_exists(calls) OR calls < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":exp", n(expires.timestamp()))
+            .send()
+            .await;
+        applied(res, "dynamodb:UpdateItem(calls)")
     }
 }

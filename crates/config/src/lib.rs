@@ -118,6 +118,35 @@ pub struct Connection {
     /// Parsed for a local run ([`Config::parse_local`]): the connection may
     /// reach this machine or a private network (the local stack's simulators).
     pub allow_internal: bool,
+    /// The shared rate limiter's settings (`rate_limit`, `rate_share_percent`).
+    pub throttling: Throttling,
+}
+
+/// How many calls every worker instance together may make to one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttling {
+    /// The CRM's limit (`rate_limit`); `None`: learned from the CRM's answers
+    /// where it announces it (HubSpot's `X-HubSpot-RateLimit-Max`), else none.
+    pub limit: Option<CallLimit>,
+    /// The share of the limit leadbridge may use (`rate_share_percent`, default 100):
+    /// the rest is left to the other tools on the same app or account.
+    pub share_percent: u32,
+}
+
+impl Default for Throttling {
+    fn default() -> Self {
+        Self {
+            limit: None,
+            share_percent: 100,
+        }
+    }
+}
+
+/// A CRM's rate limit: `requests` per rolling `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimit {
+    pub requests: u32,
+    pub per: Duration,
 }
 
 impl Connection {

@@ -23,6 +23,7 @@ use crate::{
     WebhookConnection, ZohoConnection, ENUMERABLE, HUBSPOT_BASE_URL, PIPEDRIVE_BASE_URL,
     SALESFORCE_LOGIN_URL, VERSION, ZOHO_ACCOUNTS_URL,
 };
+use crate::{CallLimit, Throttling};
 
 type Span = Range<usize>;
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -297,6 +298,9 @@ const POLICY_KEYS: &[&str] = &[
     "split_name",
 ];
 const COMMON_CONNECTION_KEYS: &[&str] = &["kind", "timeout_ms", "fields", "static"];
+/// The shared rate limiter's keys (every CRM kind; not webhook targets).
+const THROTTLE_KEYS: &[&str] = &["rate_limit", "rate_share_percent"];
+const RATE_LIMIT_KEYS: &[&str] = &["requests", "per_seconds"];
 const HUBSPOT_KEYS: &[&str] = &[
     "secret",
     "base_url",
@@ -673,16 +677,25 @@ fn connections(
         kinds.insert(name.to_string(), kind);
         let (allowed, here): (Vec<&str>, String) = match kind {
             Some(Kind::HubSpot) => (
-                [COMMON_CONNECTION_KEYS, HUBSPOT_KEYS].concat(),
+                [COMMON_CONNECTION_KEYS, HUBSPOT_KEYS, THROTTLE_KEYS].concat(),
                 "a hubspot connection".into(),
             ),
             Some(Kind::Webhook) => (
                 [COMMON_CONNECTION_KEYS, WEBHOOK_KEYS].concat(),
                 "a webhook connection".into(),
             ),
-            Some(Kind::Pipedrive) => (PIPEDRIVE_KEYS.to_vec(), "a pipedrive connection".into()),
-            Some(Kind::Zoho) => (ZOHO_KEYS.to_vec(), "a zoho connection".into()),
-            Some(Kind::Salesforce) => (SALESFORCE_KEYS.to_vec(), "a salesforce connection".into()),
+            Some(Kind::Pipedrive) => (
+                [PIPEDRIVE_KEYS, THROTTLE_KEYS].concat(),
+                "a pipedrive connection".into(),
+            ),
+            Some(Kind::Zoho) => (
+                [ZOHO_KEYS, THROTTLE_KEYS].concat(),
+                "a zoho connection".into(),
+            ),
+            Some(Kind::Salesforce) => (
+                [SALESFORCE_KEYS, THROTTLE_KEYS].concat(),
+                "a salesforce connection".into(),
+            ),
             None => {
                 let mut all = [
                     COMMON_CONNECTION_KEYS,
@@ -691,6 +704,7 @@ fn connections(
                     PIPEDRIVE_KEYS,
                     ZOHO_KEYS,
                     SALESFORCE_KEYS,
+                    THROTTLE_KEYS,
                 ]
                 .concat();
                 let mut seen = Vec::new();
@@ -709,6 +723,7 @@ fn connections(
         let timeout_ms = t
             .int_in(cx, "timeout_ms", 100..MAX_TIMEOUT_MS + 1, "timeout_ms")
             .unwrap_or(DEFAULT_TIMEOUT_MS);
+        let throttling = throttling(cx, &t);
         let mapping = match kind {
             Some(Kind::Pipedrive | Kind::Zoho | Kind::Salesforce) => None,
             _ => mapping(cx, &t, kind, defaults.split_name),
@@ -730,11 +745,40 @@ fn connections(
                     mapping,
                     timeout: Duration::from_millis(timeout_ms as u64),
                     allow_internal: cx.local_targets,
+                    throttling,
                 },
             );
         }
     }
     (out, kinds)
+}
+
+/// `rate_limit = { requests, per_seconds }` and `rate_share_percent`.
+fn throttling(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Throttling {
+    let limit = t.table(cx, "rate_limit").and_then(|r| {
+        r.only(cx, RATE_LIMIT_KEYS, "rate_limit");
+        let requests = r.int_in(cx, "requests", 1..1_000_001, "requests");
+        let per = r.int_in(cx, "per_seconds", 1..86_401, "per_seconds");
+        for (k, what) in [
+            ("requests", "requests = <calls the CRM allows per window>"),
+            ("per_seconds", "per_seconds = <the window, in seconds>"),
+        ] {
+            if r.get(k).is_none() {
+                r.missing(cx, k, what);
+            }
+        }
+        Some(CallLimit {
+            requests: requests? as u32,
+            per: Duration::from_secs(per? as u64),
+        })
+    });
+    let share_percent = t
+        .int_in(cx, "rate_share_percent", 1..101, "rate_share_percent")
+        .unwrap_or(100) as u32;
+    Throttling {
+        limit,
+        share_percent,
+    }
 }
 
 fn valid_connection_name(name: &str) -> bool {

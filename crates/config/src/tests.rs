@@ -343,6 +343,12 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\nheaders = { \"X-A\" = \"a\\nb\" }", "connections.k.headers.X-A", 4, "not a valid HTTP header value"),
     ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\nheaders = { \"X-A\" = \"a\", \"x-a\" = \"b\" }", "connections.k.headers.x-a", 4, "header x-a is given twice"),
     ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\nauth = \"api_key\"\nsecret = \"s\"\napi_key_header = \"X-Key\"\nheaders = { \"x-key\" = \"b\" }", "connections.k.headers.x-key", 7, "x-key is the api_key_header"),
+    // the shared rate limiter
+    ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nrate_limit = { requests = 0, per_seconds = 10 }", "connections.k.rate_limit.requests", 4, "0 is out of range: requests must be between 1 and"),
+    ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nrate_limit = { requests = 10 }", "connections.k.rate_limit.per_seconds", 4, "missing: per_seconds = <the window, in seconds>"),
+    ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nrate_limit = { requests = 10, per_seconds = 2, burst = 3 }", "connections.k.rate_limit.burst", 4, "unknown key \"burst\" in rate_limit; allowed: requests, per_seconds"),
+    ("[connections.k]\nkind = \"pipedrive\"\nsecret = \"s\"\nrate_share_percent = 0", "connections.k.rate_share_percent", 4, "0 is out of range: rate_share_percent must be between 1 and 100"),
+    ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\nrate_limit = { requests = 10, per_seconds = 2 }", "connections.k.rate_limit", 4, "unknown key \"rate_limit\" in a webhook connection"),
     // field maps
     ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\n[connections.k.fields]\n\"visitor.emial\" = \"email\"", "connections.k.fields.\"visitor.emial\"", 5, "unknown field \"visitor.emial\"; known fields: event_id"),
     ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\n[connections.k.fields]\n\"visitor.email\" = \"\"", "connections.k.fields.\"visitor.email\"", 5, "must not be empty"),
@@ -617,6 +623,29 @@ fn a_route_picks_the_lane_per_event_type_then_its_own_then_real_time() {
     assert_eq!(chat.lane_for(EventType::ConversationEnded), Lane::Bulk);
     let star = c.route_for("other").unwrap();
     assert_eq!(star.lane_for(EventType::LeadUpdated), Lane::Realtime);
+}
+
+#[test]
+fn a_connection_reads_its_rate_limit_and_share() {
+    let c = parse_ok(&BASE.replace(
+        "secret = \"lb/hubspot\"\n",
+        "secret = \"lb/hubspot\"\nrate_limit = { requests = 100, per_seconds = 10 }\nrate_share_percent = 60\n",
+    ));
+    assert_eq!(
+        c.connection("crm").unwrap().throttling,
+        Throttling {
+            limit: Some(CallLimit {
+                requests: 100,
+                per: Duration::from_secs(10)
+            }),
+            share_percent: 60
+        }
+    );
+    assert_eq!(
+        c.connection("hook").unwrap().throttling,
+        Throttling::default(),
+        "no limit of its own: the CRM's announced one, at 100%"
+    );
 }
 
 #[test]

@@ -10,7 +10,8 @@ use lb_config::{
 };
 use lb_domain::mapping::Mapping;
 use lb_pipeline::secrets::CachedSecret;
-use lb_pipeline::{Crm, CrmSet, SecretStore};
+use lb_pipeline::throttle::Throttle;
+use lb_pipeline::{CallCounter, Crm, CrmSet, SecretStore};
 
 use crate::hubspot::{HubSpotConfig, HubSpotCrm};
 use crate::pipedrive::{PipedriveConfig, PipedriveCrm};
@@ -18,31 +19,54 @@ use crate::salesforce::{SalesforceConfig, SalesforceCrm};
 use crate::webhook::{WebhookAuthKind, WebhookCrm, WebhookSettings};
 use crate::zoho::{ZohoConfig, ZohoCrm};
 
-/// Every connection of the config, by name.
+/// Every connection of the config, by name. With a `counter` (the ledger
+/// table), every CRM connection's calls are counted in its shared rate limit.
 pub fn from_config(
     config: &Config,
     secrets: Arc<dyn SecretStore>,
     secret_ttl: Duration,
+    counter: Option<Arc<dyn CallCounter>>,
 ) -> Result<CrmSet, String> {
     let mut set = CrmSet::default();
     for conn in config.connections.values() {
-        set.add(connection(conn, secrets.clone(), secret_ttl)?);
+        let throttle = match &counter {
+            Some(c) => Throttle::new(c.clone(), &conn.name, conn.throttling),
+            None => Throttle::off(),
+        };
+        set.add(throttled(conn, secrets.clone(), secret_ttl, throttle)?);
     }
     Ok(set)
 }
 
-/// One connection's adapter.
+/// One connection's adapter, without the shared rate limiter (the CLI's probes).
 pub fn connection(
     conn: &Connection,
     secrets: Arc<dyn SecretStore>,
     secret_ttl: Duration,
 ) -> Result<Arc<dyn Crm>, String> {
+    throttled(conn, secrets, secret_ttl, Throttle::off())
+}
+
+fn throttled(
+    conn: &Connection,
+    secrets: Arc<dyn SecretStore>,
+    secret_ttl: Duration,
+    throttle: Throttle,
+) -> Result<Arc<dyn Crm>, String> {
     Ok(match &conn.kind {
-        ConnectionKind::HubSpot(h) => Arc::new(hubspot(conn, h, secrets, secret_ttl)?),
+        ConnectionKind::HubSpot(h) => {
+            Arc::new(hubspot(conn, h, secrets, secret_ttl)?.with_throttle(throttle))
+        }
         ConnectionKind::Webhook(w) => Arc::new(webhook(conn, w, secrets, secret_ttl)?),
-        ConnectionKind::Pipedrive(p) => Arc::new(pipedrive(conn, p, secrets, secret_ttl)?),
-        ConnectionKind::Zoho(z) => Arc::new(zoho(conn, z, secrets, secret_ttl)?),
-        ConnectionKind::Salesforce(s) => Arc::new(salesforce(conn, s, secrets, secret_ttl)?),
+        ConnectionKind::Pipedrive(p) => {
+            Arc::new(pipedrive(conn, p, secrets, secret_ttl)?.with_throttle(throttle))
+        }
+        ConnectionKind::Zoho(z) => {
+            Arc::new(zoho(conn, z, secrets, secret_ttl)?.with_throttle(throttle))
+        }
+        ConnectionKind::Salesforce(s) => {
+            Arc::new(salesforce(conn, s, secrets, secret_ttl)?.with_throttle(throttle))
+        }
     })
 }
 

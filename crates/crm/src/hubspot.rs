@@ -158,9 +158,17 @@ pub struct HubSpotCrm {
     /// The deal pipelines (`GET /crm/v3/pipelines/deals`), read when a deal is
     /// first asked for and kept for `schema_ttl`.
     pipelines: tokio::sync::Mutex<Option<(Instant, Value)>>,
+    /// The shared rate limiter (off unless the worker wires one).
+    throttle: lb_pipeline::throttle::Throttle,
 }
 
 impl HubSpotCrm {
+    /// Counts every request in the connection's shared rate limit.
+    pub fn with_throttle(mut self, throttle: lb_pipeline::throttle::Throttle) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
     /// `token` is the secret holding the private-app token (plain, or JSON `{"token": "…"}`).
     pub fn new(cfg: HubSpotConfig, token: Arc<CachedSecret>) -> Result<Self, reqwest::Error> {
         let http = crate::net::client_builder(cfg.allow_internal)
@@ -168,6 +176,7 @@ impl HubSpotCrm {
             .connect_timeout(crate::net::connect_timeout(cfg.timeout))
             .build()?;
         Ok(Self {
+            throttle: lb_pipeline::throttle::Throttle::off(),
             http,
             quota: quota::DailyQuota::new(cfg.daily_recheck),
             cfg,
@@ -230,6 +239,7 @@ impl HubSpotCrm {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            crate::throttling::admit(&self.throttle, &self.cfg.name).await?;
             let resp = req
                 .send()
                 .await
@@ -237,6 +247,9 @@ impl HubSpotCrm {
             let status = resp.status();
             let headers = resp.headers().clone();
             self.quota.observe(&headers);
+            if let Some(limit) = announced_limit(&headers) {
+                self.throttle.learn(limit);
+            }
             let text = match crate::net::read_capped(resp, MAX_ANSWER_BYTES).await {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                 Err(crate::net::BodyError::Transport(e)) => {
@@ -961,6 +974,23 @@ fn error_message(status: StatusCode, v: &Value, raw: &str) -> String {
 
 /// When the rolling window frees a slot again: the interval header, else 10 s.
 /// The search endpoint's 429 carries no headers; one second covers its per-second limit.
+/// The burst limit HubSpot announces on its answers (`X-HubSpot-RateLimit-Max`
+/// calls per `-Interval-Milliseconds`; search answers carry neither,
+/// hubspot-fidelity J4), for the shared rate limiter.
+fn announced_limit(h: &reqwest::header::HeaderMap) -> Option<lb_config::CallLimit> {
+    let get = |k: &str| {
+        h.get(k)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let max = get("x-hubspot-ratelimit-max")?;
+    let ms = get("x-hubspot-ratelimit-interval-milliseconds")?;
+    (max > 0 && ms > 0).then(|| lb_config::CallLimit {
+        requests: max.min(u32::MAX as u64) as u32,
+        per: Duration::from_millis(ms.min(3_600_000)),
+    })
+}
+
 fn rate_limit_reset(h: &reqwest::header::HeaderMap) -> Duration {
     let get = |k: &str| {
         h.get(k)

@@ -10,6 +10,7 @@ pub mod net;
 pub mod oauth;
 pub mod pipedrive;
 pub mod salesforce;
+pub mod throttling;
 pub mod webhook;
 pub mod zoho;
 

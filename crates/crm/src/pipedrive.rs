@@ -98,6 +98,8 @@ pub struct PipedriveCrm {
     cfg: PipedriveConfig,
     token: Arc<CachedSecret>,
     budget: DailyBudget,
+    /// The shared rate limiter (off unless the worker wires one).
+    throttle: lb_pipeline::throttle::Throttle,
 }
 
 /// One search hit: the person's id with its addresses and numbers as indexed.
@@ -118,6 +120,12 @@ struct Wanted {
 }
 
 impl PipedriveCrm {
+    /// Counts every request in the connection's shared rate limit.
+    pub fn with_throttle(mut self, throttle: lb_pipeline::throttle::Throttle) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
     /// `token` is the secret holding the API token: a plain string, or JSON
     /// `{"api_token": "…"}`.
     pub fn new(cfg: PipedriveConfig, token: Arc<CachedSecret>) -> Result<Self, reqwest::Error> {
@@ -126,6 +134,7 @@ impl PipedriveCrm {
             .connect_timeout(crate::net::connect_timeout(cfg.timeout))
             .build()?;
         Ok(Self {
+            throttle: lb_pipeline::throttle::Throttle::off(),
             http,
             cfg,
             token,
@@ -189,6 +198,7 @@ impl PipedriveCrm {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            crate::throttling::admit(&self.throttle, &self.cfg.name).await?;
             let resp = req
                 .send()
                 .await

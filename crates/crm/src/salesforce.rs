@@ -180,6 +180,8 @@ pub struct SalesforceCrm {
     signer: Option<Arc<dyn JwtSigner>>,
     describe: DescribeCache,
     usage: Mutex<Usage>,
+    /// The shared rate limiter (off unless the worker wires one).
+    throttle: lb_pipeline::throttle::Throttle,
 }
 
 /// A Salesforce answer the caller reads: status and JSON (`Null` for a 204).
@@ -190,6 +192,12 @@ pub(crate) struct Answer {
 }
 
 impl SalesforceCrm {
+    /// Counts every request in the connection's shared rate limit.
+    pub fn with_throttle(mut self, throttle: lb_pipeline::throttle::Throttle) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
     /// `grant` is the secret holding `{"client_id","client_secret",
     /// "refresh_token"}` or `{"client_id","username","private_key"}`
     /// (optionally `"login_url"`).
@@ -199,6 +207,7 @@ impl SalesforceCrm {
             .connect_timeout(crate::net::connect_timeout(cfg.timeout))
             .build()?;
         Ok(Self {
+            throttle: lb_pipeline::throttle::Throttle::off(),
             http,
             cfg,
             grant,
@@ -357,6 +366,7 @@ impl SalesforceCrm {
             if self.cfg.allow_duplicates {
                 req = req.header("Sforce-Duplicate-Rule-Header", "allowSave=true");
             }
+            crate::throttling::admit(&self.throttle, &self.cfg.name).await?;
             let resp = req
                 .send()
                 .await

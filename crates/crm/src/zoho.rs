@@ -87,6 +87,8 @@ pub struct ZohoCrm {
     grant: Arc<CachedSecret>,
     tokens: TokenCache,
     fields: FieldsCache,
+    /// The shared rate limiter (off unless the worker wires one).
+    throttle: lb_pipeline::throttle::Throttle,
 }
 
 /// A Zoho answer the caller reads: status and JSON (`Null` for a 204).
@@ -97,6 +99,12 @@ pub(crate) struct Answer {
 }
 
 impl ZohoCrm {
+    /// Counts every request in the connection's shared rate limit.
+    pub fn with_throttle(mut self, throttle: lb_pipeline::throttle::Throttle) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
     /// `grant` is the secret holding `{"client_id","client_secret","refresh_token"}`
     /// (optionally `"accounts_url"`).
     pub fn new(cfg: ZohoConfig, grant: Arc<CachedSecret>) -> Result<Self, reqwest::Error> {
@@ -105,6 +113,7 @@ impl ZohoCrm {
             .connect_timeout(crate::net::connect_timeout(cfg.timeout))
             .build()?;
         Ok(Self {
+            throttle: lb_pipeline::throttle::Throttle::off(),
             http,
             cfg,
             grant,
@@ -244,6 +253,7 @@ impl ZohoCrm {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            crate::throttling::admit(&self.throttle, &self.cfg.name).await?;
             let resp = req
                 .send()
                 .await

@@ -445,12 +445,22 @@ impl LocalStack {
                 ..Default::default()
             },
             token,
-        )?;
+        )?
+        .with_throttle(lb_pipeline::throttle::Throttle::new(
+            ledger.clone(),
+            "hubspot",
+            lb_config::Throttling::default(),
+        ));
         let crm: Arc<dyn lb_pipeline::Connections> = match &config {
             None => Arc::new(hubspot),
             Some(cfg) => Arc::new(
-                lb_crm::connections::from_config(cfg, secrets.clone(), Duration::from_secs(30))
-                    .map_err(|e| anyhow::anyhow!(e))?,
+                lb_crm::connections::from_config(
+                    cfg,
+                    secrets.clone(),
+                    Duration::from_secs(30),
+                    Some(ledger.clone()),
+                )
+                .map_err(|e| anyhow::anyhow!(e))?,
             ),
         };
         let worker_app = Arc::new(WorkerApp {

@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod status;
 pub mod sync;
 pub mod telemetry;
+pub mod throttle;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod contract;

@@ -742,6 +742,21 @@ fn no_conversations(crm: &str) -> CrmError {
     )
 }
 
+/// Calls to a CRM counted across every worker instance: the store of the
+/// shared rate limiter ([`crate::throttle::Throttle`]), the ledger table.
+#[async_trait]
+pub trait CallCounter: Send + Sync {
+    /// Counts one call in `window` (a key naming a connection and one time
+    /// slice) unless `limit` calls were counted there already: `Ok(false)` then,
+    /// and nothing is counted. The count may be forgotten after `expires`.
+    async fn count_call(
+        &self,
+        window: &str,
+        limit: u32,
+        expires: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
+}
+
 /// A connection's use of its daily API quota (the CRM's day).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaUsage {

@@ -25,12 +25,19 @@ async fn main() -> Result<(), Error> {
     ));
     // With a config file: every connection it names; without: the one HubSpot portal
     // of the environment (HUBSPOT_*).
+    let ledger = Arc::new(DynamoLedger::new(
+        aws_sdk_dynamodb::Client::new(&cfg),
+        &env.table_name,
+    ));
+    // Every instance counts its CRM calls in the ledger table: together they
+    // stay under each connection's rate limit.
     let (crm, slowest): (Arc<dyn Connections>, Duration) = match &config {
         Some(c) => (
             Arc::new(lb_crm::connections::from_config(
                 c,
                 secrets,
                 env.secret_ttl,
+                Some(ledger.clone()),
             )?),
             c.connections
                 .values()
@@ -55,16 +62,19 @@ async fn main() -> Result<(), Error> {
                 ..Default::default()
             };
             (
-                Arc::new(HubSpotCrm::new(hubspot, token)?),
+                Arc::new(HubSpotCrm::new(hubspot, token)?.with_throttle(
+                    lb_pipeline::throttle::Throttle::new(
+                        ledger.clone(),
+                        "hubspot",
+                        lb_config::Throttling::default(),
+                    ),
+                )),
                 env.hubspot_timeout,
             )
         }
     };
     let app = Arc::new(WorkerApp {
-        ledger: Arc::new(DynamoLedger::new(
-            aws_sdk_dynamodb::Client::new(&cfg),
-            &env.table_name,
-        )),
+        ledger,
         queue: Arc::new(
             SqsLeadQueue::new(aws_sdk_sqs::Client::new(&cfg), &env.queue_url, &env.dlq_url)
                 .with_bulk(env.bulk_queue_url.clone()),
