@@ -8,20 +8,24 @@ PY    := $(VENV)/bin/python
 # rest (cfn-lint, cargo-lambda and its zig toolchain) only for test/build/watch.
 LOCAL_STAMP := $(VENV)/.local-$(shell cksum < requirements-local.txt | cut -d' ' -f1)
 DEV_STAMP   := $(VENV)/.dev-$(shell cat requirements-local.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# The SAM CLI lives in a venv of its own: it pins its own cfn-lint and boto.
+DEPLOY_VENV  := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.deploy-$(shell cksum < requirements-deploy.txt | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export LEADBRIDGE_PYTHON := $(CURDIR)/$(PY)
 
 N ?= 1000
 
-.PHONY: help venv venv-dev demo dev test lint unit chromium template lambda-smoke chaos bench build watch events clean
+.PHONY: help venv venv-dev venv-deploy deploy demo dev test lint unit chromium template lambda-smoke chaos bench build watch events clean
 
 help:
 	@echo "make demo    run the whole pipeline locally on sample events and print a report"
-	@echo "make dev     run the local stack until Ctrl-C (writes target/leadbridge-local.json)"
+	@echo "make dev     run the local stack until Ctrl-C (writes target/leadbridge-local.json; CONFIG=FILE for a config file)"
 	@echo "make test    fmt, clippy, unit + end-to-end tests (moto + simulator), cfn-lint, template checks"
 	@echo "make bench   N=$(N) signed events through the local stack; prints a table, writes target/bench/summary.json"
 	@echo "make chaos   the full fault-injection run (5,000 events, 60 s outage); writes target/chaos/summary.json"
 	@echo "make build   cargo lambda build --release --arm64 of the three functions"
+	@echo "make deploy  config check, build for arm64, sam deploy, outputs, doctor (STACK=, CONFIG=, SECRET_ARNS=, ALERT_EMAIL=)"
 	@echo "make watch   cargo lambda watch against a running 'make dev' stack"
 	@echo "make events  regenerate the signed API Gateway / SQS sample events under events/"
 
@@ -38,11 +42,23 @@ $(DEV_STAMP): $(LOCAL_STAMP) requirements-dev.txt
 	rm -f $(VENV)/.dev-*
 	touch $@
 
+# The SAM CLI, only for `make deploy`.
+venv-deploy: $(DEPLOY_STAMP)
+$(DEPLOY_STAMP): requirements-deploy.txt
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
+	rm -f $(DEPLOY_VENV)/.deploy-*
+	touch $@
+
+# Five steps in scripts/deploy.sh (DRY_RUN=1 prints them without running them).
+deploy: venv-dev venv-deploy
+	SAM=$(CURDIR)/$(DEPLOY_VENV)/bin/sam ./scripts/deploy.sh
+
 demo: venv
 	cargo run --quiet -p leadbridge -- demo
 
 dev: venv
-	cargo run --quiet -p leadbridge -- dev
+	cargo run --quiet -p leadbridge -- dev $(if $(CONFIG),--config $(CONFIG))
 
 test: venv-dev lint deny unit template lambda-smoke
 
@@ -88,7 +104,7 @@ events:
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(DEPLOY_VENV)
 
 # --- fuzzing and dependency policy (tools pinned in scripts/install_tools.sh) ---
 TOOLS_BIN    := .tools/bin

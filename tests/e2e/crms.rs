@@ -9,41 +9,12 @@ use lb_pipeline::LedgerStatus;
 use lb_tests::{eventually, lead, start, TestStack};
 use serde_json::{json, Value};
 
-const CONFIG: &str = r#"
-version = 1
-
-[connections.hubspot]
-kind = "hubspot"
-secret = "{hs_secret}"
-base_url = "{hubspot_url}"
-
-[connections.pipedrive]
-kind = "pipedrive"
-secret = "{pipedrive_secret}"
-base_url = "{pipedrive_url}"
-
-[connections.zoho]
-kind = "zoho"
-secret = "{zoho_secret}"
-accounts_url = "{zoho_accounts_url}"
-
-[connections.salesforce]
-kind = "salesforce"
-secret = "{salesforce_secret}"
-login_url = "{salesforce_login_url}"
-
-[[routes]]
-bot_id = "*"
-connections = ["hubspot", "pipedrive", "zoho", "salesforce"]
-"#;
+/// `make dev CONFIG=config/local.example.toml`: every CRM simulator and the
+/// webhook target, through the stack's own placeholders.
+const CONFIG: &str = include_str!("../../config/local.example.toml");
 
 async fn three_crms(name: &str) -> TestStack {
-    let hs_secret = format!("e2e-{}/hubspot", rand::random::<u32>());
-    start(name, |o| {
-        o.secrets = vec![(hs_secret.clone(), o.sim.token.clone())];
-        o.config_toml = Some(CONFIG.replace("{hs_secret}", &hs_secret));
-    })
-    .await
+    start(name, |o| o.config_toml = Some(CONFIG.to_string())).await
 }
 
 /// Pipedrive's persons as `(emails, phones, notes)`, read through its API.
@@ -187,7 +158,7 @@ async fn salesforce_people(t: &TestStack, email: &str) -> Vec<usize> {
 }
 
 async fn synced_everywhere(t: &TestStack, event_id: &str) {
-    for c in ["hubspot", "pipedrive", "zoho", "salesforce"] {
+    for c in ["hubspot", "pipedrive", "zoho", "salesforce", "hook"] {
         let id = format!("{event_id}@{c}");
         eventually(&format!("{id} synced"), Duration::from_secs(40), || async {
             t.ledger(&id)
@@ -242,6 +213,30 @@ async fn a_lead_lands_in_hubspot_pipedrive_zoho_and_salesforce_as_one_record_wit
     );
     let hubspot = t.hubspot_all("contacts", "").await;
     assert_eq!(hubspot.len(), 1, "{hubspot:?}");
+    // The webhook target got one POST per event.
+    let hook = &t
+        .stack
+        .info
+        .crm
+        .webhook
+        .as_ref()
+        .expect("webhook target")
+        .base_url;
+    let received: Value = reqwest::get(format!("{hook}/__admin/received"))
+        .await
+        .expect("webhook admin")
+        .json()
+        .await
+        .expect("json");
+    let mut events: Vec<&str> = received["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter(|r| r["status"] == 200 && r["path"] == "/leads")
+        .filter_map(|r| r["body"]["leadbridge"]["event_id"].as_str())
+        .collect();
+    events.sort();
+    assert_eq!(events, ["evt_p1", "evt_p2"], "{received}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -258,3 +258,163 @@ async fn the_hourly_check_alerts_a_schema_drift_once_before_a_lead_fails_on_it()
     let again = t.stack.run_hourly_check().await;
     assert_eq!(again[0]["alerted"], false, "{again:?}");
 }
+
+/// `--stack NAME`: a deployment is found by its CloudFormation name; the
+/// template's outputs say where the ledger and the queues are, and the
+/// operator commands work on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_stack_is_found_by_its_cloudformation_name() {
+    use lb_local::deployed::{aws_sdk_cloudformation as cfn, DeployedStack, OUTPUTS};
+    let t = start("cfnstack", |_| {}).await;
+    let info = &t.stack.info;
+    let prefix = info.table_name.strip_suffix("-ledger").unwrap().to_string();
+    let outputs = [
+        ("LedgerTableName", info.table_name.as_str()),
+        ("LeadsQueueUrl", info.queue_url.as_str()),
+        ("LeadsDlqUrl", info.dlq_url.as_str()),
+        ("BulkQueueUrl", info.bulk_queue_url.as_str()),
+        ("AlertsTopicArn", info.topic_arn.as_str()),
+        ("IngestUrl", info.ingest_url.as_str()),
+    ];
+    // A stand-in for the real stack (moto does not run SAM transforms): the
+    // same parameter and outputs, pointing at the local stack's resources.
+    let template = serde_json::json!({
+        "Parameters": {"Prefix": {"Type": "String"}},
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": outputs.iter().map(|(k, v)| (k.to_string(), serde_json::json!({"Value": v})))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    let name = format!("{prefix}-stack");
+    cfn::Client::new(&t.stack.sdk)
+        .create_stack()
+        .stack_name(&name)
+        .template_body(template.to_string())
+        .parameters(
+            cfn::types::Parameter::builder()
+                .parameter_key("Prefix")
+                .parameter_value(&prefix)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("stack created");
+
+    let stack = DeployedStack::find(&t.stack.sdk, &name)
+        .await
+        .expect("found");
+    assert_eq!(stack.prefix().unwrap(), prefix);
+    let printed = lb_local::deployed::render(&stack).unwrap();
+    assert!(
+        printed.contains(&format!("IngestUrl        {}", info.ingest_url)),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("--secret-id {prefix}/hubspot")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("leadbridge doctor --stack {name}")),
+        "{printed}"
+    );
+    let mut target = stack.ops_target().expect("a leadbridge stack");
+    assert_eq!(target.table_name, info.table_name);
+    assert_eq!(target.queue_url.as_deref(), Some(info.queue_url.as_str()));
+    assert_eq!(target.dlq_url.as_deref(), Some(info.dlq_url.as_str()));
+    assert_eq!(
+        target.bulk_queue_url.as_deref(),
+        Some(info.bulk_queue_url.as_str())
+    );
+    // The operator commands work on what the stack named (here through moto).
+    target.aws_endpoint = Some(info.aws_endpoint.clone());
+    target.region = Some(info.region.clone());
+    let (status, _) = t
+        .post(&lb_tests::lead(
+            "evt_cfn",
+            serde_json::json!({"email": "cfn@x.io"}),
+        ))
+        .await;
+    assert_eq!(status, 202);
+    t.wait_status("evt_cfn", lb_pipeline::LedgerStatus::Synced)
+        .await;
+    let ops = target.connect().await;
+    let synced = ops
+        .list(&lb_pipeline::ListFilter::status(
+            lb_pipeline::LedgerStatus::Synced,
+        ))
+        .await
+        .expect("listed");
+    assert!(synced.iter().any(|r| r.event_id == "evt_cfn"), "{synced:?}");
+
+    // A wrong name says what to check; the real template declares every output read.
+    let missing = DeployedStack::find(&t.stack.sdk, "no-such-stack")
+        .await
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("no stack \"no-such-stack\""),
+        "{missing}"
+    );
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/template.yaml"
+    ))
+    .expect("the template");
+    let declared = format!(
+        "\n{}",
+        template
+            .split("\nOutputs:\n")
+            .nth(1)
+            .expect("an Outputs section")
+    );
+    for key in OUTPUTS {
+        assert!(
+            declared.contains(&format!("\n  {key}:\n")),
+            "the template declares no output {key}"
+        );
+    }
+}
+
+/// `make deploy` runs its five documented steps in order, with the stack's
+/// parameters (a dry run prints each command instead of running it).
+#[test]
+fn make_deploy_checks_builds_deploys_prints_the_outputs_and_runs_the_doctor() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let run = |config: &str| {
+        std::process::Command::new("bash")
+            .arg("scripts/deploy.sh")
+            .current_dir(root)
+            .env("DRY_RUN", "1")
+            .env("STACK", "acme-leads")
+            .env("PREFIX", "acme")
+            .env("CONFIG", config)
+            .env(
+                "SECRET_ARNS",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:a,arn:b",
+            )
+            .env("ALERT_EMAIL", "ops@example.com")
+            .output()
+            .expect("bash runs")
+    };
+    let out = run("config/absent.toml");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let commands: Vec<&str> = text.lines().filter(|l| l.starts_with("+ ")).collect();
+    let expected = [
+        "+ rustup target add aarch64-unknown-linux-gnu",
+        "+ sam build --template-file infra/template.yaml",
+        "+ sam deploy --template-file infra/.aws-sam/build/template.yaml --stack-name acme-leads \
+         --capabilities CAPABILITY_IAM --resolve-s3 --s3-prefix acme-leads --no-fail-on-empty-changeset \
+         --parameter-overrides Prefix=acme UseConfigFile=false \
+         ConnectionSecretArns=arn:aws:secretsmanager:eu-west-1:1:secret:a,arn:b AlertEmail=ops@example.com",
+        "+ cargo run --quiet -p leadbridge -- outputs --stack acme-leads",
+        "+ cargo run --quiet -p leadbridge -- doctor --stack acme-leads",
+    ];
+    assert_eq!(commands.len(), expected.len(), "{text}");
+    for (got, want) in commands.iter().zip(expected) {
+        assert!(got.starts_with(want), "wanted {want:?}\n   got {got:?}");
+    }
+    // The config layer packages config/leadbridge.toml only: another path is refused.
+    let out = run("config/leadbridge.example.toml");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("copy config/leadbridge.example.toml there first"));
+}

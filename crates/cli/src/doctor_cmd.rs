@@ -13,6 +13,10 @@ pub struct DoctorArgs {
     /// SSO and credential_process profiles); default: the running local stack.
     #[arg(long)]
     aws: bool,
+    /// A deployment found by its CloudFormation stack name (implies --aws): the
+    /// prefix and the alerts topic come from the stack.
+    #[arg(long, env = "LEADBRIDGE_STACK")]
+    stack: Option<String>,
     /// The deployment's resource prefix (the template's `Prefix`).
     #[arg(long, default_value = "leadbridge")]
     prefix: String,
@@ -24,8 +28,15 @@ pub struct DoctorArgs {
 }
 
 pub async fn run(a: DoctorArgs) -> anyhow::Result<()> {
-    let patient = if a.aws {
+    let patient = if a.aws || a.stack.is_some() {
         let sdk = lb_aws::sdk_config().await;
+        let mut a = a;
+        let mut stack_topic = None;
+        if let Some(name) = &a.stack {
+            let stack = lb_local::deployed::DeployedStack::find(&sdk, name).await?;
+            a.prefix = stack.prefix()?;
+            stack_topic = stack.outputs.get("AlertsTopicArn").cloned();
+        }
         let config = match &a.config {
             Some(path) => Config::load(path).map_err(anyhow::Error::msg)?,
             None => Config::parse(&format!(
@@ -35,7 +46,10 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<()> {
             ))
             .map_err(|e| anyhow::anyhow!("{e}"))?,
         };
-        let topic_arn = find_topic(&sdk, &format!("{}-alerts", a.prefix)).await;
+        let topic_arn = match stack_topic {
+            Some(t) => Some(t),
+            None => find_topic(&sdk, &format!("{}-alerts", a.prefix)).await,
+        };
         Patient {
             sdk,
             deployed: true,

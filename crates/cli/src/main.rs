@@ -38,6 +38,12 @@ enum Cmd {
     Dev {
         #[arg(long, default_value = "target/leadbridge-local.json")]
         stack_file: PathBuf,
+        /// A config file for the local stack (`make dev CONFIG=FILE`): its URLs and
+        /// secret ids may use the stack's placeholders ({hubspot_url},
+        /// {pipedrive_url}, {pipedrive_secret}, {zoho_accounts_url}, {zoho_secret},
+        /// {salesforce_login_url}, {salesforce_secret}, {webhook_url}).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the pipeline end to end on the sample events and print what happened.
     #[command(display_order = 21)]
@@ -87,6 +93,17 @@ enum Cmd {
     /// Exits 1 when something would lose or stall leads.
     #[command(display_order = 1)]
     Doctor(doctor_cmd::DoctorArgs),
+    /// Print a deployed stack's outputs (the webhook URL, the console, the queues)
+    /// and what to do next, found by its CloudFormation name.
+    #[command(display_order = 11)]
+    Outputs {
+        /// The CloudFormation stack name.
+        #[arg(long, env = "LEADBRIDGE_STACK", default_value = "leadbridge")]
+        stack: String,
+        /// Machine output (JSON).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print one event's status from the ledger (the status API's view).
     #[command(display_order = 2)]
     Status(ops::StatusArgs),
@@ -138,7 +155,7 @@ pub fn read_stack_file(path: &PathBuf) -> anyhow::Result<StackInfo> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Dev { stack_file } => {
+        Cmd::Dev { stack_file, config } => {
             tracing_subscriber::fmt()
                 .json()
                 .with_env_filter(
@@ -146,7 +163,18 @@ async fn main() -> anyhow::Result<()> {
                         .unwrap_or_else(|_| "info,aws=warn,hyper=warn".into()),
                 )
                 .init();
-            let stack = LocalStack::start(StackOptions::default().with_env_ports()?).await?;
+            let mut opts = StackOptions::default().with_env_ports()?;
+            if let Some(path) = &config {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                opts.config_toml = Some(text);
+            }
+            let stack = LocalStack::start(opts)
+                .await
+                .with_context(|| match &config {
+                    Some(p) => format!("starting the local stack with {}", p.display()),
+                    None => "starting the local stack".into(),
+                })?;
             stack.write_stack_file(&stack_file)?;
             let sources: String = stack
                 .info
@@ -215,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Sign(args) => sign::run(args).await,
         Cmd::Import(args) => import_cmd::run(args).await,
         Cmd::Doctor(args) => doctor_cmd::run(args).await,
+        Cmd::Outputs { stack, json } => outputs(&stack, json).await,
         Cmd::Status(args) => ops::status(args).await,
         Cmd::List(args) => ops::list(args).await,
         Cmd::Replay(args) => ops::replay(args).await,
@@ -223,4 +252,16 @@ async fn main() -> anyhow::Result<()> {
         Cmd::SchemaCheck(args) => crm_cmd::schema_check(args).await,
         Cmd::TestConnection(args) => crm_cmd::test_connection(args).await,
     }
+}
+
+/// `leadbridge outputs --stack NAME`.
+async fn outputs(name: &str, json: bool) -> anyhow::Result<()> {
+    let sdk = lb_aws::sdk_config().await;
+    let stack = lb_local::deployed::DeployedStack::find(&sdk, name).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stack.outputs)?);
+        return Ok(());
+    }
+    print!("{}", lb_local::deployed::render(&stack)?);
+    Ok(())
 }

@@ -24,6 +24,10 @@ pub struct TargetArgs {
     /// Use the standard AWS environment (credentials, region) and --table/--queue-url.
     #[arg(long)]
     aws: bool,
+    /// A deployed stack, found by its CloudFormation name: its outputs give the
+    /// table and queues (implies --aws; --table/--queue-url still win).
+    #[arg(long, env = "LEADBRIDGE_STACK")]
+    stack: Option<String>,
     /// The ledger table (with --aws).
     #[arg(long, env = "LEDGER_TABLE")]
     table: Option<String>,
@@ -42,12 +46,25 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn target(&self) -> anyhow::Result<OpsTarget> {
+    async fn target(&self) -> anyhow::Result<OpsTarget> {
+        if let Some(name) = &self.stack {
+            let sdk = lb_aws::sdk_config().await;
+            let mut t = lb_local::deployed::DeployedStack::find(&sdk, name)
+                .await?
+                .ops_target()?;
+            if let Some(table) = &self.table {
+                t.table_name = table.clone();
+            }
+            t.queue_url = self.queue_url.clone().or(t.queue_url);
+            t.dlq_url = self.dlq_url.clone().or(t.dlq_url);
+            t.bulk_queue_url = self.bulk_queue_url.clone().or(t.bulk_queue_url);
+            return Ok(t);
+        }
         if self.aws {
             let table = self
                 .table
                 .clone()
-                .context("--aws needs the ledger table: --table or LEDGER_TABLE")?;
+                .context("--aws needs the ledger table: --stack NAME, --table or LEDGER_TABLE")?;
             Ok(OpsTarget::aws(
                 table,
                 self.queue_url.clone(),
@@ -60,7 +77,7 @@ impl TargetArgs {
     }
 
     async fn connect(&self) -> anyhow::Result<Ops> {
-        Ok(self.target()?.connect().await)
+        Ok(self.target().await?.connect().await)
     }
 }
 

@@ -344,6 +344,7 @@ impl LocalStack {
             Some(text) => {
                 let text = text
                     .replace("{hubspot_url}", &sim.base_url)
+                    .replace("{hubspot_secret}", &names.hubspot_secret())
                     .replace("{webhook_url}", &webhook_sim.base_url)
                     .replace("{pipedrive_url}", &pipedrive_sim.base_url)
                     .replace("{zoho_accounts_url}", &zoho_sim.accounts_url)
