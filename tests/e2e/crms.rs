@@ -317,3 +317,68 @@ async fn zoho_refreshes_an_expired_token_once_and_a_revoked_grant_dead_letters_w
     // HubSpot, on the same route, was not held up.
     t.wait_status("evt_a1@hubspot", LedgerStatus::Synced).await;
 }
+
+/// Zoho lets one refresh token mint 10 access tokens per 10 minutes: the
+/// worker instances (the stack's, and three more adapters, as more Lambda
+/// instances have) share one access token through the ledger table and mint
+/// it once between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_instances_share_one_zoho_access_token_through_the_ledger() {
+    use lb_pipeline::Connections;
+    use std::sync::Arc;
+    let t = three_crms("zohoshare").await;
+    let z = t.stack.info.crm.zoho.clone().expect("zoho sim");
+    let config = lb_config::Config::parse_local(&format!(
+        "version = 1\n\n[connections.zoho]\nkind = \"zoho\"\nsecret = \"{}\"\n\
+         accounts_url = \"{}\"\n\n[[routes]]\nbot_id = \"*\"\nconnections = [\"zoho\"]\n",
+        z.secret_id, z.accounts_url
+    ))
+    .expect("config");
+    let before: Value = reqwest::get(format!("{}/__admin/oauth", z.base_url))
+        .await
+        .expect("zoho admin")
+        .json()
+        .await
+        .expect("json");
+    let instance = || {
+        let secrets = Arc::new(lb_aws::SecretsManagerStore::new(
+            lb_aws::aws_sdk_secretsmanager::Client::new(&t.stack.sdk),
+        ));
+        let ledger = Arc::new(lb_aws::DynamoLedger::new(
+            lb_aws::aws_sdk_dynamodb::Client::new(&t.stack.sdk),
+            &t.stack.info.table_name,
+        ));
+        lb_crm::connections::from_config(
+            &config,
+            secrets,
+            Duration::from_secs(60),
+            Some(lb_crm::connections::Shared::through(ledger)),
+        )
+        .expect("connections")
+    };
+    let instances: Vec<lb_pipeline::CrmSet> = (0..3).map(|_| instance()).collect();
+    async fn probe(set: &lb_pipeline::CrmSet) {
+        let crm = set.crm_for(Some("zoho")).expect("zoho");
+        for _ in 0..3 {
+            lb_crm::connections::probe(crm).await.expect("zoho answers");
+        }
+    }
+    tokio::join!(
+        probe(&instances[0]),
+        probe(&instances[1]),
+        probe(&instances[2])
+    );
+    let after: Value = reqwest::get(format!("{}/__admin/oauth", z.base_url))
+        .await
+        .expect("zoho admin")
+        .json()
+        .await
+        .expect("json");
+    // The stack's own worker minted one at its start and shared it; the three
+    // new instances took it from the ledger instead of minting their own.
+    assert!(before["mints_in_window"].as_u64().unwrap() <= 1, "{before}");
+    assert_eq!(
+        after["mints_in_window"], 1,
+        "four instances, one access token: {before} → {after}"
+    );
+}

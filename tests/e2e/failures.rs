@@ -425,8 +425,13 @@ async fn two_worker_instances_share_one_rate_limit_through_the_ledger() {
             lb_aws::aws_sdk_dynamodb::Client::new(&t.stack.sdk),
             &t.stack.info.table_name,
         ));
-        lb_crm::connections::from_config(&config, secrets, Duration::from_secs(60), Some(ledger))
-            .expect("connections")
+        lb_crm::connections::from_config(
+            &config,
+            secrets,
+            Duration::from_secs(60),
+            Some(lb_crm::connections::Shared::through(ledger)),
+        )
+        .expect("connections")
     };
     let (a, b) = (instance(), instance());
     let writes = |set: lb_pipeline::CrmSet, who: &'static str| async move {

@@ -9,6 +9,8 @@
 //! - `PERSON#<crm>#<record id>` / `PERSON` — one CRM record: its lease while an
 //!   event writes it, and the `occurred_at` of the newest event applied to it;
 //! - `CONFLICT#<crm>#<record ids>` / `CONFLICT` — a possible duplicate, once;
+//! - `TOKEN#<connection>` / `TOKEN` — the OAuth access token the worker instances
+//!   share, and the lease of the one refreshing it;
 //! - `CALLS#<connection>#<slice ms>#<slice>` / `CALLS` — calls made to a CRM in one
 //!   time slice by every worker instance (the shared rate limiter).
 
@@ -26,7 +28,7 @@ use lb_domain::{split_delivery_id, QueuedLead};
 use lb_pipeline::{
     Begin, CallCounter, Erased, FailureReason, IdentityConflict, Ledger, LedgerRecord,
     LedgerStatus, LinkedElsewhere, ListFilter, Locked, PersonLock, PersonRelease, PortError,
-    Received, Rejection, RejectionTally, SyncOutcome,
+    Received, Rejection, RejectionTally, SharedToken, SyncOutcome, TokenShare,
 };
 
 use crate::port_err;
@@ -1120,5 +1122,58 @@ impl CallCounter for DynamoLedger {
             .send()
             .await;
         applied(res, "dynamodb:UpdateItem(calls)")
+    }
+}
+
+fn token_key(key: &str) -> (AttributeValue, AttributeValue) {
+    (s(format!("TOKEN#{key}")), s("TOKEN"))
+}
+
+#[async_trait]
+impl TokenShare for DynamoLedger {
+    async fn shared_token(&self, key: &str) -> Result<Option<SharedToken>, PortError> {
+        let (pk, sk) = token_key(key);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| ddb_err("dynamodb:GetItem(token)", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| get_s(i, "token"))
+            .and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    async fn lease_refresh(&self, key: &str, until: DateTime<Utc>) -> Result<bool, PortError> {
+        let now = Utc::now();
+        let res = self
+            .update(token_key(key))
+            .update_expression(
+                "SET lease_until = :until, expires_at = if_not_exists(expires_at, :exp)",
+            )
+            .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now")
+            .expression_attribute_values(":until", n(until.timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":exp", expires(now, 1))
+            .send()
+            .await;
+        applied(res, "dynamodb:UpdateItem(token lease)")
+    }
+
+    async fn share_token(&self, key: &str, token: &SharedToken) -> Result<(), PortError> {
+        let res = self
+            .update(token_key(key))
+            .update_expression("SET #t = :token, expires_at = :exp REMOVE lease_until")
+            .expression_attribute_names("#t", "token")
+            .expression_attribute_values(":token", json(token))
+            .expression_attribute_values(":exp", expires(token.expires_at, 1))
+            .send()
+            .await;
+        applied(res, "dynamodb:UpdateItem(token)").map(|_| ())
     }
 }

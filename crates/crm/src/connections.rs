@@ -11,7 +11,7 @@ use lb_config::{
 use lb_domain::mapping::Mapping;
 use lb_pipeline::secrets::CachedSecret;
 use lb_pipeline::throttle::Throttle;
-use lb_pipeline::{CallCounter, Crm, CrmSet, SecretStore};
+use lb_pipeline::{CallCounter, Crm, CrmSet, SecretStore, TokenShare};
 
 use crate::hubspot::{HubSpotConfig, HubSpotCrm};
 use crate::pipedrive::{PipedriveConfig, PipedriveCrm};
@@ -19,40 +19,59 @@ use crate::salesforce::{SalesforceConfig, SalesforceCrm};
 use crate::webhook::{WebhookAuthKind, WebhookCrm, WebhookSettings};
 use crate::zoho::{ZohoConfig, ZohoCrm};
 
-/// Every connection of the config, by name. With a `counter` (the ledger
-/// table), every CRM connection's calls are counted in its shared rate limit.
+/// What the worker instances of a deployment share (the ledger table): the
+/// calls counted against each connection's rate limit, and OAuth access tokens.
+#[derive(Clone)]
+pub struct Shared {
+    pub calls: Arc<dyn CallCounter>,
+    pub tokens: Arc<dyn TokenShare>,
+}
+
+impl Shared {
+    /// Both through one store (the ledger).
+    pub fn through<S: CallCounter + TokenShare + 'static>(store: Arc<S>) -> Self {
+        Self {
+            calls: store.clone(),
+            tokens: store,
+        }
+    }
+}
+
+/// Every connection of the config, by name. With `shared` (the ledger
+/// table), every CRM connection's calls are counted in its shared rate limit
+/// and OAuth access tokens are shared by the instances.
 pub fn from_config(
     config: &Config,
     secrets: Arc<dyn SecretStore>,
     secret_ttl: Duration,
-    counter: Option<Arc<dyn CallCounter>>,
+    shared: Option<Shared>,
 ) -> Result<CrmSet, String> {
     let mut set = CrmSet::default();
     for conn in config.connections.values() {
-        let throttle = match &counter {
-            Some(c) => Throttle::new(c.clone(), &conn.name, conn.throttling),
-            None => Throttle::off(),
-        };
-        set.add(throttled(conn, secrets.clone(), secret_ttl, throttle)?);
+        set.add(adapter(conn, secrets.clone(), secret_ttl, shared.as_ref())?);
     }
     Ok(set)
 }
 
-/// One connection's adapter, without the shared rate limiter (the CLI's probes).
+/// One connection's adapter, sharing nothing with other instances (the CLI's probes).
 pub fn connection(
     conn: &Connection,
     secrets: Arc<dyn SecretStore>,
     secret_ttl: Duration,
 ) -> Result<Arc<dyn Crm>, String> {
-    throttled(conn, secrets, secret_ttl, Throttle::off())
+    adapter(conn, secrets, secret_ttl, None)
 }
 
-fn throttled(
+fn adapter(
     conn: &Connection,
     secrets: Arc<dyn SecretStore>,
     secret_ttl: Duration,
-    throttle: Throttle,
+    shared: Option<&Shared>,
 ) -> Result<Arc<dyn Crm>, String> {
+    let throttle = match shared {
+        Some(s) => Throttle::new(s.calls.clone(), &conn.name, conn.throttling),
+        None => Throttle::off(),
+    };
     Ok(match &conn.kind {
         ConnectionKind::HubSpot(h) => {
             Arc::new(hubspot(conn, h, secrets, secret_ttl)?.with_throttle(throttle))
@@ -62,10 +81,18 @@ fn throttled(
             Arc::new(pipedrive(conn, p, secrets, secret_ttl)?.with_throttle(throttle))
         }
         ConnectionKind::Zoho(z) => {
-            Arc::new(zoho(conn, z, secrets, secret_ttl)?.with_throttle(throttle))
+            let mut crm = zoho(conn, z, secrets, secret_ttl)?.with_throttle(throttle);
+            if let Some(s) = shared {
+                crm = crm.with_token_share(s.tokens.clone());
+            }
+            Arc::new(crm)
         }
-        ConnectionKind::Salesforce(s) => {
-            Arc::new(salesforce(conn, s, secrets, secret_ttl)?.with_throttle(throttle))
+        ConnectionKind::Salesforce(sf) => {
+            let mut crm = salesforce(conn, sf, secrets, secret_ttl)?.with_throttle(throttle);
+            if let Some(s) = shared {
+                crm = crm.with_token_share(s.tokens.clone());
+            }
+            Arc::new(crm)
         }
     })
 }

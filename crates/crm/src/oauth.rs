@@ -30,15 +30,25 @@
 //!   `refresh_token` is handed to [`OnRotated::on_rotated`] **before** its
 //!   access token is returned, so the new grant is kept before anything uses
 //!   the token it came with. A hook that fails fails the refresh.
+//! - Shared by every worker instance ([`TokenCache::shared`], the ledger
+//!   table): an instance whose token is stale takes the shared one when it is
+//!   fresh; else one instance at a time takes a lease and refreshes, and the
+//!   others wait for the token it shares (Zoho: "the access token is cached
+//!   and shared by every worker instance, and refreshed by one of them at a
+//!   time"). A token a 401 refused is not taken from the share again. The
+//!   share being down costs a refresh per instance, not a lead.
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use lb_pipeline::{CrmError, ErrorClass};
+use chrono::Utc;
+use lb_pipeline::{CrmError, ErrorClass, SharedToken, TokenShare};
 use serde_json::Value;
 use tokio::sync::Mutex;
+use tracing::warn;
 
 use crate::classify;
 
@@ -52,6 +62,12 @@ pub const FAILED_RECHECK: Duration = Duration::from_secs(5);
 pub const THROTTLED_WAIT: Duration = Duration::from_secs(60);
 /// The longest refresh answer read.
 const MAX_TOKEN_ANSWER: usize = 64 * 1024;
+/// How long a refreshing instance holds the share's lease (longer than a refresh
+/// takes; a crashed holder's lease runs out).
+pub const REFRESH_LEASE: Duration = Duration::from_secs(30);
+/// How long an instance waits for another one's refresh before handing the
+/// lead back (rate-limited: not an attempt).
+pub const WAIT_FOR_SHARED: Duration = Duration::from_secs(3);
 /// A lifetime to assume when the answer names none (Zoho: one hour;
 /// Salesforce names none, its default session timeout is two hours [R]).
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
@@ -114,6 +130,33 @@ impl AccessToken {
         now < self.refresh_at
     }
 
+    /// The token as instances share it (wall-clock times).
+    fn to_shared(&self) -> SharedToken {
+        let (now, wall) = (Instant::now(), Utc::now());
+        let at = |i: Instant| {
+            wall + chrono::Duration::from_std(i.saturating_duration_since(now)).unwrap_or_default()
+        };
+        SharedToken {
+            value: self.value.clone(),
+            api_domain: self.api_domain.clone(),
+            expires_at: at(self.expires_at),
+            refresh_at: at(self.refresh_at),
+        }
+    }
+
+    /// A shared token, while it is fresh.
+    fn from_shared(t: SharedToken) -> Option<Self> {
+        let (now, wall) = (Instant::now(), Utc::now());
+        let left = |at: chrono::DateTime<Utc>| (at - wall).to_std().ok();
+        let (refresh_in, expires_in) = (left(t.refresh_at)?, left(t.expires_at)?);
+        Some(AccessToken {
+            value: t.value,
+            api_domain: t.api_domain,
+            expires_at: now + expires_in,
+            refresh_at: now + refresh_in,
+        })
+    }
+
     /// Salesforce's name for [`AccessToken::api_domain`]: the token answer's
     /// `instance_url`, the base of every API call ([V] research A.1).
     pub fn instance_url(&self) -> Option<&str> {
@@ -140,6 +183,8 @@ struct Refusal<K> {
 struct Slot<K> {
     token: Option<AccessToken>,
     refused: Option<Refusal<K>>,
+    /// The last token a 401 refused: never taken from the share again.
+    stale: Option<String>,
 }
 
 /// One cached access token, refreshed single-flight. `K` names the grant a
@@ -147,6 +192,8 @@ struct Slot<K> {
 /// adapter with several kinds of grant uses its own key).
 pub struct TokenCache<K = Grant> {
     slot: Mutex<Slot<K>>,
+    /// Where the worker instances share the token, and its key there.
+    share: Option<(Arc<dyn TokenShare>, String)>,
 }
 
 impl<K> Default for TokenCache<K> {
@@ -155,7 +202,9 @@ impl<K> Default for TokenCache<K> {
             slot: Mutex::new(Slot {
                 token: None,
                 refused: None,
+                stale: None,
             }),
+            share: None,
         }
     }
 }
@@ -163,6 +212,25 @@ impl<K> Default for TokenCache<K> {
 impl<K: PartialEq + Clone> TokenCache<K> {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Shares the token with every instance through `share`, under `key` (the connection).
+    pub fn shared(mut self, share: Arc<dyn TokenShare>, key: impl Into<String>) -> Self {
+        self.share = Some((share, key.into()));
+        self
+    }
+
+    /// The shared token, when it is fresh and not the one a 401 refused.
+    async fn from_share(&self, stale: Option<&str>) -> Option<AccessToken> {
+        let (share, key) = self.share.as_ref()?;
+        match share.shared_token(key).await {
+            Ok(Some(t)) if Some(t.value.as_str()) != stale => AccessToken::from_shared(t),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(connection = %key, error = %e, "the shared access token could not be read");
+                None
+            }
+        }
     }
 
     /// The cached token while it is fresh; else one refresh with `fetch`
@@ -182,10 +250,50 @@ impl<K: PartialEq + Clone> TokenCache<K> {
                 return Err(r.error.clone());
             }
         }
+        if let Some((share, key)) = &self.share {
+            if let Some(t) = self.from_share(slot.stale.as_deref()).await {
+                slot.token = Some(t.clone());
+                return Ok(t);
+            }
+            let until = Utc::now() + chrono::Duration::from_std(REFRESH_LEASE).unwrap_or_default();
+            match share.lease_refresh(key, until).await {
+                Ok(true) => {}
+                Err(e) => {
+                    warn!(connection = %key, error = %e, "the token lease could not be taken; refreshing alone");
+                }
+                Ok(false) => {
+                    // Another instance is refreshing: wait for what it shares.
+                    let step = Duration::from_millis(250);
+                    let mut waited = Duration::ZERO;
+                    while waited < WAIT_FOR_SHARED {
+                        tokio::time::sleep(step).await;
+                        waited += step;
+                        if let Some(t) = self.from_share(slot.stale.as_deref()).await {
+                            slot.token = Some(t.clone());
+                            return Ok(t);
+                        }
+                    }
+                    let mut e = CrmError::new(
+                        key.clone(),
+                        ErrorClass::RateLimited,
+                        None,
+                        "another worker instance is refreshing the access token; waiting for it",
+                    );
+                    e.retry_after = Some(Duration::from_secs(2));
+                    return Err(e);
+                }
+            }
+        }
         match fetch().await {
             Ok(token) => {
+                if let Some((share, key)) = &self.share {
+                    if let Err(e) = share.share_token(key, &token.to_shared()).await {
+                        warn!(connection = %key, error = %e, "the new access token could not be shared");
+                    }
+                }
                 slot.token = Some(token.clone());
                 slot.refused = None;
+                slot.stale = None;
                 Ok(token)
             }
             Err(error) => {
@@ -210,6 +318,7 @@ impl<K: PartialEq + Clone> TokenCache<K> {
         let mut slot = self.slot.lock().await;
         if slot.token.as_ref().is_some_and(|t| t.value == stale) {
             slot.token = None;
+            slot.stale = Some(stale.to_string());
         }
     }
 }
@@ -429,6 +538,135 @@ mod tests {
             assert_eq!(t.await.expect("task").expect("token"), "t1");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// The ledger's share, in memory: one token per key and a lease.
+    #[derive(Default)]
+    struct MemShare {
+        token: std::sync::Mutex<Option<SharedToken>>,
+        lease: std::sync::Mutex<Option<chrono::DateTime<Utc>>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl TokenShare for MemShare {
+        async fn shared_token(
+            &self,
+            _key: &str,
+        ) -> Result<Option<SharedToken>, lb_pipeline::PortError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(lb_pipeline::PortError::new("down"));
+            }
+            Ok(self.token.lock().unwrap().clone())
+        }
+        async fn lease_refresh(
+            &self,
+            _key: &str,
+            until: chrono::DateTime<Utc>,
+        ) -> Result<bool, lb_pipeline::PortError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(lb_pipeline::PortError::new("down"));
+            }
+            let mut lease = self.lease.lock().unwrap();
+            if lease.is_some_and(|l| l > Utc::now()) {
+                return Ok(false);
+            }
+            *lease = Some(until);
+            Ok(true)
+        }
+        async fn share_token(
+            &self,
+            _key: &str,
+            token: &SharedToken,
+        ) -> Result<(), lb_pipeline::PortError> {
+            *self.token.lock().unwrap() = Some(token.clone());
+            *self.lease.lock().unwrap() = None;
+            Ok(())
+        }
+    }
+
+    /// Instances (one cache each) share one token: one refresh among them,
+    /// and a token a 401 refused is refreshed once, not taken back.
+    #[tokio::test]
+    async fn instances_share_one_token_and_refresh_it_one_at_a_time() {
+        let share = Arc::new(MemShare::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let instances: Vec<Arc<TokenCache>> = (0..4)
+            .map(|_| Arc::new(TokenCache::new().shared(share.clone(), "zoho")))
+            .collect();
+        let mint = |calls: Arc<AtomicUsize>, v: &'static str| async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(token(v, Duration::from_secs(3600)))
+        };
+        let mut tasks = Vec::new();
+        for cache in &instances {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get(&grant("r"), || mint(calls, "t1"))
+                    .await
+                    .map(|t| t.value)
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("task").expect("token"), "t1");
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one mint for four instances"
+        );
+
+        // The CRM refuses t1 (401): each instance drops it; one refresh follows.
+        for cache in &instances {
+            cache.invalidate("t1").await;
+        }
+        for cache in &instances {
+            let t = cache.get(&grant("r"), || mint(calls.clone(), "t2")).await;
+            assert_eq!(t.expect("token").value, "t2");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // The share down: an instance refreshes alone rather than stall.
+        share.down.store(true, Ordering::SeqCst);
+        let alone = TokenCache::new().shared(share.clone(), "zoho");
+        let t = alone.get(&grant("r"), || mint(calls.clone(), "t3")).await;
+        assert_eq!(t.expect("token").value, "t3");
+    }
+
+    /// While another instance holds the lease, a caller waits for its token
+    /// and then gives up rate-limited (not an attempt), without minting.
+    #[tokio::test]
+    async fn a_caller_waits_for_the_lease_holder_and_never_mints_beside_it() {
+        let share = Arc::new(MemShare::default());
+        *share.lease.lock().unwrap() = Some(Utc::now() + chrono::Duration::seconds(30));
+        let cache = TokenCache::new().shared(share.clone(), "zoho");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let e = cache
+            .get(&grant("r"), || async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(token("never", Duration::from_secs(3600)))
+            })
+            .await
+            .expect_err("no token while another instance refreshes");
+        assert_eq!(e.class, ErrorClass::RateLimited);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        // The holder shares its token: the next call takes it.
+        share
+            .share_token(
+                "zoho",
+                &token("shared", Duration::from_secs(3600)).to_shared(),
+            )
+            .await
+            .unwrap();
+        let t = cache
+            .get(&grant("r"), || async {
+                Ok(token("never", Duration::from_secs(3600)))
+            })
+            .await;
+        assert_eq!(t.expect("token").value, "shared");
     }
 
     #[tokio::test]

@@ -105,6 +105,12 @@ impl ZohoCrm {
         self
     }
 
+    /// Shares the access token with every worker instance (one refresh at a time).
+    pub fn with_token_share(mut self, share: std::sync::Arc<dyn lb_pipeline::TokenShare>) -> Self {
+        self.tokens = TokenCache::new().shared(share, self.cfg.name.clone());
+        self
+    }
+
     /// `grant` is the secret holding `{"client_id","client_secret","refresh_token"}`
     /// (optionally `"accounts_url"`).
     pub fn new(cfg: ZohoConfig, grant: Arc<CachedSecret>) -> Result<Self, reqwest::Error> {

@@ -459,7 +459,7 @@ impl LocalStack {
                     cfg,
                     secrets.clone(),
                     Duration::from_secs(30),
-                    Some(ledger.clone()),
+                    Some(lb_crm::connections::Shared::through(ledger.clone())),
                 )
                 .map_err(|e| anyhow::anyhow!(e))?,
             ),

@@ -757,6 +757,41 @@ pub trait CallCounter: Send + Sync {
     ) -> Result<bool, PortError>;
 }
 
+/// An OAuth access token shared by every worker instance of a connection
+/// (Zoho lets one refresh token mint 10 access tokens per 10 minutes: a
+/// token per instance would run out under load).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedToken {
+    pub value: String,
+    /// Zoho's `api_domain`, Salesforce's `instance_url`.
+    pub api_domain: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    /// When instances start refreshing it (before it expires).
+    pub refresh_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SharedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedToken")
+            .field("api_domain", &self.api_domain)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where instances share an access token and take turns refreshing it (the
+/// ledger table).
+#[async_trait]
+pub trait TokenShare: Send + Sync {
+    /// The token last shared under `key`, if any (fresh or not).
+    async fn shared_token(&self, key: &str) -> Result<Option<SharedToken>, PortError>;
+    /// Takes the right to refresh `key`'s token until `until`: `false` while
+    /// another instance holds it.
+    async fn lease_refresh(&self, key: &str, until: DateTime<Utc>) -> Result<bool, PortError>;
+    /// Shares a new token under `key` and ends the lease.
+    async fn share_token(&self, key: &str, token: &SharedToken) -> Result<(), PortError>;
+}
+
 /// A connection's use of its daily API quota (the CRM's day).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaUsage {

@@ -37,7 +37,7 @@ async fn main() -> Result<(), Error> {
                 c,
                 secrets,
                 env.secret_ttl,
-                Some(ledger.clone()),
+                Some(lb_crm::connections::Shared::through(ledger.clone())),
             )?),
             c.connections
                 .values()
