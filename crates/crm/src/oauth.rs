@@ -221,7 +221,7 @@ impl<K: PartialEq + Clone> TokenCache<K> {
     }
 
     /// The shared token, when it is fresh and not the one a 401 refused.
-    async fn from_share(&self, stale: Option<&str>) -> Option<AccessToken> {
+    async fn read_share(&self, stale: Option<&str>) -> Option<AccessToken> {
         let (share, key) = self.share.as_ref()?;
         match share.shared_token(key).await {
             Ok(Some(t)) if Some(t.value.as_str()) != stale => AccessToken::from_shared(t),
@@ -251,7 +251,7 @@ impl<K: PartialEq + Clone> TokenCache<K> {
             }
         }
         if let Some((share, key)) = &self.share {
-            if let Some(t) = self.from_share(slot.stale.as_deref()).await {
+            if let Some(t) = self.read_share(slot.stale.as_deref()).await {
                 slot.token = Some(t.clone());
                 return Ok(t);
             }
@@ -268,7 +268,7 @@ impl<K: PartialEq + Clone> TokenCache<K> {
                     while waited < WAIT_FOR_SHARED {
                         tokio::time::sleep(step).await;
                         waited += step;
-                        if let Some(t) = self.from_share(slot.stale.as_deref()).await {
+                        if let Some(t) = self.read_share(slot.stale.as_deref()).await {
                             slot.token = Some(t.clone());
                             return Ok(t);
                         }
