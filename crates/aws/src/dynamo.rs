@@ -1146,7 +1146,7 @@ impl TokenShare for DynamoLedger {
         Ok(out
             .item()
             .and_then(|i| get_s(i, "token"))
-            .and_then(|t| serde_json::from_str(&t).ok()))
+            .and_then(|t| serde_json::from_str(t).ok()))
     }
 
     async fn lease_refresh(&self, key: &str, until: DateTime<Utc>) -> Result<bool, PortError> {
