@@ -69,7 +69,24 @@ pub fn summary(config: &Config) -> String {
     let routes = config
         .routes
         .iter()
-        .map(|r| format!("{} → {}", r.bot_label(), r.connections.join(", ")))
+        .map(|r| {
+            // Where a route sends anything through the bulk lane, say so.
+            let mut bulk: Vec<&str> = r
+                .event_lanes
+                .iter()
+                .filter(|(_, l)| *l == lb_domain::Lane::Bulk)
+                .map(|(t, _)| t.as_str())
+                .collect();
+            if r.lane == lb_domain::Lane::Bulk {
+                bulk.insert(0, "every event");
+            }
+            let lanes = if bulk.is_empty() {
+                String::new()
+            } else {
+                format!(" (bulk: {})", bulk.join(", "))
+            };
+            format!("{} → {}{lanes}", r.bot_label(), r.connections.join(", "))
+        })
         .collect::<Vec<_>>()
         .join("; ");
     let mut out = format!(
@@ -113,7 +130,8 @@ mod tests {
             out,
             format!(
                 "{}: OK — 5 connection(s) (hubspot: hubspot, pipedrive: pipedrive, salesforce: salesforce, zapier: webhook, zoho: zoho), \
-                 3 route(s) (sales-bot → hubspot, zapier; demo-bot → hubspot, pipedrive, zoho, salesforce; * → hubspot), \
+                 4 route(s) (sales-bot → hubspot, zapier; demo-bot → hubspot, pipedrive, zoho, salesforce; \
+                 nurture-bot → hubspot (bulk: lead.updated, conversation.ended); * → hubspot), \
                  4 source(s) (intercom: intercom for sales-bot, twilio: twilio for whatsapp-bot, typebot: custom_json for sales-bot, whatsapp: whatsapp for whatsapp-bot)\n",
                 path.display()
             )
