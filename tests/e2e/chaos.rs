@@ -9,7 +9,8 @@ use lb_local::moto::Moto;
 /// and a replay of dead events mid-run (503s and stalls on Pipedrive, Zoho and
 /// Salesforce too: every event fans out to all four CRMs); a fifth of the events come as vendors'
 /// own webhooks to native sources (WhatsApp and Twilio messages among them,
-/// whose notes are their conversations'). Each promise is asserted on its own, with
+/// whose notes are their conversations'), and a fifth travel the bulk lane.
+/// Each promise is asserted on its own, with
 /// the whole table, so that a failure names the promise that broke.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_faults_crashes_and_an_outage_no_lead_is_lost_duplicated_or_overwritten_out_of_order()
@@ -71,6 +72,10 @@ async fn under_faults_crashes_and_an_outage_no_lead_is_lost_duplicated_or_overwr
         "the run crashed the worker\n{table}"
     );
     assert!(report.crm_faulted > 0, "the CRM failed requests\n{table}");
+    assert!(
+        report.bulk_deliveries > 0 && report.bulk_deliveries < report.sent,
+        "both lanes were driven\n{table}"
+    );
     assert!(
         report.dead_by_reason.keys().all(|r| !r.is_empty()),
         "every dead event has a reason\n{table}"

@@ -225,6 +225,7 @@ async fn leadbridge(
     c: Contender,
     plan: &Plan,
     concurrency: usize,
+    bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Measured> {
     let watcher = OpsTarget::from_stack(&stack.info).connect().await.ledger;
     let ddb0 = stack.dynamodb_requests.get();
@@ -244,8 +245,12 @@ async fn leadbridge(
         "realtime"
     };
     let mut tasks = tokio::task::JoinSet::new();
+    bar.set_message("sending");
+    bar.set_length(plan.deliveries.len() as u64);
+    bar.set_position(0);
     for i in plan.deliveries.iter().copied() {
         let permit = sem.clone().acquire_owned().await?;
+        bar.inc(1);
         let (client, accepted_at, statuses) =
             (client.clone(), accepted_at.clone(), statuses.clone());
         let body = event(c, i, i % plan.persons, t0);
@@ -269,6 +274,8 @@ async fn leadbridge(
     let deadline = Instant::now() + Duration::from_secs(900);
     let since = Some(started - chrono::Duration::seconds(1));
     let (mut synced, mut dead);
+    bar.set_message("syncing");
+    bar.set_length(accepted.len() as u64);
     loop {
         let prefix = format!("evt_{}_", c.prefix());
         let count = |recs: Vec<lb_pipeline::LedgerRecord>| {
@@ -292,6 +299,7 @@ async fn leadbridge(
                 })
                 .await?,
         );
+        bar.set_position((synced + dead) as u64);
         if synced + dead >= accepted.len() || Instant::now() > deadline {
             break;
         }
@@ -322,7 +330,11 @@ async fn leadbridge(
 
 /// The naive peer: for each delivery, in order, search the contact by email,
 /// create or update it, add the note; a 429 is waited out and retried.
-async fn peer(client: &StackClient, plan: &Plan) -> anyhow::Result<Measured> {
+async fn peer(
+    client: &StackClient,
+    plan: &Plan,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Measured> {
     let hs = client.info.crm.hubspot.clone();
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: String, body: Value| {
@@ -356,7 +368,11 @@ async fn peer(client: &StackClient, plan: &Plan) -> anyhow::Result<Measured> {
     let started = Utc::now();
     let mut accepted_at = HashMap::new();
     let mut unfinished = 0;
+    bar.set_message("one by one");
+    bar.set_length(plan.deliveries.len() as u64);
+    bar.set_position(0);
     for &i in &plan.deliveries {
+        bar.inc(1);
         // The whole burst arrived at the start; the peer works through it.
         accepted_at.entry(i).or_insert(started);
         let ev = event(Contender::Peer, i, i % plan.persons, t0);
@@ -549,10 +565,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         // An empty CRM and fresh rate windows for each (the config is kept).
         client.admin(reqwest::Method::POST, "reset", None).await?;
         println!("running {} …", c.name());
+        let bar = crate::progress_bar("leads");
         let m = match c {
-            Contender::Peer => peer(&client, &plan).await?,
-            _ => leadbridge(&stack, &client, c, &plan, args.concurrency).await?,
+            Contender::Peer => peer(&client, &plan, &bar).await?,
+            _ => leadbridge(&stack, &client, c, &plan, args.concurrency, &bar).await?,
         };
+        bar.finish_and_clear();
         rows.push(row(&client, c, &plan, &m, args.crm_limit).await?);
     }
     stack.shutdown().await;
@@ -623,20 +641,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 fn print_table(rows: &[Value]) {
     let peer = rows.iter().find(|r| r["contender"] == "peer");
-    let mut header = format!("\n{:<32}", "metric");
-    for r in rows {
-        header.push_str(&format!(" {:>12}", r["contender"].as_str().unwrap_or("?")));
-    }
+    let name = |r: &Value| r["contender"].as_str().unwrap_or("?").to_string();
+    let mut header: Vec<String> = vec!["metric".into()];
+    header.extend(rows.iter().map(name));
+    let others: Vec<&Value> = rows.iter().filter(|r| r["contender"] != "peer").collect();
     if peer.is_some() {
-        for r in rows.iter().filter(|r| r["contender"] != "peer") {
-            header.push_str(&format!(
-                " {:>14}",
-                format!("{}/peer", r["contender"].as_str().unwrap_or("?"))
-            ));
-        }
+        header.extend(others.iter().map(|r| format!("{}/peer", name(r))));
     }
-    println!("{header}");
-    println!("{}", "-".repeat(header.len().saturating_sub(1)));
+    let mut lines = Vec::new();
     for k in [
         "leads",
         "deliveries",
@@ -654,21 +666,19 @@ fn print_table(rows: &[Value]) {
         "duplicate_notes",
         "lost",
     ] {
-        let mut line = format!("{k:<32}");
-        for r in rows {
-            line.push_str(&format!(" {:>12}", r[k].to_string()));
-        }
+        let mut line = vec![k.to_string()];
+        line.extend(rows.iter().map(|r| r[k].to_string()));
         if let Some(p) = peer {
-            for r in rows.iter().filter(|r| r["contender"] != "peer") {
-                let ratio = match (r[k].as_f64(), p[k].as_f64()) {
-                    (Some(a), Some(b)) if b != 0.0 => format!("{:.2}×", a / b),
-                    _ => "–".into(),
-                };
-                line.push_str(&format!(" {ratio:>14}"));
-            }
+            line.extend(others.iter().map(|r| match (r[k].as_f64(), p[k].as_f64()) {
+                (Some(a), Some(b)) if b != 0.0 => format!("{:.2}×", a / b),
+                _ => "–".into(),
+            }));
         }
-        println!("{line}");
+        lines.push(line);
     }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let numeric: Vec<usize> = (1..header.len()).collect();
+    println!("\n{}", lb_local::text::table(&header, &lines, &numeric));
     for r in rows {
         if r["limit_bound"] == false {
             println!(

@@ -42,13 +42,14 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         events: args.events,
         outage: std::time::Duration::from_secs(args.outage_secs),
         send_rate: (args.rate > 0.0).then_some(args.rate),
+        progress: crate::progress_bar("deliveries"),
         ..ChaosConfig::full()
     };
     println!(
         "chaos: {} deliveries at {}/s of people known by email, phone and/or WhatsApp, {:.0}% CRM 503s, \
          429 bursts over {}/{} ms, {:.1}% stalls of {:?} (worker timeout {:?}), a {:?} outage, \
          a crash after every {}th CRM write, {} refused writes per route, dead events replayed mid-run, \
-         {:.0}% of the events as vendors' own webhooks",
+         {:.0}% of the events as vendors' own webhooks, {:.0}% through the bulk lane",
         cfg.events,
         cfg.send_rate.map_or("max".to_string(), |r| format!("{r}")),
         cfg.error_rate * 100.0,
@@ -60,7 +61,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         cfg.outage,
         cfg.crash_every,
         cfg.refused_writes * 2,
-        cfg.vendor_ratio * 100.0
+        cfg.vendor_ratio * 100.0,
+        cfg.bulk_ratio * 100.0
     );
     let report = run_chaos(cfg, None).await?;
     println!("\n{}", report.table());

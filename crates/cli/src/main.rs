@@ -23,17 +23,29 @@ use lb_local::{LocalStack, StackInfo, StackOptions};
 #[command(
     name = "leadbridge",
     version,
-    about = "Chatbot-to-CRM lead pipeline: local stack and tools"
+    about = "Chatbot-to-CRM lead pipeline: operator commands and local tools",
+    after_help = AFTER_HELP
 )]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
+/// The groups `--help` lists the commands in, and the ledger's statuses.
+const AFTER_HELP: &str = "\
+Operators (a deployment with --stack NAME, else the running `make dev` stack):
+  doctor, outputs, status, list, replay, erase, import, config, schema-check, test-connection
+Developers: dev, demo, bench, chaos, events, env, sign
+
+Statuses (status, list --status): received, queued, in_progress, retrying, synced, dead, rejected
+
+`leadbridge <command> --help` for one command's options.";
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run moto, the HubSpot simulator and the three handlers until Ctrl-C;
-    /// writes the stack file (URLs, secrets) when ready.
+    /// Run the local stack until Ctrl-C (moto, the CRM simulators, the three handlers)
+    ///
+    /// Writes the stack file (URLs, secrets) when ready.
     #[command(display_order = 20)]
     Dev {
         #[arg(long, default_value = "target/leadbridge-local.json")]
@@ -45,20 +57,22 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Run the pipeline end to end on the sample events and print what happened.
+    /// Run the pipeline end to end on the sample events and print what happened
     #[command(display_order = 21)]
     Demo {
         #[arg(long, default_value = "events/leads")]
         events_dir: PathBuf,
     },
-    /// Drive signed events through the local stack and report throughput, latency and correctness.
+    /// Measure leadbridge's lanes against a naive peer under one CRM limit
     #[command(display_order = 22)]
     Bench(bench::BenchArgs),
-    /// The fault-injection run: faults, throttling, stalls, an outage and crashes; checks
-    /// that nothing is lost, duplicated or overwritten out of order.
+    /// The fault-injection run: nothing lost, duplicated or overwritten out of order
+    ///
+    /// Faults, throttling, stalls, an outage and crashes, through both lanes and
+    /// every CRM.
     #[command(display_order = 23)]
     Chaos(chaos::ChaosArgs),
-    /// Regenerate the sample Lambda events (API Gateway, SQS, DLQ) under events/, signed now.
+    /// Regenerate the sample Lambda events under events/, signed now
     #[command(display_order = 24)]
     Events {
         /// Sign with the secret of a running `make dev` stack (else the local default).
@@ -70,32 +84,36 @@ enum Cmd {
         #[arg(long, default_value = "events")]
         out: PathBuf,
     },
-    /// Print `export` lines that point the Lambda binaries at a running `make dev` stack
-    /// (for `cargo lambda watch`).
+    /// Print `export` lines pointing the Lambda binaries at `make dev` (cargo lambda watch)
     #[command(display_order = 25)]
     Env {
         #[arg(long, default_value = "target/leadbridge-local.json")]
         stack_file: PathBuf,
     },
-    /// Print the Leadbridge-Signature header for a body, signed now; with
-    /// `--source NAME`, a request to that native source signed the way its
+    /// Sign a body as a chatbot would (Leadbridge-Signature, or a vendor's own scheme)
+    ///
+    /// With `--source NAME`, a request to that native source signed the way its
     /// vendor signs (a curl command, or `--send` it).
-    #[command(display_order = 10)]
+    #[command(display_order = 26)]
     Sign(sign::SignArgs),
-    /// Backfill leads from a CSV (header row) or JSON Lines file: every row is
-    /// validated first (bad rows reported by line, nothing sent), then sent;
-    /// re-running the same file sends nothing twice.
+    /// Backfill leads from a CSV or JSON Lines file through the bulk lane
+    ///
+    /// Every row is validated first (bad rows reported by line, nothing sent unless
+    /// --skip-invalid), then sent; re-running the same file sends nothing twice.
     #[command(display_order = 6)]
     Import(import_cmd::ImportArgs),
-    /// Day-one checks of the local stack (or a deployment with --aws): secrets set
-    /// and not placeholders, HubSpot authorized and its schema fitting, sources,
-    /// alert subscriptions, dead letters, backlog; each finding with its fix.
+    /// Day-one checks of the local stack or a deployment, each finding with its fix
+    ///
+    /// Secrets set and not placeholders, each CRM authorized with the scopes it needs
+    /// and its schema fitting, sources, alert subscriptions, dead letters, backlog.
     /// Exits 1 when something would lose or stall leads.
     #[command(display_order = 1)]
     Doctor(doctor_cmd::DoctorArgs),
-    /// Print a deployed stack's outputs (the webhook URL, the console, the queues)
-    /// and what to do next, found by its CloudFormation name.
-    #[command(display_order = 11)]
+    /// Print a deployed stack's outputs and what to do next
+    ///
+    /// The webhook URL, the console, the queues and the table of the stack found by
+    /// its CloudFormation name.
+    #[command(display_order = 1)]
     Outputs {
         /// The CloudFormation stack name.
         #[arg(long, env = "LEADBRIDGE_STACK", default_value = "leadbridge")]
@@ -104,29 +122,33 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Print one event's status from the ledger (the status API's view).
+    /// Print one event's status from the ledger (the status API's view)
     #[command(display_order = 2)]
     Status(ops::StatusArgs),
-    /// List ledger events in one status, newest first.
+    /// List ledger events in one status, newest first
     #[command(display_order = 3)]
     List(ops::ListArgs),
-    /// Put dead events back on the queue (after their cause is fixed).
+    /// Put dead events back on the queue (after their cause is fixed)
     #[command(display_order = 4)]
     Replay(ops::ReplayArgs),
-    /// Erase a person (right to erasure): every ledger record and dead letter of
-    /// theirs, found by any of their identities; prints what was removed.
+    /// Erase a person's records from the ledger and the DLQ (right to erasure)
+    ///
+    /// Every ledger record and dead letter of theirs, found by any of their
+    /// identities; prints what was removed. The CRM side stays the CRM's.
     #[command(display_order = 5)]
     Erase(ops::EraseArgs),
-    /// Configuration file tools: `config check FILE` validates a LEADBRIDGE_CONFIG file.
+    /// Configuration file tools: `config check FILE` validates a config file
     #[command(subcommand)]
     #[command(display_order = 7)]
     Config(config_cmd::ConfigCmd),
-    /// Check every mapped property of the HubSpot connections against the live schema
-    /// (missing, read-only, wrong type, option not allowed) and print a table.
+    /// Check the HubSpot connections' mapped properties against the live schema
+    ///
+    /// Missing, read-only, wrong type, option not allowed: one row per property.
     #[command(display_order = 8)]
     SchemaCheck(crm_cmd::SchemaCheckArgs),
-    /// Send a clearly marked test lead to a webhook connection and print what it
-    /// answered (a HubSpot connection: its schema check).
+    /// Send a marked test lead to a webhook connection and print its answer
+    ///
+    /// A HubSpot connection: its schema check instead.
     #[command(display_order = 9)]
     TestConnection(crm_cmd::TestConnectionArgs),
 }
@@ -264,4 +286,52 @@ async fn outputs(name: &str, json: bool) -> anyhow::Result<()> {
     }
     print!("{}", lb_local::deployed::render(&stack)?);
     Ok(())
+}
+
+/// A progress bar on stderr for a long command (hidden when stderr is not a terminal).
+pub fn progress_bar(unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{msg:>12}} [{{bar:32}}] {{pos}}/{{len}} {unit} ({{elapsed}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `--help` names every ledger status and every command in its group.
+    #[test]
+    fn help_lists_the_statuses_and_groups_every_command() {
+        let help = Cli::command().render_long_help().to_string();
+        for status in [
+            lb_pipeline::LedgerStatus::Received,
+            lb_pipeline::LedgerStatus::Queued,
+            lb_pipeline::LedgerStatus::InProgress,
+            lb_pipeline::LedgerStatus::Retrying,
+            lb_pipeline::LedgerStatus::Synced,
+            lb_pipeline::LedgerStatus::Dead,
+            lb_pipeline::LedgerStatus::Rejected,
+        ] {
+            assert!(AFTER_HELP.contains(status.as_str()), "{}", status.as_str());
+        }
+        let groups = AFTER_HELP.split("\n\nStatuses").next().unwrap();
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            assert!(groups.contains(name), "{name} is in no group");
+            assert!(help.contains(name));
+        }
+        // Operator commands come first.
+        let at = |n: &str| help.find(&format!("\n  {n} ")).unwrap_or(usize::MAX);
+        assert!(
+            at("doctor") < at("dev") && at("replay") < at("bench"),
+            "{help}"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use lb_domain::QueuedLead;
 use lb_local::ops::{Ops, OpsTarget};
+use lb_local::text::table;
 use lb_pipeline::replay::ReplayReport;
 use lb_pipeline::status::EventStatus;
 use lb_pipeline::{LedgerRecord, LedgerStatus, ListFilter};
@@ -123,7 +124,7 @@ pub struct StatusArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ListArgs {
-    /// The ledger status: received, queued, in_progress (or processing), retrying, synced, dead.
+    /// The ledger status: received, queued, in_progress (or processing), retrying, synced, dead, rejected.
     #[arg(long, value_parser = parse_status)]
     status: LedgerStatus,
     #[command(flatten)]
@@ -256,7 +257,19 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let filter = args.filter.filter(LedgerStatus::Dead, Utc::now())?;
     let ops = args.target.connect().await?;
-    let report = ops.replay(&filter, args.dry_run, Utc::now()).await?;
+    let bar = crate::progress_bar("dead events");
+    bar.set_message(if args.dry_run {
+        "checking"
+    } else {
+        "replaying"
+    });
+    let report = ops
+        .replay_reporting(&filter, args.dry_run, Utc::now(), &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await?;
+    bar.finish_and_clear();
     if args.target.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -391,37 +404,6 @@ fn render_status(v: &EventStatus) -> String {
 }
 
 /// Left-aligned columns, two spaces apart.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let n = cells.len();
-        cells
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i + 1 == n {
-                    c
-                } else {
-                    format!("{c:<w$}  ", w = widths[i])
-                }
-            })
-            .collect::<String>()
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        out.push_str(&line(r.clone()));
-    }
-    out
-}
-
 fn render_list(records: &[LedgerRecord]) -> String {
     if records.is_empty() {
         return "no events\n".into();
@@ -454,6 +436,7 @@ fn render_list(records: &[LedgerRecord]) -> String {
             "LAST_ERROR",
         ],
         &rows,
+        &[4, 5],
     );
     out.push_str(&format!("{} event(s)\n", records.len()));
     out
@@ -475,7 +458,7 @@ fn render_replay(report: &ReplayReport) -> String {
             ]
         })
         .collect();
-    let mut out = table(&["EVENT_ID", "BOT", "CONTACT", "ACTION"], &rows);
+    let mut out = table(&["EVENT_ID", "BOT", "CONTACT", "ACTION"], &rows, &[]);
     if report.dry_run {
         out.push_str(&format!(
             "dry run: {} would be replayed, {} skipped; nothing changed\n",

@@ -86,6 +86,14 @@ pub struct ChaosConfig {
     /// check each CRM on its own (see [`CrmReport`]); otherwise HubSpot alone,
     /// as a stack without a config file runs.
     pub fan_out: bool,
+    /// The share of the canonical events sent through the bulk lane
+    /// (`Leadbridge-Lane: bulk`), the rest real-time: both lanes meet the
+    /// same people, faults and checks.
+    pub bulk_ratio: f64,
+    /// The bulk lane's batching window.
+    pub bulk_window: Duration,
+    /// Shows the run's progress (sending, then settling); hidden by default.
+    pub progress: indicatif::ProgressBar,
 }
 
 impl ChaosConfig {
@@ -123,6 +131,9 @@ impl ChaosConfig {
             },
             settle_timeout: Duration::from_secs(1_200),
             fan_out: true,
+            bulk_ratio: 0.15,
+            bulk_window: Duration::from_secs(crate::resources::settings::BULK_BATCHING_WINDOW_SECS),
+            progress: indicatif::ProgressBar::hidden(),
         }
     }
 
@@ -154,8 +165,19 @@ impl ChaosConfig {
             // A deadline, not a wait: it settles in about a minute, but shares one moto
             // with the rest of the e2e binary, and a loaded CI host has taken 150 s.
             settle_timeout: Duration::from_secs(420),
+            bulk_ratio: 0.2,
+            bulk_window: Duration::from_secs(1),
             ..Self::full()
         }
+    }
+}
+
+/// Counts one delivery sent (or given up on) when its task ends, however it ends.
+struct Sent(indicatif::ProgressBar);
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        self.0.inc(1);
     }
 }
 
@@ -227,6 +249,8 @@ pub struct ChaosReport {
     pub nameless_events: usize,
     /// Deliveries (duplicates included) sent as a vendor's own webhook to a native source.
     pub vendor_deliveries: usize,
+    /// Deliveries (duplicates included) sent through the bulk lane.
+    pub bulk_deliveries: usize,
     /// Those deliveries by source kind.
     pub vendor_kinds: BTreeMap<String, usize>,
     /// Distinct events that are messages of a conversation (WhatsApp, Twilio).
@@ -357,6 +381,8 @@ struct Planned {
     body: Value,
     /// Sent as this vendor's own webhook instead of the canonical body.
     vendor: Option<VendorDelivery>,
+    /// A canonical event sent through the bulk lane.
+    bulk: bool,
 }
 
 impl Planned {
@@ -617,6 +643,7 @@ fn plan(cfg: &ChaosConfig) -> Plan {
                 occurred_at: base + chrono::Duration::seconds(i as i64),
                 body: Value::Null,
                 vendor: None,
+                bulk: false,
             });
         }
         of_person.push(mine);
@@ -641,6 +668,15 @@ fn plan(cfg: &ChaosConfig) -> Plan {
         &conversing,
         &mut rng,
     );
+    // A share of the canonical events travel the bulk lane.
+    let mut canonical: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i].vendor.is_none())
+        .collect();
+    canonical.shuffle(&mut rng);
+    let bulk = ((events.len() as f64) * cfg.bulk_ratio).round() as usize;
+    for &i in canonical.iter().take(bulk) {
+        events[i].bulk = true;
+    }
     for e in &mut events {
         match e.vendor.clone() {
             None => e.body = event_body(e, &persons[e.person]),
@@ -1575,6 +1611,7 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         prefix: cfg.prefix.clone(),
         moto,
         worker_concurrency: cfg.worker_concurrency,
+        bulk_window: cfg.bulk_window,
         worker_timeout: cfg.worker_timeout,
         // The CRM client waits longer than the function lives: a stalled call is cut off
         // by the function's timeout, as in Lambda.
@@ -1658,18 +1695,28 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
     let mut pace = cfg
         .send_rate
         .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.1))));
+    let bar = cfg.progress.clone();
+    bar.set_length(deliveries.len() as u64);
+    bar.set_position(0);
+    bar.set_message("sending");
     for i in deliveries.iter().copied() {
         if let Some(p) = pace.as_mut() {
             p.tick().await;
         }
         let permit = sem.clone().acquire_owned().await?;
         let (client, events, accepted_at) = (client.clone(), events.clone(), accepted_at.clone());
+        let bar = bar.clone();
         tasks.spawn(async move {
             let _permit = permit;
+            let _sent = Sent(bar);
             // A sender retries until it gets a 2xx, as chatbot platforms and
             // vendors do; a vendor's redelivery is the same bytes, signed anew.
             for _ in 0..20 {
                 let accepted = match &events[i].vendor {
+                    None if events[i].bulk => matches!(
+                        client.post_in_lane(&events[i].body, "bulk").await,
+                        Ok((202, _))
+                    ),
                     None => matches!(client.post(&events[i].body).await, Ok((202, _))),
                     Some(v) => match send_as_vendor(&client, v).await {
                         Ok(Some(accepted)) => accepted,
@@ -1709,7 +1756,12 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
     let mut replayed = 0;
     let mut replay_done = false;
     let deadline = Instant::now() + cfg.settle_timeout;
+    bar.set_message("settling (synced or dead)");
+    bar.set_length(pending.len() as u64);
+    bar.set_position(0);
     while !pending.is_empty() && Instant::now() < deadline {
+        bar.set_length((records.len() + pending.len()) as u64);
+        bar.set_position(records.len() as u64);
         let mut still = Vec::new();
         for i in pending {
             match ledger.get(&delivery(i.0, i.1)).await? {
@@ -1746,6 +1798,7 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+    bar.finish_and_clear();
     client.admin(Method::DELETE, "faults", None).await?;
     for base in &others {
         admin_at(&client, base, Method::DELETE, "faults", None).await?;
@@ -1786,8 +1839,9 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
                 + n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
         }
     };
+    // Both lanes' queues.
     let left_on_queues = (
-        depth(stack.info.queue_url.clone()).await,
+        depth(stack.info.queue_url.clone()).await + depth(stack.info.bulk_queue_url.clone()).await,
         depth(stack.info.dlq_url.clone()).await,
     );
 
@@ -1938,6 +1992,7 @@ pub async fn run(cfg: ChaosConfig, moto: Option<Arc<Moto>>) -> anyhow::Result<Ch
         identity_mix,
         nameless_events: events.iter().filter(|e| e.nameless).count(),
         vendor_deliveries: vendor_kinds.values().sum(),
+        bulk_deliveries: deliveries.iter().filter(|&&i| events[i].bulk).count(),
         vendor_kinds,
         message_events: events
             .iter()
@@ -2064,6 +2119,7 @@ impl ChaosReport {
             ),
         );
         row("  message events", self.message_events.to_string());
+        row("bulk-lane deliveries", self.bulk_deliveries.to_string());
         row("accepted (2xx)", self.accepted.to_string());
         row("synced (deliveries)", self.synced.to_string());
         row("dead (deliveries)", self.dead.to_string());
@@ -2367,6 +2423,7 @@ mod tests {
             occurred_at: DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap(),
             body: Value::Null,
             vendor: None,
+            bulk: false,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod resources;
 pub mod server;
 pub mod sources;
 pub mod stack;
+pub mod text;
 
 pub use stack::{LocalStack, StackInfo, StackOptions};
 

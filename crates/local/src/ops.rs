@@ -137,6 +137,29 @@ impl Ops {
             .context("replay needs the leads queue URL (--queue-url or LEADS_QUEUE_URL)")?;
         Ok(replay_dead(self.ledger.as_ref(), queue.as_ref(), filter, dry_run, now).await?)
     }
+
+    /// [`Ops::replay`], telling `progress` (done, of total) after each event.
+    pub async fn replay_reporting(
+        &self,
+        filter: &ListFilter,
+        dry_run: bool,
+        now: DateTime<Utc>,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> anyhow::Result<ReplayReport> {
+        let queue = self
+            .queue
+            .as_ref()
+            .context("replay needs the leads queue URL (--queue-url or LEADS_QUEUE_URL)")?;
+        Ok(lb_pipeline::replay::replay_dead_reporting(
+            self.ledger.as_ref(),
+            queue.as_ref(),
+            filter,
+            dry_run,
+            now,
+            progress,
+        )
+        .await?)
+    }
 }
 
 #[cfg(test)]

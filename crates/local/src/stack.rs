@@ -135,7 +135,7 @@ pub struct StackOptions {
     /// Messages are not started with less than this left before the deadline
     /// (default: the HubSpot timeout + 2 s).
     pub safety_margin: Option<Duration>,
-    /// Override the leads queue's visibility timeout (the chaos run shortens it so
+    /// Override the leads queues' visibility timeout (both lanes; the chaos run shortens it so
     /// that crashed invocations come back in seconds, not minutes).
     pub leads_visibility_secs: Option<u64>,
     /// Fault hooks handed to the worker (the chaos suite's crash).
@@ -266,16 +266,19 @@ impl LocalStack {
         let created =
             resources::create(&sdk, &names, &opts.webhook_secret, &opts.sim.token).await?;
         if let Some(v) = opts.leads_visibility_secs {
-            aws_sdk_sqs::Client::new(&sdk)
-                .set_queue_attributes()
-                .queue_url(&created.queue_url)
-                .attributes(
-                    aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                    v.to_string(),
-                )
-                .send()
-                .await
-                .context("shortening the visibility timeout")?;
+            // Both lanes' queues: a message whose invocation died comes back after it.
+            for url in [&created.queue_url, &created.bulk_queue_url] {
+                aws_sdk_sqs::Client::new(&sdk)
+                    .set_queue_attributes()
+                    .queue_url(url)
+                    .attributes(
+                        aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                        v.to_string(),
+                    )
+                    .send()
+                    .await
+                    .context("shortening the visibility timeout")?;
+            }
         }
         resources::create_status_api_key(&sdk, &names, &opts.status_api_key).await?;
         let sim = RunningSim::start(

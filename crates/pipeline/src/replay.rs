@@ -100,6 +100,18 @@ pub async fn replay_dead(
     dry_run: bool,
     now: DateTime<Utc>,
 ) -> Result<ReplayReport, PortError> {
+    replay_dead_reporting(ledger, queue, filter, dry_run, now, &|_, _| {}).await
+}
+
+/// [`replay_dead`], telling `progress` (done, of total) after each event.
+pub async fn replay_dead_reporting(
+    ledger: &dyn Ledger,
+    queue: &dyn LeadQueue,
+    filter: &ListFilter,
+    dry_run: bool,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ReplayReport, PortError> {
     if filter.status != LedgerStatus::Dead {
         return Err(PortError::new(format!(
             "only dead events are replayed, not {}",
@@ -108,8 +120,10 @@ pub async fn replay_dead(
     }
     let records = ledger.list(filter).await?;
     let mut entries = Vec::with_capacity(records.len());
+    progress(0, records.len());
     for record in &records {
         entries.push(replay_one(ledger, queue, record, dry_run, now).await);
+        progress(entries.len(), records.len());
     }
     let report = ReplayReport { dry_run, entries };
     info!(

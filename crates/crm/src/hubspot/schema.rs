@@ -71,40 +71,27 @@ pub struct SchemaRow {
     pub detail: String,
 }
 
-/// An aligned text table of the rows: PROPERTY, SOURCE, TYPE, STATUS, DETAIL.
+/// An aligned text table of the rows: PROPERTY, SOURCE, TYPE, STATUS, DETAIL
+/// (comfy-table: no borders, two spaces between columns).
 pub fn render_schema_table(rows: &[SchemaRow]) -> String {
-    let header = ["PROPERTY", "SOURCE", "TYPE", "STATUS", "DETAIL"].map(str::to_string);
-    let lines: Vec<[String; 5]> = std::iter::once(header)
-        .chain(rows.iter().map(|r| {
-            [
-                r.property.clone(),
-                r.source.clone(),
-                r.crm_type.clone().unwrap_or_else(|| "-".into()),
-                r.status.as_str().to_string(),
-                r.detail.clone(),
-            ]
-        }))
-        .collect();
-    let mut widths = [0usize; 5];
-    for line in &lines {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
+    use comfy_table::{presets, ContentArrangement, Table};
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(["PROPERTY", "SOURCE", "TYPE", "STATUS", "DETAIL"]);
+    for r in rows {
+        t.add_row([
+            r.property.clone(),
+            r.source.clone(),
+            r.crm_type.clone().unwrap_or_else(|| "-".into()),
+            r.status.as_str().to_string(),
+            r.detail.clone(),
+        ]);
     }
-    let mut out = String::new();
-    for line in &lines {
-        let mut text = String::new();
-        for (i, cell) in line.iter().enumerate() {
-            text.push_str(cell);
-            if i + 1 < line.len() {
-                let pad = widths[i] - cell.chars().count() + 2;
-                text.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
+    for column in t.column_iter_mut() {
+        column.set_padding((0, 2));
     }
-    out
+    t.lines().map(|l| l.trim_end().to_string() + "\n").collect()
 }
 
 /// One contact property as the properties API describes it.
