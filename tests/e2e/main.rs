@@ -4,6 +4,7 @@
 mod batch;
 mod chaos;
 mod clean;
+mod config_schema;
 mod console;
 mod corpus;
 mod crms;
