@@ -90,8 +90,11 @@ chaos: venv
 lambda-smoke: venv-dev
 	./scripts/lambda_smoke.sh
 
+# The functions and hello world in the release profile (as Lambda gets them):
+# their package size and cold start are part of the report.
 bench: venv
-	cargo run --profile local-release --quiet -p leadbridge -- bench --events $(N)
+	cargo build --release --quiet -p ingest -p worker -p dlq-alerter -p hello
+	cargo run --profile local-release --quiet -p leadbridge -- bench --events $(N) --functions target/release
 
 build: venv-dev
 	cargo lambda build --release --arm64 --bin ingest --bin worker --bin dlq-alerter

@@ -224,6 +224,53 @@ impl DynamoLedger {
     }
 
     /// An UpdateItem on one item of the table.
+    /// `dead` (see [`Ledger::mark_dead`]); with `sent_at`, only if the delivery
+    /// was not replayed after that (see [`Ledger::mark_dead_letter`]).
+    async fn dead(
+        &self,
+        delivery_id: &str,
+        reason: &FailureReason,
+        payload: Option<&str>,
+        sent_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let mut set = String::from(
+            "SET #s = :dead, last_error = :err, error_code = :code, updated_at = :now, expires_at = :exp, \
+             event_id = if_not_exists(event_id, :id), received_at = if_not_exists(received_at, :now)",
+        );
+        let (event_id, _) = split_delivery_id(delivery_id);
+        if payload.is_some() {
+            set.push_str(", payload = if_not_exists(payload, :payload)");
+        }
+        set.push_str(" REMOVE lease_until, next_attempt_at");
+        let mut req = self
+            .update(event_key(delivery_id))
+            .update_expression(set)
+            .condition_expression(if sent_at.is_some() {
+                // A dead letter sent before the delivery's last replay is late: the
+                // replay stands.
+                "(attribute_not_exists(pk) OR #s <> :synced) AND \
+                 (attribute_not_exists(replayed_at_ms) OR replayed_at_ms < :sent_ms)"
+            } else {
+                "attribute_not_exists(pk) OR #s <> :synced"
+            })
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":dead", s(LedgerStatus::Dead.as_str()))
+            .expression_attribute_values(":synced", s(LedgerStatus::Synced.as_str()))
+            .expression_attribute_values(":err", json(reason))
+            .expression_attribute_values(":now", ts(now))
+            .expression_attribute_values(":exp", expires(now, DEAD_RETENTION_DAYS))
+            .expression_attribute_values(":code", s(&reason.code))
+            .expression_attribute_values(":id", s(event_id));
+        if let Some(p) = payload {
+            req = req.expression_attribute_values(":payload", s(p));
+        }
+        if let Some(at) = sent_at {
+            req = req.expression_attribute_values(":sent_ms", n(at.timestamp_millis()));
+        }
+        applied(req.send().await, "dynamodb:UpdateItem(dead)")
+    }
+
     fn update(
         &self,
         (pk, sk): (AttributeValue, AttributeValue),
@@ -470,31 +517,19 @@ impl Ledger for DynamoLedger {
         payload: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, PortError> {
-        let mut set = String::from(
-            "SET #s = :dead, last_error = :err, error_code = :code, updated_at = :now, expires_at = :exp, \
-             event_id = if_not_exists(event_id, :id), received_at = if_not_exists(received_at, :now)",
-        );
-        let (event_id, _) = split_delivery_id(delivery_id);
-        if payload.is_some() {
-            set.push_str(", payload = if_not_exists(payload, :payload)");
-        }
-        set.push_str(" REMOVE lease_until, next_attempt_at");
-        let mut req = self
-            .update(event_key(delivery_id))
-            .update_expression(set)
-            .condition_expression("attribute_not_exists(pk) OR #s <> :synced")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":dead", s(LedgerStatus::Dead.as_str()))
-            .expression_attribute_values(":synced", s(LedgerStatus::Synced.as_str()))
-            .expression_attribute_values(":err", json(reason))
-            .expression_attribute_values(":now", ts(now))
-            .expression_attribute_values(":exp", expires(now, DEAD_RETENTION_DAYS))
-            .expression_attribute_values(":code", s(&reason.code))
-            .expression_attribute_values(":id", s(event_id));
-        if let Some(p) = payload {
-            req = req.expression_attribute_values(":payload", s(p));
-        }
-        applied(req.send().await, "dynamodb:UpdateItem(dead)")
+        self.dead(delivery_id, reason, payload, None, now).await
+    }
+
+    async fn mark_dead_letter(
+        &self,
+        delivery_id: &str,
+        reason: &FailureReason,
+        payload: Option<&str>,
+        sent_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        self.dead(delivery_id, reason, payload, Some(sent_at), now)
+            .await
     }
 
     async fn get(&self, delivery_id: &str) -> Result<Option<LedgerRecord>, PortError> {
@@ -730,7 +765,8 @@ impl Ledger for DynamoLedger {
             .update(event_key(delivery_id))
             .update_expression(
                 "SET #s = :queued, attempts = :zero, replays = if_not_exists(replays, :zero) + :one, \
-                 updated_at = :now, expires_at = :pending REMOVE lease_until, next_attempt_at",
+                 updated_at = :now, replayed_at_ms = :now_ms, expires_at = :pending \
+                 REMOVE lease_until, next_attempt_at",
             )
             .condition_expression("#s = :dead AND attribute_exists(payload)")
             .expression_attribute_names("#s", "status")
@@ -740,6 +776,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", ts(now))
             .expression_attribute_values(":pending", expires(now, PENDING_RETENTION_DAYS))
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;

@@ -16,7 +16,9 @@
 //! the CRM), duplicates and lost leads; and the ratios leadbridge / peer.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,14 @@ pub struct BenchArgs {
     contenders: Vec<String>,
     #[arg(long, default_value = "target/bench/summary.json")]
     out: PathBuf,
+    /// Where the release builds of the functions and of `hello` are (`make
+    /// bench` builds them into target/release): their package size and cold
+    /// start are measured beside hello world's. Without it, skipped.
+    #[arg(long)]
+    functions: Option<PathBuf>,
+    /// Cold starts per function (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    cold_starts: usize,
 }
 
 /// Public us-east-1 prices (USD per million), as of 2026-11; see `docs/operations.md`.
@@ -573,8 +583,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
         rows.push(row(&client, c, &plan, &m, args.crm_limit).await?);
     }
+    let cold = match &args.functions {
+        Some(dir) => Some(cold_starts(&stack, dir, args.cold_starts.max(1)).await?),
+        None => None,
+    };
     stack.shutdown().await;
     print_table(&rows);
+    if let Some(cold) = &cold {
+        print_cold_starts(cold);
+    }
 
     let by_name = |n: &str| rows.iter().find(|r| r["contender"] == n);
     let mut summary = match by_name("realtime") {
@@ -599,6 +616,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }),
         None => json!({"hubspot_rate_limit_per_10s": args.crm_limit}),
     };
+    if let Some(cold) = cold {
+        summary["cold_start"] = Value::Array(cold);
+    }
     summary["contenders"] = Value::Object(
         rows.iter()
             .map(|r| {
@@ -695,5 +715,119 @@ fn print_table(rows: &[Value]) {
         price::SQS_FIFO,
         price::SQS_STANDARD,
         price::LAMBDA_REQUESTS
+    );
+}
+
+/// Package size and cold start of each function and of hello world, built the
+/// same way (`--functions DIR`), against the bench's stack (moto, simulators).
+async fn cold_starts(stack: &LocalStack, dir: &Path, runs: usize) -> anyhow::Result<Vec<Value>> {
+    let events = PathBuf::from("target/bench/events");
+    crate::events::write_all_as(
+        Path::new("events/leads"),
+        &events,
+        &stack.info.webhook_secret,
+        false,
+    )?;
+    let read = |p: &str| -> anyhow::Result<Value> {
+        let path = events.join(p);
+        Ok(serde_json::from_slice(
+            &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        )?)
+    };
+    let env = crate::stack_env(&stack.info);
+    let functions = [
+        ("hello", json!({"hello": "world"}), "hello"),
+        (
+            "ingest",
+            read("apigw/post-new-lead.json")?,
+            "\"statusCode\":202",
+        ),
+        (
+            "worker",
+            read("sqs/worker-batch.json")?,
+            "\"batchItemFailures\":[]",
+        ),
+        (
+            "dlq-alerter",
+            read("sqs/dlq-batch.json")?,
+            "\"batchItemFailures\":[]",
+        ),
+    ];
+    println!(
+        "cold starts: {runs} per function, binaries from {}",
+        dir.display()
+    );
+    let mut out = Vec::new();
+    for (name, event, expect) in functions {
+        let binary = dir.join(name);
+        let zipped = lb_local::coldstart::zipped_size(&binary).with_context(|| {
+            format!(
+                "{}: build it with `make bench` (cargo build --release)",
+                binary.display()
+            )
+        })?;
+        let (mut inits, mut firsts) = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            let log = PathBuf::from(format!("target/bench/coldstart-{name}-{run}.log"));
+            let c = lb_local::coldstart::measure(&binary, name, &env, event.clone(), &log).await?;
+            let answer = c.response.to_string();
+            anyhow::ensure!(
+                !c.errored && answer.contains(expect),
+                "{name}'s first invocation answered {answer} (expected {expect}; its log: {})",
+                log.display()
+            );
+            inits.push(c.init.as_secs_f64() * 1000.0);
+            firsts.push(c.first_invocation.as_secs_f64() * 1000.0);
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            round(v[v.len() / 2], 1)
+        };
+        out.push(json!({
+            "function": name,
+            "package_bytes_zipped": zipped,
+            "package_mb_zipped": round(zipped as f64 / 1_048_576.0, 2),
+            "init_ms_p50": median(inits),
+            "first_invocation_ms_p50": median(firsts),
+        }));
+    }
+    Ok(out)
+}
+
+fn print_cold_starts(rows: &[Value]) {
+    let hello = rows.iter().find(|r| r["function"] == "hello");
+    let ratio = |r: &Value, k: &str| match (r[k].as_f64(), hello.and_then(|h| h[k].as_f64())) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "–".into(),
+    };
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r["function"].as_str().unwrap_or("?").to_string(),
+                r["package_mb_zipped"].to_string(),
+                r["init_ms_p50"].to_string(),
+                ratio(r, "init_ms_p50"),
+                r["first_invocation_ms_p50"].to_string(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        lb_local::text::table(
+            &[
+                "function",
+                "zip MB",
+                "init ms",
+                "init/hello",
+                "1st invocation ms"
+            ],
+            &lines,
+            &[1, 2, 3, 4],
+        )
+    );
+    println!(
+        "init: process start → first `next` on a local Runtime API; 1st invocation: against moto \
+         and the simulators (x86_64 release builds here; Lambda runs the arm64 ones)."
     );
 }

@@ -77,14 +77,20 @@ fn queued(path: &Path) -> anyhow::Result<QueuedLead> {
     QueuedLead::new(event, chrono::Utc::now()).context("sample has no identity")
 }
 
-fn write(path: &Path, v: &Value) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-    std::fs::write(path, serde_json::to_string_pretty(v)? + "\n")?;
-    println!("wrote {}", path.display());
-    Ok(())
+pub fn write_all(leads: &Path, out: &Path, secret: &str) -> anyhow::Result<()> {
+    write_all_as(leads, out, secret, true)
 }
 
-pub fn write_all(leads: &Path, out: &Path, secret: &str) -> anyhow::Result<()> {
+/// [`write_all`], saying what it wrote when `announce`.
+pub fn write_all_as(leads: &Path, out: &Path, secret: &str, announce: bool) -> anyhow::Result<()> {
+    let write = |path: &Path, v: &Value| -> anyhow::Result<()> {
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+        std::fs::write(path, serde_json::to_string_pretty(v)? + "\n")?;
+        if announce {
+            println!("wrote {}", path.display());
+        }
+        Ok(())
+    };
     let now = chrono::Utc::now().timestamp();
     for (sample, name) in [
         ("01-new-lead.json", "post-new-lead.json"),

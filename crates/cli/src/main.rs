@@ -241,23 +241,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Env { stack_file } => {
             let i = read_stack_file(&stack_file)?;
-            for (k, v) in [
-                ("AWS_ENDPOINT_URL", i.aws_endpoint.as_str()),
-                ("AWS_REGION", i.region.as_str()),
-                ("AWS_ACCESS_KEY_ID", "testing"),
-                ("AWS_SECRET_ACCESS_KEY", "testing"),
-                ("LEADS_QUEUE_URL", i.queue_url.as_str()),
-                ("LEADS_DLQ_URL", i.dlq_url.as_str()),
-                ("LEDGER_TABLE", i.table_name.as_str()),
-                ("ALERTS_TOPIC_ARN", i.topic_arn.as_str()),
-                ("WEBHOOK_SECRET_ID", i.webhook_secret_id.as_str()),
-                ("HUBSPOT_SECRET_ID", i.hubspot_secret_id.as_str()),
-                (
-                    "STATUS_API_KEY_SECRET_ID",
-                    i.status_api_key_secret_id.as_str(),
-                ),
-                ("HUBSPOT_BASE_URL", i.crm.hubspot.base_url.as_str()),
-            ] {
+            for (k, v) in stack_env(&i) {
                 println!("export {k}='{v}'");
             }
             Ok(())
@@ -299,6 +283,30 @@ pub fn progress_bar(unit: &str) -> indicatif::ProgressBar {
         .progress_chars("=> "),
     );
     bar
+}
+
+/// The environment that points the Lambda binaries at a local stack.
+pub fn stack_env(i: &StackInfo) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", i.aws_endpoint.as_str()),
+        ("AWS_REGION", i.region.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("LEADS_QUEUE_URL", i.queue_url.as_str()),
+        ("LEADS_DLQ_URL", i.dlq_url.as_str()),
+        ("LEDGER_TABLE", i.table_name.as_str()),
+        ("ALERTS_TOPIC_ARN", i.topic_arn.as_str()),
+        ("WEBHOOK_SECRET_ID", i.webhook_secret_id.as_str()),
+        ("HUBSPOT_SECRET_ID", i.hubspot_secret_id.as_str()),
+        (
+            "STATUS_API_KEY_SECRET_ID",
+            i.status_api_key_secret_id.as_str(),
+        ),
+        ("HUBSPOT_BASE_URL", i.crm.hubspot.base_url.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 #[cfg(test)]

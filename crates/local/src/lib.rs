@@ -5,6 +5,7 @@
 
 pub mod chaos;
 pub mod client;
+pub mod coldstart;
 pub mod deployed;
 pub mod doctor;
 pub mod esm;

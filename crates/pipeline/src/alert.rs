@@ -113,6 +113,9 @@ pub struct DeadLetterMessage {
     pub message_id: String,
     pub body: String,
     pub attributes: HashMap<String, String>,
+    /// When the queue took it (SQS `SentTimestamp`): a delivery replayed after
+    /// that is not marked dead again by this late letter.
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// One line of an alert, already masked.
@@ -209,11 +212,19 @@ pub async fn alert_dead_letters(
             let kept = QueuedLead::from_json(&m.body)
                 .map(|l| l.for_ledger().to_json())
                 .unwrap_or_else(|_| m.body.clone());
-            match ledger.mark_dead(&event_id, &reason, Some(&kept), now).await {
+            let marked = match m.sent_at {
+                Some(sent_at) => {
+                    ledger
+                        .mark_dead_letter(&event_id, &reason, Some(&kept), sent_at, now)
+                        .await
+                }
+                None => ledger.mark_dead(&event_id, &reason, Some(&kept), now).await,
+            };
+            match marked {
                 Ok(true) => {}
                 Ok(false) => warn!(
                     event_id,
-                    "dead letter for an event the ledger has as synced; ledger left as is"
+                    "dead letter for an event the ledger has as synced, or replayed since; ledger left as is"
                 ),
                 Err(e) => ledger_error = Some(e),
             }
@@ -482,6 +493,7 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
+            sent_at: None,
         }
     }
 
@@ -515,6 +527,58 @@ mod tests {
         assert!(ledger.record("evt_1").unwrap().payload.is_some());
     }
 
+    /// The operator replays a dead lead before the alerter reads its dead
+    /// letter: the late letter is alerted, but does not undo the replay.
+    #[tokio::test]
+    async fn a_late_dead_letter_does_not_undo_a_replay() {
+        let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
+        let reason = permanent("Property \"x\" does not exist").reason();
+        let lead = sample_lead("evt_late", "late@x.org");
+        let t0 = Utc::now();
+        ledger
+            .record_received(&lead, &lead.to_json(), t0)
+            .await
+            .unwrap();
+        // The worker gives up: the ledger says dead, the letter goes to the DLQ.
+        ledger
+            .mark_dead("evt_late", &reason, Some(&lead.to_json()), t0)
+            .await
+            .unwrap();
+        let mut late = letter(&lead, &reason);
+        late.sent_at = Some(t0);
+        // The replay comes first.
+        let t1 = t0 + chrono::Duration::seconds(2);
+        assert_eq!(ledger.requeue("evt_late", t1).await.unwrap(), Some(1));
+        alert_dead_letters(
+            &ledger,
+            &alerts,
+            &InMemoryQueue::default(),
+            std::slice::from_ref(&late),
+            t1 + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(alerts.sent().len(), 1, "the death is still told");
+        let rec = ledger.record("evt_late").unwrap();
+        assert_eq!(rec.status, LedgerStatus::Queued, "the replay stands");
+        assert_eq!(rec.replays, 1);
+        // A letter sent after the replay (the replay died too) is recorded.
+        late.sent_at = Some(t1 + chrono::Duration::seconds(1));
+        alert_dead_letters(
+            &ledger,
+            &alerts,
+            &InMemoryQueue::default(),
+            std::slice::from_ref(&late),
+            t1 + chrono::Duration::seconds(2),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            ledger.record("evt_late").unwrap().status,
+            LedgerStatus::Dead
+        );
+    }
+
     #[tokio::test]
     async fn a_redriven_lead_that_only_waited_goes_back_on_the_queue_a_few_times_then_dies() {
         let (ledger, alerts, queue) = (
@@ -531,6 +595,7 @@ mod tests {
             message_id: "m1".into(),
             body: held.to_json(),
             attributes: HashMap::new(),
+            sent_at: None,
         };
         for n in 1..=MAX_HELD_REQUEUES {
             let entries = alert_dead_letters(
@@ -571,6 +636,7 @@ mod tests {
             message_id: "m1".into(),
             body: a.to_json(),
             attributes: HashMap::new(),
+            sent_at: None,
         };
         let entries = alert_dead_letters(
             &ledger,
@@ -610,6 +676,7 @@ mod tests {
             message_id: "m9".into(),
             body: "garbage".into(),
             attributes: HashMap::new(),
+            sent_at: None,
         };
         alert_dead_letters(
             &ledger,

@@ -49,6 +49,7 @@ pub fn cases() -> Vec<Case> {
         fail_uses_an_attempt_unless_it_is_given_back,
         progress_is_kept_for_later_attempts_and_replays,
         only_a_dead_event_with_its_payload_is_replayed,
+        a_late_dead_letter_leaves_a_replay_alone,
         deliveries_are_one_per_connection,
         list_filters_by_status_time_bot_and_reason,
         rejections_are_recorded_and_counted_per_window,
@@ -588,6 +589,49 @@ async fn dead_is_left_alone(l: Arc<dyn Ledger>, cx: Cx) {
         "a delivery's connection"
     );
     assert_eq!(rec.payload, None, "no payload given, none kept");
+}
+
+/// `mark_dead_letter`: a dead letter sent before the delivery's last replay
+/// leaves the replay alone; one sent after it (the replay died too) is recorded.
+async fn a_late_dead_letter_leaves_a_replay_alone(l: Arc<dyn Ledger>, cx: Cx) {
+    let l = l.as_ref();
+    let lead = cx.lead("e1");
+    let id = lead.delivery_id();
+    l.record_received(&lead, &lead.to_json(), cx.at(0))
+        .await
+        .expect("received");
+    assert!(l
+        .mark_dead(&id, &permanent(), None, cx.at(10))
+        .await
+        .expect("dead"));
+    assert_eq!(l.requeue(&id, cx.at(20)).await.expect("requeue"), Some(1));
+    assert!(
+        !l.mark_dead_letter(&id, &permanent(), None, cx.at(10), cx.at(25))
+            .await
+            .expect("late letter"),
+        "a letter sent before the replay is late"
+    );
+    let rec = get(l, &id).await;
+    assert_eq!(rec.status, LedgerStatus::Queued, "the replay stands");
+    assert_eq!(rec.replays, 1);
+    assert!(
+        l.mark_dead_letter(&id, &permanent(), None, cx.at(30), cx.at(31))
+            .await
+            .expect("letter"),
+        "a letter sent after the replay is recorded"
+    );
+    assert_eq!(get(l, &id).await.status, LedgerStatus::Dead);
+    // A letter of a delivery never replayed is recorded as mark_dead records it.
+    let other = cx.lead("e2");
+    let other_id = other.delivery_id();
+    l.record_received(&other, &other.to_json(), cx.at(0))
+        .await
+        .expect("received");
+    assert!(l
+        .mark_dead_letter(&other_id, &permanent(), None, cx.at(5), cx.at(6))
+        .await
+        .expect("letter"));
+    assert_eq!(get(l, &other_id).await.status, LedgerStatus::Dead);
 }
 
 /// `fail`: retrying, lease released; `counted: false` gives the attempt back.

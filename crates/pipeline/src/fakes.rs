@@ -32,6 +32,8 @@ pub struct InMemoryLedger {
     rejection_windows: Mutex<HashMap<DateTime<Utc>, u64>>,
     /// Keys claimed once ([`Ledger::claim_once`]).
     claimed: Mutex<std::collections::HashSet<String>>,
+    /// When each delivery was last replayed ([`Ledger::requeue`]).
+    replayed_at: Mutex<HashMap<String, DateTime<Utc>>>,
     failing: AtomicBool,
     fail_complete: AtomicBool,
     /// `begin` refused as DynamoDB refuses an invalid request (ValidationException).
@@ -274,6 +276,26 @@ impl Ledger for InMemoryLedger {
         r.lease_until = None;
         r.updated_at = Some(now);
         Ok(())
+    }
+    async fn mark_dead_letter(
+        &self,
+        delivery_id: &str,
+        reason: &FailureReason,
+        payload: Option<&str>,
+        sent_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        down(&self.failing, "ledger")?;
+        let replayed_since = self
+            .replayed_at
+            .lock()
+            .unwrap()
+            .get(delivery_id)
+            .is_some_and(|at| *at >= sent_at);
+        if replayed_since {
+            return Ok(false);
+        }
+        self.mark_dead(delivery_id, reason, payload, now).await
     }
     async fn mark_dead(
         &self,
@@ -563,6 +585,10 @@ impl Ledger for InMemoryLedger {
                 r.lease_until = None;
                 r.next_attempt_at = None;
                 r.updated_at = Some(now);
+                self.replayed_at
+                    .lock()
+                    .unwrap()
+                    .insert(delivery_id.to_string(), now);
                 Ok(Some(r.replays))
             }
             _ => Ok(None),

@@ -351,6 +351,17 @@ pub trait Ledger: Send + Sync {
         payload: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, PortError>;
+    /// [`Ledger::mark_dead`] for a dead letter the queue sent at `sent_at`,
+    /// unless the delivery was replayed after that: a late dead letter never
+    /// undoes a replay (`false` then, and the ledger stays as the replay left it).
+    async fn mark_dead_letter(
+        &self,
+        delivery_id: &str,
+        reason: &FailureReason,
+        payload: Option<&str>,
+        sent_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
     async fn get(&self, delivery_id: &str) -> Result<Option<LedgerRecord>, PortError>;
     /// Every delivery of one event (one per connection), in connection order.
     async fn deliveries(&self, event_id: &str) -> Result<Vec<LedgerRecord>, PortError>;

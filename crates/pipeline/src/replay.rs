@@ -388,6 +388,16 @@ mod tests {
             ) -> Result<bool, PortError> {
                 self.0.mark_dead(e, r, p, n).await
             }
+            async fn mark_dead_letter(
+                &self,
+                e: &str,
+                r: &FailureReason,
+                p: Option<&str>,
+                at: DateTime<Utc>,
+                n: DateTime<Utc>,
+            ) -> Result<bool, PortError> {
+                self.0.mark_dead_letter(e, r, p, at, n).await
+            }
             async fn get(&self, e: &str) -> Result<Option<LedgerRecord>, PortError> {
                 self.0.get(e).await
             }

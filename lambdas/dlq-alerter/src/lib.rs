@@ -47,6 +47,11 @@ pub fn dead_letter(m: &SqsMessage) -> DeadLetterMessage {
             .iter()
             .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
             .collect(),
+        sent_at: m
+            .attributes
+            .get("SentTimestamp")
+            .and_then(|ms| ms.parse::<i64>().ok())
+            .and_then(chrono::DateTime::from_timestamp_millis),
     }
 }
 
