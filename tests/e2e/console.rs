@@ -299,6 +299,15 @@ async fn drive(d: &WebDriver, t: &TestStack) -> anyhow::Result<()> {
             .ok()?
     })
     .await?;
+    // The attempt that died before the replay is still in the story, with its answer.
+    until("the dead attempt in the synced story", || async {
+        text(d, "#story-body").await.filter(|s| {
+            s.contains("Attempt failed")
+                && s.contains("HTTP 400")
+                && s.contains("dead, then replayed")
+        })
+    })
+    .await?;
     let read_url = format!("{}/crm/v3/objects/contacts/", info.crm.hubspot.base_url);
     ensure!(
         link.starts_with(&read_url),

@@ -26,9 +26,9 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lb_domain::{split_delivery_id, QueuedLead};
 use lb_pipeline::{
-    Begin, CallCounter, Erased, FailureReason, IdentityConflict, Ledger, LedgerRecord,
-    LedgerStatus, LinkedElsewhere, ListFilter, Locked, PersonLock, PersonRelease, PortError,
-    Received, Rejection, RejectionTally, SharedToken, SyncOutcome, TokenShare,
+    AttemptRecord, Begin, CallCounter, Erased, FailureReason, IdentityConflict, Ledger,
+    LedgerRecord, LedgerStatus, LinkedElsewhere, ListFilter, Locked, PersonLock, PersonRelease,
+    PortError, Received, Rejection, RejectionTally, SharedToken, SyncOutcome, TokenShare,
 };
 
 use crate::port_err;
@@ -122,6 +122,13 @@ fn expires(now: DateTime<Utc>, days: i64) -> AttributeValue {
     n((now + Duration::days(days)).timestamp())
 }
 
+/// `history` with one attempt appended (`:entry`, `:none`), in the same write.
+const APPEND_HISTORY: &str = "history = list_append(if_not_exists(history, :none), :entry)";
+
+fn history_entry(a: &AttemptRecord) -> AttributeValue {
+    AttributeValue::L(vec![json(a)])
+}
+
 fn is_condition_failure<R>(e: &SdkError<UpdateItemError, R>) -> bool {
     matches!(
         e.as_service_error(),
@@ -202,6 +209,14 @@ fn to_record(item: &Item) -> Result<LedgerRecord, PortError> {
         outcome: get_s(item, "outcome").and_then(|j| serde_json::from_str::<SyncOutcome>(j).ok()),
         received_at: get_ts(item, "received_at"),
         updated_at: get_ts(item, "updated_at"),
+        history: match item.get("history") {
+            Some(AttributeValue::L(entries)) => entries
+                .iter()
+                .filter_map(|e| e.as_s().ok())
+                .filter_map(|j| serde_json::from_str::<AttemptRecord>(j).ok())
+                .collect(),
+            _ => Vec::new(),
+        },
     })
 }
 
@@ -236,8 +251,9 @@ impl DynamoLedger {
     ) -> Result<bool, PortError> {
         let mut set = String::from(
             "SET #s = :dead, last_error = :err, error_code = :code, updated_at = :now, expires_at = :exp, \
-             event_id = if_not_exists(event_id, :id), received_at = if_not_exists(received_at, :now)",
+             event_id = if_not_exists(event_id, :id), received_at = if_not_exists(received_at, :now), ",
         );
+        set.push_str(APPEND_HISTORY);
         let (event_id, _) = split_delivery_id(delivery_id);
         if payload.is_some() {
             set.push_str(", payload = if_not_exists(payload, :payload)");
@@ -261,7 +277,12 @@ impl DynamoLedger {
             .expression_attribute_values(":now", ts(now))
             .expression_attribute_values(":exp", expires(now, DEAD_RETENTION_DAYS))
             .expression_attribute_values(":code", s(&reason.code))
-            .expression_attribute_values(":id", s(event_id));
+            .expression_attribute_values(":id", s(event_id))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(
+                ":entry",
+                history_entry(&AttemptRecord::failed("dead", reason, now)),
+            );
         if let Some(p) = payload {
             req = req.expression_attribute_values(":payload", s(p));
         }
@@ -457,14 +478,19 @@ impl Ledger for DynamoLedger {
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
         self.update(event_key(delivery_id))
-            .update_expression(
-                "SET #s = :synced, outcome = :outcome, updated_at = :now, expires_at = :exp \
-                 REMOVE lease_until, next_attempt_at, payload",
-            )
+            .update_expression(format!(
+                "SET #s = :synced, outcome = :outcome, updated_at = :now, expires_at = :exp, \
+                     {APPEND_HISTORY} REMOVE lease_until, next_attempt_at, payload"
+            ))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":synced", s(LedgerStatus::Synced.as_str()))
             .expression_attribute_values(":outcome", json(outcome))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(
+                ":entry",
+                history_entry(&AttemptRecord::synced(outcome, now)),
+            )
             .expression_attribute_values(":now", ts(now))
             .expression_attribute_values(":exp", expires(now, SYNCED_RETENTION_DAYS))
             .send()
@@ -490,7 +516,7 @@ impl Ledger for DynamoLedger {
             .update(event_key(delivery_id))
             .update_expression(format!(
             "SET #s = :retrying, last_error = :err, error_code = :code, next_attempt_at = :next, \
-                 updated_at = :now{give_back} REMOVE lease_until"
+                 updated_at = :now, {APPEND_HISTORY}{give_back} REMOVE lease_until"
         ));
         if !counted {
             req = req.expression_attribute_values(":one", n(1));
@@ -505,6 +531,11 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":code", s(&reason.code))
             .expression_attribute_values(":next", ts(next_attempt_at))
             .expression_attribute_values(":now", ts(now))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(
+                ":entry",
+                history_entry(&AttemptRecord::failed("retrying", reason, now)),
+            )
             .send()
             .await;
         applied(res, "dynamodb:UpdateItem(fail)").map(|_| ())

@@ -539,6 +539,7 @@ mod tests {
             outcome: None,
             received_at: Some(now()),
             updated_at: Some(now()),
+            history: Vec::new(),
         }
     }
 

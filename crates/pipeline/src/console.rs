@@ -9,9 +9,9 @@
 //! ([`KeyScope::Bots`]) sees and replays only those bots' events, and learns
 //! nothing of the others (an event outside its bots is "not found").
 //!
-//! The ledger keeps one record per delivery, not a history of its attempts: a
-//! story shows the attempt count, the last error (the CRM's answer and its HTTP
-//! status), the next attempt and the replays, and says so (`history`).
+//! The ledger keeps one record per delivery with the history of its attempts:
+//! a story shows each failed attempt with the CRM's answer and its HTTP status
+//! (scrubbed), the next attempt, the replays and how it ended (`history`).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -43,7 +43,7 @@ pub const SEARCH_CAP: usize = 1_000;
 /// At most this many deliveries are replayed (or ids named) by one request.
 pub const MAX_REPLAY: usize = 500;
 /// What a story says the ledger keeps of the attempts.
-pub const HISTORY: &str = "last_attempt";
+pub const HISTORY: &str = "every_attempt";
 
 /// Every ledger status, in the order of a lead's life.
 const LEDGER_STATUSES: [LedgerStatus; 7] = [
@@ -517,7 +517,7 @@ pub struct CrmRecords {
 /// One step of a delivery's story, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
-    /// `received`, `rejected`, `not_queued`, `queued`, `replayed`, `attempts`,
+    /// `received`, `rejected`, `not_queued`, `queued`, `replayed`, `attempts`, `attempt`,
     /// `error`, `processing`, `retrying`, `synced`, `dead`.
     pub step: &'static str,
     /// When, if the ledger knows.
@@ -556,8 +556,7 @@ pub struct Story {
     pub contact: Option<String>,
     #[serde(serialize_with = "ts_opt")]
     pub received_at: Option<DateTime<Utc>>,
-    /// What the ledger keeps of the attempts: [`HISTORY`] (their count, the last
-    /// error and the next attempt), not each attempt's answer.
+    /// What the ledger keeps of the attempts: [`HISTORY`] (each one's answer).
     pub history: &'static str,
     pub deliveries: Vec<DeliveryStory>,
 }
@@ -687,7 +686,8 @@ fn steps(r: &LedgerRecord, view: &EventStatus, crm: Option<&CrmRecords>) -> Vec<
             ),
         ));
     }
-    if r.attempts > 0 {
+    if r.attempts > 0 && r.history.is_empty() {
+        // Written before the ledger kept each attempt.
         out.push(step(
             "attempts",
             None,
@@ -698,10 +698,39 @@ fn steps(r: &LedgerRecord, view: &EventStatus, crm: Option<&CrmRecords>) -> Vec<
             ),
         ));
     }
+    // Each attempt that failed, with the CRM's answer (the last one ends the story below).
+    let known = known_identities(r);
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let failures: Vec<&crate::ports::AttemptRecord> =
+        r.history.iter().filter(|a| a.outcome != "synced").collect();
+    let shown = match r.status {
+        // The story's last step tells the last failure.
+        LedgerStatus::Dead | LedgerStatus::Retrying => failures.len().saturating_sub(1),
+        _ => failures.len(),
+    };
+    for a in &failures[..shown] {
+        let who = a.crm.as_deref().unwrap_or("the CRM");
+        let status = a
+            .http_status
+            .map(|s| format!(" HTTP {s}"))
+            .unwrap_or_default();
+        let message = lb_domain::mask::scrub(a.message.as_deref().unwrap_or(""), &known);
+        let code = a.code.as_deref().unwrap_or("failed");
+        let then = if a.outcome == "dead" {
+            "dead, then replayed"
+        } else {
+            "retried"
+        };
+        out.push(step(
+            "attempt",
+            Some(a.at),
+            format!("Attempt failed: {who} answered{status}: {message} ({code}); {then}"),
+        ));
+    }
     let error = view.last_error.as_ref();
     match r.status {
         LedgerStatus::Synced => {
-            if let Some(e) = error {
+            if let Some(e) = error.filter(|_| r.history.is_empty()) {
                 out.push(step(
                     "error",
                     None,
@@ -749,7 +778,7 @@ fn steps(r: &LedgerRecord, view: &EventStatus, crm: Option<&CrmRecords>) -> Vec<
             ));
         }
         LedgerStatus::InProgress => {
-            if let Some(e) = error {
+            if let Some(e) = error.filter(|_| r.history.is_empty()) {
                 out.push(step("error", None, format!("Earlier, {}", error_text(e))));
             }
             out.push(step(
@@ -761,6 +790,15 @@ fn steps(r: &LedgerRecord, view: &EventStatus, crm: Option<&CrmRecords>) -> Vec<
         _ => {}
     }
     out
+}
+
+/// The lead's identities while the ledger holds its payload (to scrub the CRM's text).
+fn known_identities(r: &LedgerRecord) -> Vec<String> {
+    r.payload
+        .as_deref()
+        .and_then(|p| QueuedLead::from_json(p).ok())
+        .map(|l| crate::status::lead_identities(&l))
+        .unwrap_or_default()
 }
 
 fn masked_contact(r: &LedgerRecord) -> Option<String> {
@@ -1304,6 +1342,73 @@ mod tests {
         assert!(row.replayable);
         assert_eq!(row.error_code.as_deref(), Some("crm_rejected"));
         assert_eq!(row.http_status, Some(400));
+    }
+
+    /// Every failed attempt is in the story with its time and the CRM's answer
+    /// (scrubbed), the death of the first life, the replay, and the sync.
+    #[tokio::test]
+    async fn a_story_tells_each_attempt_with_the_crms_answer() {
+        let ledger = InMemoryLedger::default();
+        let lead = lead_of("evt_h", "priya.sharma@acmecorp.in", "bot_a");
+        received(&ledger, &lead, at(0)).await;
+        let id = lead.delivery_id();
+        let busy = FailureReason {
+            message: "HubSpot is down for priya.sharma@acmecorp.in".into(),
+            ..FailureReason {
+                class: crate::ports::ErrorClass::Transient,
+                code: "crm_unavailable".into(),
+                message: String::new(),
+                crm: Some("hubspot".into()),
+                http_status: Some(503),
+            }
+        };
+        ledger.fail(&id, &busy, at(60), true, at(1)).await.unwrap();
+        dead(&ledger, &lead, at(2)).await;
+        ledger.requeue(&id, at(3)).await.unwrap();
+        let outcome = crate::ports::SyncOutcome {
+            crm: "hubspot".into(),
+            contact_id: "101".into(),
+            ..Default::default()
+        };
+        ledger.complete(&id, &outcome, at(4)).await.unwrap();
+        let s = story(&ledger, &KeyScope::All, "evt_h", &RecordLinks::default())
+            .await
+            .unwrap()
+            .unwrap();
+        let steps: Vec<(&str, Option<DateTime<Utc>>)> = s.deliveries[0]
+            .steps
+            .iter()
+            .map(|st| (st.step, st.at))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("received", Some(at(0))),
+                ("queued", None),
+                ("replayed", None),
+                ("attempt", Some(at(1))),
+                ("attempt", Some(at(2))),
+                ("synced", Some(at(4))),
+            ]
+        );
+        let texts: Vec<&str> = s.deliveries[0]
+            .steps
+            .iter()
+            .map(|st| st.text.as_str())
+            .collect();
+        assert!(
+            texts[3].contains("hubspot answered HTTP 503") && texts[3].contains("retried"),
+            "{}",
+            texts[3]
+        );
+        assert!(
+            texts[4].contains("crm_rejected") && texts[4].contains("dead, then replayed"),
+            "{}",
+            texts[4]
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("priya.sharma"), "scrubbed: {json}");
+        assert_eq!(s.history, "every_attempt");
     }
 
     #[tokio::test]

@@ -50,6 +50,7 @@ pub fn cases() -> Vec<Case> {
         progress_is_kept_for_later_attempts_and_replays,
         only_a_dead_event_with_its_payload_is_replayed,
         a_late_dead_letter_leaves_a_replay_alone,
+        every_attempt_is_kept_in_the_history,
         deliveries_are_one_per_connection,
         list_filters_by_status_time_bot_and_reason,
         rejections_are_recorded_and_counted_per_window,
@@ -237,6 +238,7 @@ async fn received_is_recorded_once(l: Arc<dyn Ledger>, cx: Cx) {
         outcome: None,
         received_at: Some(cx.at(0)),
         updated_at: Some(cx.at(0)),
+        history: Vec::new(),
     };
     assert_eq!(rec, expected, "what ingest recorded");
     match l.record_received(&lead, &body, cx.at(5)).await.expect("rr") {
@@ -632,6 +634,54 @@ async fn a_late_dead_letter_leaves_a_replay_alone(l: Arc<dyn Ledger>, cx: Cx) {
         .await
         .expect("letter"));
     assert_eq!(get(l, &other_id).await.status, LedgerStatus::Dead);
+}
+
+/// `history`: each failure (with the CRM's answer, cut), the death, the replay's
+/// sync, oldest first.
+async fn every_attempt_is_kept_in_the_history(l: Arc<dyn Ledger>, cx: Cx) {
+    let l = l.as_ref();
+    let lead = cx.lead("e1");
+    let id = lead.delivery_id();
+    assert_eq!(begin(l, &lead, cx.at(0), 60).await, proceed(1, false, None));
+    let mut long = transient();
+    long.message = "x".repeat(500);
+    l.fail(&id, &long, cx.at(30), true, cx.at(10))
+        .await
+        .expect("fail");
+    assert!(l
+        .mark_dead(&id, &permanent(), None, cx.at(20))
+        .await
+        .expect("dead"));
+    assert_eq!(l.requeue(&id, cx.at(30)).await.expect("requeue"), Some(1));
+    begin(l, &lead, cx.at(31), 60).await;
+    let outcome = SyncOutcome {
+        crm: "hubspot".into(),
+        contact_id: "c1".into(),
+        ..SyncOutcome::default()
+    };
+    l.complete(&id, &outcome, cx.at(40))
+        .await
+        .expect("complete");
+    let history = get(l, &id).await.history;
+    let seen: Vec<(&str, Option<&str>, DateTime<Utc>)> = history
+        .iter()
+        .map(|a| (a.outcome.as_str(), a.code.as_deref(), a.at))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("retrying", Some(transient().code.as_str()), cx.at(10)),
+            ("dead", Some(permanent().code.as_str()), cx.at(20)),
+            ("synced", None, cx.at(40)),
+        ]
+    );
+    assert_eq!(
+        history[0].message.as_deref().map(|m| m.chars().count()),
+        Some(crate::ports::AttemptRecord::MAX_MESSAGE),
+        "a long answer is cut"
+    );
+    assert_eq!(history[1].http_status, permanent().http_status);
+    assert_eq!(history[2].crm.as_deref(), Some("hubspot"));
 }
 
 /// `fail`: retrying, lease released; `counted: false` gives the attempt back.

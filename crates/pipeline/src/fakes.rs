@@ -141,6 +141,7 @@ fn blank(
         outcome: None,
         received_at: None,
         updated_at: None,
+        history: Vec::new(),
     }
 }
 
@@ -248,6 +249,8 @@ impl Ledger for InMemoryLedger {
         r.lease_until = None;
         r.next_attempt_at = None;
         r.updated_at = Some(now);
+        r.history
+            .push(crate::ports::AttemptRecord::synced(outcome, now));
         Ok(())
     }
     async fn fail(
@@ -275,6 +278,8 @@ impl Ledger for InMemoryLedger {
         r.next_attempt_at = Some(next_attempt_at);
         r.lease_until = None;
         r.updated_at = Some(now);
+        r.history
+            .push(crate::ports::AttemptRecord::failed("retrying", reason, now));
         Ok(())
     }
     async fn mark_dead_letter(
@@ -321,6 +326,8 @@ impl Ledger for InMemoryLedger {
         }
         r.received_at.get_or_insert(now);
         r.updated_at = Some(now);
+        r.history
+            .push(crate::ports::AttemptRecord::failed("dead", reason, now));
         Ok(true)
     }
     async fn get(&self, delivery_id: &str) -> Result<Option<LedgerRecord>, PortError> {

@@ -212,6 +212,57 @@ pub struct LedgerRecord {
     pub outcome: Option<SyncOutcome>,
     pub received_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Every attempt's end, oldest first: each failure with the CRM's answer,
+    /// the sync, the death ([`Ledger::fail`], [`Ledger::complete`],
+    /// [`Ledger::mark_dead`] append to it in the same write).
+    pub history: Vec<AttemptRecord>,
+}
+
+/// How one attempt ended, as the ledger keeps it (the console's story).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub at: DateTime<Utc>,
+    /// `retrying`, `synced` or `dead`.
+    pub outcome: String,
+    /// The failure code (`crm_unavailable`, `crm_rate_limited`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The CRM's answer, scrubbed and cut to [`AttemptRecord::MAX_MESSAGE`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm: Option<String>,
+}
+
+impl AttemptRecord {
+    /// The longest message kept per attempt (the item stays far below DynamoDB's 400 KB).
+    pub const MAX_MESSAGE: usize = 200;
+
+    /// A failure (`retrying` or `dead`).
+    pub fn failed(outcome: &str, reason: &FailureReason, at: DateTime<Utc>) -> Self {
+        let message: String = reason.message.chars().take(Self::MAX_MESSAGE).collect();
+        Self {
+            at,
+            outcome: outcome.into(),
+            code: Some(reason.code.clone()),
+            message: Some(message),
+            http_status: reason.http_status,
+            crm: reason.crm.clone(),
+        }
+    }
+
+    pub fn synced(outcome: &SyncOutcome, at: DateTime<Utc>) -> Self {
+        Self {
+            at,
+            outcome: "synced".into(),
+            code: None,
+            message: None,
+            http_status: None,
+            crm: Some(outcome.crm.clone()),
+        }
+    }
 }
 
 impl LedgerRecord {

@@ -378,7 +378,13 @@ async fn sync_message<'a>(
                     let counted = !throttled && !matches!(e, StepError::ContactBusy);
                     if let Err(le) = w
                         .ledger
-                        .fail(&lead.delivery_id(), &reason, next, counted, w.clock.now())
+                        .fail(
+                            &lead.delivery_id(),
+                            &scrubbed(&reason, &lead),
+                            next,
+                            counted,
+                            w.clock.now(),
+                        )
                         .await
                     {
                         warn!(event_id, error = %le, "could not record the failure in the ledger");
@@ -954,6 +960,18 @@ async fn retry_infra(
     hand_back(w, m, delay, err.reason()).await
 }
 
+/// The reason as the ledger keeps it (its last error, each attempt's answer):
+/// the CRM's text scrubbed of the lead's own identities, which the ledger
+/// outlives (the payload is dropped once the event syncs).
+fn scrubbed(reason: &FailureReason, lead: &QueuedLead) -> FailureReason {
+    let identities = crate::status::lead_identities(lead);
+    let known: Vec<&str> = identities.iter().map(String::as_str).collect();
+    FailureReason {
+        message: lb_domain::mask::scrub(&reason.message, &known),
+        ..reason.clone()
+    }
+}
+
 async fn dead_letter(
     w: &Worker<'_>,
     m: &InboundMessage,
@@ -979,7 +997,12 @@ async fn dead_letter(
         // The dlq-alerter records it too; doing it here keeps the ledger right even if the alerter lags.
         if let Err(e) = w
             .ledger
-            .mark_dead(event_id, &reason, Some(&m.body), w.clock.now())
+            .mark_dead(
+                event_id,
+                &scrubbed(&reason, lead),
+                Some(&m.body),
+                w.clock.now(),
+            )
             .await
         {
             warn!(event_id, error = %e, "dead-lettered, but the ledger was not updated (the alerter will)");
