@@ -325,7 +325,6 @@ async fn zoho_refreshes_an_expired_token_once_and_a_revoked_grant_dead_letters_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_instances_share_one_zoho_access_token_through_the_ledger() {
     use lb_pipeline::Connections;
-    use std::sync::Arc;
     let t = three_crms("zohoshare").await;
     let z = t.stack.info.crm.zoho.clone().expect("zoho sim");
     let config = lb_config::Config::parse_local(&format!(
@@ -340,22 +339,7 @@ async fn worker_instances_share_one_zoho_access_token_through_the_ledger() {
         .json()
         .await
         .expect("json");
-    let instance = || {
-        let secrets = Arc::new(lb_aws::SecretsManagerStore::new(
-            lb_aws::aws_sdk_secretsmanager::Client::new(&t.stack.sdk),
-        ));
-        let ledger = Arc::new(lb_aws::DynamoLedger::new(
-            lb_aws::aws_sdk_dynamodb::Client::new(&t.stack.sdk),
-            &t.stack.info.table_name,
-        ));
-        lb_crm::connections::from_config(
-            &config,
-            secrets,
-            Duration::from_secs(60),
-            Some(lb_crm::connections::Shared::through(ledger)),
-        )
-        .expect("connections")
-    };
+    let instance = || t.stack.another_instance(&config).expect("connections");
     let instances: Vec<lb_pipeline::CrmSet> = (0..3).map(|_| instance()).collect();
     async fn probe(set: &lb_pipeline::CrmSet) {
         let crm = set.crm_for(Some("zoho")).expect("zoho");

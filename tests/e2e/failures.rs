@@ -402,7 +402,6 @@ async fn a_spent_daily_quota_delays_leads_until_it_resets_and_warns_once_at_seve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_instances_share_one_rate_limit_through_the_ledger() {
     use lb_pipeline::{Connections, ContactUpsert, ContactWrite};
-    use std::sync::Arc;
     // The configured limit sits a little under HubSpot's: headroom for the
     // network's jitter between a slot taken and the call arriving.
     let t = start("sharedlimit", |o| {
@@ -417,22 +416,7 @@ async fn two_worker_instances_share_one_rate_limit_through_the_ledger() {
         t.stack.info.hubspot_secret_id, t.stack.info.crm.hubspot.base_url
     ))
     .expect("config");
-    let instance = || {
-        let secrets = Arc::new(lb_aws::SecretsManagerStore::new(
-            lb_aws::aws_sdk_secretsmanager::Client::new(&t.stack.sdk),
-        ));
-        let ledger = Arc::new(lb_aws::DynamoLedger::new(
-            lb_aws::aws_sdk_dynamodb::Client::new(&t.stack.sdk),
-            &t.stack.info.table_name,
-        ));
-        lb_crm::connections::from_config(
-            &config,
-            secrets,
-            Duration::from_secs(60),
-            Some(lb_crm::connections::Shared::through(ledger)),
-        )
-        .expect("connections")
-    };
+    let instance = || t.stack.another_instance(&config).expect("connections");
     let (a, b) = (instance(), instance());
     let writes = |set: lb_pipeline::CrmSet, who: &'static str| async move {
         let crm = set.crm_for(Some("hubspot")).expect("hubspot");

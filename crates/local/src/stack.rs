@@ -651,6 +651,29 @@ impl LocalStack {
         self.ledger.clone()
     }
 
+    /// The connections another worker instance would build from `config`: its
+    /// own adapters (caches, tokens, limits learned), sharing only what
+    /// instances share through this stack's ledger table and secrets.
+    pub fn another_instance(
+        &self,
+        config: &lb_config::Config,
+    ) -> anyhow::Result<lb_pipeline::CrmSet> {
+        let secrets = Arc::new(lb_aws::SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&self.sdk),
+        ));
+        let ledger = Arc::new(DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &self.info.table_name,
+        ));
+        lb_crm::connections::from_config(
+            config,
+            secrets,
+            Duration::from_secs(60),
+            Some(lb_crm::connections::Shared::through(ledger)),
+        )
+        .map_err(|e| anyhow::anyhow!(e))
+    }
+
     /// Stops pollers and servers and waits for the pollers to finish their batch.
     /// What the template's hourly schedule does (EventBridge → the worker):
     /// every connection's schema and quota checked, drifts alerted once.
