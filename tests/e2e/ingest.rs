@@ -199,3 +199,22 @@ async fn a_lead_whose_queue_message_would_not_fit_is_refused_with_413() {
     t.wait_status("evt_fits", lb_pipeline::LedgerStatus::Synced)
         .await;
 }
+
+/// A duplicate delivery (a vendor's retry) costs one conditional write: the
+/// ledger's refusal carries what it holds, and nothing else is read or written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivery_costs_one_dynamodb_request() {
+    // The worker is paused: only ingest talks to DynamoDB.
+    let t = start("dupcost", |o| o.worker_paused = true).await;
+    let ev = lead("evt_dup_cost", json!({"email": "dup.cost@example.com"}));
+    let (status, body) = t.post(&ev).await;
+    assert_eq!(status, 202, "{body}");
+    let before = t.stack.dynamodb_requests.get();
+    let (status, body) = t.post(&ev).await;
+    assert_eq!(
+        (status, body["duplicate"].as_bool()),
+        (202, Some(true)),
+        "{body}"
+    );
+    assert_eq!(t.stack.dynamodb_requests.get() - before, 1);
+}

@@ -350,22 +350,29 @@ impl Ledger for DynamoLedger {
             .item("updated_at", ts(now))
             .item("expires_at", expires(now, PENDING_RETENTION_DAYS))
             .condition_expression("attribute_not_exists(pk)")
+            // A duplicate delivery costs this one conditional write: the refusal
+            // carries the item the ledger already holds.
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
             .send()
             .await;
         match res {
             Ok(_) => Ok(Received::New),
             Err(e) => {
-                let conditional = matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                );
-                if !conditional {
-                    return Err(ddb_err("dynamodb:PutItem", e));
-                }
-                let item = self
-                    .get_item(event_key(&delivery))
-                    .await?
-                    .ok_or_else(|| PortError::new("ledger item vanished between put and get"))?;
+                let held = match e.as_service_error() {
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                        c.item().cloned()
+                    }
+                    _ => return Err(ddb_err("dynamodb:PutItem", e)),
+                };
+                let item = match held {
+                    Some(item) => item,
+                    // An emulator that leaves the item out: read it.
+                    None => self.get_item(event_key(&delivery)).await?.ok_or_else(|| {
+                        PortError::new("ledger item vanished between put and get")
+                    })?,
+                };
                 Ok(Received::Existing(Box::new(to_record(&item)?)))
             }
         }
@@ -430,6 +437,10 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":contact", s(lead.contact_key.masked()))
             .expression_attribute_values(":pending", expires(now, PENDING_RETENTION_DAYS))
             .return_values(ReturnValue::AllNew)
+            // A redelivery of a delivery already done costs this one write.
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
             .send()
             .await;
         match res {
@@ -446,7 +457,15 @@ impl Ledger for DynamoLedger {
                 })
             }
             Err(e) if is_condition_failure(&e) => {
-                let Some(item) = self.get_item(event_key(&delivery)).await? else {
+                let held = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
+                    _ => None,
+                };
+                let item = match held {
+                    Some(item) => Some(item),
+                    None => self.get_item(event_key(&delivery)).await?,
+                };
+                let Some(item) = item else {
                     return Ok(Begin::InProgress {
                         lease_until: now + Duration::seconds(1),
                     });
