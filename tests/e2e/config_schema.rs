@@ -83,6 +83,12 @@ accounts_url = "https://accounts.zoho.eu"
 module = "Leads"
 rate_share_percent = 50
 
+[connections.zo.fields]
+"intent.primary" = "Chat_Intent"
+
+[connections.zo.static]
+Lead_Channel = "chatbot"
+
 [connections.sf]
 kind = "salesforce"
 secret = "lb/sf"

@@ -312,7 +312,15 @@ const WEBHOOK_KEYS: &[&str] = &["url", "auth", "secret", "api_key_header", "head
 /// Pipedrive and Zoho connections write the identities and the name (no
 /// `fields`/`static` mapping yet), so only these keys.
 const PIPEDRIVE_KEYS: &[&str] = &["kind", "timeout_ms", "secret", "base_url"];
-const ZOHO_KEYS: &[&str] = &["kind", "timeout_ms", "secret", "accounts_url", "module"];
+const ZOHO_KEYS: &[&str] = &[
+    "kind",
+    "timeout_ms",
+    "secret",
+    "accounts_url",
+    "module",
+    "fields",
+    "static",
+];
 const SALESFORCE_KEYS: &[&str] = &[
     "kind",
     "timeout_ms",
@@ -725,7 +733,7 @@ fn connections(
             .unwrap_or(DEFAULT_TIMEOUT_MS);
         let throttling = throttling(cx, &t);
         let mapping = match kind {
-            Some(Kind::Pipedrive | Kind::Zoho | Kind::Salesforce) => None,
+            Some(Kind::Pipedrive | Kind::Salesforce) => None,
             _ => mapping(cx, &t, kind, defaults.split_name),
         };
         let kind = match kind {
@@ -1185,12 +1193,17 @@ fn mapping(
                     None
                 }
             };
-            if let (Some(p), Some(Kind::HubSpot)) = (&source, kind) {
+            if let (Some(p), Some(k @ (Kind::HubSpot | Kind::Zoho))) = (&source, kind) {
                 if p.is_identity() {
+                    let name = if k == Kind::HubSpot {
+                        "hubspot"
+                    } else {
+                        "zoho"
+                    };
                     cx.error(
                         &key,
                         &sspan,
-                        format!("the hubspot adapter writes {p} itself (it is how the contact is found): leave it out of the field map"),
+                        format!("the {name} adapter writes {p} itself (it is how the contact is found): leave it out of the field map"),
                     );
                 }
             }

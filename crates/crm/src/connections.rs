@@ -148,6 +148,7 @@ pub fn zoho(
         module: z.module.clone(),
         timeout: conn.timeout,
         allow_internal: conn.allow_internal,
+        mapping: conn.mapping.clone(),
     };
     let grant = Arc::new(CachedSecret::new(secrets, &z.secret, secret_ttl));
     ZohoCrm::new(cfg, grant).map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))

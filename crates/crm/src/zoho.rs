@@ -67,6 +67,10 @@ pub struct ZohoConfig {
     /// A local run: hosts may resolve to this machine (the simulator) and the
     /// API domain may be plain `http`; deployments reach public `https` hosts only.
     pub allow_internal: bool,
+    /// The connection's `fields`/`static` tables: more fields written with every
+    /// full write, checked against the module's fields like the adapter's own.
+    /// The adapter's own fields (identities, name, country) win over a mapped one.
+    pub mapping: Option<lb_domain::mapping::Mapping>,
 }
 
 impl Default for ZohoConfig {
@@ -77,6 +81,7 @@ impl Default for ZohoConfig {
             module: "Contacts".into(),
             timeout: Duration::from_secs(10),
             allow_internal: false,
+            mapping: None,
         }
     }
 }
@@ -453,6 +458,50 @@ fn route_name(path: &str) -> String {
 impl Crm for ZohoCrm {
     fn name(&self) -> &str {
         &self.cfg.name
+    }
+
+    /// Every field a write may name (the adapter's own and the mapped ones),
+    /// against the module's fields read afresh: the hourly check and the doctor
+    /// find a drift before a lead fails on it.
+    async fn schema_findings(&self) -> Result<Vec<String>, CrmError> {
+        let module = self.module()?.to_string();
+        self.fields.invalidate().await;
+        let fields = self.module_fields().await?;
+        let own: &[&str] = if module == "Leads" {
+            &[
+                "Email",
+                "Phone",
+                "Mobile",
+                "First_Name",
+                "Last_Name",
+                "Company",
+                "Country",
+                "State",
+            ]
+        } else {
+            &[
+                "Email",
+                "Phone",
+                "Mobile",
+                "First_Name",
+                "Last_Name",
+                "Mailing_Country",
+                "Mailing_State",
+            ]
+        };
+        let mut record = serde_json::Map::new();
+        for f in own {
+            record.insert((*f).to_string(), serde_json::Value::Null);
+        }
+        if let Some(mapping) = &self.cfg.mapping {
+            for t in mapping.targets() {
+                // `answers.*`'s `lb_{key}` names fields per event: checked at write time.
+                if !t.property.contains('{') {
+                    record.insert(t.property, serde_json::Value::Null);
+                }
+            }
+        }
+        Ok(fields.findings(&module, &record))
     }
 
     /// Phone and WhatsApp numbers by search (the upsert matches the email itself).

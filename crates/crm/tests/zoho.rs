@@ -58,6 +58,10 @@ impl Harness {
     }
 
     fn crm_for(&self, module: &str) -> ZohoCrm {
+        self.crm_mapped(module, None)
+    }
+
+    fn crm_mapped(&self, module: &str, mapping: Option<lb_domain::mapping::Mapping>) -> ZohoCrm {
         let secret = json!({
             "client_id": self.sim.client_id,
             "client_secret": self.sim.client_secret,
@@ -76,6 +80,7 @@ impl Harness {
                 module: module.into(),
                 timeout: Duration::from_secs(5),
                 allow_internal: true,
+                mapping,
                 ..ZohoConfig::default()
             },
             grant,
@@ -863,5 +868,85 @@ async fn a_leads_connection_writes_leads_and_creates_no_deals() {
     assert_eq!(
         crm.find_deal(&c.id, &l.event.event_id).await.expect("read"),
         None
+    );
+}
+
+/// A connection's `fields`/`static`: mapped fields are written with the
+/// adapter's own; one the module does not have stops the write as schema drift
+/// naming it, before anything is written.
+#[tokio::test]
+async fn mapped_and_static_fields_are_written_and_a_missing_one_is_schema_drift() {
+    let h = Harness::start().await;
+    h.admin(
+        Method::POST,
+        "fields/Contacts",
+        Some(json!({"api_name": "Chat_Intent", "data_type": "text", "length": 255})),
+    )
+    .await;
+    h.admin(
+        Method::POST,
+        "fields/Contacts",
+        Some(json!({"api_name": "Lead_Channel", "data_type": "text", "length": 255})),
+    )
+    .await;
+    let mapping = |extra: &str| {
+        lb_config::Config::parse(&format!(
+            "version = 1\n[connections.z]\nkind = \"zoho\"\nsecret = \"s\"\n\
+             [connections.z.fields]\n\"intent.primary\" = {{ property = \"Chat_Intent\", case = \"upper\" }}\n{extra}\
+             [connections.z.static]\nLead_Channel = \"chatbot\"\n\
+             [[routes]]\nbot_id = \"*\"\nconnections = [\"z\"]\n"
+        ))
+        .expect("config")
+        .connection("z")
+        .and_then(|c| c.mapping.clone())
+    };
+    let crm = h.crm_mapped("Contacts", mapping(""));
+    let c = crm
+        .upsert_contact(
+            &person("evt_map", "map@acme.in", "Ada Lovelace"),
+            None,
+            ContactWrite::Full,
+        )
+        .await
+        .expect("written");
+    let record = h.contact(&c.id).await;
+    assert_eq!(record["Chat_Intent"], "PRICING");
+    assert_eq!(record["Lead_Channel"], "chatbot");
+    assert_eq!(
+        record["Last_Name"], "Lovelace",
+        "the adapter's own fields stay"
+    );
+
+    assert_eq!(
+        crm.schema_findings().await.expect("read"),
+        Vec::<String>::new()
+    );
+    let drifted = h.crm_mapped(
+        "Contacts",
+        mapping("\"context.utm_source\" = \"Utm_Source\"\n"),
+    );
+    // The hourly check finds it before a lead does.
+    let found = drifted.schema_findings().await.expect("read");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("\"Utm_Source\": the field does not exist"),
+        "{found:?}"
+    );
+    let e = drifted
+        .upsert_contact(
+            &person("evt_drift", "drift@acme.in", "Alan Turing"),
+            None,
+            ContactWrite::Full,
+        )
+        .await
+        .expect_err("no such field");
+    assert_eq!(e.code.as_deref(), Some("schema_drift"));
+    assert!(e.message.contains("Utm_Source"), "{}", e.message);
+    assert_eq!(
+        h.read("/Contacts?fields=Email").await["data"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "nothing written for the drifted one"
     );
 }

@@ -389,6 +389,13 @@ impl ZohoCrm {
                 r.insert(state.into(), json!(s));
             }
         }
+        if write == ContactWrite::Full {
+            if let Some(mapping) = &self.cfg.mapping {
+                for (field, value) in mapping.render(e, lead.lead_source()) {
+                    r.entry(field).or_insert_with(|| json!(value));
+                }
+            }
+        }
         let last = last.filter(|l| !l.trim().is_empty());
         let name = match (write, last) {
             (ContactWrite::Full, Some(l)) => Some(l),
