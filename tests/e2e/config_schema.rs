@@ -96,6 +96,12 @@ login_url = "https://test.salesforce.com"
 object = "Contact"
 allow_duplicates = true
 
+[connections.sf.fields]
+"intent.primary" = "Chat_Intent__c"
+
+[connections.sf.static]
+LeadSource = "Chatbot"
+
 [[routes]]
 bot_id = "sales"
 connections = ["hs", "hook"]

@@ -328,6 +328,8 @@ const SALESFORCE_KEYS: &[&str] = &[
     "login_url",
     "object",
     "allow_duplicates",
+    "fields",
+    "static",
 ];
 const KINDS_EXPECTED: &str = "\"hubspot\", \"webhook\", \"pipedrive\", \"zoho\" or \"salesforce\"";
 const ROUTE_KEYS: &[&str] = &[
@@ -733,7 +735,7 @@ fn connections(
             .unwrap_or(DEFAULT_TIMEOUT_MS);
         let throttling = throttling(cx, &t);
         let mapping = match kind {
-            Some(Kind::Pipedrive | Kind::Salesforce) => None,
+            Some(Kind::Pipedrive) => None,
             _ => mapping(cx, &t, kind, defaults.split_name),
         };
         let kind = match kind {
@@ -1193,12 +1195,14 @@ fn mapping(
                     None
                 }
             };
-            if let (Some(p), Some(k @ (Kind::HubSpot | Kind::Zoho))) = (&source, kind) {
+            if let (Some(p), Some(k @ (Kind::HubSpot | Kind::Zoho | Kind::Salesforce))) =
+                (&source, kind)
+            {
                 if p.is_identity() {
-                    let name = if k == Kind::HubSpot {
-                        "hubspot"
-                    } else {
-                        "zoho"
+                    let name = match k {
+                        Kind::HubSpot => "hubspot",
+                        Kind::Zoho => "zoho",
+                        _ => "salesforce",
                     };
                     cx.error(
                         &key,

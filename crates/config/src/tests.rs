@@ -344,7 +344,7 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\nheaders = { \"X-A\" = \"a\", \"x-a\" = \"b\" }", "connections.k.headers.x-a", 4, "header x-a is given twice"),
     ("[connections.k]\nkind = \"webhook\"\nurl = \"https://x.example\"\nauth = \"api_key\"\nsecret = \"s\"\napi_key_header = \"X-Key\"\nheaders = { \"x-key\" = \"b\" }", "connections.k.headers.x-key", 7, "x-key is the api_key_header"),
     ("[connections.k]\nkind = \"zoho\"\nsecret = \"s\"\n[connections.k.fields]\n\"visitor.email\" = \"Email\"", "connections.k.fields.\"visitor.email\"", 5, "the zoho adapter writes visitor.email itself"),
-    ("[connections.k]\nkind = \"salesforce\"\nsecret = \"s\"\n[connections.k.static]\nLeadSource = \"Chat\"", "connections.k.static", 4, "unknown key \"static\" in a salesforce connection"),
+    ("[connections.k]\nkind = \"salesforce\"\nsecret = \"s\"\n[connections.k.fields]\n\"visitor.phone\" = \"Phone\"", "connections.k.fields.\"visitor.phone\"", 5, "the salesforce adapter writes visitor.phone itself"),
     // the shared rate limiter
     ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nrate_limit = { requests = 0, per_seconds = 10 }", "connections.k.rate_limit.requests", 4, "0 is out of range: requests must be between 1 and"),
     ("[connections.k]\nkind = \"hubspot\"\nsecret = \"s\"\nrate_limit = { requests = 10 }", "connections.k.rate_limit.per_seconds", 4, "missing: per_seconds = <the window, in seconds>"),

@@ -111,6 +111,7 @@ pub fn salesforce(
         allow_duplicates: s.allow_duplicates,
         timeout: conn.timeout,
         allow_internal: conn.allow_internal,
+        mapping: conn.mapping.clone(),
         ..SalesforceConfig::default()
     };
     let grant = Arc::new(CachedSecret::new(secrets, &s.secret, secret_ttl));

@@ -120,6 +120,9 @@ pub struct SalesforceConfig {
     /// A local run: hosts may resolve to this machine (the simulator) and the
     /// instance may be plain `http`; deployments reach public `https` hosts only.
     pub allow_internal: bool,
+    /// The connection's `fields`/`static` tables: more fields written with every
+    /// full write, checked against `describe` like the adapter's own (which win).
+    pub mapping: Option<lb_domain::mapping::Mapping>,
 }
 
 impl Default for SalesforceConfig {
@@ -132,6 +135,7 @@ impl Default for SalesforceConfig {
             allow_duplicates: false,
             timeout: Duration::from_secs(10),
             allow_internal: false,
+            mapping: None,
         }
     }
 }

@@ -1152,3 +1152,67 @@ async fn a_contact_connection_writes_contacts() {
         1
     );
 }
+
+/// A connection's `fields`/`static`: mapped fields are written with the
+/// adapter's own; one `describe` does not list stops the write as schema drift.
+#[tokio::test]
+async fn mapped_and_static_fields_are_written_and_a_missing_one_is_schema_drift() {
+    let h = Harness::start().await;
+    h.admin(
+        Method::POST,
+        "fields/Lead",
+        Some(json!({"name": "Chat_Intent__c", "type": "string", "length": 255})),
+    )
+    .await;
+    let mapping = |extra: &str| {
+        lb_config::Config::parse(&format!(
+            "version = 1\n[connections.s]\nkind = \"salesforce\"\nsecret = \"s\"\n\
+             [connections.s.fields]\n\"intent.primary\" = \"Chat_Intent__c\"\n{extra}\
+             [connections.s.static]\nLeadSource = \"Chatbot\"\n\
+             [[routes]]\nbot_id = \"*\"\nconnections = [\"s\"]\n"
+        ))
+        .expect("config")
+        .connection("s")
+        .and_then(|c| c.mapping.clone())
+    };
+    let crm = h.crm_with(
+        h.secret(),
+        SalesforceConfig {
+            mapping: mapping(""),
+            ..SalesforceConfig::default()
+        },
+    );
+    let c = crm
+        .upsert_contact(
+            &person("evt_map", "map@acme.in", "Ada Lovelace"),
+            None,
+            ContactWrite::Full,
+        )
+        .await
+        .expect("written");
+    let record = h.record("Lead", &c.id).await;
+    assert_eq!(record["Chat_Intent__c"], "pricing", "{record}");
+    assert_eq!(record["LeadSource"], "Chatbot", "{record}");
+    assert_eq!(
+        record["LastName"], "Lovelace",
+        "the adapter's own fields stay"
+    );
+
+    let drifted = h.crm_with(
+        h.secret(),
+        SalesforceConfig {
+            mapping: mapping("\"context.utm_source\" = \"Utm_Source__c\"\n"),
+            ..SalesforceConfig::default()
+        },
+    );
+    let e = drifted
+        .upsert_contact(
+            &person("evt_drift", "drift@acme.in", "Alan Turing"),
+            None,
+            ContactWrite::Full,
+        )
+        .await
+        .expect_err("no such field");
+    assert_eq!(e.code.as_deref(), Some("schema_drift"));
+    assert!(e.message.contains("Utm_Source__c"), "{}", e.message);
+}
