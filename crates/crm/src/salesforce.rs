@@ -619,6 +619,52 @@ impl Crm for SalesforceCrm {
         &self.cfg.name
     }
 
+    /// Every field a write may name (the adapter's own and the mapped ones),
+    /// against a fresh `describe`: the hourly check and the doctor find a
+    /// drift before a lead fails on it.
+    async fn schema_findings(&self) -> Result<Vec<String>, CrmError> {
+        let person = self.person()?;
+        self.forget_describes().await;
+        let fields = self.fields_of(person.name()).await?;
+        let own: &[&str] = match person {
+            Person::Lead => &[
+                "Phone",
+                "MobilePhone",
+                "FirstName",
+                "LastName",
+                "Company",
+                "Country",
+                "State",
+            ],
+            Person::Contact => &[
+                "Phone",
+                "MobilePhone",
+                "FirstName",
+                "LastName",
+                "MailingCountry",
+                "MailingState",
+            ],
+        };
+        let mut record = serde_json::Map::new();
+        for f in own {
+            record.insert((*f).to_string(), Value::Null);
+        }
+        if let Some(mapping) = &self.cfg.mapping {
+            for t in mapping.targets() {
+                // `answers.*` names fields per event: checked at write time.
+                if !t.property.contains('{') {
+                    record.insert(t.property, Value::Null);
+                }
+            }
+        }
+        Ok(fields.findings(
+            person.name(),
+            &record,
+            schema::Writing::Upsert,
+            Some("Email"),
+        ))
+    }
+
     /// Phone and WhatsApp numbers by SOQL (the upsert matches the email itself).
     async fn find_contacts(&self, lead: &QueuedLead) -> Result<Vec<(usize, String)>, CrmError> {
         self.find_batch(std::slice::from_ref(lead))

@@ -1198,12 +1198,23 @@ async fn mapped_and_static_fields_are_written_and_a_missing_one_is_schema_drift(
         "the adapter's own fields stay"
     );
 
+    assert_eq!(
+        crm.schema_findings().await.expect("read"),
+        Vec::<String>::new()
+    );
     let drifted = h.crm_with(
         h.secret(),
         SalesforceConfig {
             mapping: mapping("\"context.utm_source\" = \"Utm_Source__c\"\n"),
             ..SalesforceConfig::default()
         },
+    );
+    // The hourly check finds it before a lead does.
+    let found = drifted.schema_findings().await.expect("read");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("\"Utm_Source__c\": the field does not exist"),
+        "{found:?}"
     );
     let e = drifted
         .upsert_contact(
