@@ -6,6 +6,7 @@ pub mod classify;
 pub mod connections;
 pub mod hubspot;
 mod lookup;
+mod mapped;
 pub mod net;
 pub mod oauth;
 pub mod pipedrive;

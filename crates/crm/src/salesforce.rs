@@ -645,18 +645,7 @@ impl Crm for SalesforceCrm {
                 "MailingState",
             ],
         };
-        let mut record = serde_json::Map::new();
-        for f in own {
-            record.insert((*f).to_string(), Value::Null);
-        }
-        if let Some(mapping) = &self.cfg.mapping {
-            for t in mapping.targets() {
-                // `answers.*` names fields per event: checked at write time.
-                if !t.property.contains('{') {
-                    record.insert(t.property, Value::Null);
-                }
-            }
-        }
+        let record = crate::mapped::every_field(own, self.cfg.mapping.as_ref());
         Ok(fields.findings(
             person.name(),
             &record,

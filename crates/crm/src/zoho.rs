@@ -489,18 +489,7 @@ impl Crm for ZohoCrm {
                 "Mailing_State",
             ]
         };
-        let mut record = serde_json::Map::new();
-        for f in own {
-            record.insert((*f).to_string(), serde_json::Value::Null);
-        }
-        if let Some(mapping) = &self.cfg.mapping {
-            for t in mapping.targets() {
-                // `answers.*`'s `lb_{key}` names fields per event: checked at write time.
-                if !t.property.contains('{') {
-                    record.insert(t.property, serde_json::Value::Null);
-                }
-            }
-        }
+        let record = crate::mapped::every_field(own, self.cfg.mapping.as_ref());
         Ok(fields.findings(&module, &record))
     }
 

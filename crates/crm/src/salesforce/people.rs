@@ -177,11 +177,7 @@ impl SalesforceCrm {
             if let Some(s) = &v.state {
                 r.insert(state.into(), json!(s));
             }
-            if let Some(mapping) = &self.cfg.mapping {
-                for (field, value) in mapping.render(e, lead.lead_source()) {
-                    r.entry(field).or_insert_with(|| json!(value));
-                }
-            }
+            crate::mapped::add_to(&mut r, self.cfg.mapping.as_ref(), lead);
         }
         r
     }

@@ -390,11 +390,7 @@ impl ZohoCrm {
             }
         }
         if write == ContactWrite::Full {
-            if let Some(mapping) = &self.cfg.mapping {
-                for (field, value) in mapping.render(e, lead.lead_source()) {
-                    r.entry(field).or_insert_with(|| json!(value));
-                }
-            }
+            crate::mapped::add_to(&mut r, self.cfg.mapping.as_ref(), lead);
         }
         let last = last.filter(|l| !l.trim().is_empty());
         let name = match (write, last) {
