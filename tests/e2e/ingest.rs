@@ -218,3 +218,37 @@ async fn a_duplicate_delivery_costs_one_dynamodb_request() {
     );
     assert_eq!(t.stack.dynamodb_requests.get() - before, 1);
 }
+
+/// The worker's side: a redelivered message of a synced delivery costs its
+/// `begin` alone, the refusal carrying what the ledger holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_synced_message_costs_the_worker_one_dynamodb_request() {
+    let t = start("redelivcost", |_| {}).await;
+    let ev = lead("evt_redeliv", json!({"email": "redeliv@example.com"}));
+    let (status, body) = t.post(&ev).await;
+    assert_eq!(status, 202, "{body}");
+    let rec = t
+        .wait_status("evt_redeliv", lb_pipeline::LedgerStatus::Synced)
+        .await;
+    let event = lb_vendors::canonical::parse(&serde_json::to_vec(&ev).unwrap()).expect("valid");
+    let mut queued = lb_domain::QueuedLead::new(event, chrono::Utc::now()).expect("identity");
+    // The message the queue hands the worker again: the one ingest queued.
+    queued.payload_hash = rec.payload_hash.expect("hash");
+    let ledger = t.stack.ledger();
+    let before = t.stack.dynamodb_requests.get();
+    let now = chrono::Utc::now();
+    let begun = ledger
+        .begin(
+            &queued,
+            &queued.to_json(),
+            now,
+            now + chrono::Duration::seconds(60),
+        )
+        .await
+        .expect("begin");
+    assert!(
+        matches!(begun, lb_pipeline::Begin::AlreadySynced(_)),
+        "{begun:?}"
+    );
+    assert_eq!(t.stack.dynamodb_requests.get() - before, 1);
+}

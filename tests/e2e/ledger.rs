@@ -42,3 +42,87 @@ async fn an_item_dynamodb_refuses_is_a_permanent_error() {
     assert!(err.is_permanent(), "{err}");
     assert!(err.to_string().contains("ValidationException"), "{err}");
 }
+
+/// The shared access token on DynamoDB: one instance at a time holds the
+/// refresh lease; sharing a token ends it; an expired lease is taken over; the
+/// item outlives its token by a day (TTL), never longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_lease_is_held_by_one_instance_and_sharing_ends_it() {
+    use chrono::{Duration, Utc};
+    use lb_pipeline::{SharedToken, TokenShare};
+    let moto = Moto::shared().expect("moto server (run `make venv` first)");
+    let sdk = lb_aws::sdk_config_for(&moto.endpoint, "us-east-1").await;
+    let run = format!("t{}-token", rand::random::<u32>());
+    let created = resources::create(&sdk, &Names::new(&run), "whsec_x", "pat-x")
+        .await
+        .expect("resources");
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let ledger = DynamoLedger::new(client.clone(), &created.table_name);
+    let now = Utc::now();
+    assert_eq!(ledger.shared_token("zoho").await.unwrap(), None);
+    assert!(ledger
+        .lease_refresh("zoho", now + Duration::seconds(30))
+        .await
+        .unwrap());
+    assert!(
+        !ledger
+            .lease_refresh("zoho", now + Duration::seconds(30))
+            .await
+            .unwrap(),
+        "another instance waits while one refreshes"
+    );
+    let token = SharedToken {
+        value: "tok-1".into(),
+        api_domain: Some("https://www.zohoapis.eu".into()),
+        expires_at: now + Duration::hours(1),
+        refresh_at: now + Duration::minutes(59),
+    };
+    ledger.share_token("zoho", &token).await.unwrap();
+    assert_eq!(
+        ledger.shared_token("zoho").await.unwrap(),
+        Some(token.clone())
+    );
+    assert!(
+        ledger
+            .lease_refresh("zoho", now + Duration::seconds(30))
+            .await
+            .unwrap(),
+        "sharing ended the lease"
+    );
+    // A holder that crashed: its lease runs out and the next instance takes over.
+    assert!(!ledger
+        .lease_refresh("zoho", now + Duration::seconds(30))
+        .await
+        .unwrap());
+    assert!(ledger
+        .lease_refresh("other", now - Duration::seconds(1))
+        .await
+        .unwrap());
+    assert!(
+        ledger
+            .lease_refresh("other", now + Duration::seconds(30))
+            .await
+            .unwrap(),
+        "an expired lease is taken over"
+    );
+    let item = client
+        .get_item()
+        .table_name(&created.table_name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("TOKEN#zoho".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("TOKEN".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ttl: i64 = item.item().unwrap()["expires_at"]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ttl, (token.expires_at + Duration::days(1)).timestamp());
+}
