@@ -978,13 +978,8 @@ fn error_message(status: StatusCode, v: &Value, raw: &str) -> String {
 /// calls per `-Interval-Milliseconds`; search answers carry neither,
 /// hubspot-fidelity J4), for the shared rate limiter.
 fn announced_limit(h: &reqwest::header::HeaderMap) -> Option<lb_config::CallLimit> {
-    let get = |k: &str| {
-        h.get(k)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
-    let max = get("x-hubspot-ratelimit-max")?;
-    let ms = get("x-hubspot-ratelimit-interval-milliseconds")?;
+    let max = quota::header_u64(h, "x-hubspot-ratelimit-max")?;
+    let ms = quota::header_u64(h, "x-hubspot-ratelimit-interval-milliseconds")?;
     (max > 0 && ms > 0).then(|| lb_config::CallLimit {
         requests: max.min(u32::MAX as u64) as u32,
         per: Duration::from_millis(ms.min(3_600_000)),
@@ -992,11 +987,7 @@ fn announced_limit(h: &reqwest::header::HeaderMap) -> Option<lb_config::CallLimi
 }
 
 fn rate_limit_reset(h: &reqwest::header::HeaderMap) -> Duration {
-    let get = |k: &str| {
-        h.get(k)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
+    let get = |k: &str| quota::header_u64(h, k);
     match get("x-hubspot-ratelimit-interval-milliseconds") {
         Some(ms) => Duration::from_millis(ms.min(60_000)),
         None if get("x-hubspot-ratelimit-max").is_none() => Duration::from_secs(1),
@@ -1040,6 +1031,26 @@ fn route_name(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_burst_limit_hubspot_announces_is_read_for_the_shared_limiter() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(announced_limit(&h), None, "search answers carry none");
+        h.insert("x-hubspot-ratelimit-max", "190".parse().unwrap());
+        h.insert(
+            "x-hubspot-ratelimit-interval-milliseconds",
+            "10000".parse().unwrap(),
+        );
+        assert_eq!(
+            announced_limit(&h),
+            Some(lb_config::CallLimit {
+                requests: 190,
+                per: Duration::from_secs(10)
+            })
+        );
+        h.insert("x-hubspot-ratelimit-max", "0".parse().unwrap());
+        assert_eq!(announced_limit(&h), None);
+    }
     use lb_pipeline::{PortError, SecretStore};
 
     struct NoSecrets;

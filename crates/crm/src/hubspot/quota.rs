@@ -40,7 +40,8 @@ pub struct DailyQuota {
     state: Mutex<State>,
 }
 
-fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
+/// A numeric header (HubSpot's `X-HubSpot-RateLimit-*`).
+pub(crate) fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     h.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
