@@ -62,13 +62,29 @@ pub async fn sdk_config_for(endpoint: &str, region: &str) -> aws_config::SdkConf
         .await
 }
 
-/// Counts the requests an SDK client sends (the bench's DynamoDB requests per lead).
+/// Counts the requests an SDK client sends (the bench's DynamoDB requests per
+/// lead), in total and per operation (the `X-Amz-Target` the request names).
 #[derive(Debug, Clone, Default)]
-pub struct RequestCounter(Arc<AtomicU64>);
+pub struct RequestCounter(Arc<Counts>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: AtomicU64,
+    by_operation: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
 
 impl RequestCounter {
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.total.load(Ordering::Relaxed)
+    }
+
+    /// Requests so far per operation (`PutItem`, `Query`, …).
+    pub fn by_operation(&self) -> std::collections::BTreeMap<String, u64> {
+        self.0
+            .by_operation
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -78,11 +94,16 @@ impl Intercept for RequestCounter {
     }
     fn read_before_transmit(
         &self,
-        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.total.fetch_add(1, Ordering::Relaxed);
+        let target = ctx.request().headers().get("x-amz-target").unwrap_or("?");
+        let op = target.rsplit('.').next().unwrap_or(target).to_string();
+        if let Ok(mut m) = self.0.by_operation.lock() {
+            *m.entry(op).or_default() += 1;
+        }
         Ok(())
     }
 }

@@ -202,6 +202,8 @@ struct Measured {
     crm_calls: u64,
     rate_limited: u64,
     dynamodb: u64,
+    /// DynamoDB requests per operation (`PutItem`, `Query`, …) during the run.
+    dynamodb_by_operation: std::collections::BTreeMap<String, u64>,
     sqs: u64,
     lambda_invocations: u64,
     synced: usize,
@@ -239,6 +241,7 @@ async fn leadbridge(
 ) -> anyhow::Result<Measured> {
     let watcher = OpsTarget::from_stack(&stack.info).connect().await.ledger;
     let ddb0 = stack.dynamodb_requests.get();
+    let ddb_ops0 = stack.dynamodb_requests.by_operation();
     let sqs0 = stack.sqs_requests.get();
     let inv0 = stack
         .worker_stats
@@ -325,6 +328,16 @@ async fn leadbridge(
         crm_calls: crm_calls(&stats),
         rate_limited: stats["rate_limited"].as_u64().unwrap_or(0),
         dynamodb: stack.dynamodb_requests.get() - ddb0,
+        dynamodb_by_operation: stack
+            .dynamodb_requests
+            .by_operation()
+            .into_iter()
+            .map(|(op, n)| {
+                let before = ddb_ops0.get(&op).copied().unwrap_or(0);
+                (op, n - before)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect(),
         sqs: stack.sqs_requests.get() - sqs0,
         // ingest: one per delivery; the worker: one per batch.
         lambda_invocations: plan.deliveries.len() as u64
@@ -528,6 +541,11 @@ async fn row(
         "crm_calls_per_s": round(crm_rate, 2),
         "crm_rate_limited": m.rate_limited,
         "dynamodb_requests_per_lead": round(m.dynamodb as f64 / leads, 2),
+        "dynamodb_requests_per_lead_by_operation": m
+            .dynamodb_by_operation
+            .iter()
+            .map(|(op, n)| (op.clone(), json!(round(*n as f64 / leads, 2))))
+            .collect::<Map<_, _>>(),
         "sqs_requests_per_lead": round(m.sqs as f64 / leads, 2),
         "aws_cost_usd_per_million_leads": round(cost, 2),
         "latency_ms_p50": round(percentile(&latencies, 50.0), 1),
