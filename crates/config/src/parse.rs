@@ -309,9 +309,16 @@ const HUBSPOT_KEYS: &[&str] = &[
     "deal_stage",
 ];
 const WEBHOOK_KEYS: &[&str] = &["url", "auth", "secret", "api_key_header", "headers"];
-/// Pipedrive and Zoho connections write the identities and the name (no
-/// `fields`/`static` mapping yet), so only these keys.
-const PIPEDRIVE_KEYS: &[&str] = &["kind", "timeout_ms", "secret", "base_url"];
+/// Pipedrive, Zoho and Salesforce connections write the identities and the
+/// name themselves; `fields`/`static` add the CRM's own (custom) fields.
+const PIPEDRIVE_KEYS: &[&str] = &[
+    "kind",
+    "timeout_ms",
+    "secret",
+    "base_url",
+    "fields",
+    "static",
+];
 const ZOHO_KEYS: &[&str] = &[
     "kind",
     "timeout_ms",
@@ -734,10 +741,7 @@ fn connections(
             .int_in(cx, "timeout_ms", 100..MAX_TIMEOUT_MS + 1, "timeout_ms")
             .unwrap_or(DEFAULT_TIMEOUT_MS);
         let throttling = throttling(cx, &t);
-        let mapping = match kind {
-            Some(Kind::Pipedrive) => None,
-            _ => mapping(cx, &t, kind, defaults.split_name),
-        };
+        let mapping = mapping(cx, &t, kind, defaults.split_name);
         let kind = match kind {
             Some(Kind::HubSpot) => hubspot(cx, &t).map(ConnectionKind::HubSpot),
             Some(Kind::Webhook) => webhook(cx, &t).map(ConnectionKind::Webhook),
@@ -1195,13 +1199,16 @@ fn mapping(
                     None
                 }
             };
-            if let (Some(p), Some(k @ (Kind::HubSpot | Kind::Zoho | Kind::Salesforce))) =
-                (&source, kind)
+            if let (
+                Some(p),
+                Some(k @ (Kind::HubSpot | Kind::Zoho | Kind::Salesforce | Kind::Pipedrive)),
+            ) = (&source, kind)
             {
                 if p.is_identity() {
                     let name = match k {
                         Kind::HubSpot => "hubspot",
                         Kind::Zoho => "zoho",
+                        Kind::Pipedrive => "pipedrive",
                         _ => "salesforce",
                     };
                     cx.error(

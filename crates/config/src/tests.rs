@@ -302,7 +302,7 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("[connections.Bad_Name]\nkind = \"webhook\"\nurl = \"https://x.example\"", "connections.Bad_Name", 1, "invalid connection name"),
     ("[connections.k]\nsecret = \"s\"", "connections.k.kind", 1, "missing: kind = \"hubspot\", \"webhook\", \"pipedrive\", \"zoho\" or \"salesforce\""),
     ("[connections.k]\nkind = \"dynamics\"", "connections.k.kind", 2, "unknown kind \"dynamics\"; expected \"hubspot\", \"webhook\", \"pipedrive\", \"zoho\" or \"salesforce\""),
-    ("[connections.k]\nkind = \"pipedrive\"\nsecret = \"s\"\n[connections.k.fields]\nemail = \"email\"", "connections.k.fields", 4, "unknown key \"fields\" in a pipedrive connection"),
+    ("[connections.k]\nkind = \"pipedrive\"\nsecret = \"s\"\n[connections.k.fields]\n\"visitor.email\" = \"Email\"", "connections.k.fields.\"visitor.email\"", 5, "the pipedrive adapter writes visitor.email itself"),
     ("[connections.k]\nkind = \"zoho\"\nsecret = \"s\"\nmodule = \"Deals\"", "connections.k.module", 4, "expected \"Contacts\" or \"Leads\""),
     ("[connections.k]\nkind = \"zoho\"\nsecret = \"s\"\naccounts_url = \"http://accounts.zoho.com\"", "connections.k.accounts_url", 4, "plain http"),
     ("[connections.k]\nkind = \"hubspot\"", "connections.k.secret", 1, "missing: secret ="),

@@ -131,6 +131,7 @@ pub fn pipedrive(
         base_url: p.base_url.clone(),
         timeout: conn.timeout,
         allow_internal: conn.allow_internal,
+        mapping: conn.mapping.clone(),
     };
     let token = Arc::new(CachedSecret::new(secrets, &p.secret, secret_ttl));
     PipedriveCrm::new(cfg, token).map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))

@@ -42,6 +42,9 @@ use tracing::{debug, warn};
 
 use crate::classify;
 
+mod deals;
+mod fields;
+
 /// The failure code of a call Pipedrive refused for its API token.
 pub const AUTH_REVOKED: &str = "auth_revoked";
 /// The longest note body written. Pipedrive's notes hold "approximately
@@ -80,6 +83,9 @@ pub struct PipedriveConfig {
     pub timeout: Duration,
     /// A local run: `base_url` may resolve to this machine or a private network.
     pub allow_internal: bool,
+    /// The connection's `fields`/`static` tables: person custom fields written
+    /// with every full write (see [`fields`]).
+    pub mapping: Option<lb_domain::mapping::Mapping>,
 }
 
 impl Default for PipedriveConfig {
@@ -89,6 +95,7 @@ impl Default for PipedriveConfig {
             base_url: "https://api.pipedrive.com".into(),
             timeout: Duration::from_secs(10),
             allow_internal: false,
+            mapping: None,
         }
     }
 }
@@ -98,6 +105,10 @@ pub struct PipedriveCrm {
     cfg: PipedriveConfig,
     token: Arc<CachedSecret>,
     budget: DailyBudget,
+    /// The company's pipelines and stages.
+    pipelines: deals::PipelineCache,
+    /// The person fields (custom fields of the mapping).
+    person_fields: fields::PersonFieldCache,
     /// The shared rate limiter (off unless the worker wires one).
     throttle: lb_pipeline::throttle::Throttle,
 }
@@ -117,6 +128,8 @@ struct Wanted {
     new_name: String,
     emails: Vec<String>,
     phones: Vec<Phone>,
+    /// The mapped custom fields (`custom_fields`, keyed by field key).
+    custom: Map<String, Value>,
 }
 
 impl PipedriveCrm {
@@ -139,6 +152,8 @@ impl PipedriveCrm {
             cfg,
             token,
             budget: DailyBudget::default(),
+            pipelines: deals::PipelineCache::default(),
+            person_fields: fields::PersonFieldCache::default(),
         })
     }
 
@@ -367,6 +382,9 @@ impl PipedriveCrm {
         if !phones.is_empty() {
             body["phones"] = Value::Array(phones);
         }
+        if !wanted.custom.is_empty() {
+            body["custom_fields"] = Value::Object(wanted.custom.clone());
+        }
         let v = self
             .call(Method::POST, "/api/v2/persons", Some(&body))
             .await?;
@@ -530,7 +548,10 @@ impl Crm for PipedriveCrm {
                 created: false,
             });
         }
-        let wanted = wanted(lead, write);
+        let mut wanted = wanted(lead, write);
+        if write == ContactWrite::Full {
+            wanted.custom = self.custom_fields(lead).await?;
+        }
         if let Some(known) = known_id {
             let id = self.person_id(known)?;
             if let Some(c) = self.update_person(id, &wanted).await? {
@@ -594,20 +615,23 @@ impl Crm for PipedriveCrm {
             .map(|(id, _)| id.to_string()))
     }
 
+    /// Before anything is written for an event that asks for a deal: its
+    /// pipeline and stage must be the company's (see [`deals`]).
+    async fn check_deal(&self, lead: &QueuedLead) -> Result<(), CrmError> {
+        self.deal_target(lead).await.map(|_| ())
+    }
+
     /// A deal titled after the visitor and the bot, with the event's tag in the
-    /// title. `deal_stage` / `deal_pipeline` are used when they are Pipedrive
-    /// ids (numbers); otherwise the deal goes to the default pipeline's first stage.
+    /// title, in the pipeline and stage the event names (by id or name; see
+    /// [`deals`]), else Pipedrive's default pipeline's first stage.
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {
         let person = self.person_id(contact_id)?;
-        let e = &lead.event;
+        let target = self.deal_target(lead).await?;
         let mut body = json!({"title": deal_title(lead), "person_id": person});
-        let numeric = |v: &Option<String>| v.as_deref().and_then(|s| s.trim().parse::<u64>().ok());
-        if let Some(stage) = numeric(&e.crm_target.deal_stage) {
+        if let Some(stage) = target.stage {
             body["stage_id"] = json!(stage);
-        } else if e.crm_target.deal_stage.is_some() {
-            debug!(crm = %self.cfg.name, "deal_stage is not a Pipedrive stage id; using the default stage");
         }
-        if let Some(pipeline) = numeric(&e.crm_target.deal_pipeline) {
+        if let Some(pipeline) = target.pipeline {
             body["pipeline_id"] = json!(pipeline);
         }
         let v = self
@@ -626,9 +650,15 @@ impl Crm for PipedriveCrm {
 
     /// Reads the token and the person fields once (one TLS handshake).
     async fn warm_up(&self) {
-        if let Err(e) = self.call(Method::GET, "/v1/personFields", None).await {
+        if let Err(e) = self.person_fields_now().await {
             warn!(crm = %self.cfg.name, error = %e, "could not read the person fields at start");
         }
+    }
+
+    /// Every mapped custom field against the person fields read afresh: the
+    /// hourly check and the doctor find a drift before a lead fails on it.
+    async fn schema_findings(&self) -> Result<Vec<String>, CrmError> {
+        self.mapping_findings().await
     }
 
     fn take_quota_warning(&self) -> Option<QuotaUsage> {
@@ -725,6 +755,7 @@ fn wanted(lead: &QueuedLead, write: ContactWrite) -> Wanted {
         new_name,
         emails,
         phones,
+        custom: Map::new(),
     }
 }
 
@@ -754,6 +785,15 @@ fn person_patch(person: &Value, wanted: &Wanted) -> Map<String, Value> {
     });
     if let Some(p) = phones {
         patch.insert("phones".into(), Value::Array(p));
+    }
+    let custom: Map<String, Value> = wanted
+        .custom
+        .iter()
+        .filter(|(k, v)| person["custom_fields"].get(k.as_str()) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !custom.is_empty() {
+        patch.insert("custom_fields".into(), Value::Object(custom));
     }
     patch
 }

@@ -92,6 +92,8 @@ pub struct ZohoCrm {
     grant: Arc<CachedSecret>,
     tokens: TokenCache,
     fields: FieldsCache,
+    /// The Deals module's fields (its `Stage` and `Pipeline` picklists).
+    deal_fields: FieldsCache,
     /// The shared rate limiter (off unless the worker wires one).
     throttle: lb_pipeline::throttle::Throttle,
 }
@@ -130,6 +132,7 @@ impl ZohoCrm {
             grant,
             tokens: TokenCache::new(),
             fields: FieldsCache::default(),
+            deal_fields: FieldsCache::default(),
         })
     }
 
@@ -319,8 +322,13 @@ impl ZohoCrm {
 
     /// The module's fields, from the cache while fresh.
     async fn module_fields(&self) -> Result<Arc<Fields>, CrmError> {
-        let module = self.module()?.to_string();
-        self.fields
+        self.fields_of(&self.fields, self.module()?).await
+    }
+
+    /// `module`'s fields (`GET /settings/fields?module=`), from `cache` while fresh.
+    async fn fields_of(&self, cache: &FieldsCache, module: &str) -> Result<Arc<Fields>, CrmError> {
+        let module = module.to_string();
+        cache
             .get_or_load(|| async {
                 let a = self
                     .call(
@@ -572,6 +580,70 @@ impl Crm for ZohoCrm {
             }
         }
         Ok(None)
+    }
+
+    /// Before anything is written for an event that asks for a deal: the
+    /// connection must write Contacts (Zoho deals link to a contact through
+    /// `Contact_Name`), and the deal's `Stage` (the event's, else
+    /// Qualification) must be one of the Deals module's `Stage` picklist
+    /// values, its pipeline one of the `Pipeline` picklist's, as the org's
+    /// admin set them up (`GET /settings/fields?module=Deals`, cached 10
+    /// minutes; Zoho refuses an off-list picklist value with `INVALID_DATA`,
+    /// [V] crm-oas v8 records). A deal is created once per event and never
+    /// moved, so none goes backwards.
+    async fn check_deal(&self, lead: &QueuedLead) -> Result<(), CrmError> {
+        let refuse = |code: &str, message: String| {
+            let mut e = self.err(ErrorClass::Permanent, None, message);
+            e.code = Some(code.into());
+            e
+        };
+        if self.module()? != "Contacts" {
+            return Err(refuse(
+                "deals_need_contacts",
+                format!(
+                    "Zoho deals link to contacts and this connection writes {}: set its module \
+                     to Contacts or turn crm_target.create_deal off; nothing was written",
+                    self.module()?
+                ),
+            ));
+        }
+        let deals = self.fields_of(&self.deal_fields, "Deals").await?;
+        let t = &lead.event.crm_target;
+        let stage = t.deal_stage.as_deref().unwrap_or(batch::DEFAULT_STAGE);
+        let stages = deals
+            .get("Stage")
+            .map(|f| f.picklist.as_slice())
+            .unwrap_or_default();
+        if !stages.iter().any(|s| s == stage) {
+            return Err(refuse(
+                "bad_deal_stage",
+                format!(
+                    "deal stage {stage:?} is not a Stage of Zoho's Deals (stages: {}); nothing was written",
+                    stages.join(", ")
+                ),
+            ));
+        }
+        if let Some(pipeline) = t.deal_pipeline.as_deref() {
+            let Some(field) = deals.get("Pipeline") else {
+                return Err(refuse(
+                    "bad_deal_stage",
+                    format!(
+                        "deal pipeline {pipeline:?} was asked for but Zoho's Deals have no \
+                         Pipeline field in this org; nothing was written"
+                    ),
+                ));
+            };
+            if !field.picklist.iter().any(|p| p == pipeline) {
+                return Err(refuse(
+                    "bad_deal_stage",
+                    format!(
+                        "deal pipeline {pipeline:?} is not a Pipeline of Zoho's Deals (pipelines: {}); nothing was written",
+                        field.picklist.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {

@@ -57,6 +57,14 @@ impl Harness {
     }
 
     fn crm_with(&self, store: Arc<Tokens>) -> PipedriveCrm {
+        self.crm_mapped(store, None)
+    }
+
+    fn crm_mapped(
+        &self,
+        store: Arc<Tokens>,
+        mapping: Option<lb_domain::mapping::Mapping>,
+    ) -> PipedriveCrm {
         let token = Arc::new(CachedSecret::new(
             store,
             "pipedrive",
@@ -67,6 +75,7 @@ impl Harness {
                 base_url: self.sim.base_url.clone(),
                 timeout: Duration::from_secs(5),
                 allow_internal: true,
+                mapping,
                 ..PipedriveConfig::default()
             },
             token,
@@ -441,12 +450,22 @@ async fn a_refused_write_is_permanent_with_pipedrives_own_text() {
         .upsert_contact(&l, None, ContactWrite::Full)
         .await
         .expect("written");
-    let e = crm.create_deal(&c.id, &l).await.expect_err("refused");
+    // A stage the company does not have is refused before the deal call, naming it.
+    let e = crm.check_deal(&l).await.expect_err("refused");
     assert_eq!(e.class, ErrorClass::Permanent, "{e:?}");
-    assert_eq!(e.http_status, Some(400));
-    assert_eq!(e.message, "Stage not found");
-    assert_eq!(e.reason().code, "crm_rejected");
+    assert_eq!(e.reason().code, "bad_deal_stage");
+    assert!(
+        e.message.contains("\"99\"") && e.message.contains("Qualified (1)"),
+        "{e:?}"
+    );
     assert_eq!(e.crm, "pipedrive");
+    let e = crm.create_deal(&c.id, &l).await.expect_err("refused");
+    assert_eq!(e.reason().code, "bad_deal_stage");
+    assert_eq!(
+        h.calls("POST /api/v2/deals").await,
+        0,
+        "no deal call was made"
+    );
 
     // A refusal of the person write: Pipedrive's words, never what was sent.
     h.admin(
@@ -467,17 +486,53 @@ async fn a_refused_write_is_permanent_with_pipedrives_own_text() {
     assert_eq!(e.message, "Bad request");
     assert!(!e.to_string().contains("secret.person"), "{e}");
 
-    // A non-numeric stage is not a Pipedrive id: the deal goes to the default stage.
+    // A stage named as the admin sees it is found by its name, in any case;
+    // another CRM's stage name is refused, not sent to the default stage.
     let named = lead_with(
         "evt_r3",
         json!({"email": "refused@acme.in"}),
-        json!({"object": "contact", "create_deal": true, "deal_stage": "appointmentscheduled"}),
+        json!({"object": "contact", "create_deal": true,
+               "deal_stage": "demo scheduled", "deal_pipeline": "Pipeline"}),
     );
-    let deal = crm.create_deal(&c.id, &named).await.expect("default stage");
+    crm.check_deal(&named)
+        .await
+        .expect("a stage of the pipeline");
+    let deal = crm.create_deal(&c.id, &named).await.expect("deal");
     let (_, d) = h
         .send(Method::GET, &format!("/api/v2/deals/{deal}"), None)
         .await;
-    assert_eq!(d["data"]["stage_id"], json!(1));
+    assert_eq!(
+        (
+            d["data"]["stage_id"].clone(),
+            d["data"]["pipeline_id"].clone()
+        ),
+        (json!(3), json!(1))
+    );
+    let foreign = lead_with(
+        "evt_r4",
+        json!({"email": "refused@acme.in"}),
+        json!({"object": "contact", "create_deal": true, "deal_stage": "appointmentscheduled"}),
+    );
+    let e = crm
+        .check_deal(&foreign)
+        .await
+        .expect_err("not a Pipedrive stage");
+    assert!(e.message.contains("\"appointmentscheduled\""), "{e:?}");
+    let other_pipeline = lead_with(
+        "evt_r5",
+        json!({"email": "refused@acme.in"}),
+        json!({"object": "contact", "create_deal": true, "deal_pipeline": "Partners"}),
+    );
+    let e = crm
+        .check_deal(&other_pipeline)
+        .await
+        .expect_err("no such pipeline");
+    assert!(
+        e.message.contains("\"Partners\"") && e.message.contains("Pipeline (1)"),
+        "{e:?}"
+    );
+    // The pipelines were read once for all of it (cached).
+    assert_eq!(h.calls("GET /api/v2/stages").await, 1);
 }
 
 #[tokio::test]
@@ -726,4 +781,100 @@ async fn transient_failures_are_transient() {
         .expect_err("timed out");
     assert_eq!(e.class, ErrorClass::Transient);
     assert_eq!(e.http_status, None);
+}
+
+/// A connection's `fields`/`static` on Pipedrive: person custom fields found
+/// by their name, values shaped per field type (an option's id for a
+/// single-option field); a target that names no custom field stops the write
+/// as schema drift naming it, before anything is written, and the hourly
+/// check finds it first.
+#[tokio::test]
+async fn mapped_and_static_custom_fields_are_written_and_a_missing_one_is_schema_drift() {
+    let h = Harness::with_defaults().await;
+    let intent = h
+        .admin(
+            Method::POST,
+            "person-fields",
+            Some(json!({"name": "Chat intent", "field_type": "varchar"})),
+        )
+        .await;
+    let channel = h
+        .admin(
+            Method::POST,
+            "person-fields",
+            Some(json!({"name": "Lead channel", "field_type": "enum", "options": ["Chatbot", "Form"]})),
+        )
+        .await;
+    let mapping = |extra: &str| {
+        lb_config::Config::parse(&format!(
+            "version = 1\n[connections.p]\nkind = \"pipedrive\"\nsecret = \"s\"\n\
+             [connections.p.fields]\n\"intent.primary\" = {{ property = \"Chat intent\", case = \"upper\" }}\n{extra}\
+             [connections.p.static]\n\"lead channel\" = \"chatbot\"\n\
+             [[routes]]\nbot_id = \"*\"\nconnections = [\"p\"]\n"
+        ))
+        .expect("config")
+        .connection("p")
+        .and_then(|c| c.mapping.clone())
+    };
+    let crm = h.crm_mapped(h.tokens(0), mapping(""));
+    let mut l = lead(
+        "evt_map",
+        json!({"email": "map@acme.in", "name": "Ada Lovelace"}),
+    );
+    l.event.intent = serde_json::from_value(json!({"primary": "pricing"})).expect("intent");
+    let c = crm
+        .upsert_contact(&l, None, ContactWrite::Full)
+        .await
+        .expect("written");
+    let person = h.person(&c.id).await;
+    let chatbot = channel["options"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["label"] == "Chatbot"))
+        .map(|o| o["id"].clone())
+        .expect("an option");
+    assert_eq!(
+        person["custom_fields"][intent["key"].as_str().expect("key")],
+        "PRICING"
+    );
+    assert_eq!(
+        person["custom_fields"][channel["key"].as_str().expect("key")],
+        chatbot
+    );
+    assert_eq!(
+        person["name"], "Ada Lovelace",
+        "the adapter's own fields stay"
+    );
+    assert_eq!(
+        crm.schema_findings().await.expect("read"),
+        Vec::<String>::new()
+    );
+
+    let drifted = h.crm_mapped(
+        h.tokens(0),
+        mapping("\"context.utm_source\" = \"Utm source\"\n"),
+    );
+    let found = drifted.schema_findings().await.expect("read");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("\"Utm source\""), "{found:?}");
+    let mut other = lead(
+        "evt_drift",
+        json!({"email": "drift@acme.in", "name": "Alan Turing"}),
+    );
+    other.event.context = serde_json::from_value(json!({"utm_source": "google"})).expect("context");
+    let persons_before = h.persons().await.len();
+    let e = drifted
+        .upsert_contact(&other, None, ContactWrite::Full)
+        .await
+        .expect_err("drift");
+    assert_eq!(
+        (e.class, e.reason().code.as_str()),
+        (ErrorClass::Permanent, "schema_drift"),
+        "{e:?}"
+    );
+    assert!(e.message.contains("\"Utm source\""), "{e:?}");
+    assert_eq!(
+        h.persons().await.len(),
+        persons_before,
+        "nothing was written"
+    );
 }

@@ -865,6 +865,10 @@ async fn a_leads_connection_writes_leads_and_creates_no_deals() {
         .await
         .expect_err("no deals for leads");
     assert_eq!(e.class, ErrorClass::Permanent);
+    // And it is said before anything is written for an event that asks for one.
+    let e = crm.check_deal(&l).await.expect_err("no deals for leads");
+    assert_eq!(e.reason().code, "deals_need_contacts", "{e:?}");
+    assert!(e.message.contains("nothing was written"), "{e:?}");
     assert_eq!(
         crm.find_deal(&c.id, &l.event.event_id).await.expect("read"),
         None
@@ -949,4 +953,52 @@ async fn mapped_and_static_fields_are_written_and_a_missing_one_is_schema_drift(
         Some(1),
         "nothing written for the drifted one"
     );
+}
+
+fn with_deal(event_id: &str, crm_target: Value) -> QueuedLead {
+    let mut l = person(event_id, "deal@x.io", "Dee Al");
+    l.event.crm_target = serde_json::from_value(crm_target).expect("crm_target");
+    l
+}
+
+/// A deal's stage and pipeline are checked against the Deals module's
+/// picklists (read once, cached) before anything is written for the event.
+#[tokio::test]
+async fn a_deal_stage_or_pipeline_the_org_does_not_have_is_refused_before_anything_is_written() {
+    let h = Harness::start().await;
+    let crm = h.crm();
+    for stage in [None, Some("Closed Won")] {
+        let l = with_deal(
+            "evt_ds1",
+            json!({"object": "contact", "create_deal": true, "deal_stage": stage}),
+        );
+        crm.check_deal(&l).await.expect("a stage of the org");
+    }
+    let l = with_deal(
+        "evt_ds2",
+        json!({"object": "contact", "create_deal": true, "deal_stage": "appointmentscheduled"}),
+    );
+    let e = crm.check_deal(&l).await.expect_err("not a Zoho stage");
+    assert_eq!(
+        (e.class, e.reason().code.as_str()),
+        (ErrorClass::Permanent, "bad_deal_stage"),
+        "{e:?}"
+    );
+    assert!(
+        e.message.contains("\"appointmentscheduled\"") && e.message.contains("Needs Analysis"),
+        "{e:?}"
+    );
+    let l = with_deal(
+        "evt_ds3",
+        json!({"object": "contact", "create_deal": true, "deal_pipeline": "Enterprise"}),
+    );
+    let e = crm.check_deal(&l).await.expect_err("no Pipeline field");
+    assert_eq!(e.reason().code, "bad_deal_stage");
+    assert!(e.message.contains("\"Enterprise\""), "{e:?}");
+    assert_eq!(
+        h.calls("GET /crm/v8/settings/fields").await,
+        1,
+        "the Deals fields were read once"
+    );
+    assert_eq!(h.calls(DEALS).await, 0, "nothing was written");
 }

@@ -51,7 +51,7 @@ const NOTE_TITLE: &str = "Chatbot conversation";
 const DEAL_NAME_MAX: usize = 120;
 /// The stage of a deal when the event names none (the first stage of Zoho's
 /// standard pipeline).
-const DEFAULT_STAGE: &str = "Qualification";
+pub(super) const DEFAULT_STAGE: &str = "Qualification";
 
 /// One contact item on its way.
 struct Pending<'a> {

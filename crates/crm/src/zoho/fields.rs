@@ -18,6 +18,8 @@ pub(super) const FIELDS_TTL: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Field {
     pub read_only: bool,
+    /// A picklist's values (`pick_list_values[].actual_value`); empty otherwise.
+    pub picklist: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -36,10 +38,32 @@ impl Fields {
                 let name = f["api_name"].as_str()?;
                 let read_only = f["read_only"].as_bool().unwrap_or(false)
                     || f["field_read_only"].as_bool().unwrap_or(false);
-                Some((name.to_string(), Field { read_only }))
+                let picklist = f["pick_list_values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| {
+                        v["actual_value"]
+                            .as_str()
+                            .or_else(|| v["display_value"].as_str())
+                            .map(str::to_string)
+                    })
+                    .collect();
+                Some((
+                    name.to_string(),
+                    Field {
+                        read_only,
+                        picklist,
+                    },
+                ))
             })
             .collect();
         (!by_name.is_empty()).then_some(Fields { by_name })
+    }
+
+    /// The field named `name`, if the module has it.
+    pub(super) fn get(&self, name: &str) -> Option<&Field> {
+        self.by_name.get(name)
     }
 
     /// What is wrong with writing `record` (its keys) to the module.
