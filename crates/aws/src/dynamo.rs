@@ -238,6 +238,43 @@ impl DynamoLedger {
         }
     }
 
+    /// Puts `items` in `BatchWriteItem` requests of up to 25, sending again
+    /// what DynamoDB leaves unprocessed (a few rounds).
+    async fn put_all(&self, items: Vec<Item>, op: &str) -> Result<(), PortError> {
+        for chunk in items.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    aws_sdk_dynamodb::types::PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map(|p| WriteRequest::builder().put_request(p).build())
+                        .map_err(|e| PortError::new(format!("{op}: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+            for _ in 0..5 {
+                if pending.is_empty() {
+                    break;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| ddb_err(op, e))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(PortError::new(format!("{op}: items left unprocessed")));
+            }
+        }
+        Ok(())
+    }
+
     /// An UpdateItem on one item of the table.
     /// `dead` (see [`Ledger::mark_dead`]); with `sent_at`, only if the delivery
     /// was not replayed after that (see [`Ledger::mark_dead_letter`]).
@@ -1049,7 +1086,48 @@ impl Ledger for DynamoLedger {
         let holder = s(&release.holder);
         let mut elsewhere = Vec::new();
         let mut linked: Vec<&str> = Vec::new();
-        if let Some(w) = &release.written {
+        if let Some(w) = release.written.as_ref().filter(|w| {
+            // A record just created under this holder's claims, still held:
+            // nobody else can know it or link its identities (see `Written::created`).
+            w.created
+                && w.replaces.is_none()
+                && release.records.is_empty()
+                && w.link.iter().all(|h| release.claims.contains(h))
+                && now + Duration::seconds(2) < release.held_until
+        }) {
+            let mut puts = Vec::with_capacity(w.link.len() + 1);
+            for h in &w.link {
+                let (pk, sk) = identity_key(crm, h);
+                puts.push(HashMap::from([
+                    ("pk".to_string(), pk),
+                    ("sk".to_string(), sk),
+                    ("crm".to_string(), s(crm)),
+                    ("crm_id".to_string(), s(&w.record)),
+                    ("updated_at".to_string(), ts(now)),
+                    (
+                        "expires_at".to_string(),
+                        expires(now, PERSON_RETENTION_DAYS),
+                    ),
+                ]));
+                linked.push(h);
+            }
+            if let Some(t) = w.applied {
+                let (pk, sk) = record_key(crm, &w.record);
+                puts.push(HashMap::from([
+                    ("pk".to_string(), pk),
+                    ("sk".to_string(), sk),
+                    ("last_applied_ms".to_string(), n(t.timestamp_millis())),
+                    ("last_applied_at".to_string(), ts(t)),
+                    ("updated_at".to_string(), ts(now)),
+                    (
+                        "expires_at".to_string(),
+                        expires(now, PERSON_RETENTION_DAYS),
+                    ),
+                ]));
+            }
+            self.put_all(puts, "dynamodb:BatchWriteItem(link new record)")
+                .await?;
+        } else if let Some(w) = &release.written {
             // A record the CRM no longer has gives its identities up to the new one.
             let gone = w.replaces.as_deref().unwrap_or(&w.record);
             for h in &w.link {

@@ -55,6 +55,7 @@ pub fn cases() -> Vec<Case> {
         list_filters_by_status_time_bot_and_reason,
         rejections_are_recorded_and_counted_per_window,
         a_lock_claims_identities_until_they_are_linked,
+        a_record_created_under_the_claims_is_linked_and_a_late_release_checks_again,
         a_lock_is_all_or_nothing,
         leases_and_claims_run_out_and_are_taken_over,
         release_keeps_a_link_to_another_record,
@@ -1153,6 +1154,7 @@ fn release(
         written,
         records: records.iter().map(|r| cx.name(r)).collect(),
         claims: claims.iter().map(|h| cx.name(h)).collect(),
+        held_until: cx.at(3600),
     }
 }
 
@@ -1168,6 +1170,7 @@ fn written(
         link: link.iter().map(|h| cx.name(h)).collect(),
         applied,
         replaces: replaces.map(|r| cx.name(r)),
+        created: false,
     })
 }
 
@@ -1284,6 +1287,89 @@ async fn a_lock_claims_identities_until_they_are_linked(l: Arc<dyn Ledger>, cx: 
         },
         "the release left the record unleased, with its last applied event"
     );
+}
+
+/// A record the CRM created under the holder's claims, released while the
+/// lock holds: its identities are linked, its last applied event kept, the
+/// claims it did not link given back (the DynamoDB ledger writes it in one
+/// request). Released after the lock ran out, the links are conditional
+/// again: a claim another holder took over and linked is not overwritten.
+async fn a_record_created_under_the_claims_is_linked_and_a_late_release_checks_again(
+    l: Arc<dyn Ledger>,
+    cx: Cx,
+) {
+    let l = l.as_ref();
+    assert_eq!(
+        lock(
+            l,
+            person_lock(&cx, "a", None, &["x", "y", "z"], 60),
+            cx.at(0)
+        )
+        .await,
+        HELD
+    );
+    let applied = cx.at(-60);
+    let mut created = written(&cx, "r1", &["x", "y"], Some(applied), None);
+    if let Some(w) = created.as_mut() {
+        w.created = true;
+    }
+    let mut r = release(&cx, "a", created, &[], &["x", "y", "z"]);
+    r.held_until = cx.at(60);
+    assert_eq!(unlock(l, r, cx.at(5)).await, vec![]);
+    assert_eq!(
+        known(l, &cx, &["x", "y", "z"]).await,
+        records(&cx, &[Some("r1"), Some("r1"), None]),
+        "the created record's identities are linked"
+    );
+    assert_eq!(
+        lock(l, person_lock(&cx, "b", None, &["z"], 90), cx.at(6)).await,
+        HELD,
+        "the claim it did not link was given back"
+    );
+    assert_eq!(
+        lock(l, person_lock(&cx, "b", Some("r1"), &[], 90), cx.at(6)).await,
+        Locked::Held {
+            last_applied: Some(applied)
+        },
+        "the record's last applied event, unleased"
+    );
+    // `c` claims `w`, runs out; `d` takes the claim over and links `w` to r3;
+    // `c`'s late release of its created record r2 finds `w` linked elsewhere.
+    assert_eq!(
+        lock(l, person_lock(&cx, "c", None, &["w"], 10), cx.at(0)).await,
+        HELD
+    );
+    assert_eq!(
+        lock(l, person_lock(&cx, "d", None, &["w"], 100), cx.at(20)).await,
+        HELD
+    );
+    unlock(
+        l,
+        release(
+            &cx,
+            "d",
+            written(&cx, "r3", &["w"], Some(cx.at(20)), None),
+            &[],
+            &["w"],
+        ),
+        cx.at(21),
+    )
+    .await;
+    let mut late = written(&cx, "r2", &["w"], Some(cx.at(0)), None);
+    if let Some(w) = late.as_mut() {
+        w.created = true;
+    }
+    let mut r = release(&cx, "c", late, &[], &["w"]);
+    r.held_until = cx.at(10);
+    assert_eq!(
+        unlock(l, r, cx.at(30)).await,
+        vec![LinkedElsewhere {
+            key_hash: cx.name("w"),
+            record: cx.name("r3")
+        }],
+        "the late release did not take the identity"
+    );
+    assert_eq!(known(l, &cx, &["w"]).await, records(&cx, &[Some("r3")]));
 }
 
 /// `lock_person` all or nothing: a refused lock takes none of its parts.
@@ -1697,9 +1783,11 @@ async fn erasure_takes_the_person_and_every_identity_linked_to_them(l: Arc<dyn L
                         link: keys,
                         applied: Some(at),
                         replaces: None,
+                        created: false,
                     }),
                     records: vec![],
                     claims: vec![],
+                    held_until: at,
                 },
                 at,
             )

@@ -534,6 +534,8 @@ pub struct PersonRelease {
     pub records: Vec<String>,
     /// Every identity claim the holder took.
     pub claims: Vec<String>,
+    /// Until when the holder's lock was taken (its claims' and leases' end).
+    pub held_until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -547,6 +549,11 @@ pub struct Written {
     /// A record the ledger knew that the CRM no longer has (deleted or merged
     /// away): identities linked to it are re-linked to `record`.
     pub replaces: Option<String>,
+    /// The CRM created `record` in this write. With every identity in `link`
+    /// claimed by the holder and the lock not yet run out, nobody else can
+    /// know the record or link those identities, so a ledger may record it
+    /// all without conditions (DynamoDB: one `BatchWriteItem`).
+    pub created: bool,
 }
 
 /// An identity that could not be linked: it belongs to another record.

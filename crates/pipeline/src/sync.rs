@@ -713,9 +713,11 @@ async fn write_person<'a>(
                             link,
                             applied,
                             replaces,
+                            created: contact.created,
                         }),
                         records: held.records,
                         claims: held.claims,
+                        held_until: deadline,
                     },
                     now,
                 )
@@ -736,6 +738,7 @@ async fn write_person<'a>(
                 written: None,
                 records: held.records,
                 claims: held.claims,
+                held_until: deadline,
             };
             if let Err(le) = w.ledger.release_person(&release, now).await {
                 warn!(error = %le, "could not release the person's lock; it runs out at the deadline");
