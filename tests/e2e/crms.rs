@@ -366,3 +366,51 @@ async fn worker_instances_share_one_zoho_access_token_through_the_ledger() {
         "four instances, one access token: {before} → {after}"
     );
 }
+
+/// A deal the CRM's admin did not set up for is refused on each CRM before
+/// the person or the note is written, with a reason naming the stage (or, for
+/// Salesforce Leads, why no Opportunity can be made); the webhook target,
+/// which keeps no deals, still gets the lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_stage_a_crm_does_not_have_is_refused_on_every_crm_before_anything_is_written() {
+    let t = three_crms("stages").await;
+    let mut ev = lead(
+        "evt_stg",
+        json!({"email": "stage.less@example.pt", "phone": "+351912000111", "name": "Stella Ge"}),
+    );
+    ev["crm_target"] = json!({"create_deal": true, "deal_stage": "Signed Contract"});
+    let (status, body) = t.post(&ev).await;
+    assert_eq!(status, 202, "{body}");
+    for (crm, code) in [
+        ("hubspot", "bad_deal_stage"),
+        ("pipedrive", "bad_deal_stage"),
+        ("zoho", "bad_deal_stage"),
+        ("salesforce", "deals_need_contacts"),
+    ] {
+        let dead = t
+            .wait_status(&format!("evt_stg@{crm}"), LedgerStatus::Dead)
+            .await;
+        let reason = dead.last_error.expect("a reason");
+        assert_eq!(reason.code, code, "{crm}: {reason:?}");
+        assert!(
+            reason.message.contains("nothing was written"),
+            "{crm}: {reason:?}"
+        );
+        if code == "bad_deal_stage" {
+            assert!(
+                reason.message.contains("\"Signed Contract\""),
+                "{crm} names the stage: {reason:?}"
+            );
+        }
+    }
+    t.wait_status("evt_stg@hook", LedgerStatus::Synced).await;
+    assert!(t.hubspot_all("contacts", "").await.is_empty(), "HubSpot");
+    assert!(pipedrive_people(&t).await.is_empty(), "Pipedrive");
+    assert!(zoho_people(&t).await.is_empty(), "Zoho");
+    assert!(
+        salesforce_people(&t, "stage.less@example.pt")
+            .await
+            .is_empty(),
+        "Salesforce"
+    );
+}

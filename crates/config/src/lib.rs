@@ -227,6 +227,9 @@ pub struct SalesforceConnection {
     /// Send `Sforce-Duplicate-Rule-Header: allowSave=true` (an alerting duplicate
     /// rule then lets the write through).
     pub allow_duplicates: bool,
+    /// The stage of an Opportunity whose event names none (`None`: the
+    /// adapter's default, `Prospecting`).
+    pub deal_stage: Option<String>,
 }
 
 /// The default Salesforce login server.

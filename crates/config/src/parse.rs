@@ -335,6 +335,7 @@ const SALESFORCE_KEYS: &[&str] = &[
     "login_url",
     "object",
     "allow_duplicates",
+    "deal_stage",
     "fields",
     "static",
 ];
@@ -973,11 +974,13 @@ fn salesforce(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<SalesforceConnection> 
             }
         },
     };
+    let deal_stage = t.text(cx, "deal_stage").map(|a| a.v);
     Some(SalesforceConnection {
         secret: secret?.v,
         login_url: login_url?,
         object: object?,
         allow_duplicates: allow_duplicates?,
+        deal_stage,
     })
 }
 

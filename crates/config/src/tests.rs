@@ -979,3 +979,18 @@ fn a_source_needs_a_route_for_its_bot() {
         errs[0]
     );
 }
+
+#[test]
+fn a_salesforce_connection_names_its_default_opportunity_stage() {
+    let c = parse_ok(
+        "version = 1\n[connections.sf]\nkind = \"salesforce\"\nsecret = \"s\"\nobject = \"Contact\"\n\
+         deal_stage = \"Qualification\"\n[connections.sf2]\nkind = \"salesforce\"\nsecret = \"s\"\n\
+         [[routes]]\nbot_id = \"*\"\nconnections = [\"sf\", \"sf2\"]\n",
+    );
+    let stage = |name: &str| match &c.connection(name).expect("connection").kind {
+        crate::ConnectionKind::Salesforce(s) => s.deal_stage.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(stage("sf").as_deref(), Some("Qualification"));
+    assert_eq!(stage("sf2"), None, "the adapter's default");
+}

@@ -13,7 +13,7 @@
 //! endpoint): it records every POST, can require an auth header, and serves
 //! the same fault injection.
 //!
-//! [`salesforce`] simulates the Salesforce REST API v60.0 and its login server (OAuth refresh with rotation, JWT bearer; upsert by Email, sObject Collections, Composite, SOQL subset, describe, converted Leads, duplicate rules, daily allocation) with the same `/__admin` API.
+//! [`salesforce`] simulates the Salesforce REST API v60.0 and its login server (OAuth refresh with rotation, JWT bearer; upsert by Email, sObject Collections, Composite, SOQL subset, describe, Opportunities with contact roles, converted Leads, duplicate rules, daily allocation) with the same `/__admin` API.
 //!
 //! [`zoho`] simulates Zoho CRM API v8 and its accounts server (OAuth refresh, records upsert/search, notes, deals, fields; lagging search) with the same `/__admin` API.
 //!

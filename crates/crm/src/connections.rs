@@ -114,6 +114,13 @@ pub fn salesforce(
         mapping: conn.mapping.clone(),
         ..SalesforceConfig::default()
     };
+    let cfg = SalesforceConfig {
+        default_deal_stage: s
+            .deal_stage
+            .clone()
+            .unwrap_or_else(|| cfg.default_deal_stage.clone()),
+        ..cfg
+    };
     let grant = Arc::new(CachedSecret::new(secrets, &s.secret, secret_ttl));
     SalesforceCrm::new(cfg, grant)
         .map_err(|e| format!("connection {}: HTTP client: {e}", conn.name))

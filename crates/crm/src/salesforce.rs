@@ -6,7 +6,8 @@
 //!
 //! Auth is OAuth (see `auth`): the secret holds a refresh-token grant
 //! (`{"client_id","client_secret","refresh_token"}`) or a JWT bearer grant
-//! (`{"client_id","username","private_key"}`); every call goes to the token
+//! (`{"client_id","username","private_key"}`, the assertion RS256-signed
+//! here with the PEM key); every call goes to the token
 //! answer's `instance_url` with `Authorization: Bearer`. A 401
 //! `INVALID_SESSION_ID` refreshes once and retries once; a refused grant is
 //! `auth_revoked` (permanent) after one refresh attempt.
@@ -42,9 +43,19 @@
 //!   and a retry finds it with `SELECT Id, Description FROM Task WHERE WhoId
 //!   = '…'` and an exact tag match here (`evt_1` never matches `evt_10`;
 //!   Description is a long text area, which SOQL cannot filter, [V]).
-//! - Deals: not supported for Salesforce yet (an Opportunity needs a stage,
-//!   a close date and, in most orgs, an Account): `create_deal` is a
-//!   permanent "not supported" error and `find_deal` finds nothing.
+//! - Deals (see `deals`): an Opportunity with the person as its primary
+//!   OpportunityContactRole, so Contact connections only (a Lead gets its
+//!   Opportunity when converted: `deals_need_contacts`). Before anything is
+//!   written, the stage must be one of `StageName`'s active `picklistValues`
+//!   in `GET /sobjects/Opportunity/describe` ([D] PicklistEntry; cached like
+//!   every describe), else `bad_deal_stage` naming it and the active ones; a
+//!   `deal_pipeline` is refused (stages come from a record type's sales
+//!   process). Both records in one `POST /composite` with `allOrNone: true`
+//!   ([V] resources_composite_composite.htm and
+//!   resources_composite_subrequest_result.htm, `@{opp.id}` references; the
+//!   fields: [V] OpportunityContactRole object reference, [D]/[V]
+//!   Opportunity's, see `deals`), the Description tagged; a retry finds it by its contact roles
+//!   and the exact tag, like a Task. No Account is set.
 //! - Errors: a per-record `statusCode` / REST `errorCode` is the error's
 //!   category; `UNABLE_TO_LOCK_ROW` is transient; 403
 //!   `REQUEST_LIMIT_EXCEEDED` is rate-limited for an hour (Salesforce sends
@@ -65,6 +76,7 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+mod deals;
 mod people;
 mod schema;
 mod tasks;
@@ -87,7 +99,6 @@ use auth::{GrantKey, RotationMemory};
 use schema::DescribeCache;
 
 pub use crate::oauth::AUTH_REVOKED;
-pub use auth::JwtSigner;
 
 /// Records per sObject Collections call ([V] collections pages: "up to 200").
 pub const BATCH_LIMIT: usize = 200;
@@ -123,6 +134,9 @@ pub struct SalesforceConfig {
     /// The connection's `fields`/`static` tables: more fields written with every
     /// full write, checked against `describe` like the adapter's own (which win).
     pub mapping: Option<lb_domain::mapping::Mapping>,
+    /// An Opportunity's `StageName` when the event's `crm_target` names none:
+    /// `Prospecting`, the first stage of a new org's default sales process.
+    pub default_deal_stage: String,
 }
 
 impl Default for SalesforceConfig {
@@ -136,6 +150,7 @@ impl Default for SalesforceConfig {
             timeout: Duration::from_secs(10),
             allow_internal: false,
             mapping: None,
+            default_deal_stage: "Prospecting".into(),
         }
     }
 }
@@ -181,7 +196,6 @@ pub struct SalesforceCrm {
     grant: Arc<CachedSecret>,
     tokens: TokenCache<GrantKey>,
     rotation: RotationMemory,
-    signer: Option<Arc<dyn JwtSigner>>,
     describe: DescribeCache,
     usage: Mutex<Usage>,
     /// The shared rate limiter (off unless the worker wires one).
@@ -223,16 +237,9 @@ impl SalesforceCrm {
             grant,
             tokens: TokenCache::new(),
             rotation: RotationMemory::default(),
-            signer: None,
             describe: DescribeCache::default(),
             usage: Mutex::new(Usage::default()),
         })
-    }
-
-    /// Signs JWT bearer assertions with `signer` (see [`JwtSigner`]).
-    pub fn with_jwt_signer(mut self, signer: Arc<dyn JwtSigner>) -> Self {
-        self.signer = Some(signer);
-        self
     }
 
     pub(crate) fn err(
@@ -698,23 +705,36 @@ impl Crm for SalesforceCrm {
             .unwrap_or_else(|| Err(self.no_answer("task")))
     }
 
+    /// The Opportunity of one of the contact's roles that carries the event's tag.
     async fn find_deal(
         &self,
-        _contact_id: &str,
-        _event_id: &EventId,
+        contact_id: &str,
+        event_id: &EventId,
     ) -> Result<Option<String>, CrmError> {
-        Ok(None)
+        self.find_opportunity(contact_id, event_id).await
     }
 
-    /// Not supported yet: an Opportunity needs a stage, a close date and,
-    /// in most orgs, an Account, none of which the event names.
-    async fn create_deal(&self, _contact_id: &str, _lead: &QueuedLead) -> Result<String, CrmError> {
-        Err(self.err(
-            ErrorClass::Permanent,
-            None,
-            "deals are not supported for salesforce yet (no Opportunity is created); turn \
-             crm_target.create_deal off for this connection",
-        ))
+    /// The Opportunity and its primary contact role, in one Composite transaction.
+    async fn create_deal(&self, contact_id: &str, lead: &QueuedLead) -> Result<String, CrmError> {
+        self.create_opportunity(contact_id, lead).await
+    }
+
+    /// One [`Crm::create_deal`] per item: each deal is its own Composite
+    /// transaction (an Opportunity with its contact role, all or none), so a
+    /// batch loops rather than sharing one request whose rollback would take
+    /// the other deals with it.
+    async fn create_deals(&self, items: &[(String, QueuedLead)]) -> Vec<Result<String, CrmError>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (contact, lead) in items {
+            out.push(self.create_opportunity(contact, lead).await);
+        }
+        out
+    }
+
+    /// A Contact connection, a stage among the org's active Opportunity
+    /// stages, no pipeline: before the person and the Task are written.
+    async fn check_deal(&self, lead: &QueuedLead) -> Result<(), CrmError> {
+        self.check_opportunity(lead).await
     }
 
     /// Refreshes the token and reads the people and Task describes once.

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
 use crm_sim::salesforce::{RunningSalesforceSim, SalesforceSimConfig};
-use lb_crm::salesforce::JwtSigner;
 use lb_crm::{SalesforceConfig, SalesforceCrm};
 use lb_domain::{EventId, LeadEvent, QueuedLead};
 use lb_pipeline::secrets::CachedSecret;
@@ -41,14 +39,17 @@ impl SecretStore for GrantStore {
     }
 }
 
-/// Signs nothing (the simulator checks an assertion's shape and claims, not
-/// its RS256 signature).
-struct FakeSigner;
+/// The test-only RSA key pair of `crates/crm-sim/testdata` (see its README):
+/// the simulated connected app holds the certificate, JWT grants the key.
+const TEST_CERT: &str = include_str!("../../crm-sim/testdata/jwt-test-cert.pem");
+const TEST_KEY_PKCS1: &str = include_str!("../../crm-sim/testdata/jwt-test-key.pem");
+const TEST_KEY_PKCS8: &str = include_str!("../../crm-sim/testdata/jwt-test-key.pkcs8.pem");
+const OTHER_KEY: &str = include_str!("../../crm-sim/testdata/jwt-other-test-key.pem");
 
-impl JwtSigner for FakeSigner {
-    fn sign_rs256(&self, _key: &str, message: &[u8]) -> Result<Vec<u8>, String> {
-        Ok(message.iter().rev().take(32).copied().collect())
-    }
+/// A PEM file's block alone (the test files start with a warning line), as
+/// a user pastes a key into the secret.
+fn pem_block(file: &str) -> &str {
+    &file[file.find("-----BEGIN ").expect("a PEM block")..]
 }
 
 const V: &str = "/services/data/v60.0";
@@ -62,16 +63,17 @@ struct Harness {
     http: reqwest::Client,
 }
 
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 impl Harness {
     async fn start() -> Harness {
         Harness::with(SalesforceSimConfig::default()).await
     }
 
+    /// The connected app takes both grants: its certificate is the test key's.
     async fn with(cfg: SalesforceSimConfig) -> Harness {
+        let cfg = SalesforceSimConfig {
+            jwt_public_key: cfg.jwt_public_key.or(Some(TEST_CERT.to_owned())),
+            ..cfg
+        };
         let sim = RunningSalesforceSim::start("127.0.0.1:0".parse().expect("addr"), cfg)
             .await
             .expect("simulator starts");
@@ -149,12 +151,13 @@ impl Harness {
     async fn own_token(&self) -> String {
         let claims = json!({"iss": self.sim.client_id, "sub": self.sim.username,
             "aud": self.sim.login_url, "exp": chrono::Utc::now().timestamp() + 120});
-        let jwt = format!(
-            "{}.{}.{}",
-            b64(br#"{"alg":"RS256"}"#),
-            b64(claims.to_string().as_bytes()),
-            b64(b"unverified")
-        );
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(TEST_KEY_PKCS1.as_bytes()).expect("key");
+        let jwt = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &key,
+        )
+        .expect("signed");
         let form = format!(
             "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={jwt}"
         );
@@ -727,7 +730,7 @@ async fn a_task_is_found_by_its_exact_tag() {
 }
 
 #[tokio::test]
-async fn tasks_of_a_batch_go_in_one_call_and_deals_are_not_supported() {
+async fn tasks_of_a_batch_go_in_one_call_and_a_lead_connection_refuses_deals() {
     let h = Harness::start().await;
     let crm = h.crm();
     let leads: Vec<QueuedLead> = (0..5)
@@ -764,12 +767,10 @@ async fn tasks_of_a_batch_go_in_one_call_and_deals_are_not_supported() {
     let e = crm
         .create_deal(&pairs[0].0, &leads[0])
         .await
-        .expect_err("no deals");
-    assert_eq!(e.class, ErrorClass::Permanent);
-    assert!(
-        e.message.contains("not supported for salesforce yet"),
-        "{}",
-        e.message
+        .expect_err("a Lead has no Opportunity until it is converted");
+    assert_eq!(
+        (e.class, e.code.as_deref()),
+        (ErrorClass::Permanent, Some("deals_need_contacts"))
     );
     assert_eq!(
         crm.find_deal(&pairs[0].0, &leads[0].event.event_id)
@@ -1090,39 +1091,107 @@ async fn a_conversation_is_one_task_that_grows() {
     assert_eq!(crm.note_max_chars(), 32_000);
 }
 
-#[tokio::test]
-async fn a_jwt_bearer_grant_gets_tokens_when_a_signer_is_plugged_in() {
-    let h = Harness::start().await;
-    let secret = json!({
+fn jwt_secret(h: &Harness, private_key: &str) -> Value {
+    json!({
         "client_id": h.sim.client_id,
         "username": h.sim.username,
-        "private_key": "-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n-----END PRIVATE KEY-----",
+        "private_key": private_key,
         "login_url": h.sim.login_url,
-    });
-    let unsigned = h.crm_with(secret.clone(), SalesforceConfig::default());
-    let e = unsigned
+    })
+}
+
+#[tokio::test]
+async fn a_jwt_bearer_grant_signs_its_assertion_with_a_pkcs1_or_pkcs8_key() {
+    let h = Harness::start().await;
+    for (n, key) in [TEST_KEY_PKCS1, TEST_KEY_PKCS8].into_iter().enumerate() {
+        let crm = h.crm_with(jwt_secret(&h, pem_block(key)), SalesforceConfig::default());
+        let l = person(&format!("evt_j{n}"), &format!("j{n}@x.io"), "Jo Wt");
+        let c = crm
+            .upsert_contact(&l, None, ContactWrite::Full)
+            .await
+            .expect("written");
+        assert!(c.created);
+        crm.add_note(&c.id, &l).await.expect("task");
+        assert_eq!(h.record("Lead", &c.id).await["Email"], format!("j{n}@x.io"));
+    }
+    let o = h.admin(Method::GET, "oauth", None).await;
+    assert_eq!(
+        o["jwt_grants"].as_u64(),
+        Some(2 + 2),
+        "the two grants and the test's reads"
+    );
+    assert_eq!(o["refreshes"], 0);
+}
+
+#[tokio::test]
+async fn a_jwt_bearer_grant_with_a_key_the_app_does_not_hold_is_revoked() {
+    let h = Harness::start().await;
+    let crm = h.crm_with(
+        jwt_secret(&h, pem_block(OTHER_KEY)),
+        SalesforceConfig::default(),
+    );
+    let e = crm
         .upsert_contact(
-            &person("evt_j0", "j@x.io", "Jo Wt"),
+            &person("evt_jx", "jx@x.io", "Jo Wt"),
             None,
             ContactWrite::Full,
         )
         .await
-        .expect_err("no signer");
+        .expect_err("the signature does not verify");
     assert_eq!(e.class, ErrorClass::Permanent);
-    assert!(e.message.contains("no RS256 signer"), "{}", e.message);
-    let crm = h
-        .crm_with(secret, SalesforceConfig::default())
-        .with_jwt_signer(Arc::new(FakeSigner));
-    crm.upsert_contact(
-        &person("evt_j1", "j@x.io", "Jo Wt"),
-        None,
-        ContactWrite::Full,
-    )
-    .await
-    .expect("written");
-    let o = h.admin(Method::GET, "oauth", None).await;
-    assert_eq!(o["jwt_grants"], 1);
-    assert_eq!(o["refreshes"], 0);
+    assert_eq!(
+        e.code.as_deref(),
+        Some(lb_crm::salesforce::AUTH_REVOKED),
+        "{e:?}"
+    );
+    assert_eq!(e.category.as_deref(), Some("invalid_grant"));
+    assert_eq!(h.admin(Method::GET, "oauth", None).await["jwt_grants"], 0);
+}
+
+#[tokio::test]
+async fn a_jwt_bearer_key_that_does_not_parse_is_permanent_and_never_quoted() {
+    let h = Harness::start().await;
+    let pkcs1 = pem_block(TEST_KEY_PKCS1);
+    let body = |pem: &str| {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    // A key cut short, a key without its PEM lines, a public key, not a key.
+    let cut = &pkcs1[..pkcs1.len() / 2];
+    let bare = body(pkcs1);
+    let cases = [
+        format!("{cut}\n-----END RSA PRIVATE KEY-----\n"),
+        bare.clone(),
+        TEST_CERT.to_owned(),
+        "private-key-goes-here".to_owned(),
+    ];
+    for key in &cases {
+        let crm = h.crm_with(jwt_secret(&h, key), SalesforceConfig::default());
+        let e = crm
+            .upsert_contact(
+                &person("evt_jk", "jk@x.io", "Jo Wt"),
+                None,
+                ContactWrite::Full,
+            )
+            .await
+            .expect_err("no usable key");
+        assert_eq!(e.class, ErrorClass::Permanent, "{}", e.message);
+        assert!(e.message.contains("private_key"), "{}", e.message);
+        assert!(e.message.contains("BEGIN RSA PRIVATE KEY"), "{}", e.message);
+        for line in key
+            .lines()
+            .filter(|l| l.len() > 8 && !l.starts_with("-----"))
+        {
+            assert!(
+                !e.message.contains(line),
+                "the message quotes the key: {}",
+                e.message
+            );
+        }
+        assert!(!e.message.contains(&bare[..40]), "{}", e.message);
+    }
+    assert_eq!(h.admin(Method::GET, "oauth", None).await["jwt_grants"], 0);
 }
 
 #[tokio::test]
@@ -1226,4 +1295,315 @@ async fn mapped_and_static_fields_are_written_and_a_missing_one_is_schema_drift(
         .expect_err("no such field");
     assert_eq!(e.code.as_deref(), Some("schema_drift"));
     assert!(e.message.contains("Utm_Source__c"), "{}", e.message);
+}
+
+const COMPOSITE: &str = "POST /services/data/v60.0/composite";
+const DESCRIBE: &str = "GET /services/data/v60.0/sobjects/{sobject}/describe";
+
+/// An event that asks for a deal (`crm_target` as the payload carries it).
+fn deal_lead(
+    event_id: &str,
+    email: &str,
+    stage: Option<&str>,
+    pipeline: Option<&str>,
+) -> QueuedLead {
+    let mut target = json!({"object": "contact", "create_deal": true});
+    if let Some(s) = stage {
+        target["deal_stage"] = json!(s);
+    }
+    if let Some(p) = pipeline {
+        target["deal_pipeline"] = json!(p);
+    }
+    let event: LeadEvent = serde_json::from_value(json!({
+        "event_id": event_id,
+        "event_type": "lead.created",
+        "occurred_at": "2026-05-04T11:23:45Z",
+        "bot_id": "bot_acme",
+        "visitor": {"email": email, "name": "Dev Rao", "company": "Acme"},
+        "transcript": {"summary": "Wants a quote"},
+        "crm_target": target,
+    }))
+    .expect("event");
+    QueuedLead::new(event, chrono::Utc::now()).expect("identity")
+}
+
+fn contact_crm(h: &Harness) -> SalesforceCrm {
+    h.crm_with(
+        h.secret(),
+        SalesforceConfig {
+            object: "Contact".into(),
+            ..SalesforceConfig::default()
+        },
+    )
+}
+
+/// The org's Opportunities, as an admin would list them.
+async fn opportunities(h: &Harness) -> Vec<Value> {
+    h.query("SELECT Id, Name, StageName, CloseDate, LeadSource, Description FROM Opportunity")
+        .await
+}
+
+#[tokio::test]
+async fn a_deal_is_one_tagged_opportunity_with_a_primary_contact_role_and_a_retry_finds_it() {
+    let h = Harness::start().await;
+    let crm = contact_crm(&h);
+    let l = deal_lead("evt_d10", "dev@acme.in", Some("Qualification"), None);
+    crm.check_deal(&l).await.expect("a stage the org has");
+    let c = crm
+        .upsert_contact(&l, None, ContactWrite::Full)
+        .await
+        .expect("written");
+    assert!(c.id.starts_with("003"), "{}", c.id);
+    let deal = crm.create_deal(&c.id, &l).await.expect("deal");
+    assert!(deal.starts_with("006"), "{deal}");
+    assert_eq!(h.calls(COMPOSITE).await, 1, "one request for both records");
+
+    let opps = opportunities(&h).await;
+    assert_eq!(opps.len(), 1);
+    let o = &opps[0];
+    assert_eq!(o["Id"], deal.as_str());
+    assert_eq!(o["Name"], "Acme (chatbot bot_acme)");
+    assert_eq!(o["StageName"], "Qualification");
+    assert_eq!(
+        o["LeadSource"], "Chat",
+        "the org's Lead Source picklist is open"
+    );
+    let close =
+        chrono::NaiveDate::parse_from_str(o["CloseDate"].as_str().expect("date"), "%Y-%m-%d")
+            .expect("a date");
+    assert_eq!(
+        close - chrono::Utc::now().date_naive(),
+        chrono::Duration::days(30)
+    );
+    let description = o["Description"].as_str().expect("description");
+    assert!(
+        lb_domain::note::carries_tag(description, &eid("evt_d10")),
+        "{description}"
+    );
+    let roles = h
+        .query(&format!(
+            "SELECT Id, ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId = '{deal}'"
+        ))
+        .await;
+    assert_eq!(roles.len(), 1);
+    assert_eq!(
+        (roles[0]["ContactId"].clone(), roles[0]["IsPrimary"].clone()),
+        (json!(c.id), json!(true))
+    );
+
+    // The retry looks first, and finds it by its exact tag.
+    assert_eq!(
+        crm.find_deal(&c.id, &eid("evt_d10")).await.expect("read"),
+        Some(deal.clone())
+    );
+    assert_eq!(
+        crm.find_deal(&c.id, &eid("evt_d1")).await.expect("read"),
+        None,
+        "evt_d1 is not evt_d10"
+    );
+    assert_eq!(
+        opportunities(&h).await.len(),
+        1,
+        "nothing created by looking"
+    );
+
+    // Another event of the same person: its own Opportunity, at the default stage.
+    let l2 = deal_lead("evt_d1", "dev@acme.in", None, None);
+    crm.check_deal(&l2).await.expect("Prospecting");
+    let deal2 = crm
+        .create_deals(&[(c.id.clone(), l2)])
+        .await
+        .pop()
+        .expect("one")
+        .expect("deal");
+    assert_ne!(deal2, deal);
+    assert_eq!(
+        crm.find_deal(&c.id, &eid("evt_d1")).await.expect("read"),
+        Some(deal2.clone())
+    );
+    assert_eq!(
+        h.record("Opportunity", &deal2).await["StageName"],
+        "Prospecting"
+    );
+    assert_eq!(
+        h.calls(DESCRIBE).await,
+        2,
+        "Contact and Opportunity, each read once"
+    );
+}
+
+#[tokio::test]
+async fn a_stage_the_org_does_not_have_is_refused_before_anything_is_written() {
+    let h = Harness::start().await;
+    let crm = contact_crm(&h);
+    let e = crm
+        .check_deal(&deal_lead("evt_bs", "bs@x.io", Some("Closed Maybe"), None))
+        .await
+        .expect_err("not a stage");
+    assert_eq!(
+        (e.class, e.code.as_deref()),
+        (ErrorClass::Permanent, Some("bad_deal_stage"))
+    );
+    assert!(e.message.contains("\"Closed Maybe\""), "{}", e.message);
+    assert!(
+        e.message
+            .contains("Prospecting, Qualification, Needs Analysis"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.ends_with("nothing was written"), "{}", e.message);
+    let e = crm
+        .check_deal(&deal_lead(
+            "evt_bp",
+            "bs@x.io",
+            Some("Prospecting"),
+            Some("default"),
+        ))
+        .await
+        .expect_err("no pipelines");
+    assert_eq!(e.code.as_deref(), Some("bad_deal_stage"));
+    assert!(
+        e.message.contains("deal pipeline \"default\""),
+        "{}",
+        e.message
+    );
+    assert!(opportunities(&h).await.is_empty());
+    assert!(h.query("SELECT Id FROM Contact").await.is_empty());
+    assert_eq!(h.calls(DESCRIBE).await, 1, "the stages are read once");
+}
+
+#[tokio::test]
+async fn a_lead_connection_refuses_deals_before_calling_salesforce() {
+    let h = Harness::start().await;
+    let crm = h.crm();
+    let e = crm
+        .check_deal(&deal_lead("evt_ld", "ld@x.io", None, None))
+        .await
+        .expect_err("Leads have no Opportunities");
+    assert_eq!(
+        (e.class, e.code.as_deref()),
+        (ErrorClass::Permanent, Some("deals_need_contacts"))
+    );
+    assert!(
+        e.message.contains("Opportunities link to Contacts"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("nothing was written"), "{}", e.message);
+    let stats = h.admin(Method::GET, "stats", None).await;
+    assert_eq!(stats["total"], 0, "{stats}");
+}
+
+/// The stage list with `inactive` switched off (as an admin would in Setup).
+async fn deactivate_stage(h: &Harness, inactive: &str) {
+    let stages = [
+        "Prospecting",
+        "Qualification",
+        "Needs Analysis",
+        "Value Proposition",
+        "Id. Decision Makers",
+        "Perception Analysis",
+        "Proposal/Price Quote",
+        "Negotiation/Review",
+        "Closed Won",
+        "Closed Lost",
+    ];
+    let values: Vec<Value> = stages
+        .iter()
+        .map(|v| json!({"value": v, "active": *v != inactive}))
+        .collect();
+    h.admin(
+        Method::POST,
+        "fields/Opportunity",
+        Some(json!({"name": "StageName", "picklistValues": values})),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_inactive_stage_is_refused_and_one_deactivated_after_the_check_writes_nothing() {
+    let h = Harness::start().await;
+    deactivate_stage(&h, "Prospecting").await;
+    let crm = contact_crm(&h);
+    let e = crm
+        .check_deal(&deal_lead("evt_in", "in@x.io", None, None))
+        .await
+        .expect_err("inactive");
+    assert_eq!(e.code.as_deref(), Some("bad_deal_stage"));
+    assert!(
+        e.message.contains("\"Prospecting\" is not an active")
+            && e.message.contains("(active stages: Qualification, "),
+        "{}",
+        e.message
+    );
+
+    // Checked while active, deactivated before the write: Salesforce refuses,
+    // nothing stays, and the next check reads the stages again.
+    let l = deal_lead("evt_in2", "in@x.io", Some("Qualification"), None);
+    crm.check_deal(&l).await.expect("active");
+    let c = crm
+        .upsert_contact(&l, None, ContactWrite::Full)
+        .await
+        .expect("written");
+    deactivate_stage(&h, "Qualification").await;
+    let e = crm.create_deal(&c.id, &l).await.expect_err("refused");
+    assert_eq!(
+        (e.class, e.code.as_deref(), e.category.as_deref()),
+        (
+            ErrorClass::Permanent,
+            Some("bad_deal_stage"),
+            Some("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
+        )
+    );
+    assert!(e.message.contains("StageName"), "{}", e.message);
+    assert!(opportunities(&h).await.is_empty());
+    assert!(h
+        .query("SELECT Id FROM OpportunityContactRole")
+        .await
+        .is_empty());
+    let e = crm.check_deal(&l).await.expect_err("read again");
+    assert_eq!(e.code.as_deref(), Some("bad_deal_stage"));
+}
+
+#[tokio::test]
+async fn a_refused_contact_role_rolls_the_opportunity_back_and_a_row_lock_is_transient() {
+    let h = Harness::start().await;
+    let crm = contact_crm(&h);
+    let l = deal_lead("evt_rb", "rb@x.io", None, None);
+    let e = crm
+        .create_deal("0035g000009zzzz", &l)
+        .await
+        .expect_err("no such Contact");
+    assert_eq!(
+        (e.class, e.category.as_deref()),
+        (ErrorClass::Permanent, Some("INVALID_CROSS_REFERENCE_KEY"))
+    );
+    assert!(e.message.contains("contact role"), "{}", e.message);
+    assert!(e.message.contains("ContactId"), "{}", e.message);
+    assert!(opportunities(&h).await.is_empty(), "rolled back");
+
+    let c = crm
+        .upsert_contact(&l, None, ContactWrite::Full)
+        .await
+        .expect("written");
+    h.admin(Method::POST, "lock_rows", Some(json!({"count": 1})))
+        .await;
+    let e = crm.create_deal(&c.id, &l).await.expect_err("locked");
+    assert_eq!(
+        (e.class, e.category.as_deref()),
+        (ErrorClass::Transient, Some("UNABLE_TO_LOCK_ROW"))
+    );
+    assert!(opportunities(&h).await.is_empty());
+    assert_eq!(
+        crm.find_deal(&c.id, &eid("evt_rb")).await.expect("read"),
+        None
+    );
+    let deal = crm
+        .create_deal(&c.id, &l)
+        .await
+        .expect("the retry writes it");
+    assert_eq!(
+        crm.find_deal(&c.id, &eid("evt_rb")).await.expect("read"),
+        Some(deal)
+    );
 }

@@ -9,7 +9,9 @@
 //! - `POST /__admin/reset` → records, counters, faults, tokens, rules, locks
 //!   and fields back to a fresh start (the config is kept).
 //! - `GET|POST /__admin/config` → `{access_token_ttl_s, rotate_refresh_tokens,
-//!   daily_api_limit, api_used}` (POST takes any subset).
+//!   daily_api_limit, api_used, jwt_public_key}` (POST takes any subset;
+//!   `jwt_public_key` is the connected app's certificate or RSA public key as
+//!   PEM, checked on the way in, `""` removes it).
 //! - `GET /__admin/oauth` → `{"revoked","reuse_detected","active_access_tokens",
 //!   "refreshes","jwt_grants"}`; `POST /__admin/oauth/revoke` (the grant and
 //!   its access tokens stop working), `/restore`, `/expire` (every access
@@ -21,7 +23,10 @@
 //!   with `UNABLE_TO_LOCK_ROW` (per record in collections, 400 alone).
 //! - `POST /__admin/fields/{sobject}` adds or changes a field
 //!   (`{"name","type"?,"length"?,"createable"?,"updateable"?,…}`, see
-//!   `schema::field_from_admin`) → 201 with its describe entry;
+//!   `schema::field_from_admin`) → 201 with its describe entry; a picklist's
+//!   values with `"picklistValues": [{"value": "Prospecting", "active": false}, …]`
+//!   (the whole list; an inactive value is described `"active": false` and
+//!   refused by a restricted picklist such as `Opportunity.StageName`);
 //!   `DELETE /__admin/fields/{sobject}/{name}` → 204 (404 if absent).
 
 use std::time::Instant;
@@ -111,6 +116,7 @@ struct ConfigUpdate {
     rotate_refresh_tokens: Option<bool>,
     daily_api_limit: Option<u64>,
     api_used: Option<u64>,
+    jwt_public_key: Option<String>,
 }
 
 fn config_json(app: &App) -> Value {
@@ -121,6 +127,7 @@ fn config_json(app: &App) -> Value {
         "rotate_refresh_tokens": c.rotate_refresh_tokens,
         "daily_api_limit": c.daily_api_limit,
         "api_used": c.api_used,
+        "jwt_public_key": c.jwt_public_key,
         "records": state.store.len(),
     })
 }
@@ -137,6 +144,11 @@ async fn update_config(State(app): State<App>, body: Bytes) -> Response {
     if u.access_token_ttl_s == Some(0) {
         return bad_request("access_token_ttl_s must be at least 1");
     }
+    if let Some(pem) = u.jwt_public_key.as_deref().filter(|p| !p.is_empty()) {
+        if let Err(why) = super::oauth::app_public_key(pem) {
+            return bad_request(why);
+        }
+    }
     {
         let mut state = app.lock();
         let c = &mut state.config;
@@ -151,6 +163,9 @@ async fn update_config(State(app): State<App>, body: Bytes) -> Response {
         }
         if let Some(v) = u.api_used {
             c.api_used = v;
+        }
+        if let Some(pem) = u.jwt_public_key {
+            c.jwt_public_key = Some(pem).filter(|p| !p.is_empty());
         }
         tracing::info!("config changed");
     }
@@ -200,13 +215,16 @@ async fn convert(State(app): State<App>, Path(id): Path<String>) -> Response {
 fn person_object(name: &str) -> Result<SObject, Box<Response>> {
     match SObject::parse(name) {
         Some(o) => Ok(o),
-        None => Err(Box::new(
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({"error": format!("unknown sObject \"{name}\" (Lead, Contact, Task)")})),
-            )
-                .into_response(),
-        )),
+        None => {
+            let known: Vec<&str> = SObject::ALL.iter().map(|o| o.name()).collect();
+            Err(Box::new(
+                (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({"error": format!("unknown sObject \"{name}\" ({})", known.join(", "))})),
+                )
+                    .into_response(),
+            ))
+        }
     }
 }
 
@@ -216,8 +234,8 @@ async fn set_rule(State(app): State<App>, body: Bytes) -> Response {
         Err(why) => return bad_request(why),
     };
     let o = match person_object(v["sobject"].as_str().unwrap_or_default()) {
-        Ok(SObject::Task) => return bad_request("duplicate rules apply to Lead and Contact"),
-        Ok(o) => o,
+        Ok(o @ (SObject::Lead | SObject::Contact)) => o,
+        Ok(_) => return bad_request("duplicate rules apply to Lead and Contact"),
         Err(r) => return *r,
     };
     let action = match v["action"].as_str() {

@@ -33,7 +33,14 @@
 //!   `{"compositeResponse":[{"body","httpHeaders","httpStatusCode",
 //!   "referenceId"}]}` ([V] composite page). With `allOrNone`, one failure
 //!   rolls everything back and the other subrequests answer
-//!   `PROCESSING_HALTED` ([D]).
+//!   `PROCESSING_HALTED` ([D]). The failed subrequest answers its own
+//!   `httpStatusCode` and error array (`[{"message","errorCode","fields"}]`),
+//!   every other one 400 ([V] resources_composite_subrequest_result.htm: "If
+//!   allOrNone is set to true in the composite request and a subrequest
+//!   returns an error, all other subrequests return the 400 HTTP status
+//!   code"; the `PROCESSING_HALTED` code is [D]). This is how an Opportunity and its
+//!   OpportunityContactRole (`"OpportunityId": "@{opp.id}"`) are created in
+//!   one transaction.
 //! - `POST /sobjects/{type}` → 201 `{"id","success":true,"errors":[]}`;
 //!   `GET /sobjects/{type}/{id}[?fields=]`; `PATCH /sobjects/{type}/{id}` →
 //!   204; an unknown record → 404 `NOT_FOUND`.
@@ -43,7 +50,11 @@
 //!   (`INVALID_FIELD_FOR_INSERT_UPDATE`, [D]), values (see `schema`),
 //!   references (`WhoId` must be an existing Lead or Contact:
 //!   `INVALID_CROSS_REFERENCE_KEY`, a converted Lead
-//!   `CANNOT_UPDATE_CONVERTED_LEAD`, [D]), required fields
+//!   `CANNOT_UPDATE_CONVERTED_LEAD`, [D]; an OpportunityContactRole's
+//!   `OpportunityId`/`ContactId` naming no record is
+//!   `INVALID_CROSS_REFERENCE_KEY`, one of another type
+//!   `FIELD_INTEGRITY_EXCEPTION` "{label}: id value of incorrect type: {id}",
+//!   [D] help.salesforce.com 002890901), required fields
 //!   (`REQUIRED_FIELD_MISSING` "Required fields are missing: [LastName,
 //!   Company]", [D]) and duplicate rules: an active rule on Lead or Contact
 //!   refuses a save whose Email matches another (not converted) Lead or a
@@ -292,7 +303,15 @@ pub(crate) fn save(
         let v = def.check(v)?;
         if def.ftype == FieldType::Reference && !v.is_null() {
             let target = v.as_str().unwrap_or_default();
+            let types = o.reference_targets(k);
             match st.store.get(target) {
+                Some(r) if types.is_some_and(|t| !t.contains(&r.sobject)) => {
+                    return Err(RecordError::new(
+                        "FIELD_INTEGRITY_EXCEPTION",
+                        format!("{}: id value of incorrect type: {target}", def.label),
+                        vec![k.clone()],
+                    ))
+                }
                 Some(r) if r.is_converted() => {
                     return Err(RecordError::new(
                         "CANNOT_UPDATE_CONVERTED_LEAD",
@@ -376,16 +395,34 @@ pub(crate) fn save(
             }
         }
     }
-    match existing_id {
+    let primary_of = (o == SObject::OpportunityContactRole
+        && merged.get("IsPrimary") == Some(&Value::Bool(true)))
+    .then(|| merged.get("OpportunityId").cloned())
+    .flatten();
+    let id = match existing_id {
         Some(id) => {
             if let Some(r) = st.store.get_mut(&id) {
                 r.fields = merged;
                 r.modified = ctx.now;
             }
-            Ok(id)
+            id
         }
-        None => Ok(st.store.insert(o, merged, ctx.now)),
+        None => st.store.insert(o, merged, ctx.now),
+    };
+    if let Some(opportunity) = primary_of {
+        // "Each Opportunity has only one primary contact" ([V] OpportunityContactRole
+        // reference): a new primary takes the flag from the others ([R] that it is
+        // moved rather than refused).
+        for r in st.store.all_mut() {
+            if r.sobject == SObject::OpportunityContactRole
+                && r.id != id
+                && r.fields.get("OpportunityId") == Some(&opportunity)
+            {
+                r.fields.insert("IsPrimary".into(), json!(false));
+            }
+        }
     }
+    Ok(id)
 }
 
 fn create_one(
@@ -613,12 +650,13 @@ fn run_collection(
     n: usize,
     mut each: impl FnMut(&mut State, usize) -> Result<Value, RecordError>,
 ) -> Answer {
-    let snapshot = all_or_none.then(|| (st.store.clone(), st.lock_rows));
+    // Records only: a row lock met is spent, rollback or not (else an
+    // all-or-none request would meet the same lock forever).
+    let snapshot = all_or_none.then(|| st.store.clone());
     let results: Vec<Result<Value, RecordError>> = (0..n).map(|i| each(st, i)).collect();
     let failed = results.iter().any(Result::is_err);
-    if let (true, Some((store, locks))) = (failed, snapshot) {
+    if let (true, Some(store)) = (failed, snapshot) {
         st.store = store;
-        st.lock_rows = locks;
         let body = results
             .into_iter()
             .map(|r| match r {
@@ -882,7 +920,8 @@ fn composite(st: &mut State, ctx: &Ctx, body: Option<&Value>) -> Answer {
         .cloned()
         .unwrap_or_default();
     let prefix = format!("/services/data/{API_VERSION}");
-    let snapshot = all_or_none.then(|| (st.store.clone(), st.lock_rows));
+    // Records only: a row lock met is spent (see `run_collection`).
+    let snapshot = all_or_none.then(|| st.store.clone());
     let mut done: BTreeMap<String, Value> = BTreeMap::new();
     let mut out: Vec<(String, Answer)> = Vec::new();
     let mut failed = false;
@@ -928,9 +967,8 @@ fn composite(st: &mut State, ctx: &Ctx, body: Option<&Value>) -> Answer {
         }
         out.push((refid, answer));
     }
-    if let (true, Some((store, locks))) = (failed, snapshot) {
+    if let (true, Some(store)) = (failed, snapshot) {
         st.store = store;
-        st.lock_rows = locks;
         for (_, a) in out.iter_mut() {
             if a.status < 400 {
                 *a = Answer::ok(400, halted("The transaction was rolled back since another operation in the same transaction failed."));

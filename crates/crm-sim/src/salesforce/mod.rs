@@ -1,8 +1,9 @@
 //! A Salesforce simulator: the login server's token endpoint and one org's
-//! REST API (`/services/data/v60.0`) on one host — Leads, Contacts and Tasks
-//! (upsert by an idLookup field, create, read, update, sObject Collections,
-//! Composite, a SOQL subset, describe), converted Leads, duplicate rules, the
-//! daily API allocation, plus the `/__admin` API of contracts.md §3.
+//! REST API (`/services/data/v60.0`) on one host — Leads, Contacts, Tasks,
+//! Opportunities and OpportunityContactRoles (upsert by an idLookup field,
+//! create, read, update, sObject Collections, Composite, a SOQL subset,
+//! describe), converted Leads, duplicate rules, the daily API allocation,
+//! plus the `/__admin` API of contracts.md §3.
 //!
 //! Every behaviour cites its source where it is implemented. Legend (as in
 //! `../shared/design/research/crm-and-vendor-apis.md` §A.1): [V] read in an
@@ -17,7 +18,7 @@
 //!   faults and the daily allocation in front of the API, `Sforce-Limit-Info`
 //!   on every answer; `admin`: `/__admin`.
 //! - `oauth`: the token endpoint (refresh-token grant with optional rotation,
-//!   JWT bearer), access tokens.
+//!   JWT bearer with its RS256 signature checked), access tokens.
 //! - `api`: every REST operation as a function of the state (the routes and
 //!   Composite's subrequests both go through it); `soql`: the query subset.
 //! - `schema`: sObjects, fields, describe, value checks; `store`: records and
@@ -25,11 +26,14 @@
 //!   `error`: Salesforce error bodies. Faults and the server are the crate's
 //!   shared `faults` and `server`.
 //!
-//! Deliberately absent: other sObjects (Account, Opportunity, …), deleting
-//! records, query paging (`nextRecordsUrl`), relationship queries, SOSL,
+//! Deliberately absent: other sObjects (Account, OpportunityStage, …; an
+//! Opportunity's `AccountId` can name nothing that exists), sales processes
+//! and record types (every Opportunity may take every active stage),
+//! Opportunity's derived fields (Probability, ForecastCategory, IsClosed,
+//! IsWon), deleting records, query paging (`nextRecordsUrl`), relationship queries, SOSL,
 //! the Bulk API, assignment rules, workflow, field-level security, sharing,
-//! the JWT signature check (no RSA crate is a dependency of this crate; the
-//! assertion's shape and claims are checked, its signature is not).
+//! the certificate's own checks (its expiry, its chain: only its public key
+//! verifies JWT bearer assertions).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -75,8 +79,11 @@ pub struct SalesforceSimConfig {
     pub refresh_token: String,
     /// The integration user a JWT bearer assertion names as `sub`.
     pub username: String,
-    /// The certificate's public key (PEM) the JWT bearer flow is verified
-    /// against. Kept and shown, not used: signatures are not verified.
+    /// The connected app's certificate ("Use digital signatures"), PEM: the
+    /// X.509 `CERTIFICATE` or its RSA `PUBLIC KEY`. JWT bearer assertions
+    /// must be RS256-signed with its private key; without one every JWT
+    /// bearer grant is refused (`invalid_grant`). Test-only keys:
+    /// `crates/crm-sim/testdata/jwt-test-*`.
     pub jwt_public_key: Option<String>,
     /// How long an access token works (the org's session timeout; Salesforce
     /// default two hours [R]).
@@ -148,6 +155,10 @@ impl RunningSalesforceSim {
         addr: SocketAddr,
         cfg: SalesforceSimConfig,
     ) -> std::io::Result<RunningSalesforceSim> {
+        if let Some(pem) = &cfg.jwt_public_key {
+            oauth::app_public_key(pem)
+                .map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidInput, why))?;
+        }
         let (client_id, client_secret, refresh_token, username) = (
             cfg.client_id.clone(),
             cfg.client_secret.clone(),

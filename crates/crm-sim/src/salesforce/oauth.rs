@@ -18,8 +18,17 @@
 //!   claims `iss` = client_id, `sub` = the configured username, `aud` = this
 //!   login server (or `https://login.salesforce.com` /
 //!   `https://test.salesforce.com`), `exp` in the future ([V] flow, [D] `aud`
-//!   values, [R] the exact claim checks). **The RS256 signature is not
-//!   verified** (no RSA crate is a dependency here): only that one is present.
+//!   values, [R] the exact claim checks).
+//! - The assertion's RS256 signature is verified against the connected app's
+//!   certificate (`jwt_public_key`: the X.509 certificate uploaded with "Use
+//!   digital signatures", or its public key): Salesforce validates the JWT by
+//!   its signature with the previously configured certificate ([V]
+//!   help.salesforce.com "OAuth 2.0 JWT Bearer Flow for Server-to-Server
+//!   Integration", `remoteaccess_oauth_jwt_flow.htm`). A signature that does
+//!   not verify, or an app without a certificate, is refused like a malformed
+//!   assertion: `invalid_grant` / `invalid assertion` ([R], below). The check
+//!   is `jsonwebtoken`'s RS256 (RSASSA-PKCS1-v1_5 with SHA-256, keys of
+//!   2048-8192 bits), the crate the adapter signs with.
 //! - Refusals are 400 `{"error","error_description"}`: a revoked, unknown or
 //!   rotated-out refresh token `invalid_grant` / `expired access/refresh
 //!   token`; wrong client credentials `invalid_client` / `invalid client
@@ -32,6 +41,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
 use super::SalesforceSimConfig;
@@ -160,11 +170,17 @@ impl OAuth {
                 }
             }
             Some(JWT_GRANT) => {
-                let Some(claims) = get("assertion").and_then(jwt_claims) else {
+                let assertion = get("assertion").unwrap_or_default();
+                let Some(claims) = jwt_claims(assertion) else {
                     return refused("invalid_grant", "invalid assertion");
                 };
                 if claims["iss"].as_str() != Some(cfg.client_id.as_str()) {
                     return refused("invalid_client_id", "client identifier invalid");
+                }
+                // The app is known by `iss`: its certificate checks the signature.
+                if let Err(why) = verify_rs256(assertion, cfg.jwt_public_key.as_deref()) {
+                    tracing::info!(why = %why, "JWT bearer assertion refused");
+                    return refused("invalid_grant", "invalid assertion");
                 }
                 let aud = claims["aud"]
                     .as_str()
@@ -213,50 +229,44 @@ impl OAuth {
     }
 }
 
-/// The claims of a compact JWT whose header says RS256 and which carries a
-/// signature part (not verified), or `None`.
+/// The claims of a compact JWT whose header says RS256 (the signature is
+/// checked by [`verify_rs256`]), or `None`.
 fn jwt_claims(assertion: &str) -> Option<Value> {
-    let mut parts = assertion.split('.');
-    let (header, claims, signature) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || signature.is_empty() {
+    if assertion.split('.').count() != 3 {
         return None;
     }
-    let header: Value = serde_json::from_slice(&base64url_decode(header)?).ok()?;
-    if header["alg"] != "RS256" {
-        return None;
-    }
-    base64url_decode(signature)?;
-    serde_json::from_slice(&base64url_decode(claims)?).ok()
+    let jwt = jsonwebtoken::dangerous::insecure_decode::<Value>(assertion).ok()?;
+    (jwt.header.alg == Algorithm::RS256).then_some(jwt.claims)
 }
 
-/// Unpadded base64url (RFC 4648 §5), as JWTs use.
-pub(crate) fn base64url_decode(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        } as u32)
+/// The connected app's certificate or public key as a verifying key: a PEM
+/// `CERTIFICATE`, `PUBLIC KEY` or `RSA PUBLIC KEY` holding an RSA key.
+pub(crate) fn app_public_key(pem: &str) -> Result<DecodingKey, String> {
+    if pem.contains("PRIVATE KEY-----") {
+        return Err("jwt_public_key is a private key: the app holds its certificate".to_owned());
+    }
+    DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
+        format!(
+            "jwt_public_key is not a PEM RSA certificate or public key \
+             (BEGIN CERTIFICATE, BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY): {e}"
+        )
+    })
+}
+
+/// Checks an assertion's RS256 signature with the app's certificate.
+fn verify_rs256(assertion: &str, public_key: Option<&str>) -> Result<(), String> {
+    let Some(pem) = public_key else {
+        return Err("the connected app has no certificate (jwt_public_key is not set)".to_owned());
     };
-    let bytes = s.trim_end_matches('=').as_bytes();
-    if bytes.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= value(*c)? << (18 - 6 * i);
-        }
-        let n = chunk.len() - 1;
-        for i in 0..n {
-            out.push((acc >> (16 - 8 * i)) as u8);
-        }
-    }
-    Some(out)
+    let key = app_public_key(pem)?;
+    // Only the signature and `alg` here: the claims are checked by the caller.
+    let mut only_signature = Validation::new(Algorithm::RS256);
+    only_signature.validate_exp = false;
+    only_signature.validate_aud = false;
+    only_signature.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(assertion, &key, &only_signature)
+        .map(|_| ())
+        .map_err(|e| format!("the signature does not verify with the app's certificate: {e}"))
 }
 
 /// The token of an `Authorization: Bearer <token>` header ([V] REST docs:
@@ -282,31 +292,6 @@ mod tests {
             ("client_secret".into(), cfg.client_secret.clone()),
             ("refresh_token".into(), refresh.into()),
         ]
-    }
-
-    fn b64(s: &str) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let b = s.as_bytes();
-        let mut out = String::new();
-        for chunk in b.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (i, c)| acc | (*c as u32) << (16 - 8 * i));
-            for i in 0..=chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn base64url_round_trips() {
-        for s in ["", "a", "ab", "abc", "{\"alg\":\"RS256\"}"] {
-            assert_eq!(base64url_decode(&b64(s)).unwrap(), s.as_bytes(), "{s}");
-        }
-        assert!(base64url_decode("a").is_none());
-        assert!(base64url_decode("a*bc").is_none());
     }
 
     #[test]
@@ -394,66 +379,194 @@ mod tests {
         );
     }
 
+    /// The test-only key pair of `crates/crm-sim/testdata` (see its README).
+    const TEST_KEY: &str = include_str!("../../testdata/jwt-test-key.pem");
+    const TEST_KEY_PUB: &str = include_str!("../../testdata/jwt-test-key.pub.pem");
+    const TEST_CERT: &str = include_str!("../../testdata/jwt-test-cert.pem");
+    const OTHER_KEY: &str = include_str!("../../testdata/jwt-other-test-key.pem");
+
+    fn jwt_cfg(public_key: &str) -> SalesforceSimConfig {
+        SalesforceSimConfig {
+            jwt_public_key: Some(public_key.to_owned()),
+            ..SalesforceSimConfig::default()
+        }
+    }
+
+    fn signed(key_pem: &str, iss: &str, sub: &str, aud: &str, exp: i64) -> String {
+        let claims = json!({"iss": iss, "sub": sub, "aud": aud, "exp": exp});
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes()).expect("test key");
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::RS256), &claims, &key)
+            .expect("signed")
+    }
+
+    fn grant(assertion: String) -> Vec<(String, String)> {
+        vec![
+            ("grant_type".to_owned(), JWT_GRANT.to_owned()),
+            ("assertion".to_owned(), assertion),
+        ]
+    }
+
+    fn in_3_minutes() -> i64 {
+        chrono::Utc::now().timestamp() + 180
+    }
+
     #[test]
-    fn a_jwt_assertion_is_checked_for_shape_and_claims() {
-        let cfg = SalesforceSimConfig::default();
+    fn a_jwt_assertion_signed_with_the_apps_key_is_granted() {
+        // The app may hold the certificate (as uploaded) or its public key.
+        for public_key in [TEST_CERT, TEST_KEY_PUB] {
+            let cfg = jwt_cfg(public_key);
+            let mut o = OAuth::new(&cfg);
+            let jwt = signed(
+                TEST_KEY,
+                &cfg.client_id,
+                &cfg.username,
+                "http://l",
+                in_3_minutes(),
+            );
+            let ok = o.token(&cfg, &grant(jwt), "http://l", "http://i", Instant::now());
+            assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+            assert!(ok.body.get("refresh_token").is_none());
+            assert_eq!(o.jwt_grants, 1);
+        }
+    }
+
+    #[test]
+    fn a_jwt_assertion_whose_signature_does_not_verify_is_an_invalid_grant() {
+        let cfg = jwt_cfg(TEST_CERT);
         let mut o = OAuth::new(&cfg);
-        let now = Instant::now();
-        let exp = chrono::Utc::now().timestamp() + 180;
-        let jwt = |alg: &str, iss: &str, sub: &str, aud: &str, exp: i64| {
-            format!(
-                "{}.{}.{}",
-                b64(&json!({"alg": alg}).to_string()),
-                b64(&json!({"iss": iss, "sub": sub, "aud": aud, "exp": exp}).to_string()),
-                b64("sig")
+        let exp = in_3_minutes();
+        let good = signed(TEST_KEY, &cfg.client_id, &cfg.username, "http://l", exp);
+        let other_user = signed(
+            TEST_KEY,
+            &cfg.client_id,
+            "admin@sim.example.com",
+            "http://l",
+            exp,
+        );
+        let parts: Vec<&str> = good.split('.').collect();
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            other_user.split('.').nth(1).unwrap(),
+            parts[2]
+        );
+        let hs256 = |secret: &[u8]| {
+            jwt_of(
+                jsonwebtoken::Header::new(Algorithm::HS256),
+                &cfg,
+                &jsonwebtoken::EncodingKey::from_secret(secret).expect("hmac key"),
             )
         };
-        let grant = |assertion: String| {
-            vec![
-                ("grant_type".to_owned(), JWT_GRANT.to_owned()),
-                ("assertion".to_owned(), assertion),
-            ]
-        };
-        let ok = o.token(
-            &cfg,
-            &grant(jwt("RS256", &cfg.client_id, &cfg.username, "http://l", exp)),
+        // {"alg":"none","typ":"JWT"}: unsigned.
+        let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+        for (what, assertion) in [
+            (
+                "another key",
+                signed(OTHER_KEY, &cfg.client_id, &cfg.username, "http://l", exp),
+            ),
+            ("claims swapped under the signature", tampered),
+            ("HS256", hs256(b"any secret")),
+            (
+                "HS256 keyed with the public key",
+                hs256(TEST_CERT.as_bytes()),
+            ),
+            ("alg none", none.clone()),
+            ("alg none with a signature", format!("{none}{}", parts[2])),
+            ("no signature", format!("{}.{}.", parts[0], parts[1])),
+            ("two parts", format!("{}.{}", parts[0], parts[1])),
+        ] {
+            let a = o.token(
+                &cfg,
+                &grant(assertion),
+                "http://l",
+                "http://i",
+                Instant::now(),
+            );
+            assert_eq!(
+                (a.status, &a.body),
+                (
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "invalid_grant", "error_description": "invalid assertion"})
+                ),
+                "{what}"
+            );
+        }
+        assert_eq!(o.jwt_grants, 0);
+        // A connected app without a certificate takes no JWT at all.
+        let no_cert = SalesforceSimConfig::default();
+        let a = o.token(
+            &no_cert,
+            &grant(good),
             "http://l",
             "http://i",
-            now,
+            Instant::now(),
         );
-        assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-        assert!(ok.body.get("refresh_token").is_none());
+        assert_eq!(a.body["error"], "invalid_grant");
+    }
+
+    fn jwt_of(
+        header: jsonwebtoken::Header,
+        cfg: &SalesforceSimConfig,
+        key: &jsonwebtoken::EncodingKey,
+    ) -> String {
+        let claims = json!({"iss": cfg.client_id, "sub": cfg.username, "aud": "http://l", "exp": in_3_minutes()});
+        jsonwebtoken::encode(&header, &claims, key).expect("encoded")
+    }
+
+    #[test]
+    fn a_signed_jwt_assertion_is_checked_for_its_claims() {
+        let cfg = jwt_cfg(TEST_CERT);
+        let mut o = OAuth::new(&cfg);
+        let now = Instant::now();
+        let exp = in_3_minutes();
+        let (id, user) = (cfg.client_id.as_str(), cfg.username.as_str());
         for (assertion, error) in [
             (
-                jwt("HS256", &cfg.client_id, &cfg.username, "http://l", exp),
-                "invalid_grant",
-            ),
-            (
-                jwt("RS256", "other", &cfg.username, "http://l", exp),
+                signed(TEST_KEY, "other", user, "http://l", exp),
                 "invalid_client_id",
             ),
             (
-                jwt("RS256", &cfg.client_id, "someone@else", "http://l", exp),
+                signed(TEST_KEY, id, "someone@else", "http://l", exp),
                 "invalid_grant",
             ),
             (
-                jwt(
-                    "RS256",
-                    &cfg.client_id,
-                    &cfg.username,
-                    "http://l",
-                    exp - 400,
-                ),
+                signed(TEST_KEY, id, user, "http://l", exp - 400),
                 "invalid_grant",
             ),
             (
-                jwt("RS256", &cfg.client_id, &cfg.username, "https://evil", exp),
+                signed(TEST_KEY, id, user, "https://evil", exp),
                 "invalid_grant",
             ),
             ("not.a.jwt!".to_owned(), "invalid_grant"),
         ] {
             let a = o.token(&cfg, &grant(assertion), "http://l", "http://i", now);
             assert_eq!(a.body["error"], error, "{}", a.body);
+        }
+        for aud in [
+            "https://login.salesforce.com",
+            "https://test.salesforce.com/",
+        ] {
+            let a = o.token(
+                &cfg,
+                &grant(signed(TEST_KEY, id, user, aud, exp)),
+                "http://l",
+                "http://i",
+                now,
+            );
+            assert_eq!(a.status, StatusCode::OK, "{aud}: {}", a.body);
+        }
+    }
+
+    #[test]
+    fn the_apps_key_must_be_a_public_rsa_key() {
+        assert!(app_public_key(TEST_CERT).is_ok());
+        assert!(app_public_key(TEST_KEY_PUB).is_ok());
+        for bad in [
+            TEST_KEY,
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+            "nope",
+        ] {
+            assert!(app_public_key(bad).is_err(), "{bad}");
         }
     }
 }

@@ -14,6 +14,11 @@
 //!   ("Lead needs LastName and Company", crm-apis.md).
 //! - Long text areas (`Description`) are not filterable in SOQL ([V] SOQL
 //!   `fieldExpression` page: "any field except a long text area field…").
+//! - Opportunity (`Name`, `StageName`, `CloseDate` required; StageName a
+//!   restricted picklist of the default sales process's stages) and
+//!   OpportunityContactRole (`OpportunityId`, `ContactId` required, each
+//!   pointing at a record of its own type; `IsPrimary` defaulted false): see
+//!   [`OPPORTUNITY_STAGES`] and the field lists below for sources.
 //! - Field names in a JSON body are matched exactly (Salesforce may be
 //!   lenient about case: unconfirmed, so the simulator is not).
 //!
@@ -34,10 +39,18 @@ pub(crate) enum SObject {
     Lead,
     Contact,
     Task,
+    Opportunity,
+    OpportunityContactRole,
 }
 
 impl SObject {
-    pub(crate) const ALL: [SObject; 3] = [SObject::Lead, SObject::Contact, SObject::Task];
+    pub(crate) const ALL: [SObject; 5] = [
+        SObject::Lead,
+        SObject::Contact,
+        SObject::Task,
+        SObject::Opportunity,
+        SObject::OpportunityContactRole,
+    ];
 
     pub(crate) fn parse(s: &str) -> Option<SObject> {
         SObject::ALL.into_iter().find(|o| o.name() == s)
@@ -55,15 +68,33 @@ impl SObject {
             SObject::Lead => "Lead",
             SObject::Contact => "Contact",
             SObject::Task => "Task",
+            SObject::Opportunity => "Opportunity",
+            SObject::OpportunityContactRole => "OpportunityContactRole",
         }
     }
 
-    /// The id prefix ([V] standard key prefixes: 00Q Lead, 003 Contact, 00T Task).
+    /// The id prefix ([V] standard key prefixes: 00Q Lead, 003 Contact, 00T
+    /// Task, 006 Opportunity; [D] 00K OpportunityContactRole).
     pub(crate) fn key_prefix(self) -> &'static str {
         match self {
             SObject::Lead => "00Q",
             SObject::Contact => "003",
             SObject::Task => "00T",
+            SObject::Opportunity => "006",
+            SObject::OpportunityContactRole => "00K",
+        }
+    }
+
+    /// The sObjects a reference field may point at, where the simulator
+    /// checks the type (`FIELD_INTEGRITY_EXCEPTION` for another type); `None`:
+    /// any existing record will do.
+    pub(crate) fn reference_targets(self, field: &str) -> Option<&'static [SObject]> {
+        match (self, field) {
+            // [V] OpportunityContactRole object reference: "Refers to: Contact",
+            // and OpportunityId is the "ID of an associated Opportunity".
+            (SObject::OpportunityContactRole, "ContactId") => Some(&[SObject::Contact]),
+            (SObject::OpportunityContactRole, "OpportunityId") => Some(&[SObject::Opportunity]),
+            _ => None,
         }
     }
 }
@@ -81,6 +112,8 @@ pub(crate) enum FieldType {
     Reference,
     Date,
     DateTime,
+    /// A number (`Opportunity.Amount`).
+    Currency,
 }
 
 impl FieldType {
@@ -97,6 +130,7 @@ impl FieldType {
             FieldType::Reference => "reference",
             FieldType::Date => "date",
             FieldType::DateTime => "datetime",
+            FieldType::Currency => "currency",
         }
     }
 
@@ -113,6 +147,7 @@ impl FieldType {
             FieldType::Reference,
             FieldType::Date,
             FieldType::DateTime,
+            FieldType::Currency,
         ]
         .into_iter()
         .find(|t| t.name() == s)
@@ -133,7 +168,13 @@ pub(crate) struct FieldDef {
     pub external_id: bool,
     pub filterable: bool,
     pub picklist: Vec<String>,
-    /// Only listed picklist values are accepted.
+    /// Listed picklist values an admin deactivated: described with
+    /// `"active": false` and, on a restricted picklist, refused like an
+    /// unknown value ([V] OpportunityStage.IsActive: "Inactive opportunity
+    /// stage values are not available in the picklist and are retained for
+    /// historical purposes only"; the refusal on write is [U]).
+    pub inactive: Vec<String>,
+    /// Only listed (active) picklist values are accepted.
     pub restricted: bool,
     /// The value a create without it gets.
     pub default: Option<Value>,
@@ -154,6 +195,7 @@ impl FieldDef {
             external_id: false,
             filterable: ftype != FieldType::TextArea,
             picklist: Vec::new(),
+            inactive: Vec::new(),
             restricted: false,
             default: None,
         }
@@ -187,6 +229,18 @@ impl FieldDef {
         self
     }
 
+    fn restricted(mut self) -> FieldDef {
+        self.restricted = true;
+        self
+    }
+
+    /// A value a write may set: listed, and active unless the list is open.
+    fn accepts(&self, value: &str) -> bool {
+        !self.restricted
+            || (self.picklist.iter().any(|p| p == value)
+                && !self.inactive.iter().any(|p| p == value))
+    }
+
     /// Must a create carry it?
     pub(crate) fn required_on_create(&self) -> bool {
         self.createable && !self.nillable && !self.defaulted_on_create
@@ -205,8 +259,13 @@ impl FieldDef {
             "idLookup": self.id_lookup,
             "externalId": self.external_id,
             "filterable": self.filterable,
+            // DescribeFieldResult `restrictedPicklist` ([D] gearset's
+            // picklist page); entries `{active, defaultValue, label, value}`
+            // ([D] PicklistEntry).
+            "restrictedPicklist": self.restricted,
             "picklistValues": self.picklist.iter().map(|v| json!({
-                "active": true, "defaultValue": self.default.as_ref().and_then(Value::as_str) == Some(v.as_str()),
+                "active": !self.inactive.contains(v),
+                "defaultValue": self.default.as_ref().and_then(Value::as_str) == Some(v.as_str()),
                 "label": v, "value": v,
             })).collect::<Vec<_>>(),
         })
@@ -237,6 +296,18 @@ impl FieldDef {
                             field(),
                         )
                     })
+            }
+            // A JSON number; the code for anything else is [U].
+            FieldType::Currency => {
+                if value.is_number() {
+                    Ok(value.clone())
+                } else {
+                    Err(RecordError::new(
+                        "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                        format!("{}: value not of required type: {value}", self.label),
+                        field(),
+                    ))
+                }
             }
             FieldType::Date | FieldType::DateTime => {
                 let s = value.as_str().unwrap_or_default();
@@ -281,10 +352,7 @@ impl FieldDef {
                         field(),
                     ));
                 }
-                if self.ftype == FieldType::Picklist
-                    && self.restricted
-                    && !self.picklist.iter().any(|p| p == s)
-                {
+                if self.ftype == FieldType::Picklist && !self.accepts(s) {
                     return Err(RecordError::new(
                         "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                         format!(
@@ -312,6 +380,49 @@ fn valid_email(s: &str) -> bool {
         && !domain.ends_with('.')
         && !s.chars().any(char::is_whitespace)
 }
+
+/// The Lead Source values of a new org, one picklist for Lead, Contact and
+/// Opportunity ([D] the standard Lead Source picklist; open, not restricted).
+const LEAD_SOURCES: &[&str] = &[
+    "Web",
+    "Phone Inquiry",
+    "Partner Referral",
+    "Purchased List",
+    "Other",
+];
+
+/// The opportunity stages of a new org's default sales process, in order
+/// ([D] the standard Stage picklist; api-evangelist's schema of the
+/// Opportunity object lists the same ten). Restricted here: whether
+/// Salesforce refuses an unknown or inactive StageName on write, and with
+/// `INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`, is [U], modelled on the strict
+/// side. Sales processes and record types (which narrow the stages per
+/// record type) are not modelled.
+pub(crate) const OPPORTUNITY_STAGES: &[&str] = &[
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Value Proposition",
+    "Id. Decision Makers",
+    "Perception Analysis",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
+    "Closed Lost",
+];
+
+/// OpportunityContactRole.Role in a new org ([D]).
+const CONTACT_ROLES: &[&str] = &[
+    "Business User",
+    "Decision Maker",
+    "Economic Buyer",
+    "Economic Decision Maker",
+    "Evaluator",
+    "Executive Sponsor",
+    "Influencer",
+    "Technical Buyer",
+    "Other",
+];
 
 #[derive(Clone, Debug)]
 pub(crate) struct Schema {
@@ -359,13 +470,7 @@ impl Default for Schema {
             f.push(FieldDef::new(country, "Country", T::String, 80));
             f.push(FieldDef::new(state, "State/Province", T::String, 80));
             f.push(
-                FieldDef::new("LeadSource", "Lead Source", T::Picklist, 255).picklist(&[
-                    "Web",
-                    "Phone Inquiry",
-                    "Partner Referral",
-                    "Purchased List",
-                    "Other",
-                ]),
+                FieldDef::new("LeadSource", "Lead Source", T::Picklist, 255).picklist(LEAD_SOURCES),
             );
             f.push(FieldDef::new(
                 "Description",
@@ -434,10 +539,48 @@ impl Default for Schema {
             .picklist(&["Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn"]);
         subtype.updateable = false;
         task.push(subtype);
+        let mut opportunity = system_fields();
+        // Types and lengths [V] Salesforce Field Reference, Opportunity
+        // (AccountId reference, Amount currency, CloseDate date, Description
+        // textarea 32000, LeadSource picklist 255); Name, StageName and
+        // CloseDate required and Name's 120 characters [D] (integrators
+        // citing the Opportunity object reference).
+        opportunity.push(FieldDef::new("Name", "Name", T::String, 120).required());
+        opportunity.push(FieldDef::new("AccountId", "Account ID", T::Reference, 18));
+        opportunity.push(
+            FieldDef::new("StageName", "Stage", T::Picklist, 255)
+                .picklist(OPPORTUNITY_STAGES)
+                .restricted()
+                .required(),
+        );
+        opportunity.push(FieldDef::new("CloseDate", "Close Date", T::Date, 0).required());
+        opportunity.push(FieldDef::new("Amount", "Amount", T::Currency, 0));
+        opportunity.push(
+            FieldDef::new("LeadSource", "Lead Source", T::Picklist, 255).picklist(LEAD_SOURCES),
+        );
+        opportunity.push(FieldDef::new(
+            "Description",
+            "Description",
+            T::TextArea,
+            32000,
+        ));
+        let mut role = system_fields();
+        // [V] OpportunityContactRole object reference: OpportunityId
+        // ("Required … cannot be updated"), ContactId (Create, Update, not
+        // Nillable), IsPrimary (Defaulted on create, false), Role (Nillable).
+        let mut opportunity_id =
+            FieldDef::new("OpportunityId", "Opportunity ID", T::Reference, 18).required();
+        opportunity_id.updateable = false;
+        role.push(opportunity_id);
+        role.push(FieldDef::new("ContactId", "Contact ID", T::Reference, 18).required());
+        role.push(FieldDef::new("IsPrimary", "Primary", T::Boolean, 0).defaulted(json!(false)));
+        role.push(FieldDef::new("Role", "Role", T::Picklist, 255).picklist(CONTACT_ROLES));
         let mut fields = BTreeMap::new();
         fields.insert(SObject::Lead, lead);
         fields.insert(SObject::Contact, contact);
         fields.insert(SObject::Task, task);
+        fields.insert(SObject::Opportunity, opportunity);
+        fields.insert(SObject::OpportunityContactRole, role);
         Schema { fields }
     }
 }
@@ -492,6 +635,8 @@ impl Schema {
 /// "createable"?,"updateable"?,"nillable"?,"idLookup"?,"externalId"?,
 /// "picklistValues"?: [..],"restricted"?}`; an existing field's settings are
 /// the starting point, so `{"name":"FirstName","length":10}` only shortens it.
+/// `picklistValues` replaces the list: each entry a value, or
+/// `{"value","active"?}` as describe shows it (`"active": false` deactivates it).
 pub(crate) fn field_from_admin(existing: Option<&FieldDef>, v: &Value) -> Result<FieldDef, String> {
     let name = v["name"].as_str().ok_or("a field needs \"name\"")?;
     let mut def = match existing {
@@ -531,6 +676,12 @@ pub(crate) fn field_from_admin(existing: Option<&FieldDef>, v: &Value) -> Result
                     .or_else(|| p["value"].as_str())
                     .map(str::to_owned)
             })
+            .collect();
+        // `{"value": "Prospecting", "active": false}` deactivates a value.
+        def.inactive = list
+            .iter()
+            .filter(|p| p["active"] == Value::Bool(false))
+            .filter_map(|p| p["value"].as_str().map(str::to_owned))
             .collect();
     }
     def.filterable = def.ftype != FieldType::TextArea;

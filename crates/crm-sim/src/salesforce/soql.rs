@@ -538,7 +538,7 @@ mod tests {
             code("SELECT Id FROM Lead WHERE Email = 'a"),
             "MALFORMED_QUERY"
         );
-        assert_eq!(code("SELECT Id FROM Opportunity"), "INVALID_TYPE");
+        assert_eq!(code("SELECT Id FROM Account"), "INVALID_TYPE");
         assert_eq!(code("SELECT Nope FROM Lead"), "INVALID_FIELD");
         let e = run(&st, "SELECT Id FROM Task WHERE Description = 'x'").expect_err("long text");
         assert_eq!(e.code, "INVALID_FIELD");

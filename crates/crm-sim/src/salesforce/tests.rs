@@ -702,3 +702,394 @@ async fn duplicate_rules_refuse_unless_allow_save_and_limits_locks_refuse_too() 
         0
     );
 }
+
+fn opportunity(stage: &str) -> Value {
+    json!({"Name": "Acme (chatbot bot_acme)", "StageName": stage, "CloseDate": "2026-06-03"})
+}
+
+#[tokio::test]
+async fn opportunities_and_contact_roles_are_checked_created_and_queried() {
+    let s = Sim::fresh().await;
+    let t = s.token().await;
+    let d = s
+        .call(&t, Method::GET, "/sobjects/Opportunity/describe", None)
+        .await;
+    assert_eq!((d.status, d.body["keyPrefix"].clone()), (200, json!("006")));
+    let field = |n: &str| {
+        d.body["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .find(|f| f["name"] == n)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let stage = field("StageName");
+    assert_eq!(
+        (stage["type"].clone(), stage["restrictedPicklist"].clone()),
+        (json!("picklist"), json!(true))
+    );
+    let values = stage["picklistValues"].as_array().expect("values");
+    assert_eq!(values.len(), 10);
+    assert_eq!(values[0]["value"], "Prospecting");
+    assert!(values.iter().all(|v| v["active"] == true));
+    for f in ["Name", "StageName", "CloseDate"] {
+        assert_eq!(field(f)["nillable"], false, "{f}");
+    }
+    assert_eq!(field("Amount")["type"], "currency");
+
+    let missing = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/Opportunity",
+            Some(json!({"Description": "x"})),
+        )
+        .await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.body[0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(
+        missing.body[0]["fields"],
+        json!(["Name", "StageName", "CloseDate"])
+    );
+    let bad = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/Opportunity",
+            Some(opportunity("Won-ish")),
+        )
+        .await;
+    assert_eq!(
+        bad.body[0]["errorCode"], "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "{}",
+        bad.body
+    );
+    assert_eq!(bad.body[0]["fields"], json!(["StageName"]));
+    let mut with_amount = opportunity("Qualification");
+    with_amount["Amount"] = json!("a lot");
+    let r = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/Opportunity",
+            Some(with_amount.clone()),
+        )
+        .await;
+    assert_eq!(r.body[0]["errorCode"], "INVALID_TYPE_ON_FIELD_IN_RECORD");
+    with_amount["Amount"] = json!(1250.5);
+    let o = s
+        .call(&t, Method::POST, "/sobjects/Opportunity", Some(with_amount))
+        .await;
+    assert_eq!(o.status, 201, "{}", o.body);
+    let opp = o.body["id"].as_str().expect("id").to_owned();
+    assert!(opp.starts_with("006"), "{opp}");
+    let read = s
+        .call(
+            &t,
+            Method::GET,
+            &format!("/sobjects/Opportunity/{opp}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (read.body["StageName"].clone(), read.body["Amount"].clone()),
+        (json!("Qualification"), json!(1250.5))
+    );
+
+    let contact = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "K"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("contact")
+        .to_owned();
+    let lead_id = s
+        .call(&t, Method::POST, "/sobjects/Lead", Some(lead("r@x.io")))
+        .await
+        .body["id"]
+        .as_str()
+        .expect("lead")
+        .to_owned();
+    let role = |contact: &str, primary: bool| json!({"OpportunityId": opp, "ContactId": contact, "IsPrimary": primary});
+    let code = |r: &Reply| r.body[0]["errorCode"].clone();
+    let r = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/OpportunityContactRole",
+            Some(role("0035g000009zzzz", true)),
+        )
+        .await;
+    assert_eq!(
+        code(&r),
+        json!("INVALID_CROSS_REFERENCE_KEY"),
+        "no such Contact"
+    );
+    let r = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/OpportunityContactRole",
+            Some(role(&lead_id, true)),
+        )
+        .await;
+    assert_eq!(
+        code(&r),
+        json!("FIELD_INTEGRITY_EXCEPTION"),
+        "a Lead is not a Contact"
+    );
+    assert_eq!(r.body[0]["fields"], json!(["ContactId"]));
+    let r = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/OpportunityContactRole",
+            Some(json!({"ContactId": contact})),
+        )
+        .await;
+    assert_eq!(code(&r), json!("REQUIRED_FIELD_MISSING"));
+    let first = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/OpportunityContactRole",
+            Some(role(&contact, true)),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let first = first.body["id"].as_str().expect("role").to_owned();
+    assert!(first.starts_with("00K"), "{first}");
+    let other = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "L"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("contact")
+        .to_owned();
+    let second = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/OpportunityContactRole",
+            Some(role(&other, true)),
+        )
+        .await;
+    assert_eq!(second.status, 201);
+    let roles = s
+        .query(
+            &t,
+            &format!("SELECT Id, IsPrimary FROM OpportunityContactRole WHERE OpportunityId = '{opp}' ORDER BY CreatedDate ASC"),
+        )
+        .await;
+    assert_eq!(roles.body["totalSize"], 2, "{}", roles.body);
+    assert_eq!(
+        (
+            roles.body["records"][0]["IsPrimary"].clone(),
+            roles.body["records"][1]["IsPrimary"].clone()
+        ),
+        (json!(false), json!(true)),
+        "one primary contact per Opportunity"
+    );
+    let moved = s
+        .call(
+            &t,
+            Method::PATCH,
+            &format!("/sobjects/OpportunityContactRole/{first}"),
+            Some(json!({"OpportunityId": opp})),
+        )
+        .await;
+    assert_eq!(
+        code(&moved),
+        json!("INVALID_FIELD_FOR_INSERT_UPDATE"),
+        "OpportunityId is not updateable"
+    );
+
+    let by_contact = s
+        .query(
+            &t,
+            &format!(
+                "SELECT OpportunityId FROM OpportunityContactRole WHERE ContactId = '{}'",
+                &contact[..15]
+            ),
+        )
+        .await;
+    assert_eq!(by_contact.body["records"][0]["OpportunityId"], opp.as_str());
+    let opps = s
+        .query(
+            &t,
+            &format!("SELECT Id, Description FROM Opportunity WHERE Id IN ('{opp}')"),
+        )
+        .await;
+    assert_eq!(opps.body["totalSize"], 1, "{}", opps.body);
+    let refused = s
+        .query(&t, "SELECT Id FROM Opportunity WHERE Description = 'x'")
+        .await;
+    assert_eq!(
+        refused.body[0]["errorCode"], "INVALID_FIELD",
+        "a long text area"
+    );
+}
+
+#[tokio::test]
+async fn composite_creates_an_opportunity_with_its_contact_role_or_nothing() {
+    let s = Sim::fresh().await;
+    let t = s.token().await;
+    let contact = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "K"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("contact")
+        .to_owned();
+    let request = |contact: &str| {
+        json!({"allOrNone": true, "compositeRequest": [
+            {"method": "POST", "url": format!("{V}/sobjects/Opportunity"), "referenceId": "opp",
+             "body": opportunity("Prospecting")},
+            {"method": "POST", "url": format!("{V}/sobjects/OpportunityContactRole"), "referenceId": "role",
+             "body": {"OpportunityId": "@{opp.id}", "ContactId": contact, "IsPrimary": true}},
+        ]})
+    };
+    let r = s
+        .call(&t, Method::POST, "/composite", Some(request(&contact)))
+        .await;
+    assert_eq!(r.status, 200);
+    let resp = r.body["compositeResponse"]
+        .as_array()
+        .expect("answers")
+        .clone();
+    assert_eq!(
+        (
+            resp[0]["httpStatusCode"].clone(),
+            resp[0]["referenceId"].clone()
+        ),
+        (json!(201), json!("opp"))
+    );
+    assert_eq!(resp[1]["httpStatusCode"], 201, "{}", resp[1]);
+    let opp = resp[0]["body"]["id"].as_str().expect("opp").to_owned();
+    let role = resp[1]["body"]["id"].as_str().expect("role").to_owned();
+    let read = s
+        .call(
+            &t,
+            Method::GET,
+            &format!("/sobjects/OpportunityContactRole/{role}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            read.body["OpportunityId"].clone(),
+            read.body["IsPrimary"].clone()
+        ),
+        (json!(opp), json!(true))
+    );
+
+    // The role fails: the Opportunity is rolled back with it.
+    let r = s
+        .call(
+            &t,
+            Method::POST,
+            "/composite",
+            Some(request("0035g000009zzzz")),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let resp = r.body["compositeResponse"]
+        .as_array()
+        .expect("answers")
+        .clone();
+    assert_eq!(
+        (
+            resp[0]["httpStatusCode"].clone(),
+            resp[0]["body"][0]["errorCode"].clone()
+        ),
+        (json!(400), json!("PROCESSING_HALTED"))
+    );
+    assert_eq!(
+        (
+            resp[1]["httpStatusCode"].clone(),
+            resp[1]["body"][0]["errorCode"].clone()
+        ),
+        (json!(400), json!("INVALID_CROSS_REFERENCE_KEY"))
+    );
+    assert_eq!(
+        s.query(&t, "SELECT Id FROM Opportunity").await.body["totalSize"],
+        1,
+        "only the first one"
+    );
+    assert_eq!(
+        s.calls("POST /services/data/v60.0/composite").await,
+        2,
+        "a Composite request is one call"
+    );
+}
+
+#[tokio::test]
+async fn an_inactive_stage_is_described_inactive_and_refused() {
+    let s = Sim::fresh().await;
+    let t = s.token().await;
+    let stages: Vec<Value> = super::schema::OPPORTUNITY_STAGES
+        .iter()
+        .map(|v| json!({"value": v, "active": *v != "Prospecting"}))
+        .collect();
+    let described = s
+        .admin(
+            Method::POST,
+            "fields/Opportunity",
+            Some(json!({"name": "StageName", "picklistValues": stages})),
+        )
+        .await;
+    assert_eq!(described["picklistValues"][0]["active"], false);
+    assert_eq!(
+        described["nillable"], false,
+        "the rest of the field is kept"
+    );
+    let d = s
+        .call(&t, Method::GET, "/sobjects/Opportunity/describe", None)
+        .await;
+    let stage = d.body["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|f| f["name"] == "StageName")
+        .cloned()
+        .expect("StageName");
+    assert_eq!(stage["picklistValues"][0]["active"], false);
+    assert_eq!(stage["picklistValues"][1]["active"], true);
+    let r = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/Opportunity",
+            Some(opportunity("Prospecting")),
+        )
+        .await;
+    assert_eq!(
+        r.body[0]["errorCode"],
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    );
+    let r = s
+        .call(
+            &t,
+            Method::POST,
+            "/sobjects/Opportunity",
+            Some(opportunity("Qualification")),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+}

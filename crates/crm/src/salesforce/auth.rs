@@ -14,17 +14,22 @@
 //! - `{"client_id","username","private_key"}`: the JWT bearer flow
 //!   (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`, claims `iss`
 //!   = client_id, `sub` = username, `aud` = the login server, `exp` three
-//!   minutes on; RS256, [V] flow, [D] `aud`, [R] window). Signing RS256 needs
-//!   an RSA implementation, which is not a dependency of this crate: a
-//!   [`JwtSigner`] is plugged in with [`super::SalesforceCrm::with_jwt_signer`];
-//!   without one a JWT grant fails permanently, saying so.
+//!   minutes on; RS256, [V] flow, [D] `aud`, [R] window). The assertion is
+//!   built and RS256-signed by the `jsonwebtoken` crate (aws-lc-rs, the
+//!   crypto rustls already links) with `private_key`: the connected app's RSA
+//!   key as PEM, PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`) or unencrypted
+//!   PKCS#8 (`-----BEGIN PRIVATE KEY-----`, what OpenSSL 3's `genrsa` writes);
+//!   the app holds its certificate ("Use digital signatures"). A key that does
+//!   not parse or sign is a permanent error that says which forms are
+//!   accepted and never quotes the key.
 //! - Either may carry `"login_url"` (a sandbox's `https://test.salesforce.com`
 //!   or a My Domain), which wins over the config's.
 
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use base64::Engine;
+use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lb_pipeline::{CrmError, ErrorClass};
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
@@ -32,11 +37,16 @@ use tracing::{debug, info, warn};
 use super::SalesforceCrm;
 use crate::oauth::{self, AccessToken, Grant, OnRotated};
 
-/// Signs a JWT's `header.claims` with RS256 (RSASSA-PKCS1-v1_5, SHA-256).
-pub trait JwtSigner: Send + Sync {
-    /// The signature of `message` with the PEM private key `private_key`.
-    /// Errors say why without quoting the key.
-    fn sign_rs256(&self, private_key: &str, message: &[u8]) -> Result<Vec<u8>, String>;
+/// How long a JWT bearer assertion is valid: three minutes ([R] window).
+const ASSERTION_LIFETIME_S: i64 = 180;
+
+/// The claims of a JWT bearer assertion.
+#[derive(serde::Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
 }
 
 /// What the secret holds.
@@ -117,10 +127,6 @@ impl OnRotated for KeepRotated<'_> {
         }
         Ok(())
     }
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 impl SalesforceCrm {
@@ -244,35 +250,77 @@ impl SalesforceCrm {
         username: &str,
         private_key: &str,
     ) -> Result<String, CrmError> {
-        let Some(signer) = &self.signer else {
-            return Err(self.err(
-                ErrorClass::Permanent,
-                None,
-                "the secret holds a JWT bearer grant, but this build has no RS256 signer (an \
-                 RSA crate is not a dependency yet); use a refresh-token grant",
-            ));
+        let claims = AssertionClaims {
+            iss: client_id,
+            sub: username,
+            aud: login_url.trim_end_matches('/'),
+            exp: chrono::Utc::now().timestamp() + ASSERTION_LIFETIME_S,
         };
-        let header = json!({"alg": "RS256", "typ": "JWT"});
-        let claims = json!({
-            "iss": client_id,
-            "sub": username,
-            "aud": login_url.trim_end_matches('/'),
-            "exp": chrono::Utc::now().timestamp() + 180,
-        });
-        let message = format!(
-            "{}.{}",
-            b64url(header.to_string().as_bytes()),
-            b64url(claims.to_string().as_bytes())
-        );
-        let sig = signer
-            .sign_rs256(private_key, message.as_bytes())
-            .map_err(|why| {
+        EncodingKey::from_rsa_pem(private_key.as_bytes())
+            .and_then(|key| jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key))
+            .map_err(|e| {
                 self.err(
                     ErrorClass::Permanent,
                     None,
-                    format!("the JWT bearer assertion could not be signed: {why}"),
+                    unusable_key(private_key, e.kind()),
                 )
-            })?;
-        Ok(format!("{message}.{}", b64url(&sig)))
+            })
+    }
+}
+
+/// Why a JWT grant's `private_key` could not sign, in words that never quote it.
+fn unusable_key(private_key: &str, kind: &JwtErrorKind) -> String {
+    let why = if private_key.contains("ENCRYPTED") {
+        "is encrypted (store it without a passphrase: `openssl rsa -in key.pem -out plain.pem`)"
+    } else if !private_key.contains("-----BEGIN ") {
+        "is not PEM"
+    } else if !private_key.contains("PRIVATE KEY-----") {
+        "holds no private key (a certificate or public key is the connected app's half)"
+    } else {
+        match kind {
+            JwtErrorKind::InvalidKeyFormat | JwtErrorKind::InvalidEcdsaKey => {
+                "is not an RSA private key in PEM"
+            }
+            _ => "was refused by RS256 signing (not a valid RSA key of 2048 to 8192 bits)",
+        }
+    };
+    format!(
+        "the Salesforce JWT bearer grant's private_key {why}; expected the connected app's RSA \
+         private key as PEM, PKCS#1 (-----BEGIN RSA PRIVATE KEY-----) or unencrypted PKCS#8 \
+         (-----BEGIN PRIVATE KEY-----)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unusable_key_is_described_without_quoting_it() {
+        let secretish = "c2VjcmV0LWtleS1tYXRlcmlhbA";
+        for (key, says) in [
+            (secretish.to_string(), "is not PEM"),
+            (
+                format!("-----BEGIN RSA PRIVATE KEY-----\n{secretish}\n-----END RSA PRIVATE KEY-----"),
+                "is not an RSA private key",
+            ),
+            (
+                format!("-----BEGIN ENCRYPTED PRIVATE KEY-----\n{secretish}\n-----END ENCRYPTED PRIVATE KEY-----"),
+                "is encrypted",
+            ),
+            (
+                format!("-----BEGIN PUBLIC KEY-----\n{secretish}\n-----END PUBLIC KEY-----"),
+                "holds no private key",
+            ),
+        ] {
+            let e = EncodingKey::from_rsa_pem(key.as_bytes())
+                .and_then(|k| {
+                    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &json!({}), &k)
+                })
+                .expect_err("unusable");
+            let text = unusable_key(&key, e.kind());
+            assert!(text.contains(says), "{text}");
+            assert!(!text.contains(secretish), "{text}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! reused for [`DESCRIBE_TTL`]: every field a write names must exist and be
 //! writable the way it is written, and the upsert key (`Email`) must be
 //! idLookup or an external id — else the item fails with `schema_drift`
-//! before anything is written.
+//! before anything is written. A picklist's active values (and whether it is
+//! restricted) are kept too: `deals` checks an Opportunity's stage by them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,11 @@ pub(super) struct FieldInfo {
     pub createable: bool,
     pub updateable: bool,
     pub key: bool,
+    /// A picklist's active values (`picklistValues[]` with `"active": true`,
+    /// [D] DescribeFieldResult / PicklistEntry), in the describe's order.
+    pub active_values: Vec<String>,
+    /// `restrictedPicklist`: only listed values are accepted.
+    pub restricted: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -55,11 +61,24 @@ impl Fields {
                         updateable: f["updateable"].as_bool().unwrap_or(false),
                         key: f["idLookup"].as_bool().unwrap_or(false)
                             || f["externalId"].as_bool().unwrap_or(false),
+                        active_values: f["picklistValues"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|p| p["active"] == true)
+                            .filter_map(|p| p["value"].as_str().map(str::to_string))
+                            .collect(),
+                        restricted: f["restrictedPicklist"].as_bool().unwrap_or(false),
                     },
                 ))
             })
             .collect();
         (!by_name.is_empty()).then_some(Fields { by_name })
+    }
+
+    /// A field by its API name.
+    pub(super) fn get(&self, name: &str) -> Option<&FieldInfo> {
+        self.by_name.get(name)
     }
 
     /// What is wrong with writing `record`'s fields (and `key`, the upsert key).
@@ -154,8 +173,15 @@ mod tests {
             {"name": "Phone", "createable": true, "updateable": true, "idLookup": false},
             {"name": "IsConverted", "createable": false, "updateable": false},
             {"name": "TaskSubtype", "createable": true, "updateable": false},
+            {"name": "StageName", "createable": true, "updateable": true, "restrictedPicklist": true,
+             "picklistValues": [{"value": "Prospecting", "active": false}, {"value": "Qualification", "active": true}]},
         ]}))
         .expect("fields");
+        let stage = f.get("StageName").expect("stage");
+        assert_eq!(
+            (stage.active_values.clone(), stage.restricted),
+            (vec!["Qualification".to_string()], true)
+        );
         let mut r = Map::new();
         for k in ["Phone", "IsConverted", "MobilePhone"] {
             r.insert(k.into(), json!("x"));
