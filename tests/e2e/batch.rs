@@ -323,3 +323,72 @@ async fn a_route_sends_an_event_type_through_the_bulk_lane() {
     assert_eq!(all.len(), 31);
     assert!(all.iter().all(|(_, _, notes)| *notes == 1));
 }
+
+/// Second events of people the ledger remembers go to HubSpot in one batch
+/// update by id, not one PATCH each; each keeps its own note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_people_are_updated_in_one_batch_call() {
+    let t = start("bulk-update", |o| {
+        o.worker_paused = true;
+        o.bulk_window = Duration::from_secs(1);
+    })
+    .await;
+    let stack = &t;
+    let post = |l: Value| {
+        let body = serde_json::to_vec(&l).unwrap();
+        let sig =
+            lb_vendors::signature::sign(stack.secret(), chrono::Utc::now().timestamp(), &body);
+        async move {
+            let (status, body) = stack
+                .post_raw(
+                    body,
+                    &[
+                        ("content-type", "application/json"),
+                        ("leadbridge-signature", sig.as_str()),
+                        ("leadbridge-lane", "bulk"),
+                    ],
+                )
+                .await;
+            assert_eq!(status, 202, "{body}");
+        }
+    };
+    for i in 0..20 {
+        post(lead(
+            &format!("evt_u{i}"),
+            json!({"email": format!("u{i}@x.io")}),
+        ))
+        .await;
+    }
+    t.stack.resume_worker();
+    for i in 0..20 {
+        t.wait_status(&format!("evt_u{i}"), LedgerStatus::Synced)
+            .await;
+    }
+    t.stack.pause_worker().await;
+    for i in 0..20 {
+        let mut l = lead(
+            &format!("evt_v{i}"),
+            json!({"email": format!("u{i}@x.io"), "name": format!("Una Number{i}")}),
+        );
+        l["occurred_at"] = json!(chrono::Utc::now().to_rfc3339());
+        post(l).await;
+    }
+    t.stack.resume_worker();
+    for i in 0..20 {
+        t.wait_status(&format!("evt_v{i}"), LedgerStatus::Synced)
+            .await;
+    }
+    assert_eq!(
+        calls(&t, "POST /crm/v3/objects/contacts/batch/update").await,
+        1,
+        "twenty remembered people, one update call"
+    );
+    assert_eq!(calls(&t, "PATCH /crm/v3/objects/contacts/{id}").await, 0);
+    for i in 0..20 {
+        let c = t.contact_by_email(&format!("u{i}@x.io")).await;
+        assert_eq!(c["properties"]["lastname"], format!("Number{i}"), "{c}");
+    }
+    let all = people(&t).await;
+    assert_eq!(all.len(), 20, "{all:?}");
+    assert!(all.iter().all(|(_, _, notes)| *notes == 2), "{all:?}");
+}

@@ -200,6 +200,8 @@ struct Measured {
     statuses: HashMap<u16, usize>,
     started: Option<DateTime<Utc>>,
     crm_calls: u64,
+    /// The CRM calls per route.
+    crm_by_route: std::collections::BTreeMap<String, u64>,
     rate_limited: u64,
     dynamodb: u64,
     /// DynamoDB requests per operation (`PutItem`, `Query`, …) during the run.
@@ -215,6 +217,11 @@ struct Measured {
 /// Business calls the simulator counted (its list routes, which only the bench
 /// reads, left out).
 fn crm_calls(stats: &Value) -> u64 {
+    crm_calls_by_route(stats).values().sum()
+}
+
+/// [`crm_calls`] per route (`POST /crm/v3/objects/contacts/batch/upsert`, …).
+fn crm_calls_by_route(stats: &Value) -> std::collections::BTreeMap<String, u64> {
     stats["by_route"]
         .as_object()
         .map(|m| {
@@ -225,10 +232,11 @@ fn crm_calls(stats: &Value) -> u64 {
                         "GET /crm/v3/objects/notes" | "GET /crm/v3/objects/contacts"
                     )
                 })
-                .map(|(_, n)| n.as_u64().unwrap_or(0))
-                .sum()
+                .map(|(route, n)| (route.clone(), n.as_u64().unwrap_or(0)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_default()
 }
 
 async fn leadbridge(
@@ -326,6 +334,7 @@ async fn leadbridge(
         statuses,
         started: Some(started),
         crm_calls: crm_calls(&stats),
+        crm_by_route: crm_calls_by_route(&stats),
         rate_limited: stats["rate_limited"].as_u64().unwrap_or(0),
         dynamodb: stack.dynamodb_requests.get() - ddb0,
         dynamodb_by_operation: stack
@@ -461,6 +470,7 @@ async fn peer(
         statuses: HashMap::new(),
         started: Some(started),
         crm_calls: crm_calls(&stats),
+        crm_by_route: crm_calls_by_route(&stats),
         rate_limited: stats["rate_limited"].as_u64().unwrap_or(0),
         synced: plan.distinct.saturating_sub(unfinished),
         unfinished,
@@ -539,6 +549,11 @@ async fn row(
         "seconds": round(seconds, 1),
         "crm_calls_per_lead": round(m.crm_calls as f64 / leads, 3),
         "crm_calls_per_s": round(crm_rate, 2),
+        "crm_calls_per_lead_by_route": m
+            .crm_by_route
+            .iter()
+            .map(|(route, n)| (route.clone(), json!(round(*n as f64 / leads, 3))))
+            .collect::<Map<_, _>>(),
         "crm_rate_limited": m.rate_limited,
         "dynamodb_requests_per_lead": round(m.dynamodb as f64 / leads, 2),
         "dynamodb_requests_per_lead_by_operation": m

@@ -1884,3 +1884,72 @@ async fn the_binary_grants_only_the_scopes_given_with_the_scopes_flag() {
     child.start_kill().expect("stop crm-sim");
     child.wait().await.expect("crm-sim exits");
 }
+
+#[tokio::test]
+async fn batch_update_writes_by_id_answers_207_for_a_missing_one_and_refuses_duplicates_whole() {
+    let h = Harness::with_defaults().await;
+    let path = "/crm/v3/objects/contacts/batch/update";
+    let a = h.create_contact(json!({"email": "a@x.com"})).await;
+    let b = h.create_contact(json!({"email": "b@x.com"})).await;
+    let both = h
+        .post(
+            path,
+            json!({"inputs": [
+                {"id": a, "objectWriteTraceId": "e1", "properties": {"company": "A Co"}},
+                {"id": b, "objectWriteTraceId": "e2", "properties": {"company": "B Co"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(both.status, 200, "{}", both.body);
+    assert_eq!(both.body["results"][0]["objectWriteTraceId"], "e1");
+    assert_eq!(both.body["results"][1]["properties"]["company"], "B Co");
+
+    let partial = h
+        .post(
+            path,
+            json!({"inputs": [
+                {"id": a, "objectWriteTraceId": "e3", "properties": {"company": "A2"}},
+                {"id": "990099", "objectWriteTraceId": "e4", "properties": {"company": "Nobody"}},
+                {"id": b, "objectWriteTraceId": "e5", "properties": {"email": "a@x.com"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(partial.status, 207, "{}", partial.body);
+    assert_eq!(partial.body["numErrors"], 2);
+    let errors = partial.body["errors"].as_array().expect("errors");
+    assert_eq!(errors[0]["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(errors[0]["context"]["objectWriteTraceId"][0], "e4");
+    assert_eq!(errors[1]["category"], "CONFLICT", "b cannot take a's email");
+    assert_eq!(
+        h.get(&format!("/crm/v3/objects/contacts/{a}?properties=company"))
+            .await
+            .body["properties"]["company"],
+        "A2"
+    );
+
+    let duplicate = h
+        .post(
+            path,
+            json!({"inputs": [
+                {"id": a, "properties": {"company": "X"}},
+                {"id": a, "properties": {"company": "Y"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(duplicate.status, 400);
+    assert_eq!(
+        h.get(&format!("/crm/v3/objects/contacts/{a}?properties=company"))
+            .await
+            .body["properties"]["company"],
+        "A2",
+        "nothing of a refused batch is written"
+    );
+    let none = h
+        .post(
+            path,
+            json!({"inputs": [{"id": "990099", "properties": {}}]}),
+        )
+        .await;
+    assert_eq!(none.status, 404, "{}", none.body);
+    assert_eq!(none.body["category"], "OBJECT_NOT_FOUND");
+}

@@ -687,3 +687,60 @@ async fn a_batch_hubspot_refuses_as_a_whole_is_sent_again_one_input_at_a_time() 
         assert!(h.contact(&format!("w{i}@acme.in"), "email").await.is_some());
     }
 }
+
+/// Remembered records go in one `batch/update` by id; an input it does not
+/// write (an id HubSpot no longer has) is written on its own, where its 404
+/// sends it back to the upsert by email, and each item keeps its own answer.
+#[tokio::test]
+async fn remembered_records_are_updated_in_one_batch_and_a_vanished_one_alone() {
+    let h = Harness::start().await;
+    let crm = h.crm(Duration::from_secs(300));
+    let first: Vec<ContactUpsert> = (0..3)
+        .map(|i| ContactUpsert {
+            lead: email_lead(&format!("evt_b{i}"), &format!("b{i}@acme.in"), json!({})),
+            known_id: None,
+            write: ContactWrite::Full,
+        })
+        .collect();
+    let ids: Vec<String> = crm
+        .upsert_contacts(&first)
+        .await
+        .into_iter()
+        .map(|c| c.expect("written").id)
+        .collect();
+    let again: Vec<ContactUpsert> = (0..4)
+        .map(|i| {
+            let mut lead = email_lead(&format!("evt_c{i}"), &format!("b{i}@acme.in"), json!({}));
+            lead.event.visitor.company = Some(format!("Acme {i}"));
+            ContactUpsert {
+                lead,
+                // The fourth is remembered under an id HubSpot does not have.
+                known_id: Some(ids.get(i).cloned().unwrap_or_else(|| "990099".into())),
+                write: ContactWrite::Full,
+            }
+        })
+        .collect();
+    let answers = crm.upsert_contacts(&again).await;
+    assert_eq!(
+        h.calls("POST /crm/v3/objects/contacts/batch/update").await,
+        1
+    );
+    assert_eq!(
+        h.calls("PATCH /crm/v3/objects/contacts/{id}").await,
+        1,
+        "only the vanished one on its own"
+    );
+    for (i, a) in answers.iter().enumerate() {
+        let c = a.as_ref().expect("written");
+        if i < 3 {
+            assert_eq!((c.id.as_str(), c.created), (ids[i].as_str(), false));
+        } else {
+            assert!(c.created, "written again as new: {c:?}");
+        }
+        let props = h
+            .contact(&format!("b{i}@acme.in"), "company")
+            .await
+            .expect("contact");
+        assert_eq!(props["company"], format!("Acme {i}"));
+    }
+}

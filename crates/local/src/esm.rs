@@ -38,6 +38,9 @@ pub struct Mapping {
     /// While this holds `true`, the mapping does not poll (Lambda's mapping
     /// disabled): messages sent meanwhile arrive together in the next batches.
     pub paused: Option<watch::Receiver<bool>>,
+    /// How many pollers of the paused group are parked (not polling, no batch
+    /// in hand): a pause is complete when all are.
+    pub parked: Arc<std::sync::atomic::AtomicUsize>,
     /// Lambda's `MaximumBatchingWindowInSeconds`: after a first message, keep
     /// gathering until the batch is full or this long has passed (`None`: one
     /// receive per batch).
@@ -112,10 +115,16 @@ where
         if let Some(paused) = &mapping.paused {
             let mut paused = paused.clone();
             if *paused.borrow_and_update() {
+                mapping
+                    .parked
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::select! {
                     _ = paused.changed() => {}
                     _ = stop.changed() => return,
                 }
+                mapping
+                    .parked
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 continue;
             }
         }

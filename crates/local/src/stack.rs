@@ -251,6 +251,9 @@ pub struct LocalStack {
     pub alerter_stats: Arc<EsmStats>,
     stop: watch::Sender<bool>,
     worker_paused: watch::Sender<bool>,
+    /// Worker pollers parked by a pause, out of `worker_pollers`.
+    worker_parked: Arc<std::sync::atomic::AtomicUsize>,
+    worker_pollers: usize,
     worker_app: Arc<WorkerApp>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -503,6 +506,7 @@ impl LocalStack {
         let alerter_stats = Arc::new(EsmStats::default());
         let mut tasks = Vec::new();
         let (worker_paused, paused_rx) = watch::channel(opts.worker_paused);
+        let worker_parked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // The real-time lane (`worker_concurrency` pollers of 10), and the bulk lane
         // (one poller of 100 with a batching window), as the template's two events.
         let lanes = (0..opts.worker_concurrency.max(1))
@@ -522,6 +526,7 @@ impl LocalStack {
                 timeout: opts.worker_timeout,
                 stats: worker_stats.clone(),
                 paused: Some(paused_rx.clone()),
+                parked: worker_parked.clone(),
                 batching_window,
             };
             let app = worker_app.clone();
@@ -549,6 +554,7 @@ impl LocalStack {
                 timeout: Duration::from_secs(settings::ALERTER_TIMEOUT_SECS),
                 stats: alerter_stats.clone(),
                 paused: None,
+                parked: Arc::default(),
                 batching_window: None,
             };
             let app = alerter_app.clone();
@@ -634,6 +640,8 @@ impl LocalStack {
             alerter_stats,
             stop,
             worker_paused,
+            worker_parked,
+            worker_pollers: opts.worker_concurrency.max(1) + 1,
             worker_app,
             tasks,
         })
@@ -679,6 +687,21 @@ impl LocalStack {
     /// every connection's schema and quota checked, drifts alerted once.
     pub async fn run_hourly_check(&self) -> Vec<serde_json::Value> {
         worker::check(&self.worker_app).await
+    }
+
+    /// Stops the worker's pollers (Lambda's event source mappings disabled)
+    /// and returns once every one is parked: no batch in hand, none receiving;
+    /// messages sent from then on arrive together after [`Self::resume_worker`].
+    pub async fn pause_worker(&self) {
+        self.worker_paused.send_replace(true);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while self.worker_parked.load(std::sync::atomic::Ordering::SeqCst) < self.worker_pollers {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker's pollers did not stop within two minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Lets a worker started with [`StackOptions::worker_paused`] poll.

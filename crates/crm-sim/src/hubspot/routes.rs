@@ -12,7 +12,7 @@ use axum::Router;
 use super::admin;
 use super::error::{ApiError, HsJson, HsPath, HsQuery};
 use super::gate::gate;
-use super::handlers::{self, BatchInputs, BatchReadInput, PatchInput};
+use super::handlers::{self, BatchInputs, BatchReadInput, PatchInput, UpdateInput};
 use super::objects::ObjectType;
 use super::render::QueryParams;
 use super::search::SearchRequest;
@@ -78,6 +78,15 @@ pub(crate) fn build(app: App) -> Router {
                 post(
                     move |State(app): State<App>, HsJson(input): HsJson<BatchReadInput>| {
                         handlers::batch_read(app, object, input)
+                    },
+                ),
+            )
+            .route(
+                &format!("{base}/batch/update"),
+                post(
+                    move |State(app): State<App>,
+                          HsJson(input): HsJson<BatchInputs<UpdateInput>>| {
+                        handlers::batch_update(app, object, input)
                     },
                 ),
             )

@@ -6,7 +6,7 @@
 //! `security` entries accepts any one of them):
 //! - contacts (S1) `PublicApiSpecs/CRM/Contacts/Rollouts/424/v3/contacts.json`: list, GET by
 //!   id, `batch/read`, `search` → `crm.objects.contacts.read`; create, PATCH,
-//!   `batch/create`, `batch/upsert` → `crm.objects.contacts.write`.
+//!   `batch/create`, `batch/update`, `batch/upsert` → `crm.objects.contacts.write`.
 //! - notes (S2) `PublicApiSpecs/CRM/Notes/Rollouts/424/v3/notes.json`: the same contacts
 //!   scopes — reads `crm.objects.contacts.read`, writes `crm.objects.contacts.write`.
 //! - deals (S3) `PublicApiSpecs/CRM/Deals/Rollouts/424/v3/deals.json`: reads

@@ -198,9 +198,10 @@ impl HubSpotCrm {
             .collect()
     }
 
-    /// Remembered records are written one by one (a 404 falls back to an
-    /// upsert, a 409 names the record holding the email); new people with an
-    /// email go in one batch upsert; people without one are created.
+    /// Remembered records go in one batch update (what it does not write is
+    /// written on its own, where a 404 falls back to an upsert and a 409 names
+    /// the record holding the email); new people with an email go in one
+    /// batch upsert; people without one are created.
     async fn write_prepared(
         &self,
         prepared: Vec<Prepared<'_>>,
@@ -236,11 +237,72 @@ impl HubSpotCrm {
                 None => singles.extend(by_email.into_iter().map(|(p, _)| p)),
             }
         }
+        // Remembered records: one batch update; any input it did not write
+        // (refused, unknown id, email taken) is written on its own below,
+        // where a 404 and a 409 have their meaning.
+        let (known, mut singles): (Vec<_>, Vec<_>) =
+            singles.into_iter().partition(|p| p.known_id.is_some());
+        if known.len() > 1 {
+            let written = self.update_by_ids(&known).await;
+            for (p, answer) in known.into_iter().zip(written) {
+                match answer {
+                    Some(a) => out.push((p.at, a)),
+                    None => singles.push(p),
+                }
+            }
+        } else {
+            singles.extend(known);
+        }
         for p in singles {
             let answer = self.write_contact(p.lead, p.known_id, &p.props).await;
             out.push((p.at, answer));
         }
         out
+    }
+
+    /// One batch update of remembered records by id (`POST
+    /// /crm/v3/objects/contacts/batch/update`, up to 100: D1, the contacts
+    /// reference, whose 207 answer lists per-input `errors`). Each input's
+    /// answer is its result, matched by `objectWriteTraceId` (else by id);
+    /// `None` for an input the batch did not write, which the caller writes
+    /// on its own (a batch refused as a whole: `None` for every input).
+    async fn update_by_ids(&self, items: &[Prepared<'_>]) -> Vec<Option<Answer<ContactRef>>> {
+        let inputs: Vec<Value> = items
+            .iter()
+            .map(|p| {
+                json!({
+                    "id": p.known_id,
+                    "objectWriteTraceId": p.lead.event.event_id.as_str(),
+                    "properties": p.props,
+                })
+            })
+            .collect();
+        let body = json!({ "inputs": inputs });
+        let v = match self
+            .call(
+                Method::POST,
+                "/crm/v3/objects/contacts/batch/update",
+                Some(&body),
+            )
+            .await
+        {
+            Ok((_, v)) => v,
+            Err(e) if refused_as_a_whole(&e) => return items.iter().map(|_| None).collect(),
+            Err(e) => return items.iter().map(|_| Some(Err(e.clone()))).collect(),
+        };
+        let results = v["results"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .map(|p| {
+                let trace = p.lead.event.event_id.as_str();
+                results
+                    .iter()
+                    .find(|r| r["objectWriteTraceId"] == trace)
+                    .or_else(|| results.iter().find(|r| r["id"].as_str() == p.known_id))
+                    .and_then(id_of)
+                    .map(|id| Ok(ContactRef { id, created: false }))
+            })
+            .collect()
     }
 
     /// One batch upsert by email: one answer per input, or `None` when HubSpot
