@@ -25,6 +25,21 @@ async fn post_all(t: &TestStack, leads: &[Value]) {
     }
 }
 
+/// Posts `lead` signed, asking for `lane` (`leadbridge-lane`).
+async fn post_in_lane(t: &TestStack, lead: &Value, lane: &str) -> (u16, Value) {
+    let body = serde_json::to_vec(lead).unwrap();
+    let sig = lb_vendors::signature::sign(t.secret(), chrono::Utc::now().timestamp(), &body);
+    t.post_raw(
+        body,
+        &[
+            ("content-type", "application/json"),
+            ("leadbridge-signature", sig.as_str()),
+            ("leadbridge-lane", lane),
+        ],
+    )
+    .await
+}
+
 /// Every contact with its notes, as `(email, phone, note count)`, sorted.
 async fn people(t: &TestStack) -> Vec<(String, String, usize)> {
     let mut out = Vec::new();
@@ -198,23 +213,9 @@ async fn the_bulk_lane_writes_sixty_leads_in_one_call_per_kind_and_a_bad_lane_is
         o.bulk_window = Duration::from_secs(1);
     })
     .await;
-    let stack = &t;
     let post = |l: Value, lane: &'static str| {
-        let body = serde_json::to_vec(&l).unwrap();
-        let sig =
-            lb_vendors::signature::sign(stack.secret(), chrono::Utc::now().timestamp(), &body);
-        async move {
-            stack
-                .post_raw(
-                    body,
-                    &[
-                        ("content-type", "application/json"),
-                        ("leadbridge-signature", sig.as_str()),
-                        ("leadbridge-lane", lane),
-                    ],
-                )
-                .await
-        }
+        let t = &t;
+        async move { post_in_lane(t, &l, lane).await }
     };
     let (status, problem) = post(lead("evt_lane", json!({"email": "l@x.io"})), "slow").await;
     assert_eq!(status, 400, "{problem}");
@@ -254,18 +255,12 @@ async fn a_bulk_lead_that_meets_a_crm_outage_is_retried_in_the_bulk_lane() {
         Some(json!({"kind": "error", "status": 503, "probability": 1.0, "count": 1, "route": UPSERT})),
     )
     .await;
-    let body = serde_json::to_vec(&lead("evt_bulk_retry", json!({"email": "retry@x.io"}))).unwrap();
-    let sig = lb_vendors::signature::sign(t.secret(), chrono::Utc::now().timestamp(), &body);
-    let (status, answer) = t
-        .post_raw(
-            body,
-            &[
-                ("content-type", "application/json"),
-                ("leadbridge-signature", sig.as_str()),
-                ("leadbridge-lane", "bulk"),
-            ],
-        )
-        .await;
+    let (status, answer) = post_in_lane(
+        &t,
+        &lead("evt_bulk_retry", json!({"email": "retry@x.io"})),
+        "bulk",
+    )
+    .await;
     assert_eq!(status, 202, "{answer}");
     let rec = t.wait_status("evt_bulk_retry", LedgerStatus::Synced).await;
     assert_eq!(rec.attempts, 2, "one failed attempt, one that synced");
@@ -333,22 +328,10 @@ async fn remembered_people_are_updated_in_one_batch_call() {
         o.bulk_window = Duration::from_secs(1);
     })
     .await;
-    let stack = &t;
     let post = |l: Value| {
-        let body = serde_json::to_vec(&l).unwrap();
-        let sig =
-            lb_vendors::signature::sign(stack.secret(), chrono::Utc::now().timestamp(), &body);
+        let t = &t;
         async move {
-            let (status, body) = stack
-                .post_raw(
-                    body,
-                    &[
-                        ("content-type", "application/json"),
-                        ("leadbridge-signature", sig.as_str()),
-                        ("leadbridge-lane", "bulk"),
-                    ],
-                )
-                .await;
+            let (status, body) = post_in_lane(t, &l, "bulk").await;
             assert_eq!(status, 202, "{body}");
         }
     };

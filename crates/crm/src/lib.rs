@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod connections;
+mod deal;
 pub mod hubspot;
 mod lookup;
 mod mapped;

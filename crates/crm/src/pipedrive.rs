@@ -852,14 +852,7 @@ fn same_number(stored: &str, number: &Phone) -> bool {
 /// the tag that finds the deal again; the start is shortened to fit.
 fn deal_title(lead: &QueuedLead) -> String {
     let e = &lead.event;
-    let who = e
-        .visitor
-        .company
-        .clone()
-        .or_else(|| e.visitor.name.clone())
-        .map(|w| w.trim().to_string())
-        .filter(|w| !w.is_empty())
-        .unwrap_or_else(|| "Chatbot lead".into());
+    let who = crate::deal::who(lead);
     let tail = format!(
         " (chatbot {}) {}",
         e.bot_id.as_str(),

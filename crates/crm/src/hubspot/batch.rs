@@ -448,20 +448,10 @@ impl HubSpotCrm {
     /// The body of `POST /crm/v3/objects/deals` (and of one batch input).
     pub(super) fn deal_input(&self, contact_id: &str, lead: &QueuedLead) -> Value {
         let e = &lead.event;
-        let who = e
-            .visitor
-            .company
-            .clone()
-            .or_else(|| e.visitor.name.clone())
-            .unwrap_or_else(|| "Chatbot lead".into());
-        let mut description = format!("Created by leadbridge from a {} conversation.", e.bot_id);
-        if let Some(s) = e.transcript.as_ref().and_then(|t| t.summary.as_deref()) {
-            description.push_str(&format!(" Summary: {s}"));
-        }
-        description.push_str(&format!(" Ref: {}", note::tag(&e.event_id)));
+        let description = crate::deal::description(lead, usize::MAX);
         json!({
             "properties": {
-                "dealname": format!("{who} (chatbot {})", e.bot_id),
+                "dealname": crate::deal::name(lead, usize::MAX),
                 "dealstage": e.crm_target.deal_stage.clone().unwrap_or_else(|| self.cfg.default_deal_stage.clone()),
                 "pipeline": e.crm_target.deal_pipeline.clone().unwrap_or_else(|| self.cfg.default_deal_pipeline.clone()),
                 "description": description,

@@ -280,27 +280,8 @@ impl SalesforceCrm {
 
 /// The Opportunity's fields (see the module docs).
 fn opportunity_record(lead: &QueuedLead, stage: &str, fields: &Fields) -> Map<String, Value> {
-    let e = &lead.event;
-    let who = e
-        .visitor
-        .company
-        .clone()
-        .filter(|c| !c.trim().is_empty())
-        .or_else(|| e.visitor.name.clone().filter(|n| !n.trim().is_empty()))
-        .unwrap_or_else(|| "Chatbot lead".into());
-    let name: String = format!("{who} (chatbot {})", e.bot_id.as_str())
-        .chars()
-        .take(DEAL_NAME_MAX)
-        .collect();
-    let mut description = format!(
-        "Created by leadbridge from a {} conversation.",
-        e.bot_id.as_str()
-    );
-    if let Some(s) = e.transcript.as_ref().and_then(|t| t.summary.as_deref()) {
-        let s: String = s.chars().take(SUMMARY_MAX_CHARS).collect();
-        description.push_str(&format!(" Summary: {s}"));
-    }
-    description.push_str(&format!(" Ref: {}", note::tag(&e.event_id)));
+    let name = crate::deal::name(lead, DEAL_NAME_MAX);
+    let description = crate::deal::description(lead, SUMMARY_MAX_CHARS);
     let close = Utc::now().date_naive() + chrono::Duration::days(CLOSE_IN_DAYS);
     let mut r = Map::new();
     r.insert("Name".into(), json!(name));

@@ -496,24 +496,8 @@ impl ZohoCrm {
             ));
         }
         let e = &lead.event;
-        let who = e
-            .visitor
-            .company
-            .clone()
-            .or_else(|| e.visitor.name.clone())
-            .unwrap_or_else(|| "Chatbot lead".into());
-        let name: String = format!("{who} (chatbot {})", e.bot_id.as_str())
-            .chars()
-            .take(DEAL_NAME_MAX)
-            .collect();
-        let mut description = format!(
-            "Created by leadbridge from a {} conversation.",
-            e.bot_id.as_str()
-        );
-        if let Some(s) = e.transcript.as_ref().and_then(|t| t.summary.as_deref()) {
-            description.push_str(&format!(" Summary: {s}"));
-        }
-        description.push_str(&format!(" Ref: {}", note::tag(&e.event_id)));
+        let name = crate::deal::name(lead, DEAL_NAME_MAX);
+        let description = crate::deal::description(lead, usize::MAX);
         let mut deal = json!({
             "Deal_Name": name,
             "Stage": e.crm_target.deal_stage.clone().unwrap_or_else(|| DEFAULT_STAGE.into()),
