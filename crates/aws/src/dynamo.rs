@@ -940,51 +940,57 @@ impl Ledger for DynamoLedger {
         if key_hashes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut keys = Vec::with_capacity(key_hashes.len());
-        for h in key_hashes {
-            let (pk, sk) = identity_key(crm, h);
-            keys.push(HashMap::from([
-                ("pk".to_string(), pk),
-                ("sk".to_string(), sk),
-            ]));
-        }
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| PortError::new(format!("dynamodb:KeysAndAttributes: {e}")))?,
-        );
+        // BatchGetItem refuses a request that names one key twice, and takes
+        // at most 100 keys: distinct keys, in requests of 100.
+        let mut distinct: Vec<&String> = key_hashes.iter().collect();
+        distinct.sort();
+        distinct.dedup();
         let mut found: HashMap<String, String> = HashMap::new();
-        // BatchGetItem may leave keys unprocessed; a few rounds take them all.
-        for _ in 0..5 {
-            let Some(request) = pending.take() else { break };
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| ddb_err("dynamodb:BatchGetItem(identities)", e))?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                if let (Some(pk), Some(id)) = (get_s(&item, "pk"), get_s(&item, "crm_id")) {
-                    found.insert(pk.to_string(), id.to_string());
+        for chunk in distinct.chunks(100) {
+            let keys = chunk
+                .iter()
+                .map(|h| {
+                    let (pk, sk) = identity_key(crm, h);
+                    HashMap::from([("pk".to_string(), pk), ("sk".to_string(), sk)])
+                })
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| PortError::new(format!("dynamodb:KeysAndAttributes: {e}")))?,
+            );
+            // BatchGetItem may leave keys unprocessed; a few rounds take them all.
+            for _ in 0..5 {
+                let Some(request) = pending.take() else { break };
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| ddb_err("dynamodb:BatchGetItem(identities)", e))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    if let (Some(pk), Some(id)) = (get_s(&item, "pk"), get_s(&item, "crm_id")) {
+                        found.insert(pk.to_string(), id.to_string());
+                    }
                 }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
             }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut m| m.remove(&self.table))
-                .filter(|k| !k.keys().is_empty());
-        }
-        if pending.is_some() {
-            return Err(PortError::new(
-                "dynamodb:BatchGetItem left keys unprocessed",
-            ));
+            if pending.is_some() {
+                return Err(PortError::new(
+                    "dynamodb:BatchGetItem left keys unprocessed",
+                ));
+            }
         }
         Ok(key_hashes
             .iter()

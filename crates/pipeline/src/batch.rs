@@ -4,7 +4,8 @@
 //! flow per FIFO group, its messages in order). Each flow goes through the
 //! same steps as a lone lead would (ledger, person lock, identity rule,
 //! contact, note, deal); only its CRM calls that have a batch form
-//! ([`Crm::batch_limit`] > 1) go through the [`Gate`]: a call waits there
+//! ([`Crm::batch_limit`] > 1), and the read of the ledger's memory of the
+//! person's identities before them, go through the [`Gate`]: a call waits there
 //! until every flow still running is waiting there too (no one else can
 //! join the batch), or until a batch is full. Then the earliest step anyone
 //! waits at goes out, one call per `(connection, kind)` carrying them all: a
@@ -23,12 +24,14 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
-use crate::ports::{ContactRef, ContactUpsert, Crm, CrmError, ErrorClass};
+use crate::ports::{ContactRef, ContactUpsert, Crm, CrmError, ErrorClass, Ledger, PortError};
 use lb_domain::QueuedLead;
 
 /// In the order a flow meets them.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Kind {
+    /// The ledger's memory of the person's identities (one read for all).
+    Memory,
     Find,
     Upsert,
     Note,
@@ -36,6 +39,7 @@ enum Kind {
 }
 
 enum Op {
+    Memory(Vec<String>),
     Find(QueuedLead),
     Upsert(ContactUpsert),
     Note(String, QueuedLead),
@@ -43,6 +47,7 @@ enum Op {
 }
 
 enum Answer {
+    Memory(Result<Vec<Option<String>>, PortError>),
     Found(Result<Vec<(usize, String)>, CrmError>),
     Contact(Result<ContactRef, CrmError>),
     Id(Result<String, CrmError>),
@@ -55,6 +60,7 @@ struct Pending {
 
 struct Queue<'c> {
     crm: &'c dyn Crm,
+    ledger: Option<&'c dyn Ledger>,
     kind: Kind,
     items: Vec<Pending>,
 }
@@ -70,6 +76,8 @@ struct State<'c> {
 /// Where the CRM calls of one invocation's flows meet (see the module docs).
 pub(crate) struct Gate<'c> {
     state: Mutex<State<'c>>,
+    /// Reads the flows' identity memory together (`None`: each flow alone).
+    ledger: Option<&'c dyn Ledger>,
 }
 
 impl<'c> Gate<'c> {
@@ -81,6 +89,38 @@ impl<'c> Gate<'c> {
                 parked: 0,
                 queues: Vec::new(),
             }),
+            ledger: None,
+        }
+    }
+
+    /// The flows' reads of the ledger's identity memory meet too: one
+    /// [`Ledger::identities`] call (DynamoDB: one `BatchGetItem` per 100 keys)
+    /// per connection for every flow waiting there.
+    pub(crate) fn with_ledger(mut self, ledger: &'c dyn Ledger) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// What the ledger remembers for each of `hashes` on `crm`'s connection
+    /// (see [`Ledger::identities`]), read with the other flows' when `crm`
+    /// batches.
+    pub(crate) async fn identities(
+        &self,
+        crm: &'c dyn Crm,
+        ledger: &dyn Ledger,
+        hashes: &[String],
+    ) -> Result<Vec<Option<String>>, PortError> {
+        if crm.batch_limit() <= 1 || self.ledger.is_none() || hashes.is_empty() {
+            return ledger.identities(crm.name(), hashes).await;
+        }
+        match self
+            .submit(crm, Kind::Memory, Op::Memory(hashes.to_vec()))
+            .await
+        {
+            Answer::Memory(r) => r,
+            _ => Err(PortError::new(
+                "the identity read carrying this lead did not answer",
+            )),
         }
     }
 
@@ -170,6 +210,7 @@ impl<'c> Gate<'c> {
                 None => {
                     s.queues.push(Queue {
                         crm,
+                        ledger: self.ledger,
                         kind,
                         items: Vec::new(),
                     });
@@ -180,10 +221,18 @@ impl<'c> Gate<'c> {
             s.parked += 1;
             s.take_ready()
         };
-        run(ready).await;
+        if !ready.is_empty() {
+            run(ready).await;
+            // The flows this call answered go on first, in their order, so
+            // that the next batch holds them as the messages came.
+            tokio::task::yield_now().await;
+        }
         match rx.await {
             Ok(answer) => answer,
             // The batch call that held this item was dropped (the invocation is ending).
+            Err(_) if kind == Kind::Memory => Answer::Memory(Err(PortError::new(
+                "the identity read carrying this lead did not answer",
+            ))),
             Err(_) => Answer::Id(Err(lost(crm))),
         }
     }
@@ -204,7 +253,7 @@ impl<'c> State<'c> {
         let mut ready = Vec::new();
         let mut i = 0;
         while i < self.queues.len() {
-            let full = self.queues[i].items.len() >= self.queues[i].crm.batch_limit();
+            let full = self.queues[i].items.len() >= self.queues[i].limit();
             if (everyone_waits && Some(self.queues[i].kind) == earliest) || full {
                 let q = self.queues.swap_remove(i);
                 self.parked -= q.items.len();
@@ -214,6 +263,17 @@ impl<'c> State<'c> {
             }
         }
         ready
+    }
+}
+
+impl Queue<'_> {
+    /// Items per call: the CRM's batch size; any number of identity reads
+    /// (the ledger splits them as its store needs).
+    fn limit(&self) -> usize {
+        match self.kind {
+            Kind::Memory => usize::MAX,
+            _ => self.crm.batch_limit().max(1),
+        }
     }
 }
 
@@ -236,13 +296,13 @@ async fn run(ready: Vec<Queue<'_>>) {
 }
 
 async fn send(q: Queue<'_>) {
-    let limit = q.crm.batch_limit().max(1);
+    let limit = q.limit();
     let mut items = q.items;
     while !items.is_empty() {
         let rest = items.split_off(limit.min(items.len()));
         let chunk = std::mem::replace(&mut items, rest);
         let (ops, txs): (Vec<Op>, Vec<_>) = chunk.into_iter().map(|p| (p.op, p.tx)).unzip();
-        let answers = call(q.crm, q.kind, ops).await;
+        let answers = call(q.crm, q.ledger, q.kind, ops).await;
         let n = txs.len();
         let mut answers = answers.into_iter();
         for tx in txs {
@@ -265,8 +325,43 @@ fn short_answer(crm: &dyn Crm, n: usize) -> CrmError {
     )
 }
 
-async fn call(crm: &dyn Crm, kind: Kind, ops: Vec<Op>) -> Vec<Answer> {
+async fn call(crm: &dyn Crm, ledger: Option<&dyn Ledger>, kind: Kind, ops: Vec<Op>) -> Vec<Answer> {
     match kind {
+        Kind::Memory => {
+            let asked: Vec<Vec<String>> = ops
+                .into_iter()
+                .filter_map(|o| match o {
+                    Op::Memory(h) => Some(h),
+                    _ => None,
+                })
+                .collect();
+            let all: Vec<String> = asked.iter().flatten().cloned().collect();
+            let read = match ledger {
+                Some(l) => l.identities(crm.name(), &all).await,
+                None => Err(PortError::new("no ledger to read the identities from")),
+            };
+            match read {
+                Ok(found) if found.len() == all.len() => {
+                    let mut found = found.into_iter();
+                    asked
+                        .iter()
+                        .map(|h| Answer::Memory(Ok(found.by_ref().take(h.len()).collect())))
+                        .collect()
+                }
+                Ok(_) => asked
+                    .iter()
+                    .map(|_| {
+                        Answer::Memory(Err(PortError::new(
+                            "the ledger answered the identity read short",
+                        )))
+                    })
+                    .collect(),
+                Err(e) => asked
+                    .iter()
+                    .map(|_| Answer::Memory(Err(e.clone())))
+                    .collect(),
+            }
+        }
         Kind::Find => {
             let leads: Vec<QueuedLead> = ops
                 .into_iter()

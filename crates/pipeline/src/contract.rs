@@ -56,6 +56,7 @@ pub fn cases() -> Vec<Case> {
         rejections_are_recorded_and_counted_per_window,
         a_lock_claims_identities_until_they_are_linked,
         a_record_created_under_the_claims_is_linked_and_a_late_release_checks_again,
+        identities_are_answered_in_order_however_many_and_repeated,
         a_lock_is_all_or_nothing,
         leases_and_claims_run_out_and_are_taken_over,
         release_keeps_a_link_to_another_record,
@@ -1370,6 +1371,34 @@ async fn a_record_created_under_the_claims_is_linked_and_a_late_release_checks_a
         "the late release did not take the identity"
     );
     assert_eq!(known(l, &cx, &["w"]).await, records(&cx, &[Some("r3")]));
+}
+
+/// `identities` answers each asked hash in order, for any number of hashes
+/// (more than one store request holds) and the same hash asked twice (as
+/// when the identity reads of a batch's flows go together).
+async fn identities_are_answered_in_order_however_many_and_repeated(l: Arc<dyn Ledger>, cx: Cx) {
+    let l = l.as_ref();
+    let names: Vec<String> = (0..130).map(|i| format!("k{i}")).collect();
+    let linked: Vec<&str> = names.iter().map(String::as_str).collect();
+    unlock(
+        l,
+        release(
+            &cx,
+            "a",
+            written(&cx, "r1", &linked, Some(cx.at(0)), None),
+            &[],
+            &[],
+        ),
+        cx.at(1),
+    )
+    .await;
+    let mut asked: Vec<&str> = linked.clone();
+    asked.insert(60, "unknown");
+    asked.push("k3");
+    let mut want: Vec<Option<&str>> = linked.iter().map(|_| Some("r1")).collect();
+    want.insert(60, None);
+    want.push(Some("r1"));
+    assert_eq!(known(l, &cx, &asked).await, records(&cx, &want));
 }
 
 /// `lock_person` all or nothing: a refused lock takes none of its parts.

@@ -38,6 +38,8 @@ pub struct InMemoryLedger {
     fail_complete: AtomicBool,
     /// `begin` refused as DynamoDB refuses an invalid request (ValidationException).
     refusing: AtomicBool,
+    /// [`Ledger::identities`] calls so far.
+    identity_reads: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -53,6 +55,12 @@ struct PersonItem {
 }
 
 impl InMemoryLedger {
+    /// How many times the identity memory was read.
+    pub fn identity_reads(&self) -> usize {
+        self.identity_reads
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The possible duplicates recorded so far, first first.
     pub fn conflicts(&self) -> Vec<IdentityConflict> {
         self.conflicts
@@ -353,6 +361,8 @@ impl Ledger for InMemoryLedger {
         key_hashes: &[String],
     ) -> Result<Vec<Option<String>>, PortError> {
         down(&self.failing, "ledger")?;
+        self.identity_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let m = self.identities.lock().unwrap();
         Ok(key_hashes
             .iter()

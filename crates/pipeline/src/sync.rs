@@ -110,7 +110,7 @@ pub async fn sync_batch(
             None => flows.push(vec![i]),
         }
     }
-    let gate = Gate::new(flows.len());
+    let gate = Gate::new(flows.len()).with_ledger(w.ledger);
     let gate = &gate;
     let done = futures_util::future::join_all(flows.iter().map(|flow| async move {
         let outcomes = sync_flow(w, gate, messages, flow, deadline).await;
@@ -660,7 +660,7 @@ async fn write_person<'a>(
     let name = crm.name();
     let keys = lead.event.identities();
     let hashes: Vec<String> = keys.iter().map(ContactKey::hashed).collect();
-    let memory = w.ledger.identities(name, &hashes).await?;
+    let memory = gate.identities(crm, w.ledger, &hashes).await?;
     let known = identity::resolve(&memory);
     let holder = lead.delivery_id();
     let mut held = Held::default();
@@ -1130,6 +1130,11 @@ mod tests {
             env.crm.batches(),
             [("find", 10), ("contacts", 10), ("notes", 10)],
             "one search, one upsert and one note call for ten people"
+        );
+        assert_eq!(
+            env.ledger.identity_reads(),
+            1,
+            "and one read of the ledger's identity memory"
         );
         assert_eq!(env.crm.contact_count(), 10);
         assert_eq!(env.crm.note_count(), 10);
