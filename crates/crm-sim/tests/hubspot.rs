@@ -1944,6 +1944,19 @@ async fn batch_update_writes_by_id_answers_207_for_a_missing_one_and_refuses_dup
         "A2",
         "nothing of a refused batch is written"
     );
+    let by_email = h
+        .post(
+            path,
+            json!({"inputs": [{"id": "a@x.com", "idProperty": "email", "properties": {"company": "Z"}}]}),
+        )
+        .await;
+    assert_eq!(
+        by_email.status, 400,
+        "email is not a unique idProperty for update"
+    );
+    assert!(by_email.body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("non-unique")));
     let none = h
         .post(
             path,

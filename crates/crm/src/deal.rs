@@ -4,6 +4,13 @@
 
 use lb_domain::{note, QueuedLead};
 
+/// The deal's stage or pipeline is not one the CRM's admin set up: nothing
+/// was written for the event.
+pub const BAD_DEAL_STAGE: &str = "bad_deal_stage";
+/// The connection writes leads (Zoho Leads, Salesforce Leads), whose deals
+/// come with conversion: nothing was written for the event.
+pub const DEALS_NEED_CONTACTS: &str = "deals_need_contacts";
+
 /// Whom the deal is with: the company, else the visitor's name, else "Chatbot lead".
 pub(crate) fn who(lead: &QueuedLead) -> String {
     let v = &lead.event.visitor;

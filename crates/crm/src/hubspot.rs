@@ -372,16 +372,7 @@ impl HubSpotCrm {
 
     fn drift(&self, findings: &[String]) -> CrmError {
         warn!(crm = %self.cfg.name, findings = findings.len(), "schema drift: contact not written");
-        CrmError {
-            crm: self.cfg.name.clone(),
-            class: ErrorClass::Permanent,
-            http_status: None,
-            category: None,
-            message: findings.join("; "),
-            retry_after: None,
-            code: Some(SCHEMA_DRIFT.into()),
-            taken_by: None,
-        }
+        CrmError::refused(&self.cfg.name, SCHEMA_DRIFT, findings.join("; "))
     }
 
     /// Every property the mapping writes (plus the identities), checked against
@@ -653,9 +644,7 @@ impl Crm for HubSpotCrm {
         };
         let all = pipelines["results"].as_array().cloned().unwrap_or_default();
         let refuse = |message: String| {
-            let mut e = self.err(ErrorClass::Permanent, None, message);
-            e.code = Some("bad_deal_stage".into());
-            e
+            CrmError::refused(&self.cfg.name, crate::deal::BAD_DEAL_STAGE, message)
         };
         let Some(p) = all
             .iter()

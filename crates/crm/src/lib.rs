@@ -4,7 +4,7 @@
 
 pub mod classify;
 pub mod connections;
-mod deal;
+pub mod deal;
 pub mod hubspot;
 mod lookup;
 mod mapped;

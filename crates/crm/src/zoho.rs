@@ -592,14 +592,10 @@ impl Crm for ZohoCrm {
     /// [V] crm-oas v8 records). A deal is created once per event and never
     /// moved, so none goes backwards.
     async fn check_deal(&self, lead: &QueuedLead) -> Result<(), CrmError> {
-        let refuse = |code: &str, message: String| {
-            let mut e = self.err(ErrorClass::Permanent, None, message);
-            e.code = Some(code.into());
-            e
-        };
+        let refuse = |code: &str, message: String| CrmError::refused(&self.cfg.name, code, message);
         if self.module()? != "Contacts" {
             return Err(refuse(
-                "deals_need_contacts",
+                crate::deal::DEALS_NEED_CONTACTS,
                 format!(
                     "Zoho deals link to contacts and this connection writes {}: set its module \
                      to Contacts or turn crm_target.create_deal off; nothing was written",
@@ -616,7 +612,7 @@ impl Crm for ZohoCrm {
             .unwrap_or_default();
         if !stages.iter().any(|s| s == stage) {
             return Err(refuse(
-                "bad_deal_stage",
+                crate::deal::BAD_DEAL_STAGE,
                 format!(
                     "deal stage {stage:?} is not a Stage of Zoho's Deals (stages: {}); nothing was written",
                     stages.join(", ")
@@ -626,7 +622,7 @@ impl Crm for ZohoCrm {
         if let Some(pipeline) = t.deal_pipeline.as_deref() {
             let Some(field) = deals.get("Pipeline") else {
                 return Err(refuse(
-                    "bad_deal_stage",
+                    crate::deal::BAD_DEAL_STAGE,
                     format!(
                         "deal pipeline {pipeline:?} was asked for but Zoho's Deals have no \
                          Pipeline field in this org; nothing was written"
@@ -635,7 +631,7 @@ impl Crm for ZohoCrm {
             };
             if !field.picklist.iter().any(|p| p == pipeline) {
                 return Err(refuse(
-                    "bad_deal_stage",
+                    crate::deal::BAD_DEAL_STAGE,
                     format!(
                         "deal pipeline {pipeline:?} is not a Pipeline of Zoho's Deals (pipelines: {}); nothing was written",
                         field.picklist.join(", ")

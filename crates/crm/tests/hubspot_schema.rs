@@ -695,7 +695,7 @@ async fn a_batch_hubspot_refuses_as_a_whole_is_sent_again_one_input_at_a_time() 
 async fn remembered_records_are_updated_in_one_batch_and_a_vanished_one_alone() {
     let h = Harness::start().await;
     let crm = h.crm(Duration::from_secs(300));
-    let first: Vec<ContactUpsert> = (0..3)
+    let first: Vec<ContactUpsert> = (0..4)
         .map(|i| ContactUpsert {
             lead: email_lead(&format!("evt_b{i}"), &format!("b{i}@acme.in"), json!({})),
             known_id: None,
@@ -708,34 +708,55 @@ async fn remembered_records_are_updated_in_one_batch_and_a_vanished_one_alone() 
         .into_iter()
         .map(|c| c.expect("written").id)
         .collect();
-    let again: Vec<ContactUpsert> = (0..4)
+    let mut again: Vec<ContactUpsert> = (0..4)
         .map(|i| {
             let mut lead = email_lead(&format!("evt_c{i}"), &format!("b{i}@acme.in"), json!({}));
             lead.event.visitor.company = Some(format!("Acme {i}"));
             ContactUpsert {
                 lead,
                 // The fourth is remembered under an id HubSpot does not have.
-                known_id: Some(ids.get(i).cloned().unwrap_or_else(|| "990099".into())),
+                known_id: Some(if i < 3 {
+                    ids[i].clone()
+                } else {
+                    "990099".into()
+                }),
                 write: ContactWrite::Full,
             }
         })
         .collect();
-    let answers = crm.upsert_contacts(&again).await;
+    // The fifth gives b3's record the email b0's record holds: HubSpot refuses
+    // that input, and on its own its 409 names the email's record.
+    again.push(ContactUpsert {
+        lead: email_lead("evt_c4", "b0@acme.in", json!({})),
+        known_id: Some(ids[3].clone()),
+        write: ContactWrite::Full,
+    });
+    let mut answers = crm.upsert_contacts(&again).await;
     assert_eq!(
         h.calls("POST /crm/v3/objects/contacts/batch/update").await,
         1
     );
     assert_eq!(
         h.calls("PATCH /crm/v3/objects/contacts/{id}").await,
-        1,
-        "only the vanished one on its own"
+        2,
+        "only the vanished one and the refused one on their own"
+    );
+    let taken = answers
+        .pop()
+        .expect("five answers")
+        .expect_err("email taken");
+    assert_eq!(
+        taken.taken_by.as_deref(),
+        Some(ids[0].as_str()),
+        "{taken:?}"
     );
     for (i, a) in answers.iter().enumerate() {
         let c = a.as_ref().expect("written");
         if i < 3 {
             assert_eq!((c.id.as_str(), c.created), (ids[i].as_str(), false));
         } else {
-            assert!(c.created, "written again as new: {c:?}");
+            // Its 404 sent it to the upsert by email, which found b3's record.
+            assert_eq!(c.id, ids[3], "{c:?}");
         }
         let props = h
             .contact(&format!("b{i}@acme.in"), "company")

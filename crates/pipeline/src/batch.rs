@@ -60,7 +60,7 @@ struct Pending {
 
 struct Queue<'c> {
     crm: &'c dyn Crm,
-    ledger: Option<&'c dyn Ledger>,
+    ledger: &'c dyn Ledger,
     kind: Kind,
     items: Vec<Pending>,
 }
@@ -76,42 +76,35 @@ struct State<'c> {
 /// Where the CRM calls of one invocation's flows meet (see the module docs).
 pub(crate) struct Gate<'c> {
     state: Mutex<State<'c>>,
-    /// Reads the flows' identity memory together (`None`: each flow alone).
-    ledger: Option<&'c dyn Ledger>,
+    /// Where the flows' identity memory is read, together.
+    ledger: &'c dyn Ledger,
 }
 
 impl<'c> Gate<'c> {
-    /// A gate for `flows` flows running side by side.
-    pub(crate) fn new(flows: usize) -> Self {
+    /// A gate for `flows` flows running side by side, reading the identity
+    /// memory from `ledger`.
+    pub(crate) fn new(flows: usize, ledger: &'c dyn Ledger) -> Self {
         Self {
             state: Mutex::new(State {
                 active: flows,
                 parked: 0,
                 queues: Vec::new(),
             }),
-            ledger: None,
+            ledger,
         }
     }
 
-    /// The flows' reads of the ledger's identity memory meet too: one
-    /// [`Ledger::identities`] call (DynamoDB: one `BatchGetItem` per 100 keys)
-    /// per connection for every flow waiting there.
-    pub(crate) fn with_ledger(mut self, ledger: &'c dyn Ledger) -> Self {
-        self.ledger = Some(ledger);
-        self
-    }
-
     /// What the ledger remembers for each of `hashes` on `crm`'s connection
-    /// (see [`Ledger::identities`]), read with the other flows' when `crm`
-    /// batches.
+    /// (see [`Ledger::identities`]). When `crm` batches, the flows' reads meet
+    /// like their CRM calls: one call per connection for every flow waiting
+    /// there (DynamoDB: one `BatchGetItem` per 100 keys).
     pub(crate) async fn identities(
         &self,
         crm: &'c dyn Crm,
-        ledger: &dyn Ledger,
         hashes: &[String],
     ) -> Result<Vec<Option<String>>, PortError> {
-        if crm.batch_limit() <= 1 || self.ledger.is_none() || hashes.is_empty() {
-            return ledger.identities(crm.name(), hashes).await;
+        if crm.batch_limit() <= 1 || hashes.is_empty() {
+            return self.ledger.identities(crm.name(), hashes).await;
         }
         match self
             .submit(crm, Kind::Memory, Op::Memory(hashes.to_vec()))
@@ -325,7 +318,7 @@ fn short_answer(crm: &dyn Crm, n: usize) -> CrmError {
     )
 }
 
-async fn call(crm: &dyn Crm, ledger: Option<&dyn Ledger>, kind: Kind, ops: Vec<Op>) -> Vec<Answer> {
+async fn call(crm: &dyn Crm, ledger: &dyn Ledger, kind: Kind, ops: Vec<Op>) -> Vec<Answer> {
     match kind {
         Kind::Memory => {
             let asked: Vec<Vec<String>> = ops
@@ -336,11 +329,7 @@ async fn call(crm: &dyn Crm, ledger: Option<&dyn Ledger>, kind: Kind, ops: Vec<O
                 })
                 .collect();
             let all: Vec<String> = asked.iter().flatten().cloned().collect();
-            let read = match ledger {
-                Some(l) => l.identities(crm.name(), &all).await,
-                None => Err(PortError::new("no ledger to read the identities from")),
-            };
-            match read {
+            match ledger.identities(crm.name(), &all).await {
                 Ok(found) if found.len() == all.len() => {
                     let mut found = found.into_iter();
                     asked

@@ -114,6 +114,15 @@ impl CrmError {
         }
     }
 
+    /// A refusal leadbridge makes itself before writing (a schema drift, a
+    /// stage the CRM does not have): permanent, with its own `code`.
+    pub fn refused(crm: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: Some(code.to_string()),
+            ..Self::new(crm, ErrorClass::Permanent, None, message)
+        }
+    }
+
     pub fn reason(&self) -> FailureReason {
         let code = match self.class {
             ErrorClass::Permanent => "crm_rejected",

@@ -110,7 +110,7 @@ pub async fn sync_batch(
             None => flows.push(vec![i]),
         }
     }
-    let gate = Gate::new(flows.len()).with_ledger(w.ledger);
+    let gate = Gate::new(flows.len(), w.ledger);
     let gate = &gate;
     let done = futures_util::future::join_all(flows.iter().map(|flow| async move {
         let outcomes = sync_flow(w, gate, messages, flow, deadline).await;
@@ -660,7 +660,7 @@ async fn write_person<'a>(
     let name = crm.name();
     let keys = lead.event.identities();
     let hashes: Vec<String> = keys.iter().map(ContactKey::hashed).collect();
-    let memory = gate.identities(crm, w.ledger, &hashes).await?;
+    let memory = gate.identities(crm, &hashes).await?;
     let known = identity::resolve(&memory);
     let holder = lead.delivery_id();
     let mut held = Held::default();

@@ -402,6 +402,11 @@ pub(crate) async fn batch_upsert(app: App, input: BatchInputs<UpsertInput>) -> H
             return Err(error);
         }
     }
+    Ok(batch_answer(results, errors, &started))
+}
+
+/// A batch write's answer: 200 with `results`, or 207 with `errors` too.
+fn batch_answer(results: Vec<Value>, errors: Vec<Value>, started: &str) -> Response {
     let mut body = Map::new();
     body.insert("status".into(), json!("COMPLETE"));
     body.insert("results".into(), Value::Array(results));
@@ -414,7 +419,7 @@ pub(crate) async fn batch_upsert(app: App, input: BatchInputs<UpsertInput>) -> H
     };
     body.insert("startedAt".into(), json!(started));
     body.insert("completedAt".into(), json!(format_timestamp(Utc::now())));
-    Ok((status, Json(body)).into_response())
+    (status, Json(body)).into_response()
 }
 
 /// One `batch/update` input: a record id and the properties to set.
@@ -438,8 +443,11 @@ pub(crate) struct UpdateInput {
 /// failed, 207 when some did, and the first error as the answer when all
 /// did (as `batch/upsert`). How HubSpot answers an id it does not have inside
 /// a batch is not documented (U): here it is that input's `OBJECT_NOT_FOUND`.
-/// By `idProperty` only `email` is modelled; two inputs for one record fail
-/// the batch.
+/// Inputs name records by id: an `idProperty` (even `email`) is refused
+/// whole, as HubSpot answered a batch update by email (R:
+/// HubSpot/hubspot-api-nodejs#548, "Unable to perform update/upsert by
+/// non-unique 0-1 property"; unique custom properties are not modelled).
+/// Two inputs for one record fail the batch.
 pub(crate) async fn batch_update(
     app: App,
     object: ObjectType,
@@ -452,16 +460,12 @@ pub(crate) async fn batch_update(
     let mut seen = std::collections::HashSet::new();
     let mut targets = Vec::with_capacity(input.inputs.len());
     for item in &input.inputs {
-        let by_email = match item.id_property.as_deref() {
-            None | Some("hs_object_id") => false,
-            Some("email") if object == ObjectType::Contact => true,
-            Some(other) => {
-                return Err(ApiError::validation(format!(
-                    "Unable to perform update by non-unique property {other}"
-                )))
-            }
-        };
-        let resolved = state.store.resolve(object, &item.id, by_email);
+        if let Some(other) = item.id_property.as_deref().filter(|p| *p != "hs_object_id") {
+            return Err(ApiError::validation(format!(
+                "Unable to perform update/upsert by non-unique 0-1 property {other}"
+            )));
+        }
+        let resolved = state.store.resolve(object, &item.id, false);
         if let Some(id) = resolved {
             if !seen.insert(id) {
                 return Err(ApiError::validation(format!(
@@ -497,34 +501,22 @@ pub(crate) async fn batch_update(
         let (first, context) = errors.swap_remove(0);
         return Err(first.with_context(context));
     }
-    let mut body = Map::new();
-    body.insert("status".into(), json!("COMPLETE"));
-    body.insert("results".into(), Value::Array(results));
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        let entries: Vec<Value> = errors
-            .into_iter()
-            .map(|(e, context)| {
-                let mut entry = json!({
-                    "status": "error",
-                    "category": e.category,
-                    "message": e.message,
-                    "context": context,
-                });
-                if !e.errors.is_empty() {
-                    entry["errors"] = Value::Array(e.errors);
-                }
-                entry
-            })
-            .collect();
-        body.insert("numErrors".into(), json!(entries.len()));
-        body.insert("errors".into(), Value::Array(entries));
-        StatusCode::MULTI_STATUS
-    };
-    body.insert("startedAt".into(), json!(started));
-    body.insert("completedAt".into(), json!(format_timestamp(Utc::now())));
-    Ok((status, Json(body)).into_response())
+    let entries: Vec<Value> = errors
+        .into_iter()
+        .map(|(e, context)| {
+            let mut entry = json!({
+                "status": "error",
+                "category": e.category,
+                "message": e.message,
+                "context": context,
+            });
+            if !e.errors.is_empty() {
+                entry["errors"] = Value::Array(e.errors);
+            }
+            entry
+        })
+        .collect();
+    Ok(batch_answer(results, entries, &started))
 }
 
 /// `GET /crm/v3/properties/{object}`

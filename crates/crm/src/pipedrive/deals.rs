@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use lb_domain::QueuedLead;
-use lb_pipeline::{CrmError, ErrorClass};
+use lb_pipeline::CrmError;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -178,9 +178,7 @@ impl PipedriveCrm {
             .await?
             .resolve(t.deal_pipeline.as_deref(), t.deal_stage.as_deref())
             .map_err(|message| {
-                let mut e = self.err(ErrorClass::Permanent, None, message);
-                e.code = Some("bad_deal_stage".into());
-                e
+                CrmError::refused(&self.cfg.name, crate::deal::BAD_DEAL_STAGE, message)
             })
     }
 }

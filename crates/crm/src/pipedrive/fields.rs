@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use lb_domain::QueuedLead;
-use lb_pipeline::{CrmError, ErrorClass};
+use lb_pipeline::CrmError;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -93,9 +93,11 @@ fn named<'f>(fields: &'f [PersonField], target: &str) -> Option<&'f PersonField>
 }
 
 fn drift(crm: &PipedriveCrm, findings: Vec<String>) -> CrmError {
-    let mut e = crm.err(ErrorClass::Permanent, None, findings.join("; "));
-    e.code = Some(crate::hubspot::SCHEMA_DRIFT.into());
-    e
+    CrmError::refused(
+        &crm.cfg.name,
+        crate::hubspot::SCHEMA_DRIFT,
+        findings.join("; "),
+    )
 }
 
 impl PipedriveCrm {

@@ -54,10 +54,7 @@ pub const DEAL_NAME_MAX: usize = 120;
 pub const CLOSE_IN_DAYS: i64 = 30;
 /// `Opportunity.LeadSource`, when the org's picklist takes it.
 pub const LEAD_SOURCE: &str = "Chat";
-/// The stage (or a pipeline) is not one the org has: nothing was written.
-pub const BAD_DEAL_STAGE: &str = "bad_deal_stage";
-/// The connection writes Leads, whose Opportunities come with conversion.
-pub const DEALS_NEED_CONTACTS: &str = "deals_need_contacts";
+pub use crate::deal::{BAD_DEAL_STAGE, DEALS_NEED_CONTACTS};
 /// The transcript summary's share of the Description.
 const SUMMARY_MAX_CHARS: usize = 1000;
 /// Opportunity ids per `WHERE Id IN (…)`.
@@ -65,9 +62,7 @@ const IDS_PER_QUERY: usize = 200;
 
 impl SalesforceCrm {
     fn refuse(&self, code: &str, message: String) -> CrmError {
-        let mut e = self.err(ErrorClass::Permanent, None, message);
-        e.code = Some(code.to_string());
-        e
+        CrmError::refused(&self.cfg.name, code, message)
     }
 
     /// Deals need a connection that writes Contacts.
@@ -110,14 +105,12 @@ impl SalesforceCrm {
         let stage = self.stage_of(lead);
         let fields = self.fields_of(OPPORTUNITY).await?;
         let Some(stages) = fields.get("StageName") else {
-            let mut e = self.err(
-                ErrorClass::Permanent,
-                None,
+            return Err(self.refuse(
+                crate::hubspot::SCHEMA_DRIFT,
                 "schema drift on Salesforce Opportunity field \"StageName\": the field does not \
-                 exist; nothing was written",
-            );
-            e.code = Some(crate::hubspot::SCHEMA_DRIFT.into());
-            return Err(e);
+                 exist; nothing was written"
+                    .into(),
+            ));
         };
         if !stages.active_values.contains(&stage) {
             return Err(self.refuse(
@@ -136,13 +129,10 @@ impl SalesforceCrm {
             None,
         );
         if !findings.is_empty() {
-            let mut e = self.err(
-                ErrorClass::Permanent,
-                None,
+            return Err(self.refuse(
+                crate::hubspot::SCHEMA_DRIFT,
                 format!("{}; nothing was written", findings.join("; ")),
-            );
-            e.code = Some(crate::hubspot::SCHEMA_DRIFT.into());
-            return Err(e);
+            ));
         }
         Ok(())
     }

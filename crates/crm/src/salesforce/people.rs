@@ -326,8 +326,11 @@ impl SalesforceCrm {
                 keep.push(p);
             } else {
                 warn!(crm = %self.cfg.name, findings = findings.len(), "schema drift: contact not written");
-                let mut e = self.err(ErrorClass::Permanent, None, findings.join("; "));
-                e.code = Some(crate::hubspot::SCHEMA_DRIFT.into());
+                let e = CrmError::refused(
+                    &self.cfg.name,
+                    crate::hubspot::SCHEMA_DRIFT,
+                    findings.join("; "),
+                );
                 out[p.at] = Some(Err(e));
             }
         }
