@@ -17,25 +17,110 @@ async fn three_crms(name: &str) -> TestStack {
     start(name, |o| o.config_toml = Some(CONFIG.to_string())).await
 }
 
+/// A CRM simulator's REST API, read with credentials of our own.
+struct Rest {
+    http: reqwest::Client,
+    base: String,
+    header: (&'static str, String),
+}
+
+impl Rest {
+    /// `GET base+path` as JSON (`null` for 204 No Content).
+    async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(self.header.0, &self.header.1)
+            .send()
+            .await
+            .expect("the CRM answers");
+        if r.status().as_u16() == 204 {
+            return Value::Null;
+        }
+        r.json().await.expect("json")
+    }
+
+    /// Salesforce: the records a SOQL query selects.
+    async fn soql(&self, soql: &str) -> Vec<Value> {
+        let q: String = form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+        let v = self.get(&format!("/query?q={q}")).await;
+        v["records"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn pipedrive(t: &TestStack) -> Rest {
+        let p = t.stack.info.crm.pipedrive.clone().expect("pipedrive sim");
+        Rest {
+            http: reqwest::Client::new(),
+            base: p.base_url,
+            header: ("x-api-token", p.token),
+        }
+    }
+
+    /// A token of our own from the accounts server (refresh-token grant).
+    async fn token(http: &reqwest::Client, url: String, form: String) -> Value {
+        http.post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .expect("the token endpoint answers")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    async fn zoho(t: &TestStack) -> Rest {
+        let z = t.stack.info.crm.zoho.clone().expect("zoho sim");
+        let http = reqwest::Client::new();
+        let token = Self::token(
+            &http,
+            format!("{}/oauth/v2/token", z.accounts_url),
+            format!(
+                "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+                z.client_id, z.client_secret, z.refresh_token
+            ),
+        )
+        .await;
+        let auth = format!(
+            "Zoho-oauthtoken {}",
+            token["access_token"].as_str().expect("a token")
+        );
+        Rest {
+            http,
+            base: format!("{}/crm/v8", z.base_url),
+            header: ("authorization", auth),
+        }
+    }
+
+    async fn salesforce(t: &TestStack) -> Rest {
+        let f = t.stack.info.crm.salesforce.clone().expect("salesforce sim");
+        let http = reqwest::Client::new();
+        let token = Self::token(
+            &http,
+            format!("{}/services/oauth2/token", f.login_url),
+            format!(
+                "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+                f.client_id, f.client_secret, f.refresh_token
+            ),
+        )
+        .await;
+        let instance = token["instance_url"].as_str().unwrap_or(&f.instance_url);
+        let bearer = format!(
+            "Bearer {}",
+            token["access_token"].as_str().expect("a token")
+        );
+        Rest {
+            base: format!("{instance}/services/data/v60.0"),
+            http,
+            header: ("authorization", bearer),
+        }
+    }
+}
+
 /// Pipedrive's persons as `(emails, phones, notes)`, read through its API.
 async fn pipedrive_people(t: &TestStack) -> Vec<(Vec<String>, Vec<String>, usize)> {
-    let p = t.stack.info.crm.pipedrive.clone().expect("pipedrive sim");
-    let http = reqwest::Client::new();
-    let get = |path: String| {
-        let http = http.clone();
-        let p = p.clone();
-        async move {
-            http.get(format!("{}{path}", p.base_url))
-                .header("x-api-token", &p.token)
-                .send()
-                .await
-                .expect("pipedrive answers")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
-    };
-    let persons = get("/api/v2/persons?limit=500".into()).await;
+    let api = Rest::pipedrive(t).await;
+    let persons = api.get("/api/v2/persons?limit=500").await;
     let mut out = Vec::new();
     for person in persons["data"].as_array().cloned().unwrap_or_default() {
         let values = |k: &str| -> Vec<String> {
@@ -46,7 +131,9 @@ async fn pipedrive_people(t: &TestStack) -> Vec<(Vec<String>, Vec<String>, usize
                 .filter_map(|e| e["value"].as_str().map(str::to_string))
                 .collect()
         };
-        let notes = get(format!("/v1/notes?person_id={}&limit=500", person["id"])).await;
+        let notes = api
+            .get(&format!("/v1/notes?person_id={}&limit=500", person["id"]))
+            .await;
         let n = notes["data"].as_array().map_or(0, Vec::len);
         out.push((values("emails"), values("phones"), n));
     }
@@ -56,48 +143,18 @@ async fn pipedrive_people(t: &TestStack) -> Vec<(Vec<String>, Vec<String>, usize
 
 /// Zoho's Contacts as `(email, notes)`, read through its API with a token of our own.
 async fn zoho_people(t: &TestStack) -> Vec<(String, usize)> {
-    let z = t.stack.info.crm.zoho.clone().expect("zoho sim");
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/oauth/v2/token", z.accounts_url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
-            z.client_id, z.client_secret, z.refresh_token
-        ))
-        .send()
-        .await
-        .expect("zoho accounts answers")
-        .json()
-        .await
-        .expect("json");
-    let auth = format!(
-        "Zoho-oauthtoken {}",
-        token["access_token"].as_str().expect("a token")
-    );
-    let get = |path: String| {
-        let (http, auth, base) = (http.clone(), auth.clone(), z.base_url.clone());
-        async move {
-            let r = http
-                .get(format!("{base}{path}"))
-                .header("authorization", auth)
-                .send()
-                .await
-                .expect("zoho answers");
-            if r.status().as_u16() == 204 {
-                return Value::Null;
-            }
-            r.json::<Value>().await.expect("json")
-        }
-    };
-    let contacts = get("/crm/v8/Contacts?fields=Email,Last_Name&per_page=200".into()).await;
+    let api = Rest::zoho(t).await;
+    let contacts = api
+        .get("/Contacts?fields=Email,Last_Name&per_page=200")
+        .await;
     let mut out = Vec::new();
     for c in contacts["data"].as_array().cloned().unwrap_or_default() {
         let id = c["id"].as_str().unwrap_or_default().to_string();
-        let notes = get(format!(
-            "/crm/v8/Contacts/{id}/Notes?fields=Note_Content&per_page=200"
-        ))
-        .await;
+        let notes = api
+            .get(&format!(
+                "/Contacts/{id}/Notes?fields=Note_Content&per_page=200"
+            ))
+            .await;
         out.push((
             c["Email"].as_str().unwrap_or_default().to_string(),
             notes["data"].as_array().map_or(0, Vec::len),
@@ -110,49 +167,19 @@ async fn zoho_people(t: &TestStack) -> Vec<(String, usize)> {
 /// Salesforce's Leads holding `email`, each with its Tasks, through its REST API
 /// with a token of our own.
 async fn salesforce_people(t: &TestStack, email: &str) -> Vec<usize> {
-    let f = t.stack.info.crm.salesforce.clone().expect("salesforce sim");
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/services/oauth2/token", f.login_url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
-            f.client_id, f.client_secret, f.refresh_token
-        ))
-        .send()
-        .await
-        .expect("salesforce login answers")
-        .json()
-        .await
-        .expect("json");
-    let bearer = token["access_token"].as_str().expect("a token").to_string();
-    let instance = token["instance_url"]
-        .as_str()
-        .unwrap_or(&f.instance_url)
-        .to_string();
-    let query = |soql: String| {
-        let (http, bearer, instance) = (http.clone(), bearer.clone(), instance.clone());
-        async move {
-            http.get(format!("{instance}/services/data/v60.0/query"))
-                .query(&[("q", soql)])
-                .bearer_auth(bearer)
-                .send()
-                .await
-                .expect("salesforce answers")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
-    };
-    let leads = query(format!("SELECT Id FROM Lead WHERE Email = '{email}'")).await;
+    let api = Rest::salesforce(t).await;
     let mut out = Vec::new();
-    for l in leads["records"].as_array().cloned().unwrap_or_default() {
-        let id = l["Id"].as_str().unwrap_or_default().to_string();
-        let tasks = query(format!(
-            "SELECT Id, Description FROM Task WHERE WhoId = '{id}'"
-        ))
-        .await;
-        out.push(tasks["records"].as_array().map_or(0, Vec::len));
+    for l in api
+        .soql(&format!("SELECT Id FROM Lead WHERE Email = '{email}'"))
+        .await
+    {
+        let id = l["Id"].as_str().unwrap_or_default();
+        let tasks = api
+            .soql(&format!(
+                "SELECT Id, Description FROM Task WHERE WhoId = '{id}'"
+            ))
+            .await;
+        out.push(tasks.len());
     }
     out
 }
@@ -412,5 +439,79 @@ async fn a_deal_stage_a_crm_does_not_have_is_refused_on_every_crm_before_anythin
             .await
             .is_empty(),
         "Salesforce"
+    );
+}
+
+/// The deal an event asks for carries its amount and close date into every
+/// CRM's own fields (HubSpot `amount`/`closedate`, Pipedrive
+/// `value`/`expected_close_date`, Zoho `Amount`/`Closing_Date`, Salesforce
+/// `Amount`/`CloseDate`), read back through each CRM's API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_carries_its_amount_and_close_date_into_every_crm() {
+    let config = CONFIG.replace(
+        "login_url = \"{salesforce_login_url}\"\n",
+        "login_url = \"{salesforce_login_url}\"\nobject = \"Contact\"\n",
+    );
+    assert_ne!(config, CONFIG, "the Salesforce connection writes Contacts");
+    let t = start("dealvalue", |o| o.config_toml = Some(config)).await;
+    let email = "deal.maker@example.pt";
+    let mut ev = lead(
+        "evt_amt",
+        json!({"email": email, "name": "Dora Maker", "company": "Maker Lda"}),
+    );
+    ev["crm_target"] = json!({
+        "create_deal": true, "deal_amount": "1250.50", "deal_close_date": "2026-12-31"
+    });
+    let (status, body) = t.post(&ev).await;
+    assert_eq!(status, 202, "{body}");
+    synced_everywhere(&t, "evt_amt").await;
+
+    let deals = t
+        .hubspot_all("deals", "&properties=amount,closedate,dealname")
+        .await;
+    assert_eq!(deals.len(), 1, "{deals:?}");
+    assert_eq!(deals[0]["properties"]["amount"], "1250.5", "{deals:?}");
+    assert!(
+        deals[0]["properties"]["closedate"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("2026-12-31T00:00:00")),
+        "{deals:?}"
+    );
+
+    let pipedrive = Rest::pipedrive(&t).await.get("/api/v2/deals").await;
+    let d = &pipedrive["data"][0];
+    assert_eq!(
+        pipedrive["data"].as_array().map(Vec::len),
+        Some(1),
+        "{pipedrive}"
+    );
+    assert_eq!(
+        (d["value"].as_f64(), d["expected_close_date"].as_str()),
+        (Some(1250.5), Some("2026-12-31")),
+        "{d}"
+    );
+
+    let zoho = Rest::zoho(&t)
+        .await
+        .get("/Deals?fields=Deal_Name,Amount,Closing_Date&per_page=200")
+        .await;
+    let d = &zoho["data"][0];
+    assert_eq!(zoho["data"].as_array().map(Vec::len), Some(1), "{zoho}");
+    assert_eq!(
+        (d["Amount"].as_f64(), d["Closing_Date"].as_str()),
+        (Some(1250.5), Some("2026-12-31")),
+        "{d}"
+    );
+
+    let opportunities = Rest::salesforce(&t)
+        .await
+        .soql("SELECT Id, Amount, CloseDate FROM Opportunity")
+        .await;
+    assert_eq!(opportunities.len(), 1, "{opportunities:?}");
+    let o = &opportunities[0];
+    assert_eq!(
+        (o["Amount"].as_f64(), o["CloseDate"].as_str()),
+        (Some(1250.5), Some("2026-12-31")),
+        "{o}"
     );
 }

@@ -634,6 +634,16 @@ impl Crm for PipedriveCrm {
         if let Some(pipeline) = target.pipeline {
             body["pipeline_id"] = json!(pipeline);
         }
+        // `value` (a number, in the company's default currency when `currency`
+        // is not given) and `expected_close_date` (YYYY-MM-DD): SDK
+        // `add-deal-request.ts` [V].
+        let asked = &lead.event.crm_target;
+        if let Some(a) = &asked.deal_amount {
+            body["value"] = a.to_json();
+        }
+        if let Some(d) = asked.deal_close_date {
+            body["expected_close_date"] = json!(d.format("%Y-%m-%d").to_string());
+        }
         let v = self
             .call(Method::POST, "/api/v2/deals", Some(&body))
             .await?;

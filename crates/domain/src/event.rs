@@ -7,6 +7,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::deal::DealAmount;
 use crate::error::FieldError;
 use crate::identity::{ContactKey, Email, Phone, WaId};
 use crate::redact::{redact, Redaction};
@@ -314,6 +315,13 @@ pub struct CrmTarget {
     pub deal_stage: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deal_pipeline: Option<String>,
+    /// What the deal is worth, in the CRM account's currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_amount: Option<DealAmount>,
+    /// When the deal is expected to close (else the CRM's default: Salesforce,
+    /// which requires one, gets 30 days after the deal is written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_close_date: Option<chrono::NaiveDate>,
 }
 
 impl Default for CrmTarget {
@@ -323,6 +331,8 @@ impl Default for CrmTarget {
             create_deal: false,
             deal_stage: None,
             deal_pipeline: None,
+            deal_amount: None,
+            deal_close_date: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! deserialization), so code downstream can trust what it holds.
 
 pub mod conversation;
+pub mod deal;
 pub mod error;
 pub mod event;
 pub mod geo;
@@ -16,6 +17,7 @@ pub mod redact;
 pub mod text;
 pub mod web;
 
+pub use deal::DealAmount;
 pub use error::{FieldError, FieldErrors};
 pub use event::{
     BotId, Consent, CrmTarget, EventId, EventType, Intent, LeadContext, LeadEvent, Transcript,

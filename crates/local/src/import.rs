@@ -37,6 +37,11 @@ const ALIASES: &[(&str, &str)] = &[
     ("utm_campaign", "context.utm_campaign"),
     ("summary", "transcript.summary"),
     ("consent_given_at", "consent.given_at"),
+    ("create_deal", "crm_target.create_deal"),
+    ("deal_stage", "crm_target.deal_stage"),
+    ("deal_pipeline", "crm_target.deal_pipeline"),
+    ("deal_amount", "crm_target.deal_amount"),
+    ("deal_close_date", "crm_target.deal_close_date"),
 ];
 
 const TOP: &[&str] = &[
@@ -105,6 +110,7 @@ fn column_path(name: &str) -> String {
             "transcript.",
             "consent.",
             "intent.",
+            "crm_target.",
         ]
         .iter()
         .any(|p| lower.starts_with(p))
@@ -116,6 +122,16 @@ fn column_path(name: &str) -> String {
 
 fn put(target: &mut Map<String, Value>, path: &str, value: &str) {
     match path.split_once('.') {
+        // A CSV cell is text: the one boolean a row may set is read as one
+        // (anything else stays text, and the parser names the row's mistake).
+        None if path == "create_deal" => {
+            let v = match value.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" => Value::Bool(true),
+                "false" | "no" | "0" => Value::Bool(false),
+                _ => Value::String(value.to_string()),
+            };
+            target.insert(path.to_string(), v);
+        }
         None => {
             target.insert(path.to_string(), Value::String(value.to_string()));
         }
@@ -433,6 +449,32 @@ mod tests {
             report.contains("line 5: visitor (identity_required)"),
             "{report}"
         );
+    }
+
+    #[test]
+    fn a_csv_row_can_ask_for_a_deal_with_its_amount_and_close_date() {
+        let now: DateTime<Utc> = "2026-11-29T10:00:00Z".parse().unwrap();
+        let csv = "email,create_deal,deal_stage,deal_amount,deal_close_date\n\
+            ada@example.com,yes,qualifiedtobuy,1250.50,2026-12-31\n\
+            bob@example.com,maybe,,\"1,250\",31/12/2026\n";
+        let checked = check(read_csv(csv).unwrap(), Vec::new(), &defaults(), now);
+        assert_eq!(checked.valid.len(), 1);
+        let deal = &checked.valid[0].event["crm_target"];
+        assert_eq!(deal["create_deal"], true);
+        assert_eq!(deal["deal_stage"], "qualifiedtobuy");
+        assert_eq!(
+            deal["deal_amount"], "1250.50",
+            "sent as written; ingest normalizes"
+        );
+        assert_eq!(deal["deal_close_date"], "2026-12-31");
+        let report = checked.report();
+        for want in [
+            "line 3: crm_target.create_deal (invalid_type)",
+            "crm_target.deal_amount (invalid_amount)",
+            "crm_target.deal_close_date (invalid_date)",
+        ] {
+            assert!(report.contains(want), "{want}: {report}");
+        }
     }
 
     #[test]

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use lb_domain::{
-    BotId, Consent, Country, CountryPolicy, CrmTarget, Email, EventId, EventType, FieldError,
-    FieldErrors, HttpUrl, Intent, LeadContext, LeadEvent, Phone, ShortText, Subdivision,
-    Transcript, TranscriptLine, Visitor, WaId,
+    BotId, Consent, Country, CountryPolicy, CrmTarget, DealAmount, Email, EventId, EventType,
+    FieldError, FieldErrors, HttpUrl, Intent, LeadContext, LeadEvent, Phone, ShortText,
+    Subdivision, Transcript, TranscriptLine, Visitor, WaId,
 };
 use serde_json::Value;
 
@@ -410,7 +410,27 @@ fn crm_target(c: &Reader<'_>, errs: &mut FieldErrors) -> CrmTarget {
         create_deal: c.boolean("create_deal", errs).unwrap_or(false),
         deal_stage: c.string("deal_stage", 128, errs),
         deal_pipeline: c.string("deal_pipeline", 128, errs),
+        deal_amount: deal_amount(c, errs),
+        deal_close_date: c.parsed("deal_close_date", errs, |f, raw| {
+            lb_domain::deal::parse_close_date(f, raw).map(Some)
+        }),
     }
+}
+
+/// `deal_amount`: a JSON number, or a string of digits (what form builders send).
+fn deal_amount(c: &Reader<'_>, errs: &mut FieldErrors) -> Option<DealAmount> {
+    let field = c.field("deal_amount");
+    let raw = match c.map.get("deal_amount")? {
+        Value::Null => return None,
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.trim().is_empty() => return None,
+        Value::String(s) => s.clone(),
+        other => {
+            errs.push(wrong_type(&field, "a number", other));
+            return None;
+        }
+    };
+    errs.take(DealAmount::parse(&field, &raw))
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ fn deal_json(d: &Deal) -> Value {
         "close_time": null,
         "won_time": null,
         "lost_time": null,
-        "expected_close_date": null,
+        "expected_close_date": d.expected_close_date.map(|d| d.format("%Y-%m-%d").to_string()),
         "label_ids": [],
         "origin": "API",
         "origin_id": null,
@@ -118,6 +118,17 @@ pub(crate) async fn create(
     let stage_id = body::id(&body, "stage_id")?;
     let value = body::number(&body, "value")?.unwrap_or(0.0);
     let currency = body::string(&body, "currency")?.unwrap_or("USD").to_owned();
+    // A date, YYYY-MM-DD (SDK `add-deal-request.ts` [V]; the error text is [U]).
+    let expected_close_date = body::string(&body, "expected_close_date")?
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .ok()
+                .filter(|_| d.len() == 10)
+                .ok_or_else(|| {
+                    PdError::validation("expected_close_date", "must be a date (YYYY-MM-DD)")
+                })
+        })
+        .transpose()?;
     let status = body::string(&body, "status")?.unwrap_or("open").to_owned();
     if !STATUSES.contains(&status.as_str()) {
         return Err(PdError::validation(
@@ -172,6 +183,7 @@ pub(crate) async fn create(
         status,
         value,
         currency,
+        expected_close_date,
         add_time: now,
         update_time: now,
     };

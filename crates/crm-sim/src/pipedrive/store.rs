@@ -141,6 +141,7 @@ pub(crate) struct Deal {
     pub status: String,
     pub value: f64,
     pub currency: String,
+    pub expected_close_date: Option<chrono::NaiveDate>,
     pub add_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
 }

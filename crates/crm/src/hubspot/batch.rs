@@ -449,7 +449,7 @@ impl HubSpotCrm {
     pub(super) fn deal_input(&self, contact_id: &str, lead: &QueuedLead) -> Value {
         let e = &lead.event;
         let description = crate::deal::description(lead, usize::MAX);
-        json!({
+        let mut input = json!({
             "properties": {
                 "dealname": crate::deal::name(lead, usize::MAX),
                 "dealstage": e.crm_target.deal_stage.clone().unwrap_or_else(|| self.cfg.default_deal_stage.clone()),
@@ -457,7 +457,16 @@ impl HubSpotCrm {
                 "description": description,
             },
             "associations": [association(contact_id, DEAL_TO_CONTACT)],
-        })
+        });
+        // `amount` is a number property and `closedate` a datetime one (midnight
+        // UTC of the day): HubSpot's default deal properties.
+        if let Some(a) = &e.crm_target.deal_amount {
+            input["properties"]["amount"] = json!(a.as_str());
+        }
+        if let Some(d) = e.crm_target.deal_close_date {
+            input["properties"]["closedate"] = json!(format!("{d}T00:00:00.000Z"));
+        }
+        input
     }
 
     fn no_answer(&self, what: &str) -> CrmError {

@@ -272,7 +272,10 @@ impl SalesforceCrm {
 fn opportunity_record(lead: &QueuedLead, stage: &str, fields: &Fields) -> Map<String, Value> {
     let name = crate::deal::name(lead, DEAL_NAME_MAX);
     let description = crate::deal::description(lead, SUMMARY_MAX_CHARS);
-    let close = Utc::now().date_naive() + chrono::Duration::days(CLOSE_IN_DAYS);
+    let target = &lead.event.crm_target;
+    let close = target
+        .deal_close_date
+        .unwrap_or_else(|| Utc::now().date_naive() + chrono::Duration::days(CLOSE_IN_DAYS));
     let mut r = Map::new();
     r.insert("Name".into(), json!(name));
     r.insert("StageName".into(), json!(stage));
@@ -281,6 +284,9 @@ fn opportunity_record(lead: &QueuedLead, stage: &str, fields: &Fields) -> Map<St
         json!(close.format("%Y-%m-%d").to_string()),
     );
     r.insert("Description".into(), json!(description));
+    if let Some(a) = &target.deal_amount {
+        r.insert("Amount".into(), a.to_json());
+    }
     let takes_chat = fields.get("LeadSource").is_some_and(|f| {
         f.createable && (!f.restricted || f.active_values.iter().any(|v| v == LEAD_SOURCE))
     });
@@ -336,6 +342,16 @@ mod tests {
             "{close} is {CLOSE_IN_DAYS} days after {today}"
         );
         assert!(!r.contains_key("Amount"), "the event carries no amount");
+
+        let mut priced = l.clone();
+        priced.event.crm_target.deal_amount =
+            Some(lb_domain::DealAmount::parse("a", "1250.50").expect("amount"));
+        priced.event.crm_target.deal_close_date = chrono::NaiveDate::from_ymd_opt(2027, 1, 15);
+        let r = opportunity_record(&priced, "Prospecting", &open);
+        assert_eq!(
+            (&r["Amount"], &r["CloseDate"]),
+            (&json!(1250.5), &json!("2027-01-15"))
+        );
 
         let restricted = Fields::from_json(&json!({"fields": [
             {"name": "LeadSource", "createable": true, "restrictedPicklist": true,

@@ -510,6 +510,14 @@ impl ZohoCrm {
         if let Some(p) = &e.crm_target.deal_pipeline {
             deal["Pipeline"] = json!(p);
         }
+        // The Deals module's standard `Amount` (currency) and `Closing_Date`
+        // (date, yyyy-MM-dd) fields ([V] Deals module fields).
+        if let Some(a) = &e.crm_target.deal_amount {
+            deal["Amount"] = a.to_json();
+        }
+        if let Some(d) = e.crm_target.deal_close_date {
+            deal["Closing_Date"] = json!(d.format("%Y-%m-%d").to_string());
+        }
         Ok(deal)
     }
 }
