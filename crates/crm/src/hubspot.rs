@@ -171,10 +171,7 @@ impl HubSpotCrm {
 
     /// `token` is the secret holding the private-app token (plain, or JSON `{"token": "…"}`).
     pub fn new(cfg: HubSpotConfig, token: Arc<CachedSecret>) -> Result<Self, reqwest::Error> {
-        let http = crate::net::client_builder(cfg.allow_internal)
-            .timeout(cfg.timeout)
-            .connect_timeout(crate::net::connect_timeout(cfg.timeout))
-            .build()?;
+        let http = crate::net::client(cfg.allow_internal, cfg.timeout)?;
         Ok(Self {
             throttle: lb_pipeline::throttle::Throttle::off(),
             http,

@@ -78,6 +78,22 @@ pub fn connect_timeout(timeout: Duration) -> Duration {
     timeout.min(Duration::from_secs(3))
 }
 
+/// A CRM's answer the caller reads: status and JSON (`Null` for a 204).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+/// A connection's HTTP client: [`client_builder`] with the connection's
+/// timeout for each call and [`connect_timeout`] for each connect.
+pub fn client(allow_internal: bool, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    client_builder(allow_internal)
+        .timeout(timeout)
+        .connect_timeout(connect_timeout(timeout))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

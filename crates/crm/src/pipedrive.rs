@@ -142,10 +142,7 @@ impl PipedriveCrm {
     /// `token` is the secret holding the API token: a plain string, or JSON
     /// `{"api_token": "…"}`.
     pub fn new(cfg: PipedriveConfig, token: Arc<CachedSecret>) -> Result<Self, reqwest::Error> {
-        let http = crate::net::client_builder(cfg.allow_internal)
-            .timeout(cfg.timeout)
-            .connect_timeout(crate::net::connect_timeout(cfg.timeout))
-            .build()?;
+        let http = crate::net::client(cfg.allow_internal, cfg.timeout)?;
         Ok(Self {
             throttle: lb_pipeline::throttle::Throttle::off(),
             http,

@@ -202,12 +202,7 @@ pub struct SalesforceCrm {
     throttle: lb_pipeline::throttle::Throttle,
 }
 
-/// A Salesforce answer the caller reads: status and JSON (`Null` for a 204).
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub status: u16,
-    pub body: Value,
-}
+pub(crate) use crate::net::Answer;
 
 impl SalesforceCrm {
     /// Counts every request in the connection's shared rate limit.
@@ -226,10 +221,7 @@ impl SalesforceCrm {
     /// "refresh_token"}` or `{"client_id","username","private_key"}`
     /// (optionally `"login_url"`).
     pub fn new(cfg: SalesforceConfig, grant: Arc<CachedSecret>) -> Result<Self, reqwest::Error> {
-        let http = crate::net::client_builder(cfg.allow_internal)
-            .timeout(cfg.timeout)
-            .connect_timeout(crate::net::connect_timeout(cfg.timeout))
-            .build()?;
+        let http = crate::net::client(cfg.allow_internal, cfg.timeout)?;
         Ok(Self {
             throttle: lb_pipeline::throttle::Throttle::off(),
             http,

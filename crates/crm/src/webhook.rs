@@ -170,10 +170,7 @@ impl WebhookCrm {
         settings: WebhookSettings,
         secret: Option<Arc<CachedSecret>>,
     ) -> Result<Self, reqwest::Error> {
-        let http = crate::net::client_builder(settings.allow_internal)
-            .timeout(settings.timeout)
-            .connect_timeout(crate::net::connect_timeout(settings.timeout))
-            .build()?;
+        let http = crate::net::client(settings.allow_internal, settings.timeout)?;
         let prepared = prepare(&settings);
         Ok(Self {
             http,

@@ -98,12 +98,7 @@ pub struct ZohoCrm {
     throttle: lb_pipeline::throttle::Throttle,
 }
 
-/// A Zoho answer the caller reads: status and JSON (`Null` for a 204).
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub status: u16,
-    pub body: Value,
-}
+pub(crate) use crate::net::Answer;
 
 impl ZohoCrm {
     /// Counts every request in the connection's shared rate limit.
@@ -121,10 +116,7 @@ impl ZohoCrm {
     /// `grant` is the secret holding `{"client_id","client_secret","refresh_token"}`
     /// (optionally `"accounts_url"`).
     pub fn new(cfg: ZohoConfig, grant: Arc<CachedSecret>) -> Result<Self, reqwest::Error> {
-        let http = crate::net::client_builder(cfg.allow_internal)
-            .timeout(cfg.timeout)
-            .connect_timeout(crate::net::connect_timeout(cfg.timeout))
-            .build()?;
+        let http = crate::net::client(cfg.allow_internal, cfg.timeout)?;
         Ok(Self {
             throttle: lb_pipeline::throttle::Throttle::off(),
             http,

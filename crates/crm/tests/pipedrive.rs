@@ -1,5 +1,7 @@
 //! The Pipedrive adapter against the Pipedrive simulator over HTTP.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,11 +9,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use crm_sim::pipedrive::{PipedriveSimConfig, RunningPipedriveSim};
 use lb_crm::{PipedriveConfig, PipedriveCrm};
-use lb_domain::{EventId, LeadEvent, QueuedLead};
+use lb_domain::{LeadEvent, QueuedLead};
 use lb_pipeline::secrets::CachedSecret;
 use lb_pipeline::{ContactWrite, Crm, ErrorClass, PortError, SecretStore};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+use common::eid;
 
 /// Hands out the simulator's token (as `{"api_token": …}`, or plain); the
 /// first `bad` reads get a revoked one.
@@ -111,22 +115,11 @@ impl Harness {
     }
 
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method, format!("{}/__admin/{path}", self.sim.base_url));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("answered");
-        let status = resp.status().as_u16();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status < 300, "admin {path}: {status} {v}");
-        v
+        common::admin(&self.http, &self.sim.base_url, method, path, body).await
     }
 
     async fn calls(&self, route: &str) -> u64 {
-        let stats = self.admin(Method::GET, "stats", None).await;
-        stats["by_route"][route].as_u64().unwrap_or(0)
+        common::calls(&self.http, &self.sim.base_url, route).await
     }
 
     async fn persons(&self) -> Vec<Value> {
@@ -177,10 +170,6 @@ fn lead_with(event_id: &str, visitor: Value, crm_target: Value) -> QueuedLead {
     }
     let event: LeadEvent = serde_json::from_value(event).expect("event");
     QueuedLead::new(event, chrono::Utc::now()).expect("identity")
-}
-
-fn eid(s: &str) -> EventId {
-    EventId::parse(s).expect("event id")
 }
 
 #[tokio::test]

@@ -3,41 +3,19 @@
 //! collections, the 300 multi-match, converted Leads, Tasks found by their
 //! exact tag, limits, duplicate rules, schema drift.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use crm_sim::salesforce::{RunningSalesforceSim, SalesforceSimConfig};
 use lb_crm::{SalesforceConfig, SalesforceCrm};
-use lb_domain::{EventId, LeadEvent, QueuedLead};
-use lb_pipeline::secrets::CachedSecret;
-use lb_pipeline::{ContactUpsert, ContactWrite, Crm, ErrorClass, PortError, SecretStore};
+use lb_domain::{LeadEvent, QueuedLead};
+use lb_pipeline::{ContactUpsert, ContactWrite, Crm, ErrorClass};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// The grant secret, as Secrets Manager would hold it.
-struct GrantStore(std::sync::Mutex<String>);
-
-impl GrantStore {
-    fn new(value: String) -> Self {
-        GrantStore(std::sync::Mutex::new(value))
-    }
-    fn value(&self) -> String {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl SecretStore for GrantStore {
-    async fn get_secret(&self, _: &str) -> Result<String, PortError> {
-        Ok(self.value())
-    }
-    /// As Secrets Manager's PutSecretValue: the next read sees the new value.
-    async fn put_secret(&self, _: &str, value: &str) -> Result<(), PortError> {
-        *self.0.lock().unwrap() = value.to_string();
-        Ok(())
-    }
-}
+use common::{eid, item, lead, person, GrantStore};
 
 /// The test-only RSA key pair of `crates/crm-sim/testdata` (see its README):
 /// the simulated connected app holds the certificate, JWT grants the key.
@@ -101,11 +79,7 @@ impl Harness {
     }
 
     fn crm_on(&self, store: Arc<GrantStore>, cfg: SalesforceConfig) -> SalesforceCrm {
-        let grant = Arc::new(CachedSecret::new(
-            store,
-            "salesforce",
-            Duration::from_secs(300),
-        ));
+        let grant = store.cached("salesforce");
         SalesforceCrm::new(
             SalesforceConfig {
                 login_url: "https://login.salesforce.invalid".into(),
@@ -119,25 +93,11 @@ impl Harness {
     }
 
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method, format!("{}/__admin/{path}", self.sim.base_url));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("answered");
-        assert!(
-            resp.status().as_u16() < 300,
-            "admin {path}: {}",
-            resp.status()
-        );
-        resp.json().await.unwrap_or(Value::Null)
+        common::admin(&self.http, &self.sim.base_url, method, path, body).await
     }
 
     async fn calls(&self, route: &str) -> u64 {
-        self.admin(Method::GET, "stats", None).await["by_route"][route]
-            .as_u64()
-            .unwrap_or(0)
+        common::calls(&self.http, &self.sim.base_url, route).await
     }
 
     async fn refreshes(&self) -> u64 {
@@ -211,40 +171,6 @@ impl Harness {
             .await
             .1
     }
-}
-
-fn lead(event_id: &str, visitor: Value) -> QueuedLead {
-    let event: LeadEvent = serde_json::from_value(json!({
-        "event_id": event_id,
-        "event_type": "lead.created",
-        "occurred_at": "2026-05-04T11:23:45Z",
-        "bot_id": "bot_acme",
-        "visitor": visitor,
-        "context": {"source_url": "https://acme.in/pricing", "utm_source": "google"},
-        "intent": {"primary": "pricing", "qualification_score": 80},
-        "transcript": {"summary": "Asked about pricing"}
-    }))
-    .expect("event");
-    QueuedLead::new(event, chrono::Utc::now()).expect("identity")
-}
-
-fn person(event_id: &str, email: &str, name: &str) -> QueuedLead {
-    lead(
-        event_id,
-        json!({"email": email, "name": name, "company": "Acme", "country": "IN"}),
-    )
-}
-
-fn item(lead: QueuedLead) -> ContactUpsert {
-    ContactUpsert {
-        lead,
-        known_id: None,
-        write: ContactWrite::Full,
-    }
-}
-
-fn eid(s: &str) -> EventId {
-    EventId::parse(s).expect("event id")
 }
 
 #[tokio::test]

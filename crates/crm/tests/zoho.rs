@@ -2,27 +2,19 @@
 //! expiry, revocation, single-flight), batched upserts and notes, search by
 //! phone, tagged notes and deals, conversations, limits.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use crm_sim::zoho::{RunningZohoSim, ZohoSimConfig};
 use lb_crm::{ZohoConfig, ZohoCrm};
-use lb_domain::{EventId, LeadEvent, QueuedLead};
-use lb_pipeline::secrets::CachedSecret;
-use lb_pipeline::{ContactUpsert, ContactWrite, Crm, ErrorClass, PortError, SecretStore};
+use lb_domain::{EventId, QueuedLead};
+use lb_pipeline::{ContactUpsert, ContactWrite, Crm, ErrorClass};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// The grant secret, as Secrets Manager would hold it.
-struct GrantStore(String);
-
-#[async_trait]
-impl SecretStore for GrantStore {
-    async fn get_secret(&self, _: &str) -> Result<String, PortError> {
-        Ok(self.0.clone())
-    }
-}
+use common::{eid, item, lead, person, GrantStore};
 
 const UPSERT: &str = "POST /crm/v8/Contacts/upsert";
 const NOTES: &str = "POST /crm/v8/Notes";
@@ -69,11 +61,7 @@ impl Harness {
             "accounts_url": self.sim.accounts_url,
         })
         .to_string();
-        let grant = Arc::new(CachedSecret::new(
-            Arc::new(GrantStore(secret)),
-            "zoho",
-            Duration::from_secs(300),
-        ));
+        let grant = Arc::new(GrantStore::new(secret)).cached("zoho");
         ZohoCrm::new(
             ZohoConfig {
                 accounts_url: "https://accounts.zoho.invalid".into(),
@@ -89,25 +77,11 @@ impl Harness {
     }
 
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method, format!("{}/__admin/{path}", self.sim.base_url));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("answered");
-        assert!(
-            resp.status().as_u16() < 300,
-            "admin {path}: {}",
-            resp.status()
-        );
-        resp.json().await.unwrap_or(Value::Null)
+        common::admin(&self.http, &self.sim.base_url, method, path, body).await
     }
 
     async fn calls(&self, route: &str) -> u64 {
-        self.admin(Method::GET, "stats", None).await["by_route"][route]
-            .as_u64()
-            .unwrap_or(0)
+        common::calls(&self.http, &self.sim.base_url, route).await
     }
 
     /// Reads the API the way a person inspecting the org would (its own token).
@@ -141,40 +115,6 @@ impl Harness {
     async fn contact(&self, id: &str) -> Value {
         self.read(&format!("/Contacts/{id}")).await["data"][0].clone()
     }
-}
-
-fn lead(event_id: &str, visitor: Value) -> QueuedLead {
-    let event: LeadEvent = serde_json::from_value(json!({
-        "event_id": event_id,
-        "event_type": "lead.created",
-        "occurred_at": "2026-05-04T11:23:45Z",
-        "bot_id": "bot_acme",
-        "visitor": visitor,
-        "context": {"source_url": "https://acme.in/pricing", "utm_source": "google"},
-        "intent": {"primary": "pricing", "qualification_score": 80},
-        "transcript": {"summary": "Asked about pricing"}
-    }))
-    .expect("event");
-    QueuedLead::new(event, chrono::Utc::now()).expect("identity")
-}
-
-fn person(event_id: &str, email: &str, name: &str) -> QueuedLead {
-    lead(
-        event_id,
-        json!({"email": email, "name": name, "company": "Acme", "country": "IN"}),
-    )
-}
-
-fn item(lead: QueuedLead) -> ContactUpsert {
-    ContactUpsert {
-        lead,
-        known_id: None,
-        write: ContactWrite::Full,
-    }
-}
-
-fn eid(s: &str) -> EventId {
-    EventId::parse(s).expect("event id")
 }
 
 #[tokio::test]
