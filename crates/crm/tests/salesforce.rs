@@ -11,7 +11,7 @@ use std::time::Duration;
 use crm_sim::salesforce::{RunningSalesforceSim, SalesforceSimConfig};
 use lb_crm::{SalesforceConfig, SalesforceCrm};
 use lb_domain::{LeadEvent, QueuedLead};
-use lb_pipeline::{ContactUpsert, ContactWrite, Crm, ErrorClass};
+use lb_pipeline::{ContactWrite, Crm, ErrorClass};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -274,37 +274,15 @@ async fn a_batch_of_five_with_one_refused_record_fails_that_item_alone() {
     )
     .await;
     let crm = h.crm();
-    let names = [
-        "Ann Lee",
-        "Bo Chan",
-        "Bartholomew-Maximilian Jones",
-        "Di Ng",
-        "Ed Roe",
-    ];
-    let items: Vec<ContactUpsert> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| item(person(&format!("evt_b{i}"), &format!("p{i}@x.io"), n)))
-        .collect();
-    let answers = crm.upsert_contacts(&items).await;
-    assert_eq!(answers.len(), 5);
-    for (i, a) in answers.iter().enumerate() {
-        if i == 2 {
-            let e = a.as_ref().expect_err("refused");
-            assert_eq!(e.class, ErrorClass::Permanent, "{e:?}");
-            assert_eq!(e.category.as_deref(), Some("STRING_TOO_LONG"));
-            assert_eq!(e.http_status, Some(200));
-            assert!(e.message.contains("field FirstName"), "{}", e.message);
-            assert!(e.message.contains("max length=10"), "{}", e.message);
-            assert!(
-                !e.message.contains("Bartholomew"),
-                "no personal data: {}",
-                e.message
-            );
-        } else {
-            assert!(a.as_ref().expect("written").created, "item {i}");
-        }
-    }
+    let answers = crm
+        .upsert_contacts(&common::five_with_one_long_name())
+        .await;
+    common::only_the_long_name_refused(
+        &answers,
+        "STRING_TOO_LONG",
+        200,
+        &["field FirstName", "max length=10"],
+    );
     assert_eq!(h.calls(UPSERT_MANY).await, 1, "one call for the batch");
     assert_eq!(h.query("SELECT Id FROM Lead").await.len(), 4);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crm_sim::zoho::{RunningZohoSim, ZohoSimConfig};
 use lb_crm::{ZohoConfig, ZohoCrm};
 use lb_domain::{EventId, QueuedLead};
-use lb_pipeline::{ContactUpsert, ContactWrite, Crm, ErrorClass};
+use lb_pipeline::{ContactWrite, Crm, ErrorClass};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -205,37 +205,15 @@ async fn a_batch_of_five_with_one_refused_record_fails_that_item_alone() {
     )
     .await;
     let crm = h.crm();
-    let names = [
-        "Ann Lee",
-        "Bo Chan",
-        "Bartholomew-Maximilian Jones",
-        "Di Ng",
-        "Ed Roe",
-    ];
-    let items: Vec<ContactUpsert> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| item(person(&format!("evt_b{i}"), &format!("p{i}@x.io"), n)))
-        .collect();
-    let answers = crm.upsert_contacts(&items).await;
-    assert_eq!(answers.len(), 5);
-    for (i, a) in answers.iter().enumerate() {
-        if i == 2 {
-            let e = a.as_ref().expect_err("refused");
-            assert_eq!(e.class, ErrorClass::Permanent, "{e:?}");
-            assert_eq!(e.category.as_deref(), Some("INVALID_DATA"));
-            assert_eq!(e.http_status, Some(207));
-            assert!(e.message.contains("First_Name"), "{}", e.message);
-            assert!(e.message.contains("at most 10"), "{}", e.message);
-            assert!(
-                !e.message.contains("Bartholomew"),
-                "no personal data: {}",
-                e.message
-            );
-        } else {
-            assert!(a.as_ref().expect("written").created, "item {i}");
-        }
-    }
+    let answers = crm
+        .upsert_contacts(&common::five_with_one_long_name())
+        .await;
+    common::only_the_long_name_refused(
+        &answers,
+        "INVALID_DATA",
+        207,
+        &["First_Name", "at most 10"],
+    );
     assert_eq!(h.calls(UPSERT).await, 1, "one call for the batch");
 }
 

@@ -103,3 +103,48 @@ pub fn item(lead: QueuedLead) -> ContactUpsert {
 pub fn eid(s: &str) -> EventId {
     EventId::parse(s).expect("event id")
 }
+
+/// Five people of one batch; the third one's name is longer than 10 characters.
+pub fn five_with_one_long_name() -> Vec<ContactUpsert> {
+    [
+        "Ann Lee",
+        "Bo Chan",
+        "Bartholomew-Maximilian Jones",
+        "Di Ng",
+        "Ed Roe",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, n)| item(person(&format!("evt_b{i}"), &format!("p{i}@x.io"), n)))
+    .collect()
+}
+
+/// Of [`five_with_one_long_name`]'s answers, the third alone is refused
+/// (permanent, with the CRM's `category` and HTTP `status`, its message holding
+/// each of `says` and no name); the others are new records.
+pub fn only_the_long_name_refused(
+    answers: &[Result<lb_pipeline::ContactRef, lb_pipeline::CrmError>],
+    category: &str,
+    status: u16,
+    says: &[&str],
+) {
+    assert_eq!(answers.len(), 5);
+    for (i, a) in answers.iter().enumerate() {
+        if i == 2 {
+            let e = a.as_ref().expect_err("refused");
+            assert_eq!(e.class, lb_pipeline::ErrorClass::Permanent, "{e:?}");
+            assert_eq!(e.category.as_deref(), Some(category));
+            assert_eq!(e.http_status, Some(status));
+            for s in says {
+                assert!(e.message.contains(s), "{s}: {}", e.message);
+            }
+            assert!(
+                !e.message.contains("Bartholomew"),
+                "no personal data: {}",
+                e.message
+            );
+        } else {
+            assert!(a.as_ref().expect("written").created, "item {i}");
+        }
+    }
+}
