@@ -4,6 +4,15 @@ Prints one JSON line {"port": N} once listening, then serves until its standard
 input closes: the parent (the local stack or a test binary) going away ends it.
 Usage: python scripts/moto_server.py [PORT]   (0 or absent: a free port)
 
+Two processes, one endpoint. moto is Python: one process serves on one core
+(the interpreter lock), and DynamoDB is most of the local stack's AWS work (about
+eight requests per lead, against two for SQS). So DynamoDB runs in a second moto
+process of its own (`--dynamodb-only`), which this one starts and forwards every
+request with a DynamoDB `X-Amz-Target` to; every other service is served here.
+Clients see one endpoint, as they would see one region; the ready line also
+names the DynamoDB process's port, for the clients that make most DynamoDB
+requests to use directly. (`--single` keeps everything in one process.)
+
 DynamoDB requests are served one at a time. DynamoDB applies each conditional
 write atomically; moto checks the condition and then writes, so two threads can
 both pass the same condition (two holders of one lease). Serializing the
@@ -13,8 +22,10 @@ transaction is cancelled, losing other threads' writes.) Other services stay
 concurrent (SQS long polls must not hold up the table).
 """
 
+import http.client
 import json
 import logging
+import subprocess
 import sys
 import threading
 from threading import Thread
@@ -22,6 +33,10 @@ from threading import Thread
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import MotoRequestHandler
 from werkzeug.serving import make_server
+
+
+def is_dynamodb(environ) -> bool:
+    return environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_")
 
 
 class OneDynamoDBCallAtATime:
@@ -33,7 +48,7 @@ class OneDynamoDBCallAtATime:
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        if not is_dynamodb(environ):
             return self.app(environ, start_response)
         with self.lock:
             result = self.app(environ, start_response)
@@ -45,19 +60,100 @@ class OneDynamoDBCallAtATime:
                     close()
 
 
+class DynamoDBElsewhere:
+    """WSGI middleware: DynamoDB requests are forwarded, as they came, to the
+    moto process on `port` (one kept-alive connection per serving thread)."""
+
+    HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+    def __init__(self, app, port: int):
+        self.app = app
+        self.port = port
+        self.local = threading.local()
+
+    def connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            self.local.conn = conn
+        return conn
+
+    def __call__(self, environ, start_response):
+        if not is_dynamodb(environ):
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        path = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+        if environ.get("QUERY_STRING") and "?" not in path:
+            path += "?" + environ["QUERY_STRING"]
+        for attempt in (0, 1):
+            conn = self.connection()
+            try:
+                conn.request(environ["REQUEST_METHOD"], path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                break
+            except (http.client.HTTPException, OSError):
+                # A kept-alive connection the other side closed: one new one.
+                conn.close()
+                self.local.conn = None
+                if attempt:
+                    raise
+        start_response(
+            f"{resp.status} {resp.reason}",
+            [(k, v) for k, v in resp.getheaders() if k.lower() not in self.HOP_BY_HOP]
+            + [("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+
+def start_dynamodb() -> tuple[subprocess.Popen, int]:
+    """Starts this script as the DynamoDB process; its port once it listens."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "0", "--dynamodb-only"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    line = child.stdout.readline()
+    # Whatever it prints later is read, so that it never blocks on a full pipe.
+    Thread(target=child.stdout.read, daemon=True).start()
+    return child, json.loads(line)["port"]
+
+
 def main() -> None:
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    flags = {a for a in sys.argv[1:] if a.startswith("--")}
+    port = int(args[0]) if args else 0
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = OneDynamoDBCallAtATime(DomainDispatcherApplication(create_backend_app))
+    app = DomainDispatcherApplication(create_backend_app)
+    child = None
+    if "--dynamodb-only" in flags or "--single" in flags:
+        app = OneDynamoDBCallAtATime(app)
+    else:
+        child, child_port = start_dynamodb()
+        app = DynamoDBElsewhere(app, child_port)
     server = make_server("127.0.0.1", port, app, True, request_handler=MotoRequestHandler)
     thread = Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    print(json.dumps({"port": server.server_address[1]}), flush=True)
+    port = server.server_address[1]
+    # The DynamoDB process's own port: a client that talks to it directly
+    # skips the forwarding (the local stack's ledger does).
+    print(json.dumps({"port": port, "dynamodb_port": child_port if child else port}), flush=True)
     try:
         sys.stdin.read()
     finally:
         server.shutdown()
         thread.join()
+        if child is not None:
+            child.stdin.close()
+            child.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -126,3 +126,61 @@ async fn the_token_lease_is_held_by_one_instance_and_sharing_ends_it() {
         .unwrap();
     assert_eq!(ttl, (token.expires_at + Duration::days(1)).timestamp());
 }
+
+/// moto serves DynamoDB from a process of its own behind the one endpoint
+/// (`scripts/moto_server.py`): the table written through the endpoint is the
+/// one the DynamoDB process serves directly, and conditional writes through
+/// both paths still meet one at a time (one lease for twenty tries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_has_its_own_moto_process_behind_the_one_endpoint() {
+    use lb_pipeline::{Begin, Ledger, Received};
+    let moto = Moto::shared().expect("moto server (run `make venv` first)");
+    assert_ne!(moto.endpoint, moto.dynamodb_endpoint, "two processes");
+    let sdk = lb_aws::sdk_config_for(&moto.endpoint, "us-east-1").await;
+    let run = format!("t{}-split", rand::random::<u32>());
+    let created = resources::create(&sdk, &Names::new(&run), "whsec_x", "pat-x")
+        .await
+        .expect("resources");
+    let direct = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(&moto.dynamodb_endpoint)
+            .build(),
+    );
+    let through: Arc<dyn Ledger> = Arc::new(DynamoLedger::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &created.table_name,
+    ));
+    let own: Arc<dyn Ledger> = Arc::new(DynamoLedger::new(direct, &created.table_name));
+    let lead = lb_pipeline::fakes::sample_lead("evt_split", "a@b.co");
+    let now = chrono::Utc::now();
+    let body = lead.to_json();
+    assert!(matches!(
+        through.record_received(&lead, &body, now).await.unwrap(),
+        Received::New
+    ));
+    assert!(matches!(
+        own.record_received(&lead, &body, now).await.unwrap(),
+        Received::Existing(_)
+    ));
+    let tries = (0..20).map(|i| {
+        let ledger = if i % 2 == 0 {
+            through.clone()
+        } else {
+            own.clone()
+        };
+        let (lead, body) = (lead.clone(), body.clone());
+        tokio::spawn(async move {
+            ledger
+                .begin(&lead, &body, now, now + chrono::Duration::minutes(5))
+                .await
+                .unwrap()
+        })
+    });
+    let mut leases = 0;
+    for t in tries {
+        if matches!(t.await.unwrap(), Begin::Proceed { .. }) {
+            leases += 1;
+        }
+    }
+    assert_eq!(leases, 1, "one holder of the lease");
+}

@@ -11,7 +11,10 @@ use anyhow::{bail, Context};
 /// A running moto server; stopped when dropped (or when this process exits,
 /// since it watches its standard input).
 pub struct Moto {
+    /// Every service (DynamoDB requests are forwarded to its own process).
     pub endpoint: String,
+    /// DynamoDB's process itself: the same data, without the forwarding hop.
+    pub dynamodb_endpoint: String,
     pub port: u16,
     child: Mutex<Child>,
 }
@@ -36,9 +39,14 @@ impl Moto {
         let stderr = std::fs::File::create(&log)
             .map(Stdio::from)
             .unwrap_or_else(|_| Stdio::null());
-        let mut child = Command::new(&py)
-            .arg(&script)
-            .arg(port.to_string())
+        let mut cmd = Command::new(&py);
+        cmd.arg(&script).arg(port.to_string());
+        // One process for every service, DynamoDB included (as before the
+        // split; for comparing the two in `make bench`).
+        if std::env::var_os("LEADBRIDGE_MOTO_SINGLE").is_some_and(|v| v == "1") {
+            cmd.arg("--single");
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -52,8 +60,10 @@ impl Moto {
         let v: serde_json::Value = serde_json::from_str(line.trim())
             .with_context(|| format!("moto did not start (see {}): {line:?}", log.display()))?;
         let port = v["port"].as_u64().context("moto ready line has no port")? as u16;
+        let dynamodb_port = v["dynamodb_port"].as_u64().unwrap_or(port.into());
         Ok(Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
+            dynamodb_endpoint: format!("http://127.0.0.1:{dynamodb_port}"),
             port,
             child: Mutex::new(child),
         })

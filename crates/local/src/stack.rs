@@ -371,6 +371,7 @@ impl LocalStack {
         let counter = RequestCounter::default();
         let ddb = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .endpoint_url(&moto.dynamodb_endpoint)
                 .interceptor(counter.clone())
                 .build(),
         );
@@ -670,7 +671,11 @@ impl LocalStack {
             aws_sdk_secretsmanager::Client::new(&self.sdk),
         ));
         let ledger = Arc::new(DynamoLedger::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+                    .endpoint_url(&self.moto.dynamodb_endpoint)
+                    .build(),
+            ),
             &self.info.table_name,
         ));
         lb_crm::connections::from_config(
