@@ -118,3 +118,75 @@ impl Drop for Server {
         self.shutdown.signal();
     }
 }
+
+/// What every handler of one simulator shares: its state behind one lock,
+/// the requests in flight (for a concurrency limit) and its shutdown signal.
+#[derive(Debug)]
+pub(crate) struct Shared<S> {
+    state: std::sync::Mutex<S>,
+    /// Requests admitted and not yet answered (the concurrency limit).
+    in_flight: std::sync::atomic::AtomicU32,
+    pub(crate) shutdown: ShutdownSignal,
+}
+
+impl<S> Shared<S> {
+    pub(crate) fn new(state: S) -> Arc<Self> {
+        Arc::new(Shared {
+            state: std::sync::Mutex::new(state),
+            in_flight: std::sync::atomic::AtomicU32::new(0),
+            shutdown: ShutdownSignal::default(),
+        })
+    }
+
+    /// Locks the state. Poisoning is ignored: a panic cannot leave a
+    /// simulator's state half-updated in a way that matters.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, S> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Resolves once shutdown has been signalled.
+    pub(crate) async fn shutdown_signalled(&self) {
+        self.shutdown.signalled().await;
+    }
+
+    /// Takes a concurrency slot when fewer than `limit` are taken.
+    pub(crate) fn try_enter(self: &Arc<Self>, limit: u32) -> Option<InFlight<S>> {
+        use std::sync::atomic::Ordering;
+        self.in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlight(self.clone()))
+    }
+}
+
+/// A concurrency slot, given back when dropped (also when the client gives up).
+pub(crate) struct InFlight<S>(Arc<Shared<S>>);
+
+impl<S> Drop for InFlight<S> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_slots_are_given_back_when_dropped() {
+        let app = Shared::new(());
+        let a = app.try_enter(2).expect("first");
+        let b = app.try_enter(2).expect("second");
+        assert!(app.try_enter(2).is_none());
+        drop(a);
+        let c = app.try_enter(2).expect("freed");
+        drop((b, c));
+        assert_eq!(app.in_flight.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+}

@@ -42,7 +42,7 @@ mod writes;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use state::Shared;
+use state::{Shared, State};
 
 pub use scopes::{required_scopes, SCOPES};
 
@@ -100,7 +100,7 @@ impl Default for SimConfig {
 /// The simulator's router, for embedding in another server. Its timeout
 /// faults hold requests until the client gives up.
 pub fn router(config: SimConfig) -> axum::Router {
-    routes::build(Shared::new(config))
+    routes::build(Shared::new(State::new(config)))
 }
 
 /// The HubSpot simulator: `HubSpotSim::start(addr, config)` is [`RunningSim::start`].
@@ -127,7 +127,7 @@ impl RunningSim {
     /// Binds `addr` (port 0 picks a free port) and serves on a spawned task.
     pub async fn start(addr: SocketAddr, config: SimConfig) -> std::io::Result<RunningSim> {
         let token = config.token.clone();
-        let app = Shared::new(config);
+        let app = Shared::new(State::new(config));
         let shutdown = app.shutdown.clone();
         let server = Server::start(addr, routes::build(app), shutdown, "HubSpot").await?;
         Ok(RunningSim {

@@ -4,7 +4,7 @@
 //! The mutex is a `std` one: handlers lock, work, and unlock without awaiting.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -14,7 +14,6 @@ use super::schema::Schema;
 use super::store::Store;
 use super::SimConfig;
 use crate::faults::Faults;
-use crate::server::ShutdownSignal;
 
 /// Request counters for `GET /__admin/stats`.
 #[derive(Debug, Default)]
@@ -84,32 +83,6 @@ impl State {
 }
 
 /// Shared by every handler.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    pub(crate) shutdown: ShutdownSignal,
-}
+pub(crate) type Shared = crate::server::Shared<State>;
 
 pub(crate) type App = Arc<Shared>;
-
-impl Shared {
-    pub(crate) fn new(config: SimConfig) -> App {
-        Arc::new(Shared {
-            state: Mutex::new(State::new(config)),
-            shutdown: ShutdownSignal::default(),
-        })
-    }
-
-    /// Locks the state. A panic while locked cannot leave it half-updated in a
-    /// way that matters to a simulator, so poisoning is ignored.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Resolves once shutdown has been signalled.
-    pub(crate) async fn shutdown_signalled(&self) {
-        self.shutdown.signalled().await;
-    }
-}

@@ -50,7 +50,7 @@ mod tests;
 
 use std::net::SocketAddr;
 
-use state::Shared;
+use state::{Shared, State};
 
 use crate::server::Server;
 
@@ -100,7 +100,7 @@ impl Default for PipedriveSimConfig {
 /// The simulator's router, for embedding in another server. Its timeout
 /// faults hold requests until the client gives up.
 pub fn router(config: PipedriveSimConfig) -> axum::Router {
-    routes::build(Shared::new(config))
+    routes::build(Shared::new(State::new(config)))
 }
 
 /// A Pipedrive simulator serving on a local port. Dropping it stops the server too.
@@ -128,7 +128,7 @@ impl RunningPipedriveSim {
         cfg: PipedriveSimConfig,
     ) -> std::io::Result<RunningPipedriveSim> {
         let token = cfg.token.clone();
-        let app = Shared::new(cfg);
+        let app = Shared::new(State::new(cfg));
         let shutdown = app.shutdown.clone();
         let server = Server::start(addr, routes::build(app), shutdown, "Pipedrive").await?;
         Ok(RunningPipedriveSim {

@@ -3,7 +3,7 @@
 //! timeout faults.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -13,7 +13,6 @@ use super::rate_limit::RollingWindow;
 use super::store::{Person, SearchView, Store};
 use super::PipedriveSimConfig;
 use crate::faults::Faults;
-use crate::server::ShutdownSignal;
 
 /// Request counters for `GET /__admin/stats`.
 #[derive(Debug, Default)]
@@ -114,31 +113,6 @@ impl State {
 }
 
 /// Shared by every handler.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    pub(crate) shutdown: ShutdownSignal,
-}
+pub(crate) type Shared = crate::server::Shared<State>;
 
 pub(crate) type App = Arc<Shared>;
-
-impl Shared {
-    pub(crate) fn new(config: PipedriveSimConfig) -> App {
-        Arc::new(Shared {
-            state: Mutex::new(State::new(config)),
-            shutdown: ShutdownSignal::default(),
-        })
-    }
-
-    /// Locks the state; poisoning is ignored (a panic cannot leave a
-    /// simulator's state half-updated in a way that matters).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub(crate) async fn shutdown_signalled(&self) {
-        self.shutdown.signalled().await;
-    }
-}

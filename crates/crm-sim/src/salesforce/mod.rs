@@ -60,7 +60,7 @@ mod tests;
 
 use std::net::SocketAddr;
 
-use state::Shared;
+use state::{Shared, State};
 
 use crate::server::Server;
 
@@ -119,7 +119,7 @@ impl Default for SalesforceSimConfig {
 /// The simulator's router, for embedding in another server (token answers
 /// then name the request's `Host` as `instance_url`).
 pub fn router(config: SalesforceSimConfig) -> axum::Router {
-    routes::build(Shared::new(config))
+    routes::build(Shared::new(State::new(config)))
 }
 
 /// A Salesforce simulator serving on a local port. Dropping it stops the server too.
@@ -165,7 +165,7 @@ impl RunningSalesforceSim {
             cfg.refresh_token.clone(),
             cfg.username.clone(),
         );
-        let app = Shared::new(cfg);
+        let app = Shared::new(State::new(cfg));
         let shutdown = app.shutdown.clone();
         let server =
             Server::start(addr, routes::build(app.clone()), shutdown, "Salesforce").await?;

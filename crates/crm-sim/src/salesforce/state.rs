@@ -3,7 +3,7 @@
 //! timeout faults.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -12,7 +12,6 @@ use super::schema::{SObject, Schema};
 use super::store::Store;
 use super::SalesforceSimConfig;
 use crate::faults::Faults;
-use crate::server::ShutdownSignal;
 
 /// Request counters for `GET /__admin/stats`.
 #[derive(Debug, Default)]
@@ -96,27 +95,7 @@ impl State {
     }
 }
 
-#[derive(Debug)]
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    pub(crate) shutdown: ShutdownSignal,
-}
+/// Shared by every handler.
+pub(crate) type Shared = crate::server::Shared<State>;
 
 pub(crate) type App = Arc<Shared>;
-
-impl Shared {
-    pub(crate) fn new(config: SalesforceSimConfig) -> App {
-        Arc::new(Shared {
-            state: Mutex::new(State::new(config)),
-            shutdown: ShutdownSignal::default(),
-        })
-    }
-
-    /// Locks the state. Poisoning is ignored: a panic cannot leave a
-    /// simulator's state half-updated in a way that matters.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}

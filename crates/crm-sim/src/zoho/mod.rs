@@ -54,7 +54,7 @@ mod tests;
 
 use std::net::SocketAddr;
 
-use state::Shared;
+use state::{Shared, State};
 
 use crate::server::Server;
 
@@ -103,7 +103,7 @@ impl Default for ZohoSimConfig {
 /// The simulator's router, for embedding in another server (token answers
 /// then name the request's `Host` as `api_domain`).
 pub fn router(config: ZohoSimConfig) -> axum::Router {
-    routes::build(Shared::new(config))
+    routes::build(Shared::new(State::new(config)))
 }
 
 /// A Zoho simulator serving on a local port. Dropping it stops the server too.
@@ -136,7 +136,7 @@ impl RunningZohoSim {
             cfg.client_secret.clone(),
             cfg.refresh_token.clone(),
         );
-        let app = Shared::new(cfg);
+        let app = Shared::new(State::new(cfg));
         let shutdown = app.shutdown.clone();
         let server = Server::start(addr, routes::build(app.clone()), shutdown, "Zoho").await?;
         app.lock().api_domain = Some(server.base_url.clone());

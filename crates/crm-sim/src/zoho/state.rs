@@ -3,8 +3,7 @@
 //! shutdown signal that releases requests held by timeout faults.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -14,7 +13,6 @@ use super::schema::Schema;
 use super::store::Store;
 use super::ZohoSimConfig;
 use crate::faults::Faults;
-use crate::server::ShutdownSignal;
 
 /// Request counters for `GET /__admin/stats`.
 #[derive(Debug, Default)]
@@ -85,66 +83,7 @@ impl State {
     }
 }
 
-#[derive(Debug)]
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    /// Requests admitted and not yet answered (the concurrency limit).
-    in_flight: AtomicU32,
-    pub(crate) shutdown: ShutdownSignal,
-}
+/// Shared by every handler.
+pub(crate) type Shared = crate::server::Shared<State>;
 
 pub(crate) type App = Arc<Shared>;
-
-impl Shared {
-    pub(crate) fn new(config: ZohoSimConfig) -> App {
-        Arc::new(Shared {
-            state: Mutex::new(State::new(config)),
-            in_flight: AtomicU32::new(0),
-            shutdown: ShutdownSignal::default(),
-        })
-    }
-
-    /// Locks the state. Poisoning is ignored: a panic cannot leave a
-    /// simulator's state half-updated in a way that matters.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Takes a concurrency slot when fewer than `limit` are taken.
-    pub(crate) fn try_enter(self: &Arc<Self>, limit: u32) -> Option<InFlight> {
-        self.in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| InFlight(self.clone()))
-    }
-}
-
-/// A concurrency slot, given back when dropped (also when the client gives up).
-pub(crate) struct InFlight(App);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn concurrency_slots_are_given_back_when_dropped() {
-        let app = Shared::new(ZohoSimConfig::default());
-        let a = app.try_enter(2).expect("first");
-        let b = app.try_enter(2).expect("second");
-        assert!(app.try_enter(2).is_none());
-        drop(a);
-        let c = app.try_enter(2).expect("freed");
-        drop((b, c));
-        assert_eq!(app.in_flight.load(Ordering::SeqCst), 0);
-    }
-}
