@@ -115,6 +115,52 @@ impl FaultOutcome {
     pub(crate) fn is_faulted(&self) -> bool {
         self.delay.is_some() || self.action.is_some()
     }
+
+    /// Plays the fault out on `route`: sleeps the injected latency (cut short
+    /// by shutdown); then an error fault is `Error` (the simulator answers it in
+    /// its API's shape) and a timeout fault holds the request until shutdown
+    /// (`Held`). `None`: the request goes on to its handler.
+    pub(crate) async fn play(
+        self,
+        shutdown: &crate::server::ShutdownSignal,
+        route: &str,
+    ) -> Option<Played> {
+        if let Some(delay) = self.delay {
+            tracing::info!(%route, delay_ms = delay.as_millis(), "fault: latency");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.signalled() => {}
+            }
+        }
+        match self.action? {
+            FaultAction::Error {
+                status,
+                retry_after,
+            } => {
+                tracing::info!(%route, status = status.as_u16(), "fault: error");
+                Some(Played::Error {
+                    status,
+                    retry_after,
+                })
+            }
+            FaultAction::Timeout => {
+                tracing::info!(%route, "fault: timeout (holding the request)");
+                shutdown.signalled().await;
+                Some(Played::Held)
+            }
+        }
+    }
+}
+
+/// How a fault ended a request (see [`FaultOutcome::play`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Played {
+    Error {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+    },
+    /// Held until the simulator shut down: answered 503.
+    Held,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

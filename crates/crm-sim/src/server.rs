@@ -146,11 +146,6 @@ impl<S> Shared<S> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Resolves once shutdown has been signalled.
-    pub(crate) async fn shutdown_signalled(&self) {
-        self.shutdown.signalled().await;
-    }
-
     /// Takes a concurrency slot when fewer than `limit` are taken.
     pub(crate) fn try_enter(self: &Arc<Self>, limit: u32) -> Option<InFlight<S>> {
         use std::sync::atomic::Ordering;

@@ -39,7 +39,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::faults::{FaultAction, FaultOutcome, FaultSpec, Faults};
+use crate::faults::{FaultAction, FaultOutcome, FaultSpec, Faults, Played};
 use crate::server::{Server, ShutdownSignal};
 
 /// Bodies larger than this are refused with 413 before they are recorded.
@@ -266,29 +266,18 @@ async fn hook(
 
 /// Sleeps the injected latency, then answers for an error or timeout fault.
 async fn apply_fault(app: &App, route: &str, outcome: FaultOutcome) -> Option<Response> {
-    if let Some(delay) = outcome.delay {
-        tracing::info!(%route, delay_ms = delay.as_millis(), "fault: latency");
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = app.shutdown.signalled() => {}
-        }
-    }
-    match outcome.action? {
-        FaultAction::Error {
+    // A held request waits until the client gives up (this future is then
+    // dropped) or shutdown.
+    Some(match outcome.play(&app.shutdown, route).await? {
+        Played::Error {
             status,
             retry_after,
-        } => {
-            tracing::info!(%route, status = status.as_u16(), "fault: error");
-            let response = error(status, status.canonical_reason().unwrap_or("error"));
-            Some(crate::faults::with_retry_after(response, retry_after))
-        }
-        FaultAction::Timeout => {
-            tracing::info!(%route, "fault: timeout (holding the request)");
-            // Held until the client gives up (this future is then dropped) or shutdown.
-            app.shutdown.signalled().await;
-            Some(error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))
-        }
-    }
+        } => crate::faults::with_retry_after(
+            error(status, status.canonical_reason().unwrap_or("error")),
+            retry_after,
+        ),
+        Played::Held => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    })
 }
 
 fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {

@@ -18,7 +18,7 @@ use super::error::{rate_limit_body, ApiError, RateLimitPolicy};
 use super::rate_limit::Admission;
 use super::scopes::required_scopes;
 use super::state::App;
-use crate::faults::{FaultAction, FaultOutcome};
+use crate::faults::{FaultOutcome, Played};
 
 /// The values of the `X-HubSpot-RateLimit-*` headers for one response.
 #[derive(Clone, Copy, Debug)]
@@ -182,42 +182,31 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
 
 /// Sleeps the injected latency, then answers for an error or timeout fault.
 async fn apply_fault(app: &App, route: &str, outcome: FaultOutcome) -> Option<Response> {
-    if let Some(delay) = outcome.delay {
-        tracing::info!(%route, delay_ms = delay.as_millis(), "fault: latency");
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = app.shutdown_signalled() => {}
-        }
-    }
-    match outcome.action? {
-        FaultAction::Error {
+    // A held request waits until the client gives up (the connection future
+    // is then dropped) or the simulator shuts down.
+    let (status, retry_after) = match outcome.play(&app.shutdown, route).await? {
+        Played::Error {
             status,
             retry_after,
-        } => {
-            tracing::info!(%route, status = status.as_u16(), "fault: error");
-            let response = if status == StatusCode::TOO_MANY_REQUESTS {
-                let headers = {
-                    let state = app.lock();
-                    RateHeaders {
-                        max: state.config.rate_limit_max,
-                        remaining: 0,
-                        interval_ms: state.config.rate_limit_window_ms,
-                    }
-                };
-                rate_limited(RateLimitPolicy::TenSecondlyRolling, Some(headers))
-            } else {
-                ApiError::for_status(status).into_response()
-            };
-            Some(crate::faults::with_retry_after(response, retry_after))
+        } => (status, retry_after),
+        Played::Held => {
+            return Some(ApiError::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response())
         }
-        FaultAction::Timeout => {
-            tracing::info!(%route, "fault: timeout (holding the request)");
-            // Held until the client gives up (the connection future is then
-            // dropped) or the simulator shuts down.
-            app.shutdown_signalled().await;
-            Some(ApiError::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response())
-        }
-    }
+    };
+    let response = if status == StatusCode::TOO_MANY_REQUESTS {
+        let headers = {
+            let state = app.lock();
+            RateHeaders {
+                max: state.config.rate_limit_max,
+                remaining: 0,
+                interval_ms: state.config.rate_limit_window_ms,
+            }
+        };
+        rate_limited(RateLimitPolicy::TenSecondlyRolling, Some(headers))
+    } else {
+        ApiError::for_status(status).into_response()
+    };
+    Some(crate::faults::with_retry_after(response, retry_after))
 }
 
 fn rate_limited(policy: RateLimitPolicy, headers: Option<RateHeaders>) -> Response {

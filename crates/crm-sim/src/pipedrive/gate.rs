@@ -41,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::{rate_limited, unauthorized, PdError};
 use super::rate_limit::WindowState;
 use super::state::App;
-use crate::faults::{FaultAction, FaultOutcome};
+use crate::faults::{FaultOutcome, Played};
 
 /// The rate-limit headers of one answer.
 #[derive(Clone, Copy, Debug)]
@@ -204,25 +204,15 @@ async fn apply_fault(
     is_search: bool,
     outcome: FaultOutcome,
 ) -> Option<Response> {
-    if let Some(delay) = outcome.delay {
-        tracing::info!(%route, delay_ms = delay.as_millis(), "fault: latency");
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = app.shutdown_signalled() => {}
-        }
-    }
-    let (status, retry_after) = match outcome.action? {
-        FaultAction::Error {
+    let (status, retry_after) = match outcome.play(&app.shutdown, route).await? {
+        Played::Error {
             status,
             retry_after,
         } => (status, retry_after),
-        FaultAction::Timeout => {
-            tracing::info!(%route, "fault: timeout (holding the request)");
-            app.shutdown_signalled().await;
-            return Some(PdError::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response());
+        Played::Held => {
+            return Some(PdError::for_status(StatusCode::SERVICE_UNAVAILABLE).into_response())
         }
     };
-    tracing::info!(%route, status = status.as_u16(), "fault: error");
     let limits = {
         let mut guard = app.lock();
         let state = &mut *guard;

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::SfError;
 use super::oauth::bearer;
 use super::state::App;
-use crate::faults::{FaultAction, FaultOutcome};
+use crate::faults::{FaultOutcome, Played};
 
 fn route_of(request: &Request) -> String {
     let template = request.extensions().get::<MatchedPath>().map_or_else(
@@ -103,28 +103,18 @@ pub(crate) async fn login_gate(State(app): State<App>, request: Request, next: N
 
 /// Sleeps the injected latency, then answers for an error or timeout fault.
 async fn apply_fault(app: &App, route: &str, outcome: FaultOutcome) -> Option<Response> {
-    if let Some(delay) = outcome.delay {
-        tracing::info!(%route, delay_ms = delay.as_millis(), "fault: latency");
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = app.shutdown.signalled() => {}
-        }
-    }
-    match outcome.action? {
-        FaultAction::Error {
+    match outcome.play(&app.shutdown, route).await? {
+        Played::Error {
             status,
             retry_after,
         } => {
-            tracing::info!(%route, status = status.as_u16(), "fault: error");
             if matches!(status.as_u16(), 403 | 429) {
                 app.lock().stats.rate_limited += 1;
             }
             let response = SfError::for_status(status).into_response();
             Some(crate::faults::with_retry_after(response, retry_after))
         }
-        FaultAction::Timeout => {
-            tracing::info!(%route, "fault: timeout (holding the request)");
-            app.shutdown.signalled().await;
+        Played::Held => {
             Some(SfError::for_status(axum::http::StatusCode::SERVICE_UNAVAILABLE).into_response())
         }
     }
