@@ -23,11 +23,13 @@ concurrent (SQS long polls must not hold up the table).
 """
 
 import http.client
+import io
 import json
 import logging
 import subprocess
 import sys
 import threading
+import zlib
 from threading import Thread
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -58,6 +60,83 @@ class OneDynamoDBCallAtATime:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+
+
+class UnprocessedFaults:
+    """WSGI middleware on the process that serves DynamoDB: DynamoDB may take
+    only part of a `BatchWriteItem` or `BatchGetItem` and return the rest as
+    `UnprocessedItems` / `UnprocessedKeys` (under load, always possible); moto
+    never does. `POST /__leadbridge/dynamodb-faults` with
+    `{"BatchWriteItem": N, "BatchGetItem": M}` makes the next N (M) such calls
+    take only each table's first request (key) and hand the rest back
+    unprocessed, untouched, as DynamoDB does. The tests of the ledger's retries
+    use it."""
+
+    PATH = "/__leadbridge/dynamodb-faults"
+    OPERATIONS = ("BatchWriteItem", "BatchGetItem")
+
+    def __init__(self, app):
+        self.app = app
+        self.pending = {op: 0 for op in self.OPERATIONS}
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == self.PATH and environ.get("REQUEST_METHOD") == "POST":
+            return self.admin(environ, start_response)
+        op = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")[2]
+        with self.lock:
+            faulted = self.pending.get(op, 0) > 0
+            if faulted:
+                self.pending[op] -= 1
+        if not faulted:
+            return self.app(environ, start_response)
+        return self.partly(op, environ, start_response)
+
+    def admin(self, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        asked = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        with self.lock:
+            for op in self.OPERATIONS:
+                self.pending[op] = int(asked.get(op, self.pending[op]))
+            body = json.dumps(self.pending).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def partly(self, op, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length))
+        held = {}
+        for table, items in request.get("RequestItems", {}).items():
+            if op == "BatchWriteItem" and len(items) > 1:
+                held[table], request["RequestItems"][table] = items[1:], items[:1]
+            elif op == "BatchGetItem" and len(items.get("Keys", [])) > 1:
+                held[table] = dict(items, Keys=items["Keys"][1:])
+                items["Keys"] = items["Keys"][:1]
+        sent = json.dumps(request).encode()
+        environ["wsgi.input"] = io.BytesIO(sent)
+        environ["CONTENT_LENGTH"] = str(len(sent))
+        answer = {}
+
+        def keep(status, headers, exc_info=None):
+            answer["status"], answer["headers"] = status, headers
+
+        result = self.app(environ, keep)
+        try:
+            data = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if answer["status"].startswith("200"):
+            reply = json.loads(data)
+            reply["UnprocessedItems" if op == "BatchWriteItem" else "UnprocessedKeys"] = held
+            data = json.dumps(reply).encode()
+        headers = [
+            (k, v) for k, v in answer["headers"] if k.lower() not in ("content-length", "x-amz-crc32")
+        ]
+        headers += [("Content-Length", str(len(data))), ("X-Amz-Crc32", str(zlib.crc32(data)))]
+        start_response(answer["status"], headers)
+        return [data]
 
 
 class DynamoDBElsewhere:
@@ -135,7 +214,7 @@ def main() -> None:
     app = DomainDispatcherApplication(create_backend_app)
     child = None
     if "--dynamodb-only" in flags or "--single" in flags:
-        app = OneDynamoDBCallAtATime(app)
+        app = UnprocessedFaults(OneDynamoDBCallAtATime(app))
     else:
         child, child_port = start_dynamodb()
         app = DynamoDBElsewhere(app, child_port)

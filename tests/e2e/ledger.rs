@@ -184,3 +184,97 @@ async fn dynamodb_has_its_own_moto_process_behind_the_one_endpoint() {
     }
     assert_eq!(leases, 1, "one holder of the lease");
 }
+
+/// Asks the process serving DynamoDB (`scripts/moto_server.py`) to leave part
+/// of the next batch calls unprocessed; answers what is still pending.
+async fn unprocessed_faults(moto: &Moto, ask: serde_json::Value) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/__leadbridge/dynamodb-faults",
+            moto.dynamodb_endpoint
+        ))
+        .json(&ask)
+        .send()
+        .await
+        .expect("moto answers")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// DynamoDB may take part of a `BatchWriteItem` or `BatchGetItem` and hand the
+/// rest back unprocessed: the ledger sends the rest again (after a pause) until
+/// all is written and read, and says so when DynamoDB keeps handing it back.
+/// (A moto of its own: the faults are the DynamoDB process's, for any caller.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_dynamodb_leaves_unprocessed_is_sent_again() {
+    use chrono::{Duration, Utc};
+    use lb_pipeline::{Ledger, Locked, PersonLock, PersonRelease, Written};
+    let moto = Moto::start(0).expect("moto server (run `make venv` first)");
+    let sdk = lb_aws::sdk_config_for(&moto.endpoint, "us-east-1").await;
+    let created = resources::create(&sdk, &Names::new("unprocessed"), "whsec_x", "pat-x")
+        .await
+        .expect("resources");
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), &created.table_name);
+    let now = Utc::now();
+    let until = now + Duration::minutes(1);
+    let hashes: Vec<String> = (0..4).map(|i| format!("h{i}")).collect();
+    let lock = PersonLock {
+        crm: "hubspot".into(),
+        holder: "evt_u@hubspot".into(),
+        until,
+        record: None,
+        claim: hashes.clone(),
+    };
+    assert!(matches!(
+        ledger.lock_person(&lock, now).await.expect("lock"),
+        Locked::Held { .. }
+    ));
+
+    // The new record and its four links: one BatchWriteItem of five items,
+    // taken one at a time twice, then the rest.
+    unprocessed_faults(
+        &moto,
+        serde_json::json!({"BatchWriteItem": 2, "BatchGetItem": 2}),
+    )
+    .await;
+    let release = PersonRelease {
+        crm: "hubspot".into(),
+        holder: "evt_u@hubspot".into(),
+        written: Some(Written {
+            record: "rec-1".into(),
+            link: hashes.clone(),
+            applied: Some(now),
+            replaces: None,
+            created: true,
+        }),
+        records: vec![],
+        claims: hashes.clone(),
+        held_until: until,
+    };
+    ledger
+        .release_person(&release, now)
+        .await
+        .expect("released");
+    assert_eq!(
+        ledger.identities("hubspot", &hashes).await.expect("read"),
+        vec![Some("rec-1".to_string()); 4],
+        "every link written and read back"
+    );
+    assert_eq!(
+        unprocessed_faults(&moto, serde_json::json!({})).await,
+        serde_json::json!({"BatchWriteItem": 0, "BatchGetItem": 0}),
+        "both calls were handed part of their batch back"
+    );
+
+    // DynamoDB that keeps handing keys back: an error after five rounds, not a
+    // lead written as if nobody were known.
+    let many: Vec<String> = (0..8).map(|i| format!("h{i}")).collect();
+    unprocessed_faults(&moto, serde_json::json!({"BatchGetItem": 10})).await;
+    let err = ledger
+        .identities("hubspot", &many)
+        .await
+        .expect_err("keys left unprocessed");
+    assert!(err.to_string().contains("unprocessed"), "{err}");
+    assert!(!err.is_permanent(), "an outage, retried later: {err}");
+}

@@ -85,6 +85,16 @@ fn event_key(delivery_id: &str) -> (AttributeValue, AttributeValue) {
     };
     (event_pk(event_id), s(sk))
 }
+/// Rounds of a batch call for what DynamoDB leaves unprocessed (it takes part
+/// of a batch under load or throttling), with a pause before each resend.
+const UNPROCESSED_ROUNDS: u32 = 5;
+/// Waits before round `round` of a batch call: none before the first, then
+/// 50, 100, 200, 400 ms (AWS: "retry with exponential backoff").
+async fn unprocessed_pause(round: u32) {
+    if round > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
+    }
+}
 /// Puts an item only if its key is free: `true` when this put wrote it, `false`
 /// when the item was there already (a once-only record).
 async fn put_if_absent(
@@ -252,10 +262,11 @@ impl DynamoLedger {
                         .map_err(|e| PortError::new(format!("{op}: {e}")))
                 })
                 .collect::<Result<_, _>>()?;
-            for _ in 0..5 {
+            for round in 0..UNPROCESSED_ROUNDS {
                 if pending.is_empty() {
                     break;
                 }
+                unprocessed_pause(round).await;
                 let out = self
                     .client
                     .batch_write_item()
@@ -764,11 +775,12 @@ impl Ledger for DynamoLedger {
                 writes.push(WriteRequest::builder().delete_request(del).build());
             }
             let mut pending = Some(HashMap::from([(self.table.clone(), writes)]));
-            for _ in 0..5 {
+            for round in 0..UNPROCESSED_ROUNDS {
                 let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty()))
                 else {
                     break;
                 };
+                unprocessed_pause(round).await;
                 let res = self
                     .client
                     .batch_write_item()
@@ -962,8 +974,9 @@ impl Ledger for DynamoLedger {
                     .map_err(|e| PortError::new(format!("dynamodb:KeysAndAttributes: {e}")))?,
             );
             // BatchGetItem may leave keys unprocessed; a few rounds take them all.
-            for _ in 0..5 {
+            for round in 0..UNPROCESSED_ROUNDS {
                 let Some(request) = pending.take() else { break };
+                unprocessed_pause(round).await;
                 let out = self
                     .client
                     .batch_get_item()
