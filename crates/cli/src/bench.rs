@@ -541,13 +541,21 @@ async fn row(
     let crm_rate = m.crm_calls as f64 / seconds.max(0.001);
     let limit_rate = crm_limit as f64 / 10.0;
     let limit_bound = m.rate_limited > 0 || crm_rate >= 0.8 * limit_rate;
+    // What the CRM limit alone would allow at this contender's calls per lead:
+    // leadbridge sustains 80 % of the limit under its own limiter, the peer
+    // all of it (it calls until the CRM answers 429).
+    let sustained = if c == Contender::Peer { 1.0 } else { 0.8 };
+    let calls_per_lead = m.crm_calls as f64 / leads;
+    let at_limit =
+        (calls_per_lead > 0.0).then(|| round(sustained * limit_rate / calls_per_lead, 1));
     Ok(json!({
         "contender": c.name(),
         "leads": plan.distinct,
         "deliveries": plan.deliveries.len(),
         "leads_per_s": round(leads / seconds.max(0.001), 2),
         "seconds": round(seconds, 1),
-        "crm_calls_per_lead": round(m.crm_calls as f64 / leads, 3),
+        "leads_per_s_at_crm_limit": at_limit,
+        "crm_calls_per_lead": round(calls_per_lead, 3),
         "crm_calls_per_s": round(crm_rate, 2),
         "crm_calls_per_lead_by_route": m
             .crm_by_route
@@ -706,6 +714,7 @@ fn print_table(rows: &[Value]) {
         "leads",
         "deliveries",
         "leads_per_s",
+        "leads_per_s_at_crm_limit",
         "seconds",
         "crm_calls_per_lead",
         "crm_calls_per_s",
@@ -741,6 +750,11 @@ fn print_table(rows: &[Value]) {
             );
         }
     }
+    println!(
+        "leads_per_s_at_crm_limit: what the CRM limit alone would allow at each one's CRM calls \
+         per lead (leadbridge sustains 80% of the limit under its limiter; the peer calls until \
+         the CRM answers 429): the comparison once the emulator is not what binds."
+    );
     println!(
         "AWS cost: DynamoDB requests priced as on-demand writes (${}/M, an upper bound), SQS ${}/M \
          (FIFO) or ${}/M (standard), Lambda ${}/M invocations (compute left out); us-east-1, 2026-11.",
