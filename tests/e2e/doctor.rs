@@ -192,6 +192,20 @@ connections = ["pipedrive", "zoho", "salesforce"]
             "{report}"
         );
     }
+    // Pipedrive's and Zoho's default stages exist; Salesforce writes Leads,
+    // which get their Opportunity when converted: a warning, not a failure.
+    let deals: Vec<_> = healthy
+        .iter()
+        .filter(|f| f.what.contains("ask for a deal"))
+        .collect();
+    assert_eq!(deals.len(), 1, "{report}");
+    assert_eq!(deals[0].severity, Severity::Warning, "{report}");
+    assert!(
+        deals[0].what.starts_with("connection salesforce")
+            && deals[0].what.contains("deals_need_contacts"),
+        "{report}"
+    );
+    assert!(deals[0].fix.contains("object = \"Contact\""), "{report}");
 
     // A Pipedrive token that is not (or no longer) valid, and a Zoho grant revoked.
     lb_local::resources::put_secret(
@@ -417,4 +431,41 @@ fn make_deploy_checks_builds_deploys_prints_the_outputs_and_runs_the_doctor() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("copy config/leadbridge.example.toml there first"));
+}
+
+/// A connection's default deal stage the portal does not have: every event
+/// that asks for a deal without naming a stage would be dead-lettered, so the
+/// doctor fails and names the stage and the setting to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_finds_a_default_deal_stage_the_crm_does_not_have() {
+    let t = start("doctor-deals", |_| {}).await;
+    let mut p = patient(&t);
+    let healthy = examine(&p).await;
+    let (report, failed) = render(&healthy);
+    assert!(!failed, "{report}");
+    assert!(!report.contains("ask for a deal"), "{report}");
+
+    let text = t.stack.info.default_config().replace(
+        "kind = \"hubspot\"\n",
+        "kind = \"hubspot\"\ndeal_stage = \"signed_contract\"\n",
+    );
+    p.config = lb_config::Config::parse_local(&text).unwrap();
+    let sick = examine(&p).await;
+    let (report, failed) = render(&sick);
+    assert!(failed, "{report}");
+    let e = sick
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+        .expect("an error");
+    assert!(
+        e.what.starts_with("connection hubspot")
+            && e.what.contains("bad_deal_stage")
+            && e.what.contains("signed_contract"),
+        "{report}"
+    );
+    assert!(
+        e.fix
+            .contains("deal_pipeline and deal_stage in [connections.hubspot]"),
+        "{report}"
+    );
 }

@@ -268,6 +268,22 @@ pub async fn probe(crm: &dyn Crm) -> Result<usize, lb_pipeline::CrmError> {
     crm.find_contacts(&lead).await.map(|found| found.len())
 }
 
+/// Whether the deal of an event that asks for one without naming a stage could
+/// be written: the connection's own default pipeline and stage exist in the
+/// CRM, and it writes records deals can be linked to ([`Crm::check_deal`];
+/// reads only).
+pub async fn deal_probe(crm: &dyn Crm) -> Result<(), lb_pipeline::CrmError> {
+    let event: lb_domain::LeadEvent = serde_json::from_value(serde_json::json!({
+        "event_id": "leadbridge-deal-probe", "event_type": "lead.qualified",
+        "occurred_at": chrono::Utc::now().to_rfc3339(), "bot_id": "leadbridge_probe",
+        "visitor": {"phone": "+12025550100"},
+        "crm_target": {"object": "contact", "create_deal": true}
+    }))
+    .expect("the probe event is valid");
+    let lead = lb_domain::QueuedLead::new(event, chrono::Utc::now()).expect("it has an identity");
+    crm.check_deal(&lead).await
+}
+
 /// The shape of the secret a connection kind reads, for the fix a check prints.
 pub fn secret_shape(kind: &ConnectionKind) -> &'static str {
     match kind {

@@ -156,7 +156,7 @@ pub async fn examine(p: &Patient) -> Vec<Finding> {
             }
             // Pipedrive, Zoho, Salesforce: the secret is there, and a read is authorized.
             kind => {
-                out.push(check_by_probe(p, secrets.clone(), conn, kind).await);
+                out.extend(check_by_probe(p, secrets.clone(), conn, kind).await);
                 continue;
             }
         };
@@ -248,6 +248,9 @@ pub async fn examine(p: &Patient) -> Vec<Finding> {
                 format!("connection {}: HubSpot could not be asked: {e}", conn.name),
                 format!("`leadbridge test-connection {}`", conn.name),
             )),
+        }
+        if out.last().is_some_and(|f| f.severity == Severity::Ok) {
+            out.extend(check_deals(conn, &crm).await);
         }
     }
 
@@ -399,7 +402,7 @@ async fn check_by_probe(
     secrets: Arc<dyn SecretStore>,
     conn: &lb_config::Connection,
     kind: &ConnectionKind,
-) -> Finding {
+) -> Vec<Finding> {
     let secret = kind
         .secrets()
         .first()
@@ -407,31 +410,35 @@ async fn check_by_probe(
         .unwrap_or_default();
     let set_secret = p.put_secret(&secret, lb_crm::connections::secret_shape(kind));
     if secrets.get_secret(&secret).await.is_err() {
-        return error(
+        return vec![error(
             format!(
                 "connection {}: {secret} cannot be read: every lead to {} would fail",
                 conn.name,
                 conn.kind_name()
             ),
             set_secret,
-        );
+        )];
     }
     let crm = match lb_crm::connections::connection(conn, secrets, Duration::from_secs(60)) {
         Ok(c) => c,
         Err(e) => {
-            return error(
+            return vec![error(
                 format!("connection {}: {e}", conn.name),
                 "check the connection in the config file",
-            )
+            )]
         }
     };
     match lb_crm::connections::probe(crm.as_ref()).await {
-        Ok(_) => ok(format!(
-            "connection {} ({}): the credentials are accepted and a search answers",
-            conn.name,
-            conn.kind_name()
-        )),
-        Err(e) => error(
+        Ok(_) => {
+            let mut found = vec![ok(format!(
+                "connection {} ({}): the credentials are accepted and a search answers",
+                conn.name,
+                conn.kind_name()
+            ))];
+            found.extend(check_deals(conn, crm.as_ref()).await);
+            found
+        }
+        Err(e) => vec![error(
             format!(
                 "connection {} ({}): {} — leads to it would be {}",
                 conn.name,
@@ -444,6 +451,51 @@ async fn check_by_probe(
                 }
             ),
             set_secret,
-        ),
+        )],
     }
+}
+
+/// The deals of events that ask for one without naming a stage: the
+/// connection's default pipeline and stage must exist in the CRM (else each
+/// such event is dead-lettered as `bad_deal_stage`), and a connection that
+/// writes Leads makes no deals (`deals_need_contacts`: a warning, since not
+/// every bot asks for deals).
+async fn check_deals(conn: &lb_config::Connection, crm: &dyn lb_pipeline::Crm) -> Option<Finding> {
+    let e = lb_crm::connections::deal_probe(crm).await.err()?;
+    let key = if matches!(
+        conn.kind,
+        ConnectionKind::Pipedrive(_) | ConnectionKind::HubSpot(_)
+    ) {
+        "deal_pipeline and deal_stage"
+    } else {
+        "deal_stage"
+    };
+    Some(match e.code.as_deref() {
+        Some(lb_crm::deal::DEALS_NEED_CONTACTS) => warning(
+            format!(
+                "connection {}: events that ask for a deal would be dead-lettered as deals_need_contacts: {}",
+                conn.name, e.message
+            ),
+            format!(
+                "if your bots ask for deals, set {} in [connections.{}]",
+                if matches!(conn.kind, ConnectionKind::Zoho(_)) {
+                    "module = \"Contacts\""
+                } else {
+                    "object = \"Contact\""
+                },
+                conn.name
+            ),
+        ),
+        Some(lb_crm::deal::BAD_DEAL_STAGE) => error(
+            format!(
+                "connection {}: events that ask for a deal without naming a stage would be dead-lettered as bad_deal_stage: {}",
+                conn.name, e.message
+            ),
+            format!("set {key} in [connections.{}] to a pipeline and stage the CRM has", conn.name),
+        ),
+        _ => warning(
+            format!("connection {}: its deal stages could not be read: {}", conn.name, e.message),
+            format!("`leadbridge test-connection {}`", conn.name),
+        ),
+    })
 }
