@@ -3,7 +3,7 @@
 //!   `EVENT#<connection>` for each delivery of an event the config routes to
 //!   named connections: one record per connection, all under the event's key);
 //! - `REJECTED#<id>#<ms>` / `REJECTED` — an event refused at ingest (no payload);
-//! - `REJECTIONS#<window start>` / `COUNT` — rejections counted per alert window;
+//! - `REJECTIONS#<window start>` / `COUNT#<bot>` — rejections counted per bot and alert window;
 //! - `CONTACT#<crm>#<key hash>` / `CONTACT` — the CRM record id of one identity
 //!   of a person (`crm_id`), or a short claim on it while its record is created;
 //! - `PERSON#<crm>#<record id>` / `PERSON` — one CRM record: its lease while an
@@ -925,8 +925,14 @@ impl Ledger for DynamoLedger {
             "REJECTIONS#{}",
             window_start.to_rfc3339_opts(SecondsFormat::Secs, true)
         );
+        // Counted per bot: each bot's first rejection of a window is alerted
+        // (a body too broken to name its bot counts under `COUNT`).
+        let count = match &r.bot_id {
+            Some(b) => format!("COUNT#{b}"),
+            None => "COUNT".to_string(),
+        };
         let out = self
-            .update((s(window), s("COUNT")))
+            .update((s(window), s(count)))
             .update_expression("ADD rejections :one SET expires_at = :exp")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":exp", expires(now, 7))

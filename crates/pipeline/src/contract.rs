@@ -1063,7 +1063,7 @@ async fn list_filters_by_status_time_bot_and_reason(l: Arc<dyn Ledger>, cx: Cx) 
 /// `record_rejected`: kept (no payload) and counted per alert window.
 async fn rejections_are_recorded_and_counted_per_window(l: Arc<dyn Ledger>, cx: Cx) {
     let l = l.as_ref();
-    // The windows are the ledger's own (not per bot): pick ones of this run only.
+    // Windows are counted per bot; pick ones of this run only all the same.
     let offset = i64::from(rand::random::<u32>() % 1_000_000) * 600;
     let w1 = cx.at(-offset);
     let w2 = cx.at(-offset + 300);
@@ -1093,6 +1093,16 @@ async fn rejections_are_recorded_and_counted_per_window(l: Arc<dyn Ledger>, cx: 
         [1, 2, 1],
         "counted per window, this one included"
     );
+    // Another bot's rejection in the same window is that bot's first.
+    let other = Rejection {
+        bot_id: Some(format!("{}-other", cx.bot())),
+        ..rejection("e4", "invalid_email")
+    };
+    let tally = l
+        .record_rejected(&other, w1, cx.at(4))
+        .await
+        .expect("rejected");
+    assert_eq!(tally.in_window, 1, "each bot counts its own");
     let mut f = ListFilter::status(LedgerStatus::Rejected);
     f.bot_id = Some(cx.bot());
     let got = l.list(&f).await.expect("list");

@@ -29,7 +29,7 @@ pub struct InMemoryLedger {
     persons: Mutex<HashMap<String, PersonItem>>,
     conflicts: Mutex<Vec<(String, IdentityConflict)>>,
     rejections: Mutex<Vec<LedgerRecord>>,
-    rejection_windows: Mutex<HashMap<DateTime<Utc>, u64>>,
+    rejection_windows: Mutex<HashMap<(DateTime<Utc>, Option<String>), u64>>,
     /// Keys claimed once ([`Ledger::claim_once`]).
     claimed: Mutex<std::collections::HashSet<String>>,
     /// When each delivery was last replayed ([`Ledger::requeue`]).
@@ -629,7 +629,9 @@ impl Ledger for InMemoryLedger {
             )
         });
         let mut w = self.rejection_windows.lock().unwrap();
-        let n = w.entry(window_start).or_insert(0);
+        let n = w
+            .entry((window_start, rejection.bot_id.clone()))
+            .or_insert(0);
         *n += 1;
         Ok(RejectionTally { in_window: *n })
     }

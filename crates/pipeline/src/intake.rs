@@ -204,13 +204,13 @@ pub struct Intake<'a> {
     pub ledger: &'a dyn Ledger,
     pub queue: &'a dyn LeadQueue,
     pub alerts: &'a dyn Alerts,
-    /// One rejection alert per window at most.
+    /// One rejection alert per bot and window at most.
     pub rejection_window: Duration,
     pub config: Option<&'a Config>,
 }
 
 impl Intake<'_> {
-    /// Records a refusal (ledger + one alert per window). Never fails.
+    /// Records a refusal (ledger + one alert per bot and window). Never fails.
     pub async fn reject(&self, rejection: &Rejection, now: DateTime<Utc>) {
         record_rejection(
             self.ledger,

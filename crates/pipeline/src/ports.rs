@@ -484,7 +484,7 @@ pub trait Ledger: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<u32>, PortError>;
     /// Records an event refused at ingest (status `rejected`) and counts it in
-    /// the alert window starting at `window_start`.
+    /// its bot's alert window starting at `window_start` (each bot's own count).
     async fn record_rejected(
         &self,
         rejection: &Rejection,

@@ -1,7 +1,7 @@
 //! Ingest's other use case: an event refused with 422 is not lost from sight.
 //! The rejection (reason codes, bot, masked identity; never the payload) is
-//! recorded in the ledger and counted per alert window; the first rejection of
-//! a window raises one alert, the rest of the window is only counted.
+//! recorded in the ledger and counted per bot and alert window; a bot's first
+//! rejection of a window raises one alert, the rest of its window is only counted.
 
 use std::time::Duration;
 
@@ -79,8 +79,8 @@ fn alert_text(r: &Rejection, start: DateTime<Utc>, window: Duration) -> (String,
          Event: {id}\n\
          Reasons: {why}\n\
          \n\
-         This is the first rejection of the {minutes}-minute window that began at {since}; \
-         further rejections in this window are recorded and counted, not alerted.\n\
+         This is {bot}'s first rejection of the {minutes}-minute window that began at {since}; \
+         its further rejections in this window are recorded and counted, not alerted.\n\
          See them all: leadbridge list --status rejected --since {since}\n",
         id = r.id,
         why = reason.message,
@@ -114,7 +114,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_rejection_is_recorded_and_one_alert_goes_out_per_window() {
+    async fn every_rejection_is_recorded_and_one_alert_goes_out_per_bot_and_window() {
         let (ledger, alerts) = (InMemoryLedger::default(), RecordingAlerts::default());
         let window = Duration::from_secs(900);
         let t0 = DateTime::parse_from_rfc3339("2026-11-21T10:01:00Z")
@@ -149,6 +149,23 @@ mod tests {
         assert!(sent[0].1.contains("consent_required (consent.given_at)"));
         assert!(sent[0].1.contains("p***@a***.in"));
         assert!(sent[0].1.contains("2026-11-21T10:00:00Z"), "{}", sent[0].1);
+        assert!(
+            sent[0].1.contains("This is sales-bot's first rejection"),
+            "{}",
+            sent[0].1
+        );
+
+        // Another bot in the same window gets its own alert; its second does not.
+        for id in ["evt_o1", "evt_o2"] {
+            let other = Rejection {
+                bot_id: Some("support-bot".into()),
+                ..rejection(id)
+            };
+            record_rejection(&ledger, &alerts, &other, window, t0).await;
+        }
+        let sent = alerts.sent();
+        assert_eq!(sent.len(), 3, "one more, for support-bot: {sent:?}");
+        assert!(sent[2].0.contains("support-bot"), "{}", sent[2].0);
     }
 
     #[tokio::test]
