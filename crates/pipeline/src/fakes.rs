@@ -19,6 +19,9 @@ fn down(flag: &AtomicBool, what: &str) -> Result<(), PortError> {
     }
 }
 
+/// A bot's alert window of rejections: its start and the bot.
+type RejectionWindow = (DateTime<Utc>, Option<String>);
+
 /// A ledger with the same semantics as the DynamoDB one.
 #[derive(Default)]
 pub struct InMemoryLedger {
@@ -29,7 +32,7 @@ pub struct InMemoryLedger {
     persons: Mutex<HashMap<String, PersonItem>>,
     conflicts: Mutex<Vec<(String, IdentityConflict)>>,
     rejections: Mutex<Vec<LedgerRecord>>,
-    rejection_windows: Mutex<HashMap<(DateTime<Utc>, Option<String>), u64>>,
+    rejection_windows: Mutex<HashMap<RejectionWindow, u64>>,
     /// Keys claimed once ([`Ledger::claim_once`]).
     claimed: Mutex<std::collections::HashSet<String>>,
     /// When each delivery was last replayed ([`Ledger::requeue`]).
