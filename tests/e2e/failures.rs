@@ -286,6 +286,7 @@ async fn a_delivery_for_an_unknown_connection_reaches_an_alert() {
             connection: "salesforce".into(),
             lead_source: None,
             object: "contact".into(),
+            split_name: None,
         },
     );
     let queue = lb_aws::SqsLeadQueue::new(

@@ -478,6 +478,7 @@ impl Route {
                 connection: c.clone(),
                 lead_source: self.lead_source.clone(),
                 object: self.object.clone(),
+                split_name: Some(self.policy.split_name),
             })
             .collect()
     }

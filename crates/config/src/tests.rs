@@ -287,6 +287,10 @@ fn a_route_override_merges_with_the_defaults() {
         }
     );
     assert_eq!(c.route_for("other").unwrap().policy, c.defaults);
+    assert!(
+        eu.deliveries().iter().all(|d| d.split_name == Some(false)),
+        "the route's split_name travels with its deliveries to the field maps"
+    );
 }
 
 /// (appended to BASE, expected key, line within the snippet, part of the message)
@@ -658,6 +662,7 @@ fn deliveries_follow_the_routes_connection_order() {
         connection: c.into(),
         lead_source: Some("Chatbot – sales site".into()),
         object: "contact".into(),
+        split_name: Some(false), // the sales-bot route overrides [defaults]
     };
     assert_eq!(r.deliveries(), [want("hubspot"), want("zapier")]);
 

@@ -316,7 +316,7 @@ impl HubSpotCrm {
         let mut out: BTreeMap<String, Write> = BTreeMap::new();
         if write == ContactWrite::Full {
             let targets = self.cfg.mapping.event_targets(e);
-            for (property, value) in self.cfg.mapping.render(e, lead.lead_source()) {
+            for (property, value) in self.cfg.mapping.render_lead(lead) {
                 // The last target of a property is the one whose value the render kept.
                 let origin = targets
                     .iter()
@@ -1081,6 +1081,7 @@ mod tests {
                 connection: "hs2".into(),
                 lead_source: Some(src.into()),
                 object: "contact".into(),
+                split_name: None,
             }),
         }
     }

@@ -13,7 +13,7 @@ pub(crate) fn add_to(
     lead: &QueuedLead,
 ) {
     let Some(mapping) = mapping else { return };
-    for (field, value) in mapping.render(&lead.event, lead.lead_source()) {
+    for (field, value) in mapping.render_lead(lead) {
         record.entry(field).or_insert_with(|| json!(value));
     }
 }

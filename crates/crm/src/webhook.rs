@@ -448,7 +448,7 @@ impl Crm for WebhookCrm {
 pub fn lead_body(mapping: &Mapping, lead: &QueuedLead, connection: &str, test: bool) -> Value {
     let e = &lead.event;
     let mut body: Map<String, Value> = mapping
-        .render(e, lead.lead_source())
+        .render_lead(lead)
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
@@ -496,6 +496,7 @@ fn test_lead(connection: &str, now: DateTime<Utc>) -> QueuedLead {
             connection: connection.to_string(),
             lead_source: None,
             object: "contact".into(),
+            split_name: None,
         })
 }
 
@@ -643,6 +644,7 @@ mod tests {
             connection: "zap".into(),
             lead_source: Some("Website bot".into()),
             object: "lead".into(),
+            split_name: None,
         }));
         let body = lead_body(&mapping, &l, "ignored", false);
         assert_eq!(

@@ -112,6 +112,7 @@ fn lead() -> QueuedLead {
         connection: "zap".into(),
         lead_source: None,
         object: "contact".into(),
+        split_name: None,
     })
 }
 

@@ -424,9 +424,25 @@ impl Mapping {
         }
     }
 
+    /// The properties a delivery writes: [`Mapping::render`] with the lead's
+    /// route's lead source and `split_name` (else the mapping's own).
+    pub fn render_lead(&self, lead: &crate::QueuedLead) -> BTreeMap<String, String> {
+        let split_name = lead.split_name().unwrap_or(self.split_name);
+        self.render_with(&lead.event, lead.lead_source(), split_name)
+    }
+
     /// The properties this event writes: static values, then every mapped field
     /// that has a value (transformed). Empty values are left out.
     pub fn render(&self, event: &LeadEvent, lead_source: Option<&str>) -> BTreeMap<String, String> {
+        self.render_with(event, lead_source, self.split_name)
+    }
+
+    fn render_with(
+        &self,
+        event: &LeadEvent,
+        lead_source: Option<&str>,
+        split_name: bool,
+    ) -> BTreeMap<String, String> {
         let mut out = self.statics.clone();
         for m in &self.fields {
             if m.source == FieldPath::AllAnswers {
@@ -439,7 +455,7 @@ impl Mapping {
                 }
                 continue;
             }
-            if let Some(v) = m.source.value(event, lead_source, self.split_name) {
+            if let Some(v) = m.source.value(event, lead_source, split_name) {
                 out.insert(m.target.clone(), m.transform.apply(&v));
             }
         }
@@ -514,6 +530,47 @@ pub fn property_name(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_routes_split_name_decides_for_its_deliveries() {
+        let event: LeadEvent = serde_json::from_value(serde_json::json!({
+            "event_id": "evt_split", "event_type": "lead.created",
+            "occurred_at": "2026-05-04T11:23:45Z", "bot_id": "bot_x",
+            "visitor": {"email": "a@b.co", "name": "Ana Maria Silva"}
+        }))
+        .unwrap();
+        let lead = crate::QueuedLead::new(event, chrono::Utc::now()).unwrap();
+        let mapping = Mapping::from_pairs(&[
+            ("visitor.first_name", "firstname"),
+            ("visitor.last_name", "lastname"),
+        ]);
+        let to = |split_name| {
+            lead.clone().for_delivery(crate::Delivery {
+                connection: "crm".into(),
+                lead_source: None,
+                object: "contact".into(),
+                split_name,
+            })
+        };
+        let split = mapping.render_lead(&to(None));
+        assert_eq!(split["firstname"], "Ana Maria");
+        assert_eq!(split["lastname"], "Silva");
+        assert_eq!(mapping.render_lead(&to(Some(true))), split);
+        assert!(
+            mapping.render_lead(&to(Some(false))).is_empty(),
+            "the route keeps full names whole"
+        );
+        let whole = Mapping {
+            split_name: false,
+            ..mapping.clone()
+        };
+        assert!(whole.render_lead(&to(None)).is_empty());
+        assert_eq!(
+            whole.render_lead(&to(Some(true))),
+            split,
+            "the route's says"
+        );
+    }
 
     #[test]
     fn every_named_path_round_trips() {

@@ -70,6 +70,10 @@ pub struct Delivery {
     /// `contact` or `lead`.
     #[serde(default = "contact_object")]
     pub object: String,
+    /// The route's `split_name` (a full name split into first and last for
+    /// the field maps); `None`: the connection's mapping decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_name: Option<bool>,
 }
 
 fn contact_object() -> String {
@@ -141,6 +145,11 @@ impl QueuedLead {
 
     pub fn connection(&self) -> Option<&str> {
         self.delivery.as_ref().map(|d| d.connection.as_str())
+    }
+
+    /// The route's `split_name`, when the delivery carries one.
+    pub fn split_name(&self) -> Option<bool> {
+        self.delivery.as_ref().and_then(|d| d.split_name)
     }
 
     pub fn lead_source(&self) -> Option<&str> {

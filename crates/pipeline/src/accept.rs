@@ -210,6 +210,7 @@ mod tests {
             connection: connection.into(),
             lead_source: Some("Chatbot".into()),
             object: "contact".into(),
+            split_name: None,
         })
     }
 

@@ -451,6 +451,7 @@ mod tests {
             connection: "zapier".into(),
             lead_source: None,
             object: "contact".into(),
+            split_name: None,
         });
         let reason = permanent("refused").reason();
         alert_dead_letters(

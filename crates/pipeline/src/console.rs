@@ -1501,6 +1501,7 @@ mod tests {
                 connection: c.into(),
                 lead_source: None,
                 object: "contact".into(),
+                split_name: None,
             })
         };
         synced(&ledger, &to("hubspot"), at(0)).await;

@@ -153,6 +153,7 @@ impl Cx {
             connection: self.name(connection),
             lead_source: None,
             object: "contact".into(),
+            split_name: None,
         })
     }
 }

@@ -402,6 +402,7 @@ mod tests {
                 connection: c.into(),
                 lead_source: None,
                 object: "contact".into(),
+                split_name: None,
             })
         };
         for d in [to("hubspot"), to("zapier")] {

@@ -1356,6 +1356,7 @@ mod tests {
                 connection: c.into(),
                 lead_source: None,
                 object: "contact".into(),
+                split_name: None,
             })
         };
         let (a, b, c) = (to("hubspot"), to("zapier"), to("salesforce"));

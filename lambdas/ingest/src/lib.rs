@@ -921,7 +921,7 @@ connections = ["hubspot"]
     }
 
     #[tokio::test]
-    async fn rejections_are_recorded_every_time_and_alerted_once_per_window() {
+    async fn rejections_are_recorded_every_time_and_alerted_once_per_bot_and_window() {
         let t = app();
         let now = Utc::now();
         for i in 0..3 {
@@ -946,7 +946,11 @@ connections = ["hubspot"]
             rejected[3].last_error.as_ref().unwrap().code,
             "invalid_json"
         );
-        assert_eq!(t.alerts.sent().len(), 1, "one alert for the window");
+        // One per bot and window: bot_a's first, and the body that names no bot.
+        let sent = t.alerts.sent();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent[0].0.contains("bot_a"), "{}", sent[0].0);
+        assert!(sent[1].0.contains("unknown bot"), "{}", sent[1].0);
     }
 
     fn body() -> Vec<u8> {

@@ -152,7 +152,7 @@ impl PipedriveCrm {
         let Some(mapping) = self.cfg.mapping.as_ref() else {
             return Ok(Map::new());
         };
-        let pairs = mapping.render(&lead.event, lead.lead_source());
+        let pairs = mapping.render_lead(lead);
         if pairs.is_empty() {
             return Ok(Map::new());
         }
