@@ -56,11 +56,18 @@ impl Rest {
         }
     }
 
-    /// A token of our own from the accounts server (refresh-token grant).
-    async fn token(http: &reqwest::Client, url: String, form: String) -> Value {
+    /// A token of our own: the refresh-token grant at `url`.
+    async fn token(
+        http: &reqwest::Client,
+        url: String,
+        (client_id, client_secret, refresh_token): (&str, &str, &str),
+    ) -> Value {
         http.post(url)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
+            .body(format!(
+                "grant_type=refresh_token&client_id={client_id}&client_secret={client_secret}\
+                 &refresh_token={refresh_token}"
+            ))
             .send()
             .await
             .expect("the token endpoint answers")
@@ -75,10 +82,7 @@ impl Rest {
         let token = Self::token(
             &http,
             format!("{}/oauth/v2/token", z.accounts_url),
-            format!(
-                "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
-                z.client_id, z.client_secret, z.refresh_token
-            ),
+            (&z.client_id, &z.client_secret, &z.refresh_token),
         )
         .await;
         let auth = format!(
@@ -98,10 +102,7 @@ impl Rest {
         let token = Self::token(
             &http,
             format!("{}/services/oauth2/token", f.login_url),
-            format!(
-                "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
-                f.client_id, f.client_secret, f.refresh_token
-            ),
+            (&f.client_id, &f.client_secret, &f.refresh_token),
         )
         .await;
         let instance = token["instance_url"].as_str().unwrap_or(&f.instance_url);
