@@ -115,6 +115,10 @@ unknown_country = "reject"
 phone_region = "IN"
 split_name = false
 
+[routes.enums."answers.size"]
+allowed = ["klein", "gross"]
+map = { "small" = "klein" }
+
 [[routes]]
 bot_id = "*"
 connections = ["pd", "zo", "sf"]
@@ -206,6 +210,11 @@ fn what_the_parser_refuses_the_schema_refuses() {
         ("truncate = 100", "truncate = 0"),
         ("object = \"contact\"", "object = \"deal\""),
         ("lane = \"bulk\"", "lane = \"slow\""),
+        ("allowed = [\"klein\", \"gross\"]", "allowed = []"),
+        (
+            "map = { \"small\" = \"klein\" }",
+            "map = { \"small\" = \"klein\" }\nvalues = [\"x\"]",
+        ),
         ("\"lead.updated\" = \"bulk\"", "\"lead.deleted\" = \"bulk\""),
         ("connections = [\"pd\", \"zo\", \"sf\"]", "connections = []"),
         (

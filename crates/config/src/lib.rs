@@ -89,6 +89,9 @@ pub struct Route {
     pub lane: Lane,
     /// Per event type overrides of `lane` (`[routes.event_lanes]`).
     pub event_lanes: Vec<(EventType, Lane)>,
+    /// The route's own `[routes.enums."<field>"]`: for its bots they replace
+    /// the top-level `[enums]` rule of the same field.
+    pub enums: Vec<EnumRule>,
 }
 
 /// One `[sources.<name>]`: `POST /v1/sources/<name>` speaks one vendor's webhook
@@ -417,25 +420,42 @@ impl Config {
     /// neither is a `value_not_allowed` error for that field; absent fields
     /// are fine. The error does not quote the value (it may be personal data).
     pub fn apply_enums(&self, event: &mut LeadEvent) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        for rule in &self.enums {
-            let Some(slot) = enum_slot(event, &rule.field) else {
-                continue;
-            };
-            if slot.trim().is_empty() {
-                continue;
-            }
-            match rule.resolve(slot) {
-                Some(v) => *slot = v.to_string(),
-                None => errors.push(FieldError::new(
-                    rule.field.as_str(),
-                    "value_not_allowed",
-                    format!("{} is not one of: {}", rule.field, rule.allowed.join(", ")),
-                )),
-            }
-        }
-        errors
+        apply_enum_rules(self.enums.iter(), event)
     }
+
+    /// [`Config::apply_enums`] for an event of `route`'s bots: the route's own
+    /// rules, and the top-level ones for the fields the route does not name.
+    pub fn apply_enums_for(&self, route: &Route, event: &mut LeadEvent) -> Vec<FieldError> {
+        let top = self
+            .enums
+            .iter()
+            .filter(|r| !route.enums.iter().any(|own| own.field == r.field));
+        apply_enum_rules(route.enums.iter().chain(top), event)
+    }
+}
+
+fn apply_enum_rules<'a>(
+    rules: impl Iterator<Item = &'a EnumRule>,
+    event: &mut LeadEvent,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for rule in rules {
+        let Some(slot) = enum_slot(event, &rule.field) else {
+            continue;
+        };
+        if slot.trim().is_empty() {
+            continue;
+        }
+        match rule.resolve(slot) {
+            Some(v) => *slot = v.to_string(),
+            None => errors.push(FieldError::new(
+                rule.field.as_str(),
+                "value_not_allowed",
+                format!("{} is not one of: {}", rule.field, rule.allowed.join(", ")),
+            )),
+        }
+    }
+    errors
 }
 
 impl Route {

@@ -348,6 +348,7 @@ const ROUTE_KEYS: &[&str] = &[
     "required",
     "lane",
     "event_lanes",
+    "enums",
 ];
 const FIELD_KEYS: &[&str] = &["property", "truncate", "case", "values"];
 const MAX_TARGET_CHARS: usize = 100;
@@ -1581,6 +1582,11 @@ fn routes(
             }
         }
 
+        let enums = match t.table(cx, "enums") {
+            Some(e) => enum_rules(cx, &e),
+            None => Vec::new(),
+        };
+
         if let (Some(bot_id), Some(object), true) = (bot_id, object, conn_ok) {
             out.push(Route {
                 bot_id,
@@ -1591,6 +1597,7 @@ fn routes(
                 required,
                 lane,
                 event_lanes,
+                enums,
             });
         }
     }

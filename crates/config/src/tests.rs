@@ -392,7 +392,7 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nrequired = [\"answers.*\"]", "routes[1].required[0]", 4, "answers.* cannot be required"),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nrequired = [\"visitor.email\", \"visitor.mail\"]", "routes[1].required[1]", 4, "unknown field \"visitor.mail\""),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nrequired = [\"visitor.email\", \"visitor.email\"]", "routes[1].required[1]", 4, "visitor.email is listed twice"),
-    ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\npriority = 1", "routes[1].priority", 4, "unknown key \"priority\" in a [[routes]] entry; allowed: bot_id, connections, object, lead_source, required, lane, event_lanes, require_consent"),
+    ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\npriority = 1", "routes[1].priority", 4, "unknown key \"priority\" in a [[routes]] entry; allowed: bot_id, connections, object, lead_source, required, lane, event_lanes, enums, require_consent"),
     ("[[routes]]\nbot_id = \"b\"\nconnections = [\"crm\"]\nlead_source = \" \"", "routes[1].lead_source", 4, "must not be empty"),
     // enums
     ("[enums.\"visitor.email\"]\nallowed = [\"a\"]", "enums.\"visitor.email\"", 1, "visitor.email cannot be enumerated; enumerable fields: answers.<key>, visitor.company, intent.primary"),
@@ -729,6 +729,52 @@ fn enums_refuse_a_value_outside_the_allowlist_and_ignore_absent_fields() {
     let before = bare.clone();
     assert_eq!(c.apply_enums(&mut bare), []);
     assert_eq!(bare, before);
+}
+
+#[test]
+fn a_routes_own_enums_replace_the_top_level_rule_of_their_field_for_its_bots() {
+    let c = parse_ok(&format!(
+        "{BASE}\n[[routes]]\nbot_id = \"eu-bot\"\nconnections = [\"crm\"]\n\n\
+         [routes.enums.\"answers.company_size\"]\nallowed = [\"klein\", \"gross\"]\nmap = {{ small = \"klein\" }}\n\n\
+         [enums.\"answers.company_size\"]\nallowed = [\"small\", \"large\"]\n\n\
+         [enums.\"context.utm_medium\"]\nallowed = [\"cpc\"]\n"
+    ));
+    let eu = c.route_for("eu-bot").unwrap();
+    assert_eq!(eu.enums.len(), 1);
+    let mut e = event(serde_json::json!({
+        "answers": { "company_size": "Small" },
+        "context": { "utm_medium": "CPC" }
+    }));
+    assert_eq!(c.apply_enums_for(eu, &mut e), []);
+    assert_eq!(e.answers["company_size"], "klein", "the route's map");
+    assert_eq!(
+        e.context.utm_medium.as_deref(),
+        Some("cpc"),
+        "the top level's"
+    );
+    let mut e = event(serde_json::json!({ "answers": { "company_size": "large" } }));
+    let errs = c.apply_enums_for(eu, &mut e);
+    assert_eq!(errs.len(), 1);
+    assert_eq!(
+        errs[0].message,
+        "answers.company_size is not one of: klein, gross"
+    );
+
+    // Another bot keeps the top-level rule.
+    let other = c.route_for("any-bot").unwrap();
+    assert!(other.enums.is_empty());
+    let mut e = event(serde_json::json!({ "answers": { "company_size": "large" } }));
+    assert_eq!(c.apply_enums_for(other, &mut e), []);
+}
+
+#[test]
+fn a_routes_enums_are_checked_like_the_top_level_ones() {
+    let errs = errors(&format!(
+        "{BASE}\n[routes.enums.\"visitor.email\"]\nallowed = [\"a\"]\n"
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].key, "routes[0].enums.\"visitor.email\"", "{errs:?}");
+    assert!(errs[0].message.contains("cannot be enumerated"), "{errs:?}");
 }
 
 #[test]

@@ -112,7 +112,7 @@ pub fn admit(
     };
     let mut errors = Vec::new();
     if let (Some(cfg), Some(route)) = (config, route) {
-        errors.extend(cfg.apply_enums(&mut event));
+        errors.extend(cfg.apply_enums_for(route, &mut event));
         errors.extend(route.check(&event));
     }
     if !errors.is_empty() {

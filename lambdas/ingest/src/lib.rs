@@ -904,6 +904,42 @@ connections = ["hubspot"]
     }
 
     #[tokio::test]
+    async fn a_routes_own_enum_decides_for_its_bot_and_the_top_level_one_for_the_others() {
+        let config = ROUTED.replace(
+            "required = [\"visitor.email\"]\n",
+            "required = [\"visitor.email\"]\n\n[routes.enums.\"answers.company_size\"]\n\
+             allowed = [\"klein\", \"gross\"]\nmap = { \"just me\" = \"klein\" }\n",
+        );
+        assert_ne!(config, ROUTED);
+        let t = app_with_config(&config);
+        let now = Utc::now();
+        let consent = json!({"consent": {"given_at": "2026-05-04T11:20:00Z"}});
+        let r = handle(
+            &t.app,
+            &req(routed_body("bot_gdpr", consent), "s1", now),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_eq!(t.queue.enqueued()[0].event.answers["company_size"], "klein");
+
+        // "201+" is the top level's value, not bot_gdpr's; another bot keeps it.
+        let big = json!({"answers": {"company_size": "enterprise"}, "event_id": "evt_r2",
+            "consent": {"given_at": "2026-05-04T11:20:00Z"},
+            "visitor": {"email": "priya@acme.in", "phone": "+919876543210"}});
+        let r = handle(
+            &t.app,
+            &req(routed_body("bot_gdpr", big.clone()), "s1", now),
+            now,
+        )
+        .await;
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert!(r.body.contains("klein, gross"), "{}", r.body);
+        let r = handle(&t.app, &req(routed_body("bot_other", big), "s1", now), now).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+
+    #[tokio::test]
     async fn a_value_outside_the_allowlist_names_the_allowed_ones() {
         let t = app_with_config(ROUTED);
         let now = Utc::now();
