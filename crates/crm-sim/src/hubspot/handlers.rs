@@ -316,30 +316,21 @@ pub(crate) async fn batch_read(
             None => missing.push(raw),
         }
     }
-    let mut body = Map::new();
-    body.insert("status".into(), json!("COMPLETE"));
-    body.insert("results".into(), Value::Array(results));
-    let status = if missing.is_empty() {
-        StatusCode::OK
+    // Every missing id in one entry.
+    let errors = if missing.is_empty() {
+        Vec::new()
     } else {
-        body.insert("numErrors".into(), json!(1));
-        body.insert(
-            "errors".into(),
-            json!([{
-                "status": "error",
-                "category": "OBJECT_NOT_FOUND",
-                "message": format!(
-                    "Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.",
-                    object.upper()
-                ),
-                "context": {"ids": missing},
-            }]),
-        );
-        StatusCode::MULTI_STATUS
+        vec![writes::batch_error(
+            "OBJECT_NOT_FOUND",
+            &format!(
+                "Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.",
+                object.upper()
+            ),
+            json!({"ids": missing}),
+            Vec::new(),
+        )]
     };
-    body.insert("startedAt".into(), json!(started));
-    body.insert("completedAt".into(), json!(format_timestamp(Utc::now())));
-    Ok((status, Json(body)).into_response())
+    Ok(batch_answer(results, errors, &started))
 }
 
 /// `POST /crm/v3/objects/{object}/batch/create`: all or nothing, 201.
@@ -405,7 +396,7 @@ pub(crate) async fn batch_upsert(app: App, input: BatchInputs<UpsertInput>) -> H
     Ok(batch_answer(results, errors, &started))
 }
 
-/// A batch write's answer: 200 with `results`, or 207 with `errors` too.
+/// A batch call's answer: 200 with `results`, or 207 with `errors` too.
 fn batch_answer(results: Vec<Value>, errors: Vec<Value>, started: &str) -> Response {
     let mut body = Map::new();
     body.insert("status".into(), json!("COMPLETE"));
@@ -482,10 +473,7 @@ pub(crate) async fn batch_update(
         let outcome = resolved
             .ok_or_else(ApiError::not_found)
             .and_then(|id| writes::update(&mut state, object, id, &item.properties).map(|()| id));
-        let context = match &item.object_write_trace_id {
-            Some(trace) => json!({"objectWriteTraceId": [trace]}),
-            None => json!({"ids": [item.id]}),
-        };
+        let context = writes::item_context(item.object_write_trace_id.as_deref(), &item.id);
         match outcome {
             Ok(id) => {
                 let mut body = written_record(&state, object, id)?;
@@ -503,18 +491,7 @@ pub(crate) async fn batch_update(
     }
     let entries: Vec<Value> = errors
         .into_iter()
-        .map(|(e, context)| {
-            let mut entry = json!({
-                "status": "error",
-                "category": e.category,
-                "message": e.message,
-                "context": context,
-            });
-            if !e.errors.is_empty() {
-                entry["errors"] = Value::Array(e.errors);
-            }
-            entry
-        })
+        .map(|(e, context)| writes::batch_error(&e.category, &e.message, context, e.errors))
         .collect();
     Ok(batch_answer(results, entries, &started))
 }

@@ -320,23 +320,39 @@ pub(crate) fn check_upsert_batch(inputs: &[UpsertInput]) -> Result<(), ApiError>
     }
 }
 
+/// Which input of a batch an error entry is about: its `objectWriteTraceId`
+/// when it sent one, else its id.
+pub(crate) fn item_context(trace: Option<&str>, id: &str) -> Value {
+    match trace {
+        Some(trace) => json!({"objectWriteTraceId": [trace]}),
+        None => json!({"ids": [id]}),
+    }
+}
+
+/// One entry of a batch answer's `errors` (`details`: the property errors, if any).
+pub(crate) fn batch_error(
+    category: &str,
+    message: &str,
+    context: Value,
+    details: Vec<Value>,
+) -> Value {
+    let mut error = json!({
+        "status": "error",
+        "category": category,
+        "message": message,
+        "context": context,
+    });
+    if !details.is_empty() {
+        error["errors"] = Value::Array(details);
+    }
+    error
+}
+
 /// Upserts one contact by email; each input stands or fails on its own.
 pub(crate) fn upsert_contact(state: &mut State, input: &UpsertInput) -> UpsertOutcome {
     let fail = |category: &str, message: String, details: Vec<Value>| {
-        let context = match &input.object_write_trace_id {
-            Some(trace) => json!({"objectWriteTraceId": [trace]}),
-            None => json!({"ids": [input.id]}),
-        };
-        let mut error = json!({
-            "status": "error",
-            "category": category,
-            "message": message,
-            "context": context,
-        });
-        if !details.is_empty() {
-            error["errors"] = Value::Array(details);
-        }
-        UpsertOutcome::Failed(error)
+        let context = item_context(input.object_write_trace_id.as_deref(), &input.id);
+        UpsertOutcome::Failed(batch_error(category, &message, context, details))
     };
     match input.id_property.as_deref() {
         Some("email") => {}
