@@ -1,6 +1,6 @@
 """Runs moto server (the AWS emulator) on 127.0.0.1 for leadbridge's local stack.
 
-Prints one JSON line {"port": N} once listening, then serves until its standard
+Prints one JSON line {"port": N, "dynamodb_port": M} once listening, then serves until its standard
 input closes: the parent (the local stack or a test binary) going away ends it.
 Usage: python scripts/moto_server.py [PORT]   (0 or absent: a free port)
 
@@ -41,6 +41,21 @@ def is_dynamodb(environ) -> bool:
     return environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_")
 
 
+def read_body(environ) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+def drain(result) -> bytes:
+    """A WSGI app's whole answer, its iterable closed."""
+    try:
+        return b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+
 class OneDynamoDBCallAtATime:
     """WSGI middleware: requests with a DynamoDB `X-Amz-Target` hold one lock
     until their whole response is produced."""
@@ -53,13 +68,7 @@ class OneDynamoDBCallAtATime:
         if not is_dynamodb(environ):
             return self.app(environ, start_response)
         with self.lock:
-            result = self.app(environ, start_response)
-            try:
-                return [b"".join(result)]
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            return [drain(self.app(environ, start_response))]
 
 
 class UnprocessedFaults:
@@ -93,8 +102,7 @@ class UnprocessedFaults:
         return self.partly(op, environ, start_response)
 
     def admin(self, environ, start_response):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        asked = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        asked = json.loads(read_body(environ) or b"{}")
         with self.lock:
             for op in self.OPERATIONS:
                 self.pending[op] = int(asked.get(op, self.pending[op]))
@@ -103,8 +111,7 @@ class UnprocessedFaults:
         return [body]
 
     def partly(self, op, environ, start_response):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        request = json.loads(environ["wsgi.input"].read(length))
+        request = json.loads(read_body(environ))
         held = {}
         for table, items in request.get("RequestItems", {}).items():
             if op == "BatchWriteItem" and len(items) > 1:
@@ -120,13 +127,7 @@ class UnprocessedFaults:
         def keep(status, headers, exc_info=None):
             answer["status"], answer["headers"] = status, headers
 
-        result = self.app(environ, keep)
-        try:
-            data = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+        data = drain(self.app(environ, keep))
         if answer["status"].startswith("200"):
             reply = json.loads(data)
             reply["UnprocessedItems" if op == "BatchWriteItem" else "UnprocessedKeys"] = held
@@ -141,27 +142,20 @@ class UnprocessedFaults:
 
 class DynamoDBElsewhere:
     """WSGI middleware: DynamoDB requests are forwarded, as they came, to the
-    moto process on `port` (one kept-alive connection per serving thread)."""
+    moto process on `port`. One connection per request: a request is never
+    sent twice (a resend after an ambiguous failure could apply a conditional
+    write twice), and a local connect costs next to nothing."""
 
     HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
     def __init__(self, app, port: int):
         self.app = app
         self.port = port
-        self.local = threading.local()
-
-    def connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            self.local.conn = conn
-        return conn
 
     def __call__(self, environ, start_response):
         if not is_dynamodb(environ):
             return self.app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        body = read_body(environ)
         headers = {
             key[5:].replace("_", "-").title(): value
             for key, value in environ.items()
@@ -172,19 +166,13 @@ class DynamoDBElsewhere:
         path = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
         if environ.get("QUERY_STRING") and "?" not in path:
             path += "?" + environ["QUERY_STRING"]
-        for attempt in (0, 1):
-            conn = self.connection()
-            try:
-                conn.request(environ["REQUEST_METHOD"], path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                break
-            except (http.client.HTTPException, OSError):
-                # A kept-alive connection the other side closed: one new one.
-                conn.close()
-                self.local.conn = None
-                if attempt:
-                    raise
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request(environ["REQUEST_METHOD"], path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
         start_response(
             f"{resp.status} {resp.reason}",
             [(k, v) for k, v in resp.getheaders() if k.lower() not in self.HOP_BY_HOP]
