@@ -414,17 +414,13 @@ impl Config {
         self.connections.get(name)
     }
 
-    /// Value maps + allowlists: rewrites each enumerated field of the event to
-    /// its allowed value (matched trimmed and case-insensitively against the
-    /// map keys, then against the allowed values). A value that matches
-    /// neither is a `value_not_allowed` error for that field; absent fields
-    /// are fine. The error does not quote the value (it may be personal data).
-    pub fn apply_enums(&self, event: &mut LeadEvent) -> Vec<FieldError> {
-        apply_enum_rules(self.enums.iter(), event)
-    }
-
-    /// [`Config::apply_enums`] for an event of `route`'s bots: the route's own
-    /// rules, and the top-level ones for the fields the route does not name.
+    /// Value maps + allowlists for an event of `route`'s bots (the route's own
+    /// rules, and the top-level ones for the fields the route does not name):
+    /// rewrites each enumerated field of the event to its allowed value
+    /// (matched trimmed and case-insensitively against the map keys, then
+    /// against the allowed values). A value that matches neither is a
+    /// `value_not_allowed` error for that field; absent fields are fine. The
+    /// error does not quote the value (it may be personal data).
     pub fn apply_enums_for(&self, route: &Route, event: &mut LeadEvent) -> Vec<FieldError> {
         let top = self
             .enums

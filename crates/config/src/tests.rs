@@ -692,7 +692,10 @@ fn enums_map_then_allow_case_insensitively() {
         "intent": { "primary": "Demo" },
         "transcript": { "sentiment": "positive" }
     }));
-    assert_eq!(c.apply_enums(&mut e), []);
+    assert_eq!(
+        c.apply_enums_for(c.route_for("any-bot").unwrap(), &mut e),
+        []
+    );
     assert_eq!(e.answers["company_size"], "1-10");
     assert_eq!(e.answers["other"], "anything");
     assert_eq!(e.context.utm_medium.as_deref(), Some("cpc"));
@@ -700,10 +703,16 @@ fn enums_map_then_allow_case_insensitively() {
     assert_eq!(e.intent.as_ref().unwrap().primary.as_deref(), Some("demo"));
 
     let mut e = event(serde_json::json!({ "answers": { "company_size": "enterprise" } }));
-    assert_eq!(c.apply_enums(&mut e), []);
+    assert_eq!(
+        c.apply_enums_for(c.route_for("any-bot").unwrap(), &mut e),
+        []
+    );
     assert_eq!(e.answers["company_size"], "201+");
     let mut e = event(serde_json::json!({ "answers": { "company_size": "11-50" } }));
-    assert_eq!(c.apply_enums(&mut e), []);
+    assert_eq!(
+        c.apply_enums_for(c.route_for("any-bot").unwrap(), &mut e),
+        []
+    );
     assert_eq!(e.answers["company_size"], "11-50");
 }
 
@@ -714,7 +723,7 @@ fn enums_refuse_a_value_outside_the_allowlist_and_ignore_absent_fields() {
         "answers": { "company_size": "huge" },
         "transcript": { "sentiment": "meh" }
     }));
-    let errs = c.apply_enums(&mut e);
+    let errs = c.apply_enums_for(c.route_for("any-bot").unwrap(), &mut e);
     assert_eq!(errs.len(), 2);
     assert_eq!(errs[0].field, "answers.company_size");
     assert_eq!(errs[0].code, "value_not_allowed");
@@ -727,7 +736,10 @@ fn enums_refuse_a_value_outside_the_allowlist_and_ignore_absent_fields() {
 
     let mut bare = event(serde_json::json!({}));
     let before = bare.clone();
-    assert_eq!(c.apply_enums(&mut bare), []);
+    assert_eq!(
+        c.apply_enums_for(c.route_for("any-bot").unwrap(), &mut bare),
+        []
+    );
     assert_eq!(bare, before);
 }
 

@@ -24,8 +24,16 @@ impl DealAmount {
     pub const MAX_INTEGER_DIGITS: usize = 13;
     pub const MAX_DECIMALS: usize = 2;
 
-    /// `raw` is the amount as text (a JSON number's own digits, or a string).
-    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+    /// `raw` is the amount as text (a JSON number's own digits, or a string);
+    /// `Ok(None)` when it is blank (the field counts as absent).
+    pub fn parse(field: &str, raw: &str) -> Result<Option<Self>, FieldError> {
+        if raw.trim().is_empty() {
+            return Ok(None);
+        }
+        Self::parse_present(field, raw).map(Some)
+    }
+
+    fn parse_present(field: &str, raw: &str) -> Result<Self, FieldError> {
         let invalid = || {
             FieldError::new(
                 field,
@@ -77,7 +85,7 @@ impl DealAmount {
 impl TryFrom<String> for DealAmount {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        Self::parse("deal_amount", &s).map_err(|e| e.message)
+        Self::parse_present("deal_amount", &s).map_err(|e| e.message)
     }
 }
 
@@ -99,11 +107,17 @@ impl fmt::Display for DealAmount {
     }
 }
 
-/// A deal's expected close date: `YYYY-MM-DD`, a calendar date.
-pub fn parse_close_date(field: &str, raw: &str) -> Result<NaiveDate, FieldError> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+/// A deal's expected close date: `YYYY-MM-DD`, a calendar date; `Ok(None)`
+/// when blank (the field counts as absent).
+pub fn parse_close_date(field: &str, raw: &str) -> Result<Option<NaiveDate>, FieldError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
         .ok()
-        .filter(|_| raw.trim().len() == 10)
+        .filter(|_| raw.len() == 10)
+        .map(Some)
         .ok_or_else(|| {
             FieldError::new(
                 field,
@@ -119,7 +133,7 @@ mod tests {
 
     fn amount(raw: &str) -> Result<String, String> {
         DealAmount::parse("crm_target.deal_amount", raw)
-            .map(|a| a.as_str().to_string())
+            .map(|a| a.expect("not blank").as_str().to_string())
             .map_err(|e| e.code)
     }
 
@@ -134,8 +148,8 @@ mod tests {
 
     #[test]
     fn anything_but_a_plain_non_negative_amount_is_refused() {
+        assert_eq!(DealAmount::parse("f", "  "), Ok(None), "blank is absent");
         for bad in [
-            "",
             "-5",
             "+5",
             "1.005",
@@ -161,7 +175,7 @@ mod tests {
             ("9999999999999.99", "9999999999999.99"),
             ("0.1", "0.1"),
         ] {
-            let a = DealAmount::parse("f", raw).unwrap();
+            let a = DealAmount::parse("f", raw).unwrap().unwrap();
             assert_eq!(a.to_json().to_string(), json);
         }
     }
@@ -176,15 +190,15 @@ mod tests {
     #[test]
     fn close_dates_are_calendar_dates() {
         assert_eq!(
-            parse_close_date("d", "2026-06-30").unwrap(),
-            NaiveDate::from_ymd_opt(2026, 6, 30).unwrap()
+            parse_close_date("d", " 2026-06-30 ").unwrap(),
+            NaiveDate::from_ymd_opt(2026, 6, 30)
         );
+        assert_eq!(parse_close_date("d", " "), Ok(None), "blank is absent");
         for bad in [
             "2026-02-30",
             "30/06/2026",
             "2026-6-30",
             "2026-06-30T00:00:00Z",
-            "",
         ] {
             assert_eq!(parse_close_date("d", bad).unwrap_err().code, "invalid_date");
         }

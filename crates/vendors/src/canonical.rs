@@ -411,9 +411,7 @@ fn crm_target(c: &Reader<'_>, errs: &mut FieldErrors) -> CrmTarget {
         deal_stage: c.string("deal_stage", 128, errs),
         deal_pipeline: c.string("deal_pipeline", 128, errs),
         deal_amount: deal_amount(c, errs),
-        deal_close_date: c.parsed("deal_close_date", errs, |f, raw| {
-            lb_domain::deal::parse_close_date(f, raw).map(Some)
-        }),
+        deal_close_date: c.parsed("deal_close_date", errs, lb_domain::deal::parse_close_date),
     }
 }
 
@@ -423,14 +421,13 @@ fn deal_amount(c: &Reader<'_>, errs: &mut FieldErrors) -> Option<DealAmount> {
     let raw = match c.map.get("deal_amount")? {
         Value::Null => return None,
         Value::Number(n) => n.to_string(),
-        Value::String(s) if s.trim().is_empty() => return None,
         Value::String(s) => s.clone(),
         other => {
-            errs.push(wrong_type(&field, "a number", other));
+            errs.push(wrong_type(&field, "a number or a string of digits", other));
             return None;
         }
     };
-    errs.take(DealAmount::parse(&field, &raw))
+    errs.take(DealAmount::parse(&field, &raw)).flatten()
 }
 
 #[cfg(test)]

@@ -345,7 +345,7 @@ mod tests {
 
         let mut priced = l.clone();
         priced.event.crm_target.deal_amount =
-            Some(lb_domain::DealAmount::parse("a", "1250.50").expect("amount"));
+            lb_domain::DealAmount::parse("a", "1250.50").expect("amount");
         priced.event.crm_target.deal_close_date = chrono::NaiveDate::from_ymd_opt(2027, 1, 15);
         let r = opportunity_record(&priced, "Prospecting", &open);
         assert_eq!(
