@@ -468,4 +468,27 @@ async fn the_doctor_finds_a_default_deal_stage_the_crm_does_not_have() {
             .contains("deal_pipeline and deal_stage in [connections.hubspot]"),
         "{report}"
     );
+
+    // The pipelines cannot be read (HubSpot answers 503): a warning, not a verdict.
+    t.admin(
+        reqwest::Method::POST,
+        "faults",
+        Some(
+            serde_json::json!({"kind": "error", "status": 503, "probability": 1.0,
+            "route": "GET /crm/v3/pipelines/deals"}),
+        ),
+    )
+    .await;
+    let unread = examine(&p).await;
+    let (report, failed) = render(&unread);
+    assert!(!failed, "{report}");
+    let w = unread
+        .iter()
+        .find(|f| f.what.contains("deal stages could not be read"))
+        .expect("a warning");
+    assert_eq!(w.severity, Severity::Warning, "{report}");
+    assert!(
+        w.fix.contains("leadbridge test-connection hubspot"),
+        "{report}"
+    );
 }

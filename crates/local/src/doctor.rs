@@ -462,13 +462,20 @@ async fn check_by_probe(
 /// every bot asks for deals).
 async fn check_deals(conn: &lb_config::Connection, crm: &dyn lb_pipeline::Crm) -> Option<Finding> {
     let e = lb_crm::connections::deal_probe(crm).await.err()?;
-    let key = if matches!(
-        conn.kind,
-        ConnectionKind::Pipedrive(_) | ConnectionKind::HubSpot(_)
-    ) {
-        "deal_pipeline and deal_stage"
-    } else {
-        "deal_stage"
+    // Only HubSpot and Salesforce connections have a default stage of their
+    // own to set; Pipedrive's and Zoho's come from the CRM.
+    let fix = match conn.kind {
+        ConnectionKind::HubSpot(_) => format!(
+            "set deal_pipeline and deal_stage in [connections.{}] to a pipeline and stage the CRM has",
+            conn.name
+        ),
+        ConnectionKind::Salesforce(_) => format!(
+            "set deal_stage in [connections.{}] to an active StageName of the org",
+            conn.name
+        ),
+        _ => "have the events that ask for a deal name crm_target.deal_stage (and \
+              deal_pipeline) as the CRM has them"
+            .to_string(),
     };
     Some(match e.code.as_deref() {
         Some(lb_crm::deal::DEALS_NEED_CONTACTS) => warning(
@@ -491,7 +498,7 @@ async fn check_deals(conn: &lb_config::Connection, crm: &dyn lb_pipeline::Crm) -
                 "connection {}: events that ask for a deal without naming a stage would be dead-lettered as bad_deal_stage: {}",
                 conn.name, e.message
             ),
-            format!("set {key} in [connections.{}] to a pipeline and stage the CRM has", conn.name),
+            fix,
         ),
         _ => warning(
             format!("connection {}: its deal stages could not be read: {}", conn.name, e.message),
