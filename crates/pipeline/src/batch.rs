@@ -111,9 +111,7 @@ impl<'c> Gate<'c> {
             .await
         {
             Answer::Memory(r) => r,
-            _ => Err(PortError::new(
-                "the identity read carrying this lead did not answer",
-            )),
+            _ => Err(memory_lost()),
         }
     }
 
@@ -223,9 +221,7 @@ impl<'c> Gate<'c> {
         match rx.await {
             Ok(answer) => answer,
             // The batch call that held this item was dropped (the invocation is ending).
-            Err(_) if kind == Kind::Memory => Answer::Memory(Err(PortError::new(
-                "the identity read carrying this lead did not answer",
-            ))),
+            Err(_) if kind == Kind::Memory => Answer::Memory(Err(memory_lost())),
             Err(_) => Answer::Id(Err(lost(crm))),
         }
     }
@@ -268,6 +264,10 @@ impl Queue<'_> {
             _ => self.crm.batch_limit().max(1),
         }
     }
+}
+
+fn memory_lost() -> PortError {
+    PortError::new("the identity read carrying this lead did not answer")
 }
 
 fn lost(crm: &dyn Crm) -> CrmError {

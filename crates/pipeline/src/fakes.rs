@@ -43,6 +43,17 @@ pub struct InMemoryLedger {
     refusing: AtomicBool,
     /// [`Ledger::identities`] calls so far.
     identity_reads: std::sync::atomic::AtomicUsize,
+    /// How the identity reads misbehave (see [`InMemoryLedger::identities_answer`]).
+    identities_fault: Mutex<Option<IdentitiesFault>>,
+}
+
+/// A wrong answer of [`Ledger::identities`], for the callers' error paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdentitiesFault {
+    /// The read fails (the store is unreachable).
+    Fail,
+    /// One answer fewer than the hashes asked about.
+    Short,
 }
 
 #[derive(Default)]
@@ -106,6 +117,10 @@ impl InMemoryLedger {
     /// `begin` is refused as DynamoDB refuses a request it will never take.
     pub fn refuse_everything(&self, r: bool) {
         self.refusing.store(r, Ordering::SeqCst);
+    }
+    /// From now on, the identity reads answer so (`None`: rightly).
+    pub fn identities_answer(&self, fault: Option<IdentitiesFault>) {
+        *self.identities_fault.lock().unwrap() = fault;
     }
     /// The next `complete` fails (a crash between the CRM write and the ledger write).
     pub fn fail_next_complete(&self) {
@@ -366,11 +381,19 @@ impl Ledger for InMemoryLedger {
         down(&self.failing, "ledger")?;
         self.identity_reads
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let fault = *self.identities_fault.lock().unwrap();
+        if fault == Some(IdentitiesFault::Fail) {
+            return Err(PortError::new("ledger unavailable"));
+        }
         let m = self.identities.lock().unwrap();
-        Ok(key_hashes
+        let mut found: Vec<Option<String>> = key_hashes
             .iter()
             .map(|h| m.get(&format!("{crm}#{h}")).and_then(|i| i.crm_id.clone()))
-            .collect())
+            .collect();
+        if fault == Some(IdentitiesFault::Short) {
+            found.pop();
+        }
+        Ok(found)
     }
     async fn lock_person(
         &self,

@@ -1608,6 +1608,39 @@ mod tests {
         assert_eq!(env.queue.dead_letters().len(), 1);
     }
 
+    /// The identity memory of one invocation is read in one call: when that
+    /// read fails, or answers short, no lead of the batch is written and each
+    /// is retried.
+    #[tokio::test]
+    async fn a_failed_or_short_identity_read_writes_nothing_and_retries_every_lead() {
+        for fault in [
+            crate::fakes::IdentitiesFault::Fail,
+            crate::fakes::IdentitiesFault::Short,
+        ] {
+            let env = Env::new();
+            env.ledger.identities_answer(Some(fault));
+            let out = env.run(&ten_people()).await;
+            assert!(
+                out.iter()
+                    .all(|o| matches!(o, ItemOutcome::RetryLater { .. })),
+                "{fault:?}: {out:?}"
+            );
+            assert_eq!(
+                env.ledger.identity_reads(),
+                1,
+                "{fault:?}: one read for all"
+            );
+            assert_eq!(env.crm.contact_count(), 0, "{fault:?}");
+            env.ledger.identities_answer(None);
+            let out = env.run(&ten_people()).await;
+            assert!(
+                out.iter().all(|o| matches!(o, ItemOutcome::Synced(_))),
+                "{fault:?}, retried: {out:?}"
+            );
+            assert_eq!(env.crm.contact_count(), 10, "{fault:?}");
+        }
+    }
+
     #[tokio::test]
     async fn ledger_outage_leaves_the_crm_untouched_and_retries() {
         let env = Env::new();
