@@ -1,6 +1,8 @@
 //! The HubSpot adapter against the simulator over HTTP: mapping-driven
 //! properties, schema-drift detection, and the behaviours around them.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use async_trait::async_trait;
 use crm_sim::{RunningSim, SimConfig};
 use lb_crm::{default_mapping, render_schema_table, HubSpotConfig, HubSpotCrm, SchemaStatus};
 use lb_domain::mapping::Mapping;
-use lb_domain::{LeadEvent, QueuedLead};
+use lb_domain::QueuedLead;
 use lb_pipeline::secrets::CachedSecret;
 use lb_pipeline::{ContactUpsert, ContactWrite, Crm, CrmError, ErrorClass, PortError, SecretStore};
 use reqwest::Method;
@@ -140,20 +142,12 @@ const PROPERTIES: &str = "GET /crm/v3/properties/contacts";
 const UPSERT: &str = "POST /crm/v3/objects/contacts/batch/upsert";
 
 fn lead(event_id: &str, visitor: Value, answers: Value) -> QueuedLead {
-    let event: LeadEvent = serde_json::from_value(json!({
-        "event_id": event_id,
-        "event_type": "lead.created",
-        "occurred_at": "2026-05-04T11:23:45Z",
-        "bot_id": "bot_acme",
-        "visitor": visitor,
-        "context": {"source_url": "https://acme.in/pricing", "utm_source": "google"},
-        "intent": {"primary": "pricing", "qualification_score": 80},
-        "answers": answers,
-        "consent": {"given_at": "2026-05-04T11:20:00Z", "text_version": "v3"},
-        "transcript": {"summary": "Asked about pricing"}
-    }))
-    .expect("event");
-    QueuedLead::new(event, chrono::Utc::now()).expect("identity")
+    common::lead_with(
+        event_id,
+        visitor,
+        json!({"answers": answers,
+               "consent": {"given_at": "2026-05-04T11:20:00Z", "text_version": "v3"}}),
+    )
 }
 
 fn email_lead(event_id: &str, email: &str, answers: Value) -> QueuedLead {

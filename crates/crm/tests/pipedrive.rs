@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use crm_sim::pipedrive::{PipedriveSimConfig, RunningPipedriveSim};
 use lb_crm::{PipedriveConfig, PipedriveCrm};
-use lb_domain::{LeadEvent, QueuedLead};
+use lb_domain::QueuedLead;
 use lb_pipeline::secrets::CachedSecret;
 use lb_pipeline::{ContactWrite, Crm, ErrorClass, PortError, SecretStore};
 use reqwest::Method;
@@ -152,24 +152,11 @@ impl Harness {
 }
 
 fn lead(event_id: &str, visitor: Value) -> QueuedLead {
-    lead_with(event_id, visitor, json!({}))
+    common::lead(event_id, visitor)
 }
 
 fn lead_with(event_id: &str, visitor: Value, crm_target: Value) -> QueuedLead {
-    let mut event = json!({
-        "event_id": event_id,
-        "event_type": "lead.created",
-        "occurred_at": "2026-05-04T11:23:45Z",
-        "bot_id": "bot_acme",
-        "visitor": visitor,
-        "context": {"source_url": "https://acme.in/pricing"},
-        "transcript": {"summary": "Asked about pricing"}
-    });
-    if crm_target.as_object().is_some_and(|m| !m.is_empty()) {
-        event["crm_target"] = crm_target;
-    }
-    let event: LeadEvent = serde_json::from_value(event).expect("event");
-    QueuedLead::new(event, chrono::Utc::now()).expect("identity")
+    common::lead_with(event_id, visitor, json!({"crm_target": crm_target}))
 }
 
 #[tokio::test]

@@ -69,7 +69,12 @@ pub async fn calls(http: &reqwest::Client, base: &str, route: &str) -> u64 {
 
 /// A lead of `bot_acme` with an entry page, UTM, intent and a summary.
 pub fn lead(event_id: &str, visitor: Value) -> QueuedLead {
-    let event: LeadEvent = serde_json::from_value(json!({
+    lead_with(event_id, visitor, json!({}))
+}
+
+/// [`lead`] with more top-level fields (`answers`, `consent`, `crm_target`…).
+pub fn lead_with(event_id: &str, visitor: Value, more: Value) -> QueuedLead {
+    let mut event = json!({
         "event_id": event_id,
         "event_type": "lead.created",
         "occurred_at": "2026-05-04T11:23:45Z",
@@ -78,8 +83,11 @@ pub fn lead(event_id: &str, visitor: Value) -> QueuedLead {
         "context": {"source_url": "https://acme.in/pricing", "utm_source": "google"},
         "intent": {"primary": "pricing", "qualification_score": 80},
         "transcript": {"summary": "Asked about pricing"}
-    }))
-    .expect("event");
+    });
+    for (k, v) in more.as_object().into_iter().flatten() {
+        event[k] = v.clone();
+    }
+    let event: LeadEvent = serde_json::from_value(event).expect("event");
     QueuedLead::new(event, chrono::Utc::now()).expect("identity")
 }
 
