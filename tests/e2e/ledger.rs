@@ -185,6 +185,20 @@ async fn dynamodb_has_its_own_moto_process_behind_the_one_endpoint() {
     assert_eq!(leases, 1, "one holder of the lease");
 }
 
+/// `LEADBRIDGE_MOTO_SINGLE=1`'s moto: one process, one endpoint for DynamoDB
+/// too, and the ledger keeps its contract on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_process_moto_serves_dynamodb_itself() {
+    let moto = Moto::start_with(0, true).expect("moto server (run `make venv` first)");
+    assert_eq!(moto.endpoint, moto.dynamodb_endpoint, "one process");
+    let sdk = lb_aws::sdk_config_for(&moto.endpoint, "us-east-1").await;
+    let created = resources::create(&sdk, &Names::new("single"), "whsec_x", "pat-x")
+        .await
+        .expect("resources");
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), &created.table_name);
+    ledger_contract(Arc::new(ledger), "single").await;
+}
+
 /// Asks the process serving DynamoDB (`scripts/moto_server.py`) to leave part
 /// of the next batch calls unprocessed; answers what is still pending.
 async fn unprocessed_faults(moto: &Moto, ask: serde_json::Value) -> serde_json::Value {

@@ -28,8 +28,17 @@ pub fn python() -> PathBuf {
 }
 
 impl Moto {
-    /// Starts moto on `port` (0: a free one) and waits until it listens.
+    /// Starts moto on `port` (0: a free one) and waits until it listens:
+    /// DynamoDB in a process of its own, unless `LEADBRIDGE_MOTO_SINGLE=1`
+    /// (one process for every service, as before the split; for comparing the
+    /// two in `make bench`).
     pub fn start(port: u16) -> anyhow::Result<Moto> {
+        let single = std::env::var_os("LEADBRIDGE_MOTO_SINGLE").is_some_and(|v| v == "1");
+        Self::start_with(port, single)
+    }
+
+    /// [`Moto::start`], `single`: every service in one process.
+    pub fn start_with(port: u16, single: bool) -> anyhow::Result<Moto> {
         let py = python();
         if !py.exists() {
             bail!("{} not found: run `make venv` (or set LEADBRIDGE_PYTHON to a Python with moto[server])", py.display());
@@ -41,9 +50,7 @@ impl Moto {
             .unwrap_or_else(|_| Stdio::null());
         let mut cmd = Command::new(&py);
         cmd.arg(&script).arg(port.to_string());
-        // One process for every service, DynamoDB included (as before the
-        // split; for comparing the two in `make bench`).
-        if std::env::var_os("LEADBRIDGE_MOTO_SINGLE").is_some_and(|v| v == "1") {
+        if single {
             cmd.arg("--single");
         }
         let mut child = cmd
