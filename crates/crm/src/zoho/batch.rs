@@ -511,7 +511,8 @@ impl ZohoCrm {
             deal["Pipeline"] = json!(p);
         }
         // The Deals module's standard `Amount` (currency) and `Closing_Date`
-        // (date, yyyy-MM-dd) fields ([V] Deals module fields).
+        // (date, yyyy-MM-dd) fields ([D] the v8 insert-records page's Deals
+        // module; the simulator's Deals fields, `crm_sim::zoho::schema`).
         if let Some(a) = &e.crm_target.deal_amount {
             deal["Amount"] = a.to_json();
         }
