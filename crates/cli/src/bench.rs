@@ -540,11 +540,16 @@ async fn row(
         / leads;
     let crm_rate = m.crm_calls as f64 / seconds.max(0.001);
     let limit_rate = crm_limit as f64 / 10.0;
-    let limit_bound = m.rate_limited > 0 || crm_rate >= 0.8 * limit_rate;
+    let sustained_share = lb_pipeline::throttle::SUSTAINED_SHARE;
+    let limit_bound = m.rate_limited > 0 || crm_rate >= sustained_share * limit_rate;
     // What the CRM limit alone would allow at this contender's calls per lead:
-    // leadbridge sustains 80 % of the limit under its own limiter, the peer
-    // all of it (it calls until the CRM answers 429).
-    let sustained = if c == Contender::Peer { 1.0 } else { 0.8 };
+    // leadbridge sustains its limiter's share of the limit, the peer all of it
+    // (it calls until the CRM answers 429).
+    let sustained = if c == Contender::Peer {
+        1.0
+    } else {
+        sustained_share
+    };
     let calls_per_lead = m.crm_calls as f64 / leads;
     let at_limit =
         (calls_per_lead > 0.0).then(|| round(sustained * limit_rate / calls_per_lead, 1));

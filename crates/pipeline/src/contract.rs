@@ -1061,7 +1061,7 @@ async fn list_filters_by_status_time_bot_and_reason(l: Arc<dyn Ledger>, cx: Cx) 
     assert_eq!(got[0].outcome, Some(outcome("c1", None, None)));
 }
 
-/// `record_rejected`: kept (no payload) and counted per alert window.
+/// `record_rejected`: kept (no payload) and counted per bot and alert window.
 async fn rejections_are_recorded_and_counted_per_window(l: Arc<dyn Ledger>, cx: Cx) {
     let l = l.as_ref();
     // Windows are counted per bot; pick ones of this run only all the same.

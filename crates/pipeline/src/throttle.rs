@@ -27,6 +27,9 @@ use crate::ports::CallCounter;
 
 /// Slices per CRM window.
 const SLICES: u32 = 4;
+/// The share of its limit the limiter sustains: a window's worth of slices
+/// out of the `SLICES + 1` a rolling window overlaps (80%).
+pub const SUSTAINED_SHARE: f64 = SLICES as f64 / (SLICES + 1) as f64;
 
 /// What [`Throttle::try_admit`] answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +177,16 @@ mod tests {
             requests,
             per: Duration::from_secs(secs),
         }
+    }
+
+    #[test]
+    fn the_sustained_rate_is_the_sustained_share_of_the_limit() {
+        let (slice, per) = slices(limit(100, 10), 100);
+        let per_second = per as f64 / slice.as_secs_f64();
+        assert!(
+            (per_second - SUSTAINED_SHARE * 10.0).abs() < 1e-9,
+            "{per_second}/s"
+        );
     }
 
     #[test]
