@@ -258,13 +258,7 @@ pub fn default_webhook_mapping() -> Mapping {
 /// for a number nobody has (credentials, the API and its answer shape). The
 /// records found, or the CRM's refusal.
 pub async fn probe(crm: &dyn Crm) -> Result<usize, lb_pipeline::CrmError> {
-    let event: lb_domain::LeadEvent = serde_json::from_value(serde_json::json!({
-        "event_id": "leadbridge-probe", "event_type": "lead.created",
-        "occurred_at": chrono::Utc::now().to_rfc3339(), "bot_id": "leadbridge_probe",
-        "visitor": {"phone": "+12025550100"}
-    }))
-    .expect("the probe event is valid");
-    let lead = lb_domain::QueuedLead::new(event, chrono::Utc::now()).expect("it has an identity");
+    let lead = probe_lead(None);
     crm.find_contacts(&lead).await.map(|found| found.len())
 }
 
@@ -273,15 +267,25 @@ pub async fn probe(crm: &dyn Crm) -> Result<usize, lb_pipeline::CrmError> {
 /// CRM, and it writes records deals can be linked to ([`Crm::check_deal`];
 /// reads only).
 pub async fn deal_probe(crm: &dyn Crm) -> Result<(), lb_pipeline::CrmError> {
-    let event: lb_domain::LeadEvent = serde_json::from_value(serde_json::json!({
-        "event_id": "leadbridge-deal-probe", "event_type": "lead.qualified",
-        "occurred_at": chrono::Utc::now().to_rfc3339(), "bot_id": "leadbridge_probe",
-        "visitor": {"phone": "+12025550100"},
-        "crm_target": {"object": "contact", "create_deal": true}
-    }))
-    .expect("the probe event is valid");
-    let lead = lb_domain::QueuedLead::new(event, chrono::Utc::now()).expect("it has an identity");
+    let lead = probe_lead(Some(
+        serde_json::json!({"object": "contact", "create_deal": true}),
+    ));
     crm.check_deal(&lead).await
+}
+
+/// The probes' lead: a number nobody has, with `crm_target` when given.
+fn probe_lead(crm_target: Option<serde_json::Value>) -> lb_domain::QueuedLead {
+    let mut event = serde_json::json!({
+        "event_id": "leadbridge-probe", "event_type": "lead.created",
+        "occurred_at": chrono::Utc::now().to_rfc3339(), "bot_id": "leadbridge_probe",
+        "visitor": {"phone": "+12025550100"}
+    });
+    if let Some(t) = crm_target {
+        event["crm_target"] = t;
+    }
+    let event: lb_domain::LeadEvent =
+        serde_json::from_value(event).expect("the probe event is valid");
+    lb_domain::QueuedLead::new(event, chrono::Utc::now()).expect("it has an identity")
 }
 
 /// The shape of the secret a connection kind reads, for the fix a check prints.
